@@ -1,0 +1,285 @@
+"""CodexPoolActor: the codex app-server processes behind every direct Codex session.
+
+Owns (on the pool actor's thread): the list of live processes, which session
+sink is hosted where, and which process last held each thread id. Sessions are
+packed up to ``codex.threads_per_process`` per process, least-loaded first;
+processes start lazily on the first session (or model list) that needs one.
+
+The pool is the only poster to a process. That is what makes crash recovery
+race-free: when a process exits (its reader tells us, as its last act) nothing
+else can add work to it, so the ops that never ran are collected here and
+re-posted to the replacement process, after the resume of their session.
+
+When a process dies, each session that was working gets BackendLost, is placed
+on a fresh process and resumed there (``thread/resume``, bounded by
+``resume_timeout_s``); its connector then emits BackendRecovered, or
+BackendLost(fatal=True) with codex's error text. Sessions on other processes
+see nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pykka
+
+from orbitdock.codex import jsonrpc as rpc
+from orbitdock.codex.appserver import AppServerProcess
+from orbitdock.codex.connector import (Attach, Command, Detach, Release, SinkOp, ThreadBound,
+                                       ThreadSink)
+from orbitdock.codex.install import CodexNotFound, find_codex
+from orbitdock.codex.mapping import model_options
+from orbitdock.config import CodexConfig
+from orbitdock.protocol.models import ModelOption
+
+logger = logging.getLogger(__name__)
+
+ModelsReply = Callable[[list[ModelOption] | None, str | None], None]  # (models, error)
+
+
+@dataclass(slots=True)
+class ListModels:
+    """``reply(models, None)`` or ``reply(None, error)``, called from a reader thread."""
+
+    reply: ModelsReply
+
+
+@dataclass(slots=True)
+class Describe:
+    """``ask`` only: [{proc_id, pid, version, load, threads}] for status and tests."""
+
+
+@dataclass(slots=True)
+class _ProcessExited:
+    proc: AppServerProcess
+    reason: str
+
+
+# ---------------------------------------------------------------- ops run on a reader
+@dataclass(slots=True)
+class _Begin:
+    sink: ThreadSink
+
+    def run(self, ctx: AppServerProcess) -> None:
+        self.sink.begin(ctx)
+
+    def fail(self, reason: str) -> None:  # the pool's on_lost already covers the sink
+        pass
+
+
+@dataclass(slots=True)
+class _Recover(_Begin):
+    def run(self, ctx: AppServerProcess) -> None:
+        self.sink.recover(ctx)
+
+
+@dataclass(slots=True)
+class _Detach(_Begin):
+    def run(self, ctx: AppServerProcess) -> None:
+        self.sink.detach(ctx)
+
+
+@dataclass(slots=True)
+class _ModelsOp:
+    reply: ModelsReply
+
+    def run(self, ctx: AppServerProcess) -> None:
+        collected: list[dict[str, Any]] = []
+
+        def page(result: Any, error: rpc.RpcError | None) -> None:
+            if error is not None:
+                self.fail(error.message)
+                return
+            collected.extend((result or {}).get("data") or [])
+            cursor = (result or {}).get("nextCursor")
+            if cursor:
+                ctx.request("model/list", {"cursor": cursor}, page)
+            else:
+                self.reply(model_options(collected), None)
+
+        ctx.request("model/list", {}, page)
+
+    def fail(self, reason: str) -> None:
+        self.reply(None, reason)
+
+
+class CodexPoolActor(pykka.ThreadingActor):
+    """See the module docstring. ``env`` is the child's whole environment (CODEX_HOME etc.)."""
+
+    def __init__(self, config: CodexConfig, *, env: dict[str, str],
+                 binary: str | Path | None = None, cwd: str | None = None):
+        super().__init__()
+        self._config, self._env, self._binary, self._cwd = config, env, binary, cwd
+        self._ids = itertools.count(1)
+        self._procs: list[AppServerProcess] = []
+        self._hosted: dict[AppServerProcess, set[ThreadSink]] = {}
+        self._where: dict[ThreadSink, AppServerProcess] = {}
+        self._homes: dict[str, AppServerProcess] = {}  # thread id -> process that loaded it
+        self._stopping = False
+
+    # ------------------------------------------------------------ messages
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Command):
+            self._command(message.op)
+        elif isinstance(message, Attach):
+            self._attach(message.sink)
+        elif isinstance(message, Detach):
+            proc = self._unassign(message.sink)
+            if proc is not None:
+                proc.post(_Detach(message.sink))
+        elif isinstance(message, ThreadBound):
+            proc = self._where.get(message.sink)
+            if proc is not None:
+                self._homes[message.thread_id] = proc
+        elif isinstance(message, Release):
+            self._unassign(message.sink)
+        elif isinstance(message, ListModels):
+            self._list_models(message.reply)
+        elif isinstance(message, Describe):
+            return self._describe()
+        elif isinstance(message, _ProcessExited):
+            self._on_exited(message.proc, message.reason)
+        else:
+            logger.warning("codex pool: unexpected message %r", message)
+        return None
+
+    def on_stop(self) -> None:
+        self._stopping = True
+        deadline = time.monotonic() + self._config.stop_timeout_s
+        threads = [threading.Thread(target=proc.stop, args=(deadline,), daemon=True)
+                   for proc in self._procs]
+        for thread in threads:  # in parallel: N processes cost one stop timeout, not N
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=3 * self._config.stop_timeout_s)
+        for proc in self._procs:
+            proc.close()
+        self._procs.clear()
+
+    # ------------------------------------------------------------ placement
+    def _attach(self, sink: ThreadSink) -> None:
+        proc = self._place(sink)
+        if proc is not None:
+            proc.post(_Begin(sink))
+
+    def _command(self, op: SinkOp) -> None:
+        proc = self._where.get(op.sink)
+        if proc is None:
+            op.fail("the codex session is not attached (stopped or failed)")
+        else:
+            proc.post(op)
+
+    def _place(self, sink: ThreadSink) -> AppServerProcess | None:
+        """Choose (or start) the process for ``sink``; on failure the sink is told (fatal)."""
+        home = self._homes.get(sink.thread_id or "")
+        # A thread stays loaded (and writer-locked) in the process that had it, even
+        # after its session unsubscribed: resuming it anywhere else would be refused.
+        proc = home if home in self._hosted else self._least_loaded()
+        if proc is None:
+            try:
+                proc = self._spawn()
+            except (OSError, CodexNotFound) as exc:
+                logger.error("cannot start codex app-server: %s", exc)
+                sink.on_lost(f"cannot start codex app-server: {exc}")
+                return None
+        self._hosted[proc].add(sink)
+        self._where[sink] = proc
+        return proc
+
+    def _least_loaded(self) -> AppServerProcess | None:
+        open_procs = [p for p in self._procs
+                      if len(self._hosted[p]) < self._config.threads_per_process]
+        return min(open_procs, key=lambda p: len(self._hosted[p]), default=None)
+
+    def _spawn(self) -> AppServerProcess:
+        binary = self._binary or find_codex(self._config.binary)
+        proc = AppServerProcess(next(self._ids), [str(binary), "app-server"], env=self._env,
+                                config=self._config, on_exit=self._exited_from_reader,
+                                cwd=self._cwd)
+        proc.start()
+        self._procs.append(proc)
+        self._hosted[proc] = set()
+        return proc
+
+    def _unassign(self, sink: ThreadSink) -> AppServerProcess | None:
+        proc = self._where.pop(sink, None)
+        if proc is not None:
+            self._hosted[proc].discard(sink)
+        return proc
+
+    # ------------------------------------------------------------ crashes
+    def _exited_from_reader(self, proc: AppServerProcess, reason: str) -> None:
+        """Called on the dying process's reader thread, as its very last act."""
+        try:
+            self.actor_ref.tell(_ProcessExited(proc, reason))
+        except pykka.ActorDeadError:
+            proc.close()
+
+    def _on_exited(self, proc: AppServerProcess, reason: str) -> None:
+        if proc in self._procs:
+            self._procs.remove(proc)
+        sinks = self._hosted.pop(proc, set())
+        unrun = proc.unrun_ops()
+        self._homes = {t: p for t, p in self._homes.items() if p is not proc}
+        for sink in sinks:
+            self._where.pop(sink, None)
+        if self._stopping:
+            for op in unrun:
+                op.fail("orbitdock is shutting down")
+            return
+        if sinks or unrun:
+            logger.warning("%s exited (%s); %d session(s) to recover", proc, reason, len(sinks))
+        recovering = [sink for sink in sinks if sink.on_lost(reason)]
+        for sink in recovering:
+            target = self._place(sink)
+            if target is not None:
+                target.post(_Recover(sink))
+        for op in unrun:
+            target = self._where.get(op.sink) if isinstance(op, SinkOp) else None
+            if target is not None:
+                target.post(op)  # after the _Recover above: the sink defers it until resumed
+            elif isinstance(op, _ModelsOp) and (target := self._least_loaded() or None):
+                target.post(op)
+            else:
+                op.fail(reason)
+
+    # ------------------------------------------------------------ queries
+    def _list_models(self, reply: ModelsReply) -> None:
+        proc = min(self._procs, key=lambda p: len(self._hosted[p]), default=None)
+        if proc is None:
+            try:
+                proc = self._spawn()
+            except (OSError, CodexNotFound) as exc:
+                reply(None, f"cannot start codex app-server: {exc}")
+                return
+        proc.post(_ModelsOp(reply))
+
+    def _describe(self) -> list[dict[str, Any]]:
+        return [{"proc_id": p.proc_id, "pid": p.pid, "version": p.version,
+                 "load": len(self._hosted[p]),
+                 "threads": sorted(t for t, home in self._homes.items() if home is p)}
+                for p in self._procs]
+
+
+def list_models(pool: pykka.ActorRef, timeout: float) -> list[ModelOption]:
+    """Blocking convenience for the CLI and tests (actors use ``ListModels`` instead)."""
+    done = threading.Event()
+    box: list[Any] = []
+
+    def reply(models: list[ModelOption] | None, error: str | None) -> None:
+        box.append((models, error))
+        done.set()
+
+    pool.tell(ListModels(reply))
+    if not done.wait(timeout):
+        raise TimeoutError(f"codex model/list did not answer within {timeout}s")
+    models, error = box[0]
+    if error is not None:
+        raise RuntimeError(error)
+    return models

@@ -1,0 +1,259 @@
+"""The ZeroMQ gateway: ROUTER for requests, XPUB for events (the zguide Clone pattern).
+
+``GatewayActor`` is the lifecycle handle; the sockets live on the ``GatewayLoop``
+thread it starts, which owns the ROUTER, the XPUB and the inproc PULL through
+which actors hand it frames (each actor through its own PUSH, see
+``orbitdock.transport``). Nothing else touches these sockets.
+
+The loop also owns the session list (latest summary per session plus a list
+revision): ``subscribe_list`` is answered from it directly and list upserts are
+published at most every ``list_coalesce_ms``, so a burst of deltas in one
+session costs one list event, not one per delta.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import pykka
+import psutil
+import zmq
+
+from actors.messages import ClientRequest
+from orbitdock import __version__
+from orbitdock.config import Config
+from orbitdock.protocol import codec
+from orbitdock.protocol import messages as m
+from orbitdock.protocol.errors import ErrorCode, ProtocolError
+from orbitdock.protocol.topics import HEARTBEAT, LIST
+from orbitdock.transport import OP_PUBLISH, OP_REPLY, OP_SUMMARY
+
+logger = logging.getLogger(__name__)
+
+XPUB_SUBSCRIBE = 1  # first byte of an XPUB subscription message (0 = unsubscribe)
+
+
+class GatewayLoop(threading.Thread):
+    def __init__(self, config: Config, ctx: zmq.Context, *, epoch: str, request_endpoint: str,
+                 event_endpoint: str, inproc_endpoint: str, supervisor: pykka.ActorRef):
+        super().__init__(name="gateway-loop", daemon=True)
+        self.cfg = config.gateway
+        self.ctx = ctx
+        self.epoch = epoch
+        self.endpoints = (request_endpoint, event_endpoint, inproc_endpoint)
+        self.supervisor = supervisor
+        self.started_at = time.time()
+        self.ready = threading.Event()
+        self.startup_error: BaseException | None = None
+        self._stop_requested = threading.Event()
+        self._summaries: dict[str, m.SessionSummary] = {}
+        self._dirty: dict[str, None] = {}  # ordered set of sessions with unpublished summaries
+        self._list_rev = 0
+        self._subscriptions = 0
+        self.frames_rejected = 0
+        self._hb_seq = 0
+
+    def stop(self) -> None:
+        self._stop_requested.set()
+
+    # ------------------------------------------------------------ loop
+    def run(self) -> None:
+        try:
+            router, xpub, inbox = self._bind()
+        except BaseException as exc:  # surfaced to GatewayActor.on_start
+            self.startup_error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(xpub, zmq.POLLIN)
+        poller.register(inbox, zmq.POLLIN)
+        hb_interval = self.cfg.heartbeat_interval_s
+        list_interval = self.cfg.list_coalesce_ms / 1000.0
+        next_hb = time.monotonic()
+        next_list = time.monotonic() + list_interval
+        try:
+            while not self._stop_requested.is_set():
+                now = time.monotonic()
+                if now >= next_hb:
+                    self._heartbeat(xpub)
+                    next_hb = now + hb_interval
+                if self._dirty and now >= next_list:
+                    self._publish_list(xpub)
+                    next_list = now + list_interval
+                wait = min(next_hb, next_list if self._dirty else next_hb) - time.monotonic()
+                events = dict(poller.poll(max(0, int(wait * 1000)) + 1))
+                if inbox in events:
+                    self._drain_inbox(inbox, router, xpub)
+                if router in events:
+                    self._drain_router(router, xpub)
+                if xpub in events:
+                    self._drain_subscriptions(xpub)
+            # Final drain so replies and events handed over before stop still go out.
+            self._drain_inbox(inbox, router, xpub)
+            self._publish_list(xpub)
+        finally:
+            for sock in (router, xpub, inbox):
+                sock.close(linger=0)
+
+    def _bind(self):
+        request_ep, event_ep, inproc_ep = self.endpoints
+        router = self.ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        router.setsockopt(zmq.MAXMSGSIZE, self.cfg.disconnect_frame_bytes)
+        router.setsockopt(zmq.LINGER, 0)
+        router.bind(request_ep)
+        xpub = self.ctx.socket(zmq.XPUB)
+        xpub.setsockopt(zmq.XPUB_VERBOSER, 1)  # see every (un)subscribe, to welcome and count
+        xpub.setsockopt(zmq.SNDHWM, self.cfg.subscriber_hwm)
+        xpub.setsockopt(zmq.LINGER, 0)
+        xpub.bind(event_ep)
+        inbox = self.ctx.socket(zmq.PULL)
+        inbox.setsockopt(zmq.RCVHWM, self.cfg.inbound_hwm)
+        inbox.setsockopt(zmq.LINGER, 0)
+        inbox.bind(inproc_ep)
+        for endpoint in (request_ep, event_ep):
+            if endpoint.startswith("ipc://"):
+                os.chmod(endpoint[len("ipc://"):], 0o600)
+        return router, xpub, inbox
+
+    # ------------------------------------------------------------ outbound
+    def _drain_inbox(self, inbox: zmq.Socket, router: zmq.Socket, xpub: zmq.Socket) -> None:
+        for _ in range(self.cfg.inbound_hwm):
+            try:
+                frame = inbox.recv(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            op = frame[0]
+            if op == OP_PUBLISH:
+                xpub.send(frame[1:])
+            elif op == OP_REPLY:
+                size = frame[1]
+                self._send_reply(router, frame[2:2 + size], frame[2 + size:])
+            elif op == OP_SUMMARY:
+                summary = codec.decode_summary(frame[1:])
+                self._summaries[summary.id] = summary
+                self._dirty[summary.id] = None
+            else:
+                logger.error("gateway: unknown inbox op %r", op)
+
+    def _send_reply(self, router: zmq.Socket, identity: bytes, payload: bytes) -> None:
+        try:
+            router.send_multipart([identity, payload])
+        except zmq.ZMQError as exc:
+            # ROUTER_MANDATORY: the client went away before its reply; nothing to deliver.
+            logger.info("gateway: reply to vanished client dropped (%s)", exc)
+
+    def _publish_list(self, xpub: zmq.Socket) -> None:
+        dirty, self._dirty = self._dirty, {}
+        for session_id in dirty:
+            self._list_rev += 1
+            event = m.SessionCreated(epoch=self.epoch, lrev=self._list_rev,
+                                     session=self._summaries[session_id])
+            xpub.send(LIST + codec.encode(event))
+
+    def _heartbeat(self, xpub: zmq.Socket) -> None:
+        self._hb_seq += 1
+        xpub.send(HEARTBEAT + codec.encode(m.Heartbeat(epoch=self.epoch, seq=self._hb_seq,
+                                                       ts=time.time())))
+
+    def _drain_subscriptions(self, xpub: zmq.Socket) -> None:
+        while True:
+            try:
+                msg = xpub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if not msg:
+                continue
+            topic = msg[1:]
+            if msg[0] == XPUB_SUBSCRIBE:
+                self._subscriptions += 1
+                if topic:
+                    # The welcome tells the client its subscription is live, so a snapshot
+                    # asked for after it cannot miss a delta (no sleep-after-connect).
+                    welcome = m.Welcome(topic=topic.decode("utf-8", "replace"))
+                    xpub.send(topic + codec.encode(welcome))
+            else:
+                self._subscriptions = max(0, self._subscriptions - 1)
+
+    # ------------------------------------------------------------ requests
+    def _drain_router(self, router: zmq.Socket, xpub: zmq.Socket) -> None:
+        while True:
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            identity = frames[0]
+            if len(frames) != 2:
+                self._reject(router, identity, b"".join(frames[1:]), ProtocolError(
+                    ErrorCode.BAD_FRAME, f"expected 1 payload frame, got {len(frames) - 1}"))
+                continue
+            payload = frames[1]
+            try:
+                request = codec.decode_request(payload, self.cfg.max_frame_bytes)
+            except ProtocolError as exc:
+                self._reject(router, identity, payload, exc)
+                continue
+            try:
+                self._dispatch(router, identity, request)
+            except Exception:  # a handler bug must not take the gateway down
+                logger.exception("gateway: handler for %s failed", type(request).__name__)
+                self._send_reply(router, identity, codec.encode(m.Error(
+                    id=request.id, code=str(ErrorCode.INTERNAL), message="internal error")))
+
+    def _reject(self, router: zmq.Socket, identity: bytes, payload: bytes,
+                exc: ProtocolError) -> None:
+        self.frames_rejected += 1
+        raw = payload[: self.cfg.log_raw_bytes]
+        logger.warning("rejected frame: %s", exc.message,
+                       extra={"code": str(exc.code), "raw": raw.hex(), "raw_len": len(payload)})
+        request_id = codec.peek_id(payload) if exc.code != ErrorCode.TOO_LARGE else None
+        self._send_reply(router, identity, codec.error_reply(exc, request_id))
+
+    def _dispatch(self, router: zmq.Socket, identity: bytes, request: m.Request) -> None:
+        if isinstance(request, m.GetStatus):
+            self._send_reply(router, identity, codec.encode(self._status(request)))
+        elif isinstance(request, m.SubscribeList):
+            reply = m.SessionsList(id=request.id, epoch=self.epoch, revision=self._list_rev,
+                                   sessions=list(self._summaries.values()))
+            self._send_reply(router, identity, codec.encode(reply))
+        else:
+            self.supervisor.tell(ClientRequest(identity, request))
+
+    def _status(self, request: m.GetStatus) -> m.ServerStatus:
+        summaries = self._summaries.values()
+        active = [s for s in summaries if s.status == "active"]
+        return m.ServerStatus(
+            id=request.id, epoch=self.epoch, version=__version__, pid=os.getpid(),
+            uptime_s=time.time() - self.started_at,
+            actors=len(pykka.ActorRegistry.get_all()),
+            sessions=len(self._summaries), sessions_active=len(active),
+            sessions_needing_attention=sum(1 for s in active if s.attention_reason != "none"),
+            subscribers=self._subscriptions, frames_rejected=self.frames_rejected,
+            rss_bytes=psutil.Process().memory_info().rss)
+
+
+class GatewayActor(pykka.ThreadingActor):
+    """Starts and stops the gateway loop thread; exists so the daemon stops it in order."""
+
+    def __init__(self, config: Config, ctx: zmq.Context, *, epoch: str, request_endpoint: str,
+                 event_endpoint: str, inproc_endpoint: str, supervisor: pykka.ActorRef):
+        super().__init__()
+        self.loop = GatewayLoop(config, ctx, epoch=epoch, request_endpoint=request_endpoint,
+                                event_endpoint=event_endpoint, inproc_endpoint=inproc_endpoint,
+                                supervisor=supervisor)
+        self.stop_timeout_s = config.sessions.stop_timeout_s
+
+    def on_start(self) -> None:
+        self.loop.start()
+        self.loop.ready.wait(self.stop_timeout_s)
+        if self.loop.startup_error is not None:
+            raise self.loop.startup_error
+
+    def on_stop(self) -> None:
+        self.loop.stop()
+        self.loop.join(self.stop_timeout_s)

@@ -1,0 +1,76 @@
+"""Messages actors ``tell`` each other (plain data; never shared, never mutated after send)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orbitdock.connectors.events import BackendEvent, ThreadStarted
+from orbitdock.store.commands import SaveRolloutOffset
+
+
+@dataclass(slots=True)
+class ClientRequest:
+    """A decoded request from a client, routed gateway -> supervisor -> session actor."""
+
+    identity: bytes  # ROUTER identity of the client, for the reply
+    request: Any  # an orbitdock.protocol.messages.Request
+
+
+@dataclass(slots=True)
+class Backend:
+    """A backend event for one session actor (from its connector's thread)."""
+
+    event: BackendEvent
+
+
+@dataclass(slots=True)
+class RolloutBatch:
+    """Lines the watcher parsed from one rollout file, for one passive session.
+
+    ``offset`` is committed in the same transaction as the rows the session actor
+    derives from ``events`` (exactly-once import).
+    """
+
+    session_id: str
+    events: list[BackendEvent]
+    offset: SaveRolloutOffset
+    meta: ThreadStarted | None = None  # from session_meta; creates the session if new
+
+
+@dataclass(slots=True)
+class RolloutIdle:
+    """The watcher saw no new lines for inactivity_timeout_s: end the passive session."""
+
+    session_id: str
+
+
+@dataclass(slots=True)
+class SessionCrashed:
+    """A session actor's on_failure tells the supervisor, which restarts it by policy."""
+
+    session_id: str
+    error: str
+
+
+@dataclass(slots=True)
+class Tick:
+    """Periodic timer message (flush, heartbeat-style housekeeping)."""
+
+    name: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ThreadOwned:
+    """A direct session told the supervisor its codex thread id (its rollout is not passive)."""
+
+    thread_id: str
+    session_id: str
+
+
+@dataclass(slots=True)
+class ReplyMessages:
+    """Ask the persistence actor to answer a get_messages request straight to the client."""
+
+    request: ClientRequest

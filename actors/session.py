@@ -1,0 +1,288 @@
+"""SessionActor: one per session. Owns its state, turn id, approval queue and revision.
+
+Everything about a session happens on this actor's thread: backend events are
+reduced by its ``SessionCore``, the resulting wire events are published through
+its own outlet (an inproc PUSH it creates in ``on_start`` and alone uses), and
+the derived rows are told to the persistence actor. One event costs two hops:
+connector -> this actor -> gateway loop (persistence is told in parallel).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import msgspec
+import pykka
+import zmq
+
+from actors.messages import (
+    Backend,
+    ClientRequest,
+    RolloutBatch,
+    RolloutIdle,
+    SessionCrashed,
+    ThreadOwned,
+)
+from orbitdock.config import Config
+from orbitdock.connectors import events as be
+from orbitdock.connectors.base import Connector, ConnectorError
+from orbitdock.protocol import messages as m
+from orbitdock.protocol.errors import ErrorCode
+from orbitdock.protocol.models import SessionState
+from orbitdock.session_core import SessionCore
+from orbitdock.store.commands import Atomic
+from orbitdock.transport import Outlet
+
+logger = logging.getLogger(__name__)
+
+# Client decisions, with the upstream OrbitDock spellings accepted as aliases.
+DECISIONS = {
+    "accept": "accept", "approved": "accept", "approve": "accept",
+    "accept_for_session": "accept_for_session", "approved_for_session": "accept_for_session",
+    "approved_always": "accept_for_session",
+    "decline": "decline", "denied": "decline", "deny": "decline",
+    "cancel": "cancel", "abort": "cancel",
+}
+
+
+@dataclass(slots=True)
+class _Decision:
+    """Token for an approval answer in flight: who asked, and which approval."""
+
+    request: ClientRequest
+    approval_id: str
+
+
+class SessionActor(pykka.ThreadingActor):
+    def __init__(self, config: Config, state: SessionState, *, ctx: zmq.Context,
+                 inproc_endpoint: str, persistence: pykka.ActorRef,
+                 supervisor: pykka.ActorRef | None,
+                 connector_factory: Callable[[SessionState], Connector] | None,
+                 epoch: str, restored: bool = False,
+                 pending_request: ClientRequest | None = None):
+        super().__init__()
+        self.epoch = epoch
+        self.cfg = config
+        self.state = state
+        self.session_id = state.id
+        self.ctx = ctx
+        self.inproc_endpoint = inproc_endpoint
+        self.persistence = persistence
+        self.supervisor = supervisor
+        self.connector_factory = connector_factory
+        self.restored = restored
+        self.pending_request = pending_request
+        self.connector: Connector | None = None
+        self.outlet: Outlet | None = None
+        self.core: SessionCore | None = None
+        self._last_summary = None
+        self._log = logging.LoggerAdapter(logger, {"session_id": state.id})
+
+    # ------------------------------------------------------------ lifecycle
+    def on_start(self) -> None:
+        self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
+        self.core = SessionCore(self.state)
+        if self.restored:
+            self.core.reset_after_restart("orbitdockd restarted while this turn ran")
+        elif self.state.status == "active" and self.connector_factory is not None:
+            self._start_connector(resume=False)
+        self._flush()
+        if self.pending_request is not None:
+            self._reply(self.pending_request, self._snapshot(self.pending_request.request.id))
+            self.pending_request = None
+
+    def on_stop(self) -> None:
+        if self.connector is not None:
+            try:
+                self.connector.stop()
+            except Exception:
+                self._log.exception("connector stop failed")
+        if self.outlet is not None:
+            self.outlet.close()
+
+    def on_failure(self, exc_type, exc_value, traceback) -> None:
+        self._log.error("session actor crashed: %r", exc_value)
+        if self.outlet is not None:
+            self.outlet.close()
+            self.outlet = None
+        if self.supervisor is not None:
+            self.supervisor.tell(SessionCrashed(self.session_id, repr(exc_value)))
+
+    def _emit(self, event: Any) -> None:
+        # Called on connector threads: only hand the event to this actor's inbox.
+        self.actor_ref.tell(Backend(event))
+
+    def _start_connector(self, resume: bool) -> None:
+        self.connector = self.connector_factory(self.state)
+        self.connector.start(self._emit, resume_thread_id=self.state.thread_id if resume else None)
+
+    def _ensure_connector(self) -> Connector:
+        if self.connector is None:
+            if self.connector_factory is None:
+                raise ConnectorError(str(ErrorCode.INVALID_STATE),
+                                     "passive session: orbitdock only watches it")
+            self._start_connector(resume=self.state.thread_id is not None)
+        return self.connector
+
+    # ------------------------------------------------------------ output
+    def _flush(self, extra_commands: list[Any] | None = None, atomic_tail: Any = None) -> None:
+        events, commands = self.core.drain()
+        for event in events:
+            self.outlet.publish(self.session_id, event)
+        if extra_commands:
+            commands.extend(extra_commands)
+        if atomic_tail is not None:
+            self.persistence.tell(Atomic(commands + [atomic_tail]))
+        else:
+            for command in commands:
+                self.persistence.tell(command)
+        summary = self.core.summary()
+        if summary != self._last_summary:
+            self._last_summary = summary
+            self.outlet.summary(summary)
+
+    def _reply(self, req: ClientRequest, message: m.Reply) -> None:
+        message.id = req.request.id
+        self.outlet.reply(req.identity, message)
+
+    def _error(self, req: ClientRequest, code: str, text: str) -> None:
+        self._reply(req, m.Error(code=str(code), message=text, session_id=self.session_id))
+
+    def _snapshot(self, request_id: str | None) -> m.SessionSnapshot:
+        return m.SessionSnapshot(id=request_id, epoch=self.epoch, session=self.state)
+
+    # ------------------------------------------------------------ inbox
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Backend):
+            self._on_backend(message.event)
+        elif isinstance(message, ClientRequest):
+            self._on_request(message)
+        elif isinstance(message, RolloutBatch):
+            for event in message.events:
+                self.core.handle(event)
+            self._flush(atomic_tail=message.offset)
+        elif isinstance(message, RolloutIdle):
+            self.core.end("timeout")
+            self._flush()
+        elif message == "snapshot":
+            return msgspec.structs.replace(self.state)
+        return None
+
+    def _on_backend(self, event: Any) -> None:
+        if isinstance(event, be.CommandResult):
+            req = event.token
+            if isinstance(req, _Decision):
+                self.core.finish_decision(req.approval_id, accepted=event.ok)
+                if event.ok:
+                    self._reply(req.request, m.ApprovalDecisionResult(
+                        session_id=self.session_id, approval_id=req.approval_id,
+                        outcome="applied"))
+                else:
+                    self._error(req.request, event.error_code or ErrorCode.BACKEND_ERROR,
+                                event.error_message or "backend rejected the decision")
+                self._flush()
+            elif isinstance(req, ClientRequest):
+                if event.ok:
+                    self._reply(req, m.Ack(session_id=self.session_id, result=event.result))
+                else:
+                    self._error(req, event.error_code or ErrorCode.BACKEND_ERROR,
+                                event.error_message or "backend refused the command")
+            return
+        self.core.handle(event)
+        if isinstance(event, be.ThreadStarted) and self.supervisor is not None:
+            self.supervisor.tell(ThreadOwned(event.thread_id, self.session_id))
+        self._flush()
+
+    def _on_request(self, req: ClientRequest) -> None:
+        r = req.request
+        try:
+            handler = getattr(self, "_req_" + type(r).__name__)
+        except AttributeError:
+            self._error(req, ErrorCode.UNKNOWN_TYPE, f"{type(r).__name__} is not a session request")
+            return
+        try:
+            handler(req, r)
+        except ConnectorError as exc:
+            self._error(req, exc.code, exc.message)
+        self._flush()
+
+    def _req_SubscribeSession(self, req: ClientRequest, r: m.SubscribeSession) -> None:
+        self._reply(req, self._snapshot(r.id))
+
+    def _require_active(self) -> None:
+        if self.state.status == "ended":
+            raise ConnectorError(str(ErrorCode.INVALID_STATE),
+                                 "session has ended; resume it first")
+
+    def _req_SendMessage(self, req: ClientRequest, r: m.SendMessage) -> None:
+        self._require_active()
+        self._ensure_connector().send_message(req, r.content)
+
+    def _req_SteerTurn(self, req: ClientRequest, r: m.SteerTurn) -> None:
+        self._require_active()
+        self._ensure_connector().steer(req, r.content)
+
+    def _req_InterruptSession(self, req: ClientRequest, r: m.InterruptSession) -> None:
+        self._require_active()
+        self._ensure_connector().interrupt(req)
+
+    def _decide(self, req: ClientRequest, approval_id: str, decision: str,
+                answers: dict[str, list[str]] | None) -> None:
+        connector = self._ensure_connector()
+        try:
+            key = self.core.begin_decision(approval_id, decision)
+        except KeyError:
+            self._error(req, ErrorCode.STALE_APPROVAL,
+                        f"approval {approval_id} is no longer pending")
+            return
+        try:
+            connector.respond(_Decision(req, approval_id), key, decision=decision,
+                              answers=answers)
+        except ConnectorError:
+            self.core.finish_decision(approval_id, accepted=False)
+            raise
+
+    def _req_ApproveTool(self, req: ClientRequest, r: m.ApproveTool) -> None:
+        decision = DECISIONS.get(r.decision, r.decision)
+        approval = self.core.approval(r.approval_id)
+        if approval is not None and approval.available_decisions and decision not in DECISIONS \
+                and decision not in approval.available_decisions:
+            self._error(req, ErrorCode.INVALID_FIELD,
+                        f"decision {r.decision!r} not offered: {approval.available_decisions}")
+            return
+        self._decide(req, r.approval_id, decision, None)
+
+    def _req_AnswerQuestion(self, req: ClientRequest, r: m.AnswerQuestion) -> None:
+        self._decide(req, r.approval_id, "answered", r.answers)
+
+    def _req_RenameSession(self, req: ClientRequest, r: m.RenameSession) -> None:
+        self.core.rename(r.name)
+        if self.connector is not None:
+            self.connector.rename(None, r.name)
+        self._reply(req, m.Ack(session_id=self.session_id))
+
+    def _req_UpdateSessionConfig(self, req: ClientRequest, r: m.UpdateSessionConfig) -> None:
+        self.core.configure(approval_policy=r.approval_policy, sandbox_mode=r.sandbox_mode,
+                            model=r.model)
+        if self.connector is not None:
+            self.connector.set_config(None, approval_policy=r.approval_policy,
+                                      sandbox_mode=r.sandbox_mode, model=r.model)
+        self._reply(req, m.Ack(session_id=self.session_id))
+
+    def _req_EndSession(self, req: ClientRequest, r: m.EndSession) -> None:
+        if self.connector is not None:
+            self.connector.stop()
+            self.connector = None
+        self.core.end("user_requested")
+        self._reply(req, m.Ack(session_id=self.session_id))
+
+    def _req_ResumeSession(self, req: ClientRequest, r: m.ResumeSession) -> None:
+        if self.connector_factory is None:
+            raise ConnectorError(str(ErrorCode.INVALID_STATE), "passive sessions cannot be resumed")
+        if self.state.status == "ended":
+            self.core.handle(be.BackendRecovered("resumed by user"))
+        if self.connector is None:
+            self._start_connector(resume=self.state.thread_id is not None)
+        self._reply(req, self._snapshot(r.id))

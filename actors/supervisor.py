@@ -1,0 +1,240 @@
+"""SupervisorActor: spawns, routes to, restarts and stops the session actors.
+
+It owns the map session id -> actor (no one else holds it) and is the only
+place requests are routed to sessions. A session actor that crashes is
+restarted from its persisted state under a restart policy (backoff, and a
+limit of ``restart_max`` crashes per ``restart_window_s``); other sessions keep
+running. On start it restores every session from the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+import pykka
+import zmq
+
+from actors.messages import (
+    ClientRequest,
+    ReplyMessages,
+    RolloutBatch,
+    RolloutIdle,
+    SessionCrashed,
+    ThreadOwned,
+)
+from actors.session import SessionActor
+from orbitdock.config import Config
+from orbitdock.connectors.base import Connector
+from orbitdock.connectors.scripted import ScriptedConnector
+from orbitdock.protocol import messages as m
+from orbitdock.protocol.errors import ErrorCode
+from orbitdock.protocol.models import PROVIDERS, SessionState
+from orbitdock.restart_policy import RestartPolicy
+from orbitdock.session_core import display_name_of
+from orbitdock.store.rows import state_from_row
+from orbitdock.transport import Outlet
+
+logger = logging.getLogger(__name__)
+
+ConnectorFactory = Callable[[SessionState], Connector]
+
+
+class SupervisorActor(pykka.ThreadingActor):
+    def __init__(self, config: Config, *, ctx: zmq.Context, inproc_endpoint: str, epoch: str,
+                 persistence: pykka.ActorRef, codex_factory: Callable[..., Connector] | None = None,
+                 models_provider: Callable[[], Any] | None = None):
+        super().__init__()
+        self.cfg = config
+        self.ctx = ctx
+        self.inproc_endpoint = inproc_endpoint
+        self.epoch = epoch
+        self.persistence = persistence
+        self.codex_factory = codex_factory
+        self.models_provider = models_provider
+        self.sessions: dict[str, pykka.ActorRef] = {}
+        self.owned_threads: dict[str, str] = {}  # codex thread id -> direct session id
+        self.policies: dict[str, RestartPolicy] = {}
+        self.outlet: Outlet | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def on_start(self) -> None:
+        self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
+        timeout = self.cfg.persistence.ask_timeout_s
+        rows = self.persistence.proxy().load_sessions(self.cfg.sessions.restore_limit).get(timeout=timeout)
+        for row in rows:
+            state = self._load_state(row)
+            if state.thread_id and state.integration_mode == "direct":
+                self.owned_threads[state.thread_id] = state.id
+            self._spawn(state, restored=True)
+        logger.info("restored %d sessions", len(rows))
+
+    def on_stop(self) -> None:
+        timeout = self.cfg.sessions.stop_timeout_s
+        futures = [ref.stop(block=False) for ref in self.sessions.values()]
+        for future in futures:
+            try:
+                future.get(timeout=timeout)
+            except (pykka.Timeout, pykka.ActorDeadError):
+                pass
+        if self.outlet is not None:
+            self.outlet.close()
+
+    def _load_state(self, row: dict[str, Any]) -> SessionState:
+        timeout = self.cfg.persistence.ask_timeout_s
+        proxy = self.persistence.proxy()
+        sid = row["id"]
+        messages = proxy.load_messages(sid, self.cfg.sessions.memory_messages).get(timeout=timeout)
+        approvals = proxy.load_pending_approvals(sid).get(timeout=timeout)
+        return state_from_row(row, messages, approvals, self.cfg.sessions.memory_messages)
+
+    # ------------------------------------------------------------ spawning
+    def _connector_factory(self, state: SessionState,
+                           script: list[dict] | None = None) -> ConnectorFactory | None:
+        if state.integration_mode == "passive":
+            return None
+        if state.provider == "scripted":
+            wait = self.cfg.sessions.scripted_wait_timeout_s
+            return lambda st: ScriptedConnector(script=script, cwd=st.project_path or "/",
+                                                model=st.model, wait_timeout_s=wait)
+        if state.provider == "codex" and self.codex_factory is not None:
+            return lambda st: self.codex_factory(st)
+        return None
+
+    def _spawn(self, state: SessionState, *, restored: bool, script: list[dict] | None = None,
+               pending_request: ClientRequest | None = None) -> pykka.ActorRef:
+        ref = SessionActor.start(
+            self.cfg, state, ctx=self.ctx, inproc_endpoint=self.inproc_endpoint,
+            persistence=self.persistence, supervisor=self.actor_ref,
+            connector_factory=self._connector_factory(state, script), epoch=self.epoch,
+            restored=restored, pending_request=pending_request)
+        self.sessions[state.id] = ref
+        return ref
+
+    # ------------------------------------------------------------ inbox
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, ClientRequest):
+            self._route(message)
+        elif isinstance(message, RolloutBatch):
+            self._rollout(message)
+        elif isinstance(message, RolloutIdle):
+            ref = self.sessions.get(message.session_id)
+            if ref is not None:
+                ref.tell(message)
+        elif isinstance(message, SessionCrashed):
+            self._restart(message)
+        elif isinstance(message, tuple) and message and message[0] == "restart_now":
+            self._restart_now(message[1])
+        elif isinstance(message, ThreadOwned):
+            self.owned_threads[message.thread_id] = message.session_id
+        elif message == "count":
+            return len(self.sessions)
+        return None
+
+    def _reply(self, req: ClientRequest, reply: m.Reply) -> None:
+        reply.id = req.request.id
+        self.outlet.reply(req.identity, reply)
+
+    def _error(self, req: ClientRequest, code: ErrorCode, text: str,
+               session_id: str | None = None) -> None:
+        self._reply(req, m.Error(code=str(code), message=text, session_id=session_id))
+
+    def _route(self, req: ClientRequest) -> None:
+        r = req.request
+        if isinstance(r, m.CreateSession):
+            self._create(req, r)
+            return
+        if isinstance(r, m.ListModels):
+            self._list_models(req, r)
+            return
+        if isinstance(r, m.GetMessages):
+            session_id = r.session_id
+        else:
+            session_id = getattr(r, "session_id", None)
+            if session_id is None and hasattr(r, "approval_id"):
+                session_id = r.approval_id.rpartition(":a")[0]
+        ref = self.sessions.get(session_id or "")
+        if ref is None:
+            what = f"approval {r.approval_id}" if hasattr(r, "approval_id") else "session"
+            self._error(req, ErrorCode.NOT_FOUND, f"no such {what}: {session_id}", session_id)
+            return
+        if isinstance(r, m.GetMessages):
+            self.persistence.tell(ReplyMessages(req))
+            return
+        ref.tell(req)
+
+    def _create(self, req: ClientRequest, r: m.CreateSession) -> None:
+        if r.provider not in PROVIDERS:
+            self._error(req, ErrorCode.INVALID_FIELD,
+                        f"unknown provider {r.provider!r}; expected one of {', '.join(PROVIDERS)}")
+            return
+        if r.provider == "codex" and self.codex_factory is None:
+            self._error(req, ErrorCode.UNAVAILABLE, "codex is not available in this daemon")
+            return
+        if r.provider == "claude":
+            self._error(req, ErrorCode.UNAVAILABLE,
+                        "claude sessions are observed through hooks, not created here")
+            return
+        now = time.time()
+        state = SessionState(
+            id=f"od-{uuid.uuid4()}", provider=r.provider, project_path=r.cwd,
+            project_name=r.cwd.rstrip("/").rsplit("/", 1)[-1] or r.cwd, model=r.model,
+            approval_policy=r.approval_policy, sandbox_mode=r.sandbox_mode, custom_name=r.name,
+            started_at=now, last_activity_at=now, message_limit=self.cfg.sessions.memory_messages)
+        state.display_name = display_name_of(state)
+        self._spawn(state, restored=False, script=r.script, pending_request=req)
+
+    def _list_models(self, req: ClientRequest, r: m.ListModels) -> None:
+        if self.models_provider is None:
+            self._error(req, ErrorCode.UNAVAILABLE, "no model catalog: codex is not available")
+            return
+        self.models_provider(req, self.outlet)
+
+    def _rollout(self, batch: RolloutBatch) -> None:
+        ref = self.sessions.get(batch.session_id)
+        if ref is None:
+            if batch.session_id in self.owned_threads or batch.meta is None:
+                # Our own direct session's rollout (or lines with no session_meta yet):
+                # keep the file position, create no shadow session.
+                self.persistence.tell(batch.offset)
+                return
+            meta = batch.meta
+            now = time.time()
+            state = SessionState(
+                id=batch.session_id, provider="codex", integration_mode="passive",
+                started_at=meta.started_at or now, last_activity_at=now,
+                transcript_path=batch.offset.path, thread_id=meta.thread_id,
+                message_limit=self.cfg.sessions.memory_messages)
+            state.display_name = display_name_of(state)
+            ref = self._spawn(state, restored=False)
+        ref.tell(batch)
+
+    # ------------------------------------------------------------ restarts
+    def _restart(self, crash: SessionCrashed) -> None:
+        sid = crash.session_id
+        policy = self.policies.setdefault(sid, RestartPolicy(
+            self.cfg.sessions.restart_max, self.cfg.sessions.restart_window_s,
+            self.cfg.sessions.restart_backoff_s))
+        self.sessions.pop(sid, None)
+        delay = policy.next_delay(time.monotonic())
+        if delay is None:
+            logger.error("session crashed %d times in %.0fs; leaving it stopped",
+                         policy.max_restarts, policy.window_s, extra={"session_id": sid})
+            return
+        logger.warning("restarting crashed session in %.2fs", delay, extra={"session_id": sid})
+        threading.Timer(delay, self.actor_ref.tell, args=(("restart_now", sid),)).start()
+
+    def _restart_now(self, sid: str) -> None:
+        if sid in self.sessions:
+            return
+        row = self.persistence.proxy().load_session(sid).get(timeout=self.cfg.persistence.ask_timeout_s)
+        if row is None:
+            logger.error("crashed session has no row; cannot restart", extra={"session_id": sid})
+            return
+        state = self._load_state(row)
+        self._spawn(state, restored=True)
+        self.outlet.publish(sid, m.SessionReset(session_id=sid, rev=state.revision,
+                                                reason="session actor restarted"))

@@ -1,0 +1,392 @@
+"""One ``codex app-server`` child process and the threads that own its pipes.
+
+Thread ownership:
+- reader thread: stdout, plus everything routed from it: the pending-request
+  table, the thread-id -> sink routes, and the sinks it hosts (their state and
+  their server requests). Nobody else touches these, so none of them is locked.
+  Work for the reader (a sink command, a registration, a model/list) arrives as
+  ``Op`` objects on a queue; a self-pipe wakes the reader's ``select`` so it can
+  also expire request deadlines without polling.
+- writer thread: stdin; consumes a queue of ready-made lines.
+- stderr thread: stderr, logged line by line (the tail explains a crash).
+- waiter thread: ``Popen.wait``; a child whose stdout stays open (grandchildren
+  inheriting it) must still be noticed when it dies.
+
+Whoever ``post``s an op must be the single poster (the pool actor), so that after
+the exit callback the poster can collect the ops that never ran (``unrun_ops``).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import os
+import queue
+import select
+import signal
+import subprocess
+import threading
+import time
+from typing import Any, Callable, Protocol
+
+from orbitdock.codex import jsonrpc as rpc
+from orbitdock.config import CodexConfig
+
+logger = logging.getLogger(__name__)
+
+Callback = Callable[[Any, "rpc.RpcError | None"], None]  # (result, error)
+READ_CHUNK = 1 << 16
+STDERR_TAIL_LINES = 20  # kept to explain an unexpected exit
+# Account-level notifications carry no threadId; every hosted session wants them.
+BROADCAST_METHODS = frozenset({"account/rateLimits/updated"})
+
+
+class Sink(Protocol):
+    """What a hosted session must offer the reader (all called on the reader thread)."""
+
+    def on_notification(self, method: str, params: dict[str, Any]) -> None: ...
+
+    def on_server_request(self, req_id: int | str, method: str, params: dict[str, Any]) -> None: ...
+
+    def superseded(self) -> None: ...
+
+
+class Op(Protocol):
+    """A unit of work run on the reader thread; ``fail`` if it never gets to run."""
+
+    def run(self, ctx: "AppServerProcess") -> None: ...
+
+    def fail(self, reason: str) -> None: ...
+
+
+class AppServerProcess:
+    """Spawns, initializes and serves one app-server; see the module docstring."""
+
+    def __init__(self, proc_id: int, argv: list[str], *, env: dict[str, str],
+                 config: CodexConfig, on_exit: Callable[["AppServerProcess", str], None],
+                 cwd: str | None = None):
+        self.proc_id = proc_id
+        self.argv = argv
+        self.version: str | None = None  # from the initialize userAgent
+        self._env, self._cwd, self._config, self._on_exit = env, cwd, config, on_exit
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._inbox: queue.SimpleQueue[Op | tuple[str, Any]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._close_lock = threading.Lock()  # guards only the pipe fds against reuse-after-close
+        self._out: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        # --- owned by the reader thread
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[str, Callback, float]] = {}
+        self._routes: dict[str, Sink] = {}
+        self._ready = False
+        self._deferred: list[Op] = []
+        self._unrun: list[Op] = []
+
+    # ------------------------------------------------------------ any thread
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen else None
+
+    def __repr__(self) -> str:
+        return f"<app-server #{self.proc_id} pid={self.pid}>"
+
+    def start(self) -> None:
+        """Spawn and begin ``initialize``; returns at once (ops wait for the reply)."""
+        self._popen = subprocess.Popen(
+            self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=self._env, cwd=self._cwd, start_new_session=True)
+        logger.info("started %s: %s", self, " ".join(self.argv))
+        for name, target in (("reader", self._read_loop), ("writer", self._write_loop),
+                             ("stderr", self._stderr_loop), ("waiter", self._wait_loop)):
+            thread = threading.Thread(target=target, name=f"codex-{self.proc_id}-{name}",
+                                      daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def post(self, op: Op) -> None:
+        self._inbox.put(op)
+        self._wake()
+
+    def stop(self, deadline: float | None = None) -> None:
+        """Close stdin, then SIGTERM, then SIGKILL (each after ``stop_timeout_s``)."""
+        self._stopping = True
+        self._out.put(None)
+        if self._popen is None:
+            return
+        deadline = deadline or time.monotonic() + self._config.stop_timeout_s
+        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+            if sig is not None:
+                self._signal(sig)
+                deadline = time.monotonic() + self._config.stop_timeout_s
+            try:
+                self._popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self._inbox.put(("stop", None))
+        self._wake()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=self._config.stop_timeout_s)
+
+    def unrun_ops(self) -> list[Op]:
+        """After ``on_exit`` fired: ops posted that never ran (the poster fails or re-posts).
+
+        Also closes the wake pipe: the poster promises to post nothing more, and a
+        closed descriptor number must not be written to once the OS reuses it.
+        """
+        ops = list(self._unrun)
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(item, tuple):
+                ops.append(item)
+        self.close()
+        return ops
+
+    def close(self) -> None:
+        """Release the wake pipe once the reader has finished; idempotent."""
+        with self._close_lock:
+            if self._wake_w >= 0:
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                self._wake_r = self._wake_w = -1
+
+    # ------------------------------------------------------------ reader thread only
+    def request(self, method: str, params: dict[str, Any] | None, callback: Callback,
+                timeout: float | None = None) -> None:
+        req_id = next(self._ids)
+        deadline = time.monotonic() + (timeout or self._config.request_timeout_s)
+        self._pending[req_id] = (method, callback, deadline)
+        self._out.put(rpc.encode_request(req_id, method, params))
+
+    def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        self._out.put(rpc.encode_notification(method, params))
+
+    def reply(self, req_id: int | str, result: Any) -> None:
+        self._out.put(rpc.encode_result(req_id, result))
+
+    def route(self, thread_id: str, sink: Sink) -> None:
+        old = self._routes.get(thread_id)
+        if old is not None and old is not sink:
+            logger.warning("%s: thread %s re-attached; the previous session stops receiving",
+                           self, thread_id)
+            old.superseded()
+        self._routes[thread_id] = sink
+
+    def unroute(self, thread_id: str, sink: Sink) -> None:
+        if self._routes.get(thread_id) is sink:
+            del self._routes[thread_id]
+
+    # ------------------------------------------------------------ threads
+    def _wake(self) -> None:
+        with self._close_lock:
+            if self._wake_w >= 0:
+                try:
+                    os.write(self._wake_w, b"x")
+                except BlockingIOError:  # already full of wake-ups: the reader will look
+                    pass
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self._popen.pid, sig)  # type: ignore[union-attr]
+        except ProcessLookupError:
+            pass
+
+    def _write_loop(self) -> None:
+        stdin = self._popen.stdin  # type: ignore[union-attr]
+        while (line := self._out.get()) is not None:
+            try:
+                stdin.write(line)
+                stdin.flush()
+            except (BrokenPipeError, ValueError, OSError) as exc:
+                logger.debug("%s: stdin closed (%s)", self, exc)
+                break
+        try:
+            stdin.close()
+        except OSError:
+            pass
+
+    def _stderr_loop(self) -> None:
+        for raw in self._popen.stderr:  # type: ignore[union-attr]
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self._stderr_tail.append(line)
+                logger.info("codex[%s]: %s", self.pid, line)
+
+    def _wait_loop(self) -> None:
+        code = self._popen.wait()  # type: ignore[union-attr]
+        self._inbox.put(("exited", code))
+        self._wake()
+
+    def _read_loop(self) -> None:
+        fd = self._popen.stdout.fileno()  # type: ignore[union-attr]
+        lines = rpc.LineBuffer()
+        self.request("initialize", {
+            "clientInfo": {"name": self._config.client_name, "title": "orbitdock",
+                           "version": _version()},
+            "capabilities": {"experimentalApi": True}},
+            self._on_initialized, timeout=self._config.start_timeout_s)
+        reason = None
+        while reason is None:
+            timeout = None
+            if self._pending:
+                timeout = max(0.0, min(d for _, _, d in self._pending.values()) - time.monotonic())
+            readable, _, _ = select.select([fd, self._wake_r], [], [], timeout)
+            if self._wake_r in readable:
+                os.read(self._wake_r, 4096)
+                reason = self._drain_inbox()
+            if fd in readable:
+                chunk = os.read(fd, READ_CHUNK)
+                if not chunk:
+                    reason = reason or "app-server closed its output"
+                for line in lines.feed(chunk):
+                    self._dispatch(line)
+            self._expire()
+        if (tail := lines.flush()):
+            logger.warning("%s: truncated last line: %s", self, rpc.raw_preview(tail))
+        self._finish(reason)
+
+    def _drain_inbox(self) -> str | None:
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return None
+            if isinstance(item, tuple):
+                kind, value = item
+                if kind == "stop":
+                    return "stopped"
+                if kind == "exited":
+                    self._drain_stdout()
+                    return f"app-server exited with code {value}"
+            elif self._ready:
+                self._run(item)
+            else:
+                self._deferred.append(item)
+
+    def _drain_stdout(self) -> None:
+        """The child is gone: take what it already wrote, without waiting for EOF."""
+        fd = self._popen.stdout.fileno()  # type: ignore[union-attr]
+        lines = rpc.LineBuffer()
+        while select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, READ_CHUNK)
+            if not chunk:
+                break
+            for line in lines.feed(chunk):
+                self._dispatch(line)
+
+    def _run(self, op: Op) -> None:
+        try:
+            op.run(self)
+        except Exception:  # a bug in one session's op must not stop the process
+            logger.exception("%s: op %r failed", self, op)
+
+    def _dispatch(self, line: bytes) -> None:
+        msg = rpc.parse_line(line, source=repr(self))
+        try:
+            if isinstance(msg, rpc.Response):
+                self._on_response(msg)
+            elif isinstance(msg, rpc.Notification):
+                self._on_notification(msg)
+            elif isinstance(msg, rpc.ServerRequest):
+                self._on_server_request(msg)
+        except Exception:  # a mapping bug must not take every hosted session down
+            logger.exception("%s: handling %s failed: %s", self, type(msg).__name__,
+                             rpc.raw_preview(line))
+
+    def _on_response(self, msg: rpc.Response) -> None:
+        entry = self._pending.pop(msg.id, None) if isinstance(msg.id, int) else None
+        if entry is None:
+            logger.warning("%s: response to unknown request id %r", self, msg.id)
+            return
+        method, callback, _ = entry
+        if msg.error is not None:
+            logger.debug("%s: %s failed: %s", self, method, msg.error.message)
+        callback(msg.result, msg.error)
+
+    def _on_notification(self, msg: rpc.Notification) -> None:
+        thread_id = msg.params.get("threadId")
+        if thread_id is None:
+            if msg.method in BROADCAST_METHODS:
+                for sink in list(self._routes.values()):
+                    sink.on_notification(msg.method, msg.params)
+            else:
+                logger.debug("%s: %s (no thread)", self, msg.method)
+            return
+        sink = self._routes.get(thread_id)
+        if sink is None:
+            logger.debug("%s: %s for unhosted thread %s", self, msg.method, thread_id)
+            return
+        sink.on_notification(msg.method, msg.params)
+
+    def _on_server_request(self, msg: rpc.ServerRequest) -> None:
+        sink = self._routes.get(msg.params.get("threadId", ""))
+        if sink is None:
+            # Unanswered, it would block that turn forever.
+            logger.warning("%s: %s for unhosted thread %s; refusing", self, msg.method,
+                           msg.params.get("threadId"))
+            self._out.put(rpc.encode_error(msg.id, rpc.NO_SUCH_THREAD, "no session hosts this thread"))
+            return
+        sink.on_server_request(msg.id, msg.method, msg.params)
+
+    def _on_initialized(self, result: Any, error: rpc.RpcError | None) -> None:
+        if error is not None:
+            logger.error("%s: initialize failed: %s", self, error.message)
+            self._signal(signal.SIGKILL)
+            return
+        agent = (result or {}).get("userAgent", "")
+        self.version = agent.split("/", 1)[1].split(" ", 1)[0] if "/" in agent else None
+        if self._config.expected_version and self.version != self._config.expected_version:
+            logger.warning("%s: codex %s, but orbitdock expects %s; the protocol may differ",
+                           self, self.version, self._config.expected_version)
+        self.notify("initialized")
+        self._ready = True
+        deferred, self._deferred = self._deferred, []
+        for op in deferred:
+            self._run(op)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for req_id in [i for i, (_, _, d) in self._pending.items() if d <= now]:
+            method, callback, _ = self._pending.pop(req_id)
+            logger.warning("%s: %s timed out", self, method)
+            callback(None, rpc.RpcError(rpc.TIMEOUT, f"codex did not answer {method} in time"))
+
+    def _finish(self, reason: str) -> None:
+        if not self._stopping:
+            # Initialize timed out, stdout closed early, or the child died: whatever is
+            # left of its process group (sandboxed commands) has no one to report to.
+            self._signal(signal.SIGKILL)
+        self._out.put(None)
+        for thread in self._threads:
+            if thread.name.endswith(("stderr", "waiter")):
+                thread.join(timeout=self._config.stop_timeout_s)
+        if not self._stopping:
+            tail = " | ".join(list(self._stderr_tail)[-3:])
+            reason = f"{reason}: {tail}" if tail else reason
+            logger.warning("%s: %s", self, reason)
+        pending, self._pending = self._pending, {}
+        for method, callback, _ in pending.values():
+            try:
+                callback(None, rpc.RpcError(rpc.PROCESS_EXITED, reason))
+            except Exception:  # keep failing the rest
+                logger.exception("%s: failing %s after exit raised", self, method)
+        self._unrun = self._deferred
+        self._routes.clear()
+        self._on_exit(self, "stopped" if self._stopping else reason)
+
+
+def _version() -> str:
+    try:
+        from orbitdock import __version__
+    except ImportError:
+        return "0"
+    return str(__version__)

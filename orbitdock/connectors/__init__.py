@@ -1,0 +1,1 @@
+"""Agent backends. A connector drives one session's backend and reports BackendEvents."""

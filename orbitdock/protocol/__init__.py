@@ -1,0 +1,1 @@
+"""Wire protocol: message definitions, the codec, error codes and PUB topics."""

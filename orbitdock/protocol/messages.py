@@ -1,0 +1,273 @@
+"""Every wire message, one typed definition each (requests, replies, events).
+
+A frame is a msgpack map: ``{"v": <protocol version>, "type": <name>, "id":
+<request id or nil>, ...fields}``. Requests come in on the ROUTER; a reply
+echoes the request's ``id``; events go out on the PUB and every session event
+carries the session's ``rev`` (gap-free per session) and ``ts`` (when the
+backend produced it). Names follow the upstream OrbitDock protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+import msgspec
+
+from orbitdock import PROTOCOL_VERSION
+from orbitdock.protocol.models import (
+    ApprovalRequest,
+    Message,
+    MessageChanges,
+    ModelOption,
+    SessionState,
+    SessionSummary,
+    StateChanges,
+)
+
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
+SessionId = msgspec.Meta(pattern=SESSION_ID_PATTERN)
+
+
+class Wire(msgspec.Struct, tag_field="type", kw_only=True):
+    v: int = PROTOCOL_VERSION
+    id: str | None = None
+    kind: ClassVar[str] = "event"  # "request" | "reply" | "event"
+
+
+
+
+Sid = Annotated[str, SessionId]
+
+
+# ----------------------------------------------------------------- requests
+class Request(Wire, kw_only=True):
+    kind: ClassVar[str] = "request"
+    scope: ClassVar[str] = "gateway"  # gateway | supervisor | session | store
+
+
+class GetStatus(Request, tag="get_status", kw_only=True):
+    pass
+
+
+class SubscribeList(Request, tag="subscribe_list", kw_only=True):
+    pass
+
+
+class SubscribeSession(Request, tag="subscribe_session", kw_only=True):
+    scope: ClassVar[str] = "session"
+    session_id: Sid
+
+
+class GetMessages(Request, tag="get_messages", kw_only=True):
+    scope: ClassVar[str] = "store"
+    session_id: Sid
+    before_seq: int | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+
+
+class CreateSession(Request, tag="create_session", kw_only=True):
+    scope: ClassVar[str] = "supervisor"
+    provider: str
+    cwd: str
+    model: str | None = None
+    approval_policy: str | None = None
+    sandbox_mode: str | None = None
+    name: str | None = None
+    script: list[dict[str, Any]] | None = None  # for the scripted provider only
+
+
+class SendMessage(Request, tag="send_message", kw_only=True):
+    scope: ClassVar[str] = "session"
+    session_id: Sid
+    content: Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class SteerTurn(Request, tag="steer_turn", kw_only=True):
+    scope: ClassVar[str] = "session"
+    session_id: Sid
+    content: Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class ApproveTool(Request, tag="approve_tool", kw_only=True):
+    scope: ClassVar[str] = "session"
+    approval_id: str
+    decision: str  # accept | accept_for_session | decline | cancel (upstream names accepted too)
+    message: str | None = None
+
+
+class AnswerQuestion(Request, tag="answer_question", kw_only=True):
+    scope: ClassVar[str] = "session"
+    approval_id: str
+    answers: dict[str, list[str]]
+
+
+class InterruptSession(Request, tag="interrupt_session", kw_only=True):
+    scope: ClassVar[str] = "session"
+    session_id: Sid
+
+
+class EndSession(Request, tag="end_session", kw_only=True):
+    scope: ClassVar[str] = "session"
+    session_id: Sid
+
+
+class ResumeSession(Request, tag="resume_session", kw_only=True):
+    scope: ClassVar[str] = "session"
+    session_id: Sid
+
+
+class RenameSession(Request, tag="rename_session", kw_only=True):
+    scope: ClassVar[str] = "session"
+    session_id: Sid
+    name: str | None
+
+
+class UpdateSessionConfig(Request, tag="update_session_config", kw_only=True):
+    scope: ClassVar[str] = "session"
+    session_id: Sid
+    approval_policy: str | None = None
+    sandbox_mode: str | None = None
+    model: str | None = None
+
+
+class ListModels(Request, tag="list_models", kw_only=True):
+    scope: ClassVar[str] = "supervisor"
+    provider: str = "codex"
+
+
+# ------------------------------------------------------------------ replies
+class Reply(Wire, kw_only=True):
+    kind: ClassVar[str] = "reply"
+
+
+class Ack(Reply, tag="ack", kw_only=True):
+    session_id: str | None = None
+    result: dict[str, Any] = {}
+
+
+class Error(Reply, tag="error", kw_only=True):
+    code: str
+    message: str
+    session_id: str | None = None
+
+
+class ServerStatus(Reply, tag="server_status", kw_only=True):
+    epoch: str
+    version: str
+    pid: int
+    uptime_s: float
+    actors: int
+    sessions: int
+    sessions_active: int
+    sessions_needing_attention: int
+    subscribers: int
+    frames_rejected: int
+    rss_bytes: int = 0
+
+
+class SessionsList(Reply, tag="sessions_list", kw_only=True):
+    epoch: str
+    revision: int  # list revision: list-topic events above it follow
+    sessions: list[SessionSummary]
+
+
+class SessionSnapshot(Reply, tag="session_snapshot", kw_only=True):
+    epoch: str
+    session: SessionState
+
+
+class MessagesPage(Reply, tag="messages_page", kw_only=True):
+    session_id: str
+    messages: list[Message]
+    has_more_before: bool
+
+
+class ApprovalDecisionResult(Reply, tag="approval_decision_result", kw_only=True):
+    session_id: str
+    approval_id: str
+    outcome: str  # applied
+
+
+class ModelsList(Reply, tag="models_list", kw_only=True):
+    models: list[ModelOption]
+
+
+# ------------------------------------------------------------------- events
+class Event(Wire, kw_only=True):
+    kind: ClassVar[str] = "event"
+
+
+class SessionEvent(Event, kw_only=True):
+    session_id: str
+    rev: int
+    ts: float = 0.0
+
+
+class SessionDelta(SessionEvent, tag="session_delta", kw_only=True):
+    changes: StateChanges
+
+
+class MessageAppended(SessionEvent, tag="message_appended", kw_only=True):
+    message: Message
+
+
+class MessageUpdated(SessionEvent, tag="message_updated", kw_only=True):
+    message_id: str
+    changes: MessageChanges
+
+
+class ApprovalRequested(SessionEvent, tag="approval_requested", kw_only=True):
+    request: ApprovalRequest
+
+
+class ApprovalResolved(SessionEvent, tag="approval_resolved", kw_only=True):
+    approval_id: str
+    decision: str | None = None
+
+
+class SessionEnded(SessionEvent, tag="session_ended", kw_only=True):
+    reason: str
+
+
+class SessionReset(SessionEvent, tag="session_reset", kw_only=True):
+    """The session's actor restarted: subscribers must take a fresh snapshot."""
+
+    reason: str
+
+
+class SessionCreated(Event, tag="session_created", kw_only=True):
+    """List topic: insert-or-update of one summary (upstream's upsert semantics)."""
+
+    epoch: str
+    lrev: int
+    session: SessionSummary
+
+
+class Heartbeat(Event, tag="heartbeat", kw_only=True):
+    epoch: str
+    seq: int
+    ts: float
+
+
+class Welcome(Event, tag="welcome", kw_only=True):
+    """Sent on a topic when the XPUB sees a subscription to it: the subscription is live."""
+
+    topic: str
+
+
+REQUEST_TYPES: tuple[type[Request], ...] = (
+    GetStatus, SubscribeList, SubscribeSession, GetMessages, CreateSession, SendMessage,
+    SteerTurn, ApproveTool, AnswerQuestion, InterruptSession, EndSession, ResumeSession,
+    RenameSession, UpdateSessionConfig, ListModels,
+)
+REPLY_TYPES: tuple[type[Reply], ...] = (
+    Ack, Error, ServerStatus, SessionsList, SessionSnapshot, MessagesPage,
+    ApprovalDecisionResult, ModelsList,
+)
+EVENT_TYPES: tuple[type[Event], ...] = (
+    SessionDelta, MessageAppended, MessageUpdated, ApprovalRequested, ApprovalResolved,
+    SessionEnded, SessionReset, SessionCreated, Heartbeat, Welcome,
+)
+ALL_TYPES = REQUEST_TYPES + REPLY_TYPES + EVENT_TYPES
+BY_NAME: dict[str, type[Wire]] = {t.__struct_config__.tag: t for t in ALL_TYPES}
+REQUESTS_BY_NAME = {t.__struct_config__.tag: t for t in REQUEST_TYPES}

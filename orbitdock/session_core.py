@@ -1,0 +1,404 @@
+"""One session's state machine: backend events in, revisioned wire events and writes out.
+
+Pure (no threads, no sockets): the session actor owns one ``SessionCore`` and
+does the I/O. Every wire event gets the next revision and is applied to the
+state with ``orbitdock.sync.apply_event`` — the same reducer clients run.
+
+Work status follows the head of the FIFO approval queue: an exec/patch/
+permission request means ``permission``, a question or elicitation means
+``question``; with the queue empty a running turn is ``working``, a finished
+one ``reply`` (the agent answered) and an interrupted/failed/new one ``waiting``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Hashable
+
+import msgspec
+
+from orbitdock.connectors import events as be
+from orbitdock.protocol import messages as m
+from orbitdock.protocol.models import (
+    ApprovalRequest,
+    Message,
+    MessageChanges,
+    Question,
+    SessionState,
+    StateChanges,
+    TokenUsage,
+    attention_for,
+)
+from orbitdock.store import commands as cmd
+from orbitdock.sync import apply_event, summary_of
+
+NAME_CHARS = 72  # upstream's display-name length for prompt-derived names
+LAST_MESSAGE_CHARS = 200
+QUESTION_TYPES = ("question", "elicitation")
+
+# Columns of the sessions table that mirror SessionState fields one to one.
+PERSISTED_FIELDS = (
+    "provider", "status", "work_status", "attention_reason", "integration_mode", "display_name",
+    "custom_name", "summary", "first_prompt", "last_message", "project_path", "project_name",
+    "git_branch", "model", "approval_policy", "sandbox_mode", "prompt_count", "tool_count",
+    "last_tool", "started_at", "last_activity_at", "ended_at", "end_reason", "revision",
+    "current_turn_id", "turn_count", "current_plan", "plan_explanation", "current_diff",
+    "last_error", "thread_id", "transcript_path", "total_message_count",
+)
+
+
+def prompt_name(text: str) -> str:
+    collapsed = " ".join(text.split())
+    return collapsed if len(collapsed) <= NAME_CHARS else collapsed[:NAME_CHARS] + "…"
+
+
+def display_name_of(state: SessionState) -> str:
+    for candidate in (state.custom_name, state.summary, state.first_prompt):
+        if candidate:
+            return prompt_name(candidate)
+    return state.project_name or state.id
+
+
+class SessionCore:
+    def __init__(self, state: SessionState, clock: Callable[[], float] = time.time):
+        self.state = state
+        self.clock = clock
+        self._approval_keys: dict[str, Hashable] = {}  # approval id -> backend key
+        self._approval_ids: dict[Hashable, str] = {}  # backend key -> approval id
+        self._items: dict[str, str] = {}  # backend item id -> message id
+        self._deciding: dict[str, str] = {}  # approval id -> decision sent, not yet confirmed
+        self._next_approval = 1 + max(
+            (int(a.id.rsplit(":a", 1)[-1]) for a in state.approvals if ":a" in a.id), default=0
+        )
+        self.events: list[m.SessionEvent] = []
+        self.commands: list[Any] = []
+        self._ts = 0.0
+
+    # ------------------------------------------------------------ plumbing
+    def drain(self) -> tuple[list[m.SessionEvent], list[Any]]:
+        """Take the wire events and write commands produced since the last drain."""
+        events, commands = self.events, self.commands
+        self.events, self.commands = [], []
+        return events, commands
+
+    def _emit(self, event: m.SessionEvent) -> None:
+        event.rev = self.state.revision + 1
+        event.ts = self._ts
+        apply_event(self.state, event)
+        self.events.append(event)
+
+    def _delta(self, **changes: Any) -> None:
+        """Emit a session_delta with only the fields that really change."""
+        real = {k: v for k, v in changes.items() if getattr(self.state, k) != v}
+        if not real:
+            return
+        self._emit(m.SessionDelta(session_id=self.state.id, rev=0,
+                                  changes=StateChanges(**real)))
+
+    def _persist_session(self) -> None:
+        fields = {f: getattr(self.state, f) for f in PERSISTED_FIELDS}
+        fields["token_usage"] = msgspec.structs.asdict(self.state.token_usage)
+        self.commands.append(cmd.SaveSession(self.state.id, fields))
+
+    def _persist_message(self, message: Message) -> None:
+        self.commands.append(cmd.SaveMessage(self.state.id, msgspec.structs.replace(message)))
+
+    def _message(self, message_id: str) -> Message | None:
+        for msg in reversed(self.state.messages):
+            if msg.id == message_id:
+                return msg
+        return None
+
+    def _append(self, mtype: str, content: str, *, item_id: str | None = None,
+                **fields: Any) -> Message:
+        seq = self.state.total_message_count + 1
+        message_id = f"{self.state.id}:m{seq}"
+        msg = Message(id=message_id, seq=seq, type=mtype, content=content,
+                      timestamp=self._ts, turn_id=self.state.current_turn_id, **fields)
+        if item_id is not None:
+            self._items[item_id] = message_id
+        self._emit(m.MessageAppended(session_id=self.state.id, rev=0, message=msg))
+        self._persist_message(self.state.messages[-1])
+        return self.state.messages[-1]
+
+    def _update(self, message_id: str, **changes: Any) -> None:
+        self._emit(m.MessageUpdated(session_id=self.state.id, rev=0, message_id=message_id,
+                                    changes=MessageChanges(**changes)))
+        msg = self._message(message_id)
+        if msg is not None:
+            self._persist_message(msg)
+
+    def _idle_status(self, default: str) -> str:
+        if self.state.approvals:
+            head = self.state.approvals[0]
+            return "question" if head.type in QUESTION_TYPES else "permission"
+        if self.state.current_turn_id is not None:
+            return "working"
+        return default
+
+    def _set_work(self, work_status: str, **more: Any) -> None:
+        self._delta(work_status=work_status, attention_reason=attention_for(work_status), **more)
+
+    def _rename(self, **names: Any) -> None:
+        probe = msgspec.structs.replace(self.state)
+        for key, value in names.items():
+            setattr(probe, key, value)
+        self._delta(**names, display_name=display_name_of(probe))
+
+    # ------------------------------------------------------------ backend events
+    def handle(self, event: Any, now: float | None = None) -> None:
+        """Apply one BackendEvent; results accumulate until ``drain``."""
+        self._ts = self.clock() if now is None else now
+        if self.state.status == "ended" and not isinstance(event, (be.BackendEnded,)):
+            self._delta(status="active", ended_at=None, end_reason=None)
+            self._set_work(self._idle_status("waiting"))
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is not None:
+            handler(event)
+        self._delta(last_activity_at=self._ts)
+        self._persist_session()
+
+    def _on_ThreadStarted(self, ev: be.ThreadStarted) -> None:
+        self._delta(thread_id=ev.thread_id, transcript_path=ev.transcript_path or self.state.transcript_path)
+        self._on_ProjectInfo(be.ProjectInfo(cwd=ev.cwd, git_branch=ev.git_branch, model=ev.model))
+        self._on_ConfigApplied(be.ConfigApplied(ev.approval_policy, ev.sandbox_mode, None))
+        if ev.name:
+            self._rename(custom_name=ev.name)
+
+    def _on_ProjectInfo(self, ev: be.ProjectInfo) -> None:
+        changes: dict[str, Any] = {}
+        if ev.cwd:
+            changes["project_path"] = ev.cwd
+            changes["project_name"] = ev.project_name or os.path.basename(ev.cwd.rstrip("/")) or ev.cwd
+        if ev.git_branch:
+            changes["git_branch"] = ev.git_branch
+        if ev.model:
+            changes["model"] = ev.model
+        if changes:
+            self._delta(**changes)
+            self._rename()
+
+    def _on_ConfigApplied(self, ev: be.ConfigApplied) -> None:
+        changes = {k: v for k, v in (("approval_policy", ev.approval_policy),
+                                     ("sandbox_mode", ev.sandbox_mode), ("model", ev.model)) if v}
+        if changes:
+            self._delta(**changes)
+
+    def _on_TurnStarted(self, ev: be.TurnStarted) -> None:
+        self._delta(current_turn_id=ev.turn_id, turn_count=self.state.turn_count + 1,
+                    last_error=None, current_plan=None, plan_explanation=None, current_diff=None)
+        self._set_work(self._idle_status("working"))
+        self.commands.append(cmd.SaveTurn(self.state.id, ev.turn_id,
+                                          {"status": "in_progress", "started_at": self._ts}))
+
+    def _finish_open_messages(self) -> None:
+        for msg in self.state.messages:
+            if msg.is_in_progress:
+                self._update(msg.id, is_in_progress=False)
+
+    def _on_TurnCompleted(self, ev: be.TurnCompleted) -> None:
+        turn_id = ev.turn_id or self.state.current_turn_id
+        self._finish_open_messages()
+        self._withdraw_approvals("turn_ended")
+        self._delta(current_turn_id=None, last_error=ev.error if ev.status == "failed" else None)
+        if ev.status == "failed" and ev.error:
+            self._append("error", ev.error, is_error=True)
+        self._set_work("reply" if ev.status == "completed" else "waiting")
+        if turn_id:
+            self.commands.append(cmd.SaveTurn(self.state.id, turn_id, {
+                "status": ev.status, "ended_at": self._ts, "error": ev.error,
+                "plan": self.state.current_plan, "plan_explanation": self.state.plan_explanation,
+                "diff": self.state.current_diff}))
+        self._items.clear()
+
+    def _on_UserMessage(self, ev: be.UserMessage) -> None:
+        self._append("user", ev.text, item_id=ev.item_id)
+        first = self.state.first_prompt or ev.text
+        self._delta(prompt_count=self.state.prompt_count + 1,
+                    last_message=ev.text[:LAST_MESSAGE_CHARS])
+        self._rename(first_prompt=first)
+
+    def _stream(self, mtype: str, item_id: str, delta: str) -> None:
+        message_id = self._items.get(item_id)
+        if message_id is None or self._message(message_id) is None:
+            self._append(mtype, delta, item_id=item_id, is_in_progress=True)
+        else:
+            self._update(message_id, content_append=delta)
+
+    def _complete(self, mtype: str, item_id: str, text: str) -> None:
+        message_id = self._items.get(item_id)
+        if message_id is None or self._message(message_id) is None:
+            self._append(mtype, text, item_id=item_id)
+        else:
+            self._update(message_id, content=text, is_in_progress=False)
+
+    def _on_AgentMessageDelta(self, ev: be.AgentMessageDelta) -> None:
+        self._stream("assistant", ev.item_id, ev.delta)
+
+    def _on_AgentMessage(self, ev: be.AgentMessage) -> None:
+        self._complete("assistant", ev.item_id, ev.text)
+        self._delta(last_message=ev.text[:LAST_MESSAGE_CHARS])
+
+    def _on_ReasoningDelta(self, ev: be.ReasoningDelta) -> None:
+        self._stream("thinking", ev.item_id, ev.delta)
+
+    def _on_Reasoning(self, ev: be.Reasoning) -> None:
+        self._complete("thinking", ev.item_id, ev.text)
+
+    def _on_ToolStarted(self, ev: be.ToolStarted) -> None:
+        self._append("tool", ev.tool_name, item_id=ev.item_id, tool_name=ev.tool_name,
+                     tool_input=ev.tool_input, is_in_progress=True)
+        self._delta(last_tool=ev.tool_name)
+
+    def _on_ToolOutputDelta(self, ev: be.ToolOutputDelta) -> None:
+        message_id = self._items.get(ev.item_id)
+        if message_id is not None and self._message(message_id) is not None:
+            self._update(message_id, tool_output_append=ev.delta)
+
+    def _on_ToolCompleted(self, ev: be.ToolCompleted) -> None:
+        message_id = self._items.get(ev.item_id)
+        if message_id is None or self._message(message_id) is None:
+            name = ev.tool_name or "tool"
+            self._append("tool", name, item_id=ev.item_id, tool_name=name,
+                         tool_input=ev.tool_input, tool_output=ev.output, is_error=ev.is_error,
+                         duration_ms=ev.duration_ms)
+        else:
+            self._update(message_id, tool_output=ev.output, is_error=ev.is_error,
+                         duration_ms=ev.duration_ms, is_in_progress=False)
+        self._delta(tool_count=self.state.tool_count + 1,
+                    last_tool=ev.tool_name or self.state.last_tool)
+
+    def _on_ApprovalRequest(self, ev: be.ApprovalRequest) -> None:
+        approval_id = f"{self.state.id}:a{self._next_approval}"
+        self._next_approval += 1
+        request = ApprovalRequest(
+            id=approval_id, session_id=self.state.id, type=ev.type, method=ev.method,
+            turn_id=ev.turn_id or self.state.current_turn_id, command=ev.command, cwd=ev.cwd,
+            file_path=ev.file_path, diff=ev.diff, reason=ev.reason,
+            questions=[msgspec.convert(q, Question) for q in ev.questions],
+            available_decisions=list(ev.available_decisions), payload=dict(ev.payload),
+            created_at=self._ts)
+        self._approval_keys[approval_id] = ev.key
+        self._approval_ids[ev.key] = approval_id
+        self._emit(m.ApprovalRequested(session_id=self.state.id, rev=0, request=request))
+        self.commands.append(cmd.SaveApproval(self.state.id, request))
+        self._set_work(self._idle_status("waiting"))
+
+    def _resolve(self, approval_id: str, decision: str) -> None:
+        self._deciding.pop(approval_id, None)
+        key = self._approval_keys.pop(approval_id, None)
+        self._approval_ids.pop(key, None)
+        self._emit(m.ApprovalResolved(session_id=self.state.id, rev=0, approval_id=approval_id,
+                                      decision=decision))
+        self.commands.append(cmd.DecideApproval(self.state.id, approval_id, decision, self._ts))
+        self._set_work(self._idle_status("waiting"))
+
+    def _on_ApprovalCleared(self, ev: be.ApprovalCleared) -> None:
+        approval_id = self._approval_ids.get(ev.key)
+        if approval_id is not None and any(a.id == approval_id for a in self.state.approvals):
+            self._resolve(approval_id, self._deciding.pop(approval_id, "withdrawn"))
+
+    def _withdraw_approvals(self, decision: str) -> None:
+        for approval in list(self.state.approvals):
+            self._resolve(approval.id, decision)
+
+    def _on_TokenUsageUpdated(self, ev: be.TokenUsageUpdated) -> None:
+        usage = TokenUsage(input_tokens=ev.input_tokens, output_tokens=ev.output_tokens,
+                           cached_tokens=ev.cached_tokens, reasoning_tokens=ev.reasoning_tokens,
+                           total_tokens=ev.total_tokens, context_window=ev.context_window)
+        if usage != self.state.token_usage:
+            self._delta(token_usage=usage)
+            self.commands.append(cmd.SaveTokenUsage(self.state.id, msgspec.structs.asdict(usage),
+                                                    self._ts))
+
+    def _on_PlanUpdated(self, ev: be.PlanUpdated) -> None:
+        self._delta(current_plan=list(ev.plan), plan_explanation=ev.explanation)
+
+    def _on_DiffUpdated(self, ev: be.DiffUpdated) -> None:
+        self._delta(current_diff=ev.diff)
+
+    def _on_NameUpdated(self, ev: be.NameUpdated) -> None:
+        self._rename(custom_name=ev.name)
+
+    def _on_BackendError(self, ev: be.BackendError) -> None:
+        self._delta(last_error=ev.message)
+        self._append("error", ev.message, is_error=True)
+
+    def _on_BackendLost(self, ev: be.BackendLost) -> None:
+        # A dead backend cannot finish the turn or hear a decision: say so instead of
+        # leaving the session "working" or an approval hanging.
+        message = f"backend lost: {ev.reason}" + ("" if ev.fatal else " (resuming)")
+        self._withdraw_approvals("backend_lost")
+        if self.state.current_turn_id is not None:
+            self._on_TurnCompleted(be.TurnCompleted(self.state.current_turn_id, "failed", message))
+        self._delta(last_error=message)
+        if ev.fatal:
+            self._append("error", message, is_error=True)
+
+    def _on_BackendRecovered(self, ev: be.BackendRecovered) -> None:
+        self._delta(last_error=None)
+
+    def _on_BackendEnded(self, ev: be.BackendEnded) -> None:
+        self.end(ev.reason)
+
+    # ------------------------------------------------------------ client actions
+    def end(self, reason: str, now: float | None = None) -> None:
+        if now is not None:
+            self._ts = now
+        if self.state.status == "ended":
+            return
+        self._finish_open_messages()
+        self._withdraw_approvals("session_ended")
+        self._delta(current_turn_id=None, ended_at=self._ts)
+        self._emit(m.SessionEnded(session_id=self.state.id, rev=0, reason=reason))
+        self._persist_session()
+
+    def begin_decision(self, approval_id: str, decision: str) -> Hashable:
+        """Note a client's decision on its way to the backend; returns the key to answer.
+
+        The approval stays queued until the backend accepts the answer, so a
+        decision the backend rejects leaves it pending instead of lost.
+        Raises KeyError when the approval is gone or already being decided.
+        """
+        if self.approval(approval_id) is None or approval_id in self._deciding:
+            raise KeyError(approval_id)
+        self._deciding[approval_id] = decision
+        return self._approval_keys.get(approval_id)
+
+    def finish_decision(self, approval_id: str, accepted: bool, now: float | None = None) -> None:
+        self._ts = self.clock() if now is None else now
+        decision = self._deciding.pop(approval_id, None)
+        if accepted and decision is not None and self.approval(approval_id) is not None:
+            self._resolve(approval_id, decision)
+            self._delta(last_activity_at=self._ts)
+            self._persist_session()
+
+    def approval(self, approval_id: str) -> ApprovalRequest | None:
+        return next((a for a in self.state.approvals if a.id == approval_id), None)
+
+    def rename(self, name: str | None, now: float | None = None) -> None:
+        self._ts = self.clock() if now is None else now
+        self._rename(custom_name=name)
+        self._persist_session()
+
+    def configure(self, now: float | None = None, **config: Any) -> None:
+        self._ts = self.clock() if now is None else now
+        self._delta(**{k: v for k, v in config.items() if v is not None})
+        self._persist_session()
+
+    def reset_after_restart(self, reason: str, now: float | None = None) -> None:
+        """After a daemon or actor restart, nothing of a live turn survives: settle the status."""
+        self._ts = self.clock() if now is None else now
+        if self.state.status == "ended":
+            return
+        if self.state.current_turn_id is not None or self.state.approvals:
+            self._withdraw_approvals("expired")
+            if self.state.current_turn_id is not None:
+                self._on_TurnCompleted(be.TurnCompleted(self.state.current_turn_id, "interrupted",
+                                                        reason))
+            self._delta(last_error=reason)
+            self._persist_session()
+
+    def summary(self):
+        return summary_of(self.state)

@@ -1,0 +1,120 @@
+"""Read queries (control plane: restore, paging, admin), each one indexed.
+
+Split from ``sql.py`` to keep files small; the persistence actor calls these on
+its own connection after flushing, so a read sees every write told before it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apsw
+
+from orbitdock.protocol.models import ApprovalRequest, Message
+from orbitdock.store.sql import (
+    APPROVAL_COLUMNS,
+    MESSAGE_COLUMNS,
+    ROLLOUT_COLUMNS,
+    SESSION_COLUMNS,
+    SESSION_JSON_COLUMNS,
+    TURN_COLUMNS,
+    TURN_JSON_COLUMNS,
+    approval_from_row,
+    from_json,
+    message_from_row,
+)
+
+_SESSION_SELECT = f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions"
+_MESSAGE_SELECT = f"SELECT {', '.join(MESSAGE_COLUMNS[1:])} FROM messages"
+
+
+def _session_dict(row: tuple) -> dict[str, Any]:
+    out = dict(zip(SESSION_COLUMNS, row))
+    for name in SESSION_JSON_COLUMNS:
+        out[name] = from_json(out[name])
+    return out
+
+
+def load_sessions(conn: apsw.Connection, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every session row, newest activity first (sessions_last_activity index)."""
+    rows = conn.execute(
+        f"{_SESSION_SELECT} ORDER BY last_activity_at DESC, id LIMIT ?",
+        (-1 if limit is None else int(limit),),
+    )
+    return [_session_dict(row) for row in rows]
+
+
+def load_session(conn: apsw.Connection, session_id: str) -> dict[str, Any] | None:
+    for row in conn.execute(f"{_SESSION_SELECT} WHERE id=?", (session_id,)):
+        return _session_dict(row)
+    return None
+
+
+def load_messages(
+    conn: apsw.Connection, session_id: str, limit: int, before_seq: int | None = None
+) -> list[Message]:
+    """The ``limit`` latest messages below ``before_seq``, in ascending seq.
+
+    One backwards range scan of the clustered (session_id, seq) key.
+    """
+    if before_seq is None:
+        rows = conn.execute(
+            f"{_MESSAGE_SELECT} WHERE session_id=? ORDER BY seq DESC LIMIT ?",
+            (session_id, int(limit)),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            f"{_MESSAGE_SELECT} WHERE session_id=? AND seq<? ORDER BY seq DESC LIMIT ?",
+            (session_id, int(before_seq), int(limit)),
+        ).fetchall()
+    rows.reverse()
+    return [message_from_row(row) for row in rows]
+
+
+def count_messages(conn: apsw.Connection, session_id: str) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM messages WHERE session_id=?", (session_id,)
+    ).fetchall()[0][0]
+
+
+def load_pending_approvals(conn: apsw.Connection, session_id: str) -> list[ApprovalRequest]:
+    """Undecided requests, oldest first: the session's FIFO queue after a restart."""
+    rows = conn.execute(
+        f"SELECT {', '.join(APPROVAL_COLUMNS[:14])} FROM approvals "
+        "WHERE session_id=? AND decision IS NULL ORDER BY created_at, rowid",
+        (session_id,),
+    )
+    return [approval_from_row(row) for row in rows]
+
+
+def load_turns(conn: apsw.Connection, session_id: str) -> list[dict[str, Any]]:
+    """Turn rows of a session in start order (a turn without started_at sorts first)."""
+    cols = ("session_id", "turn_id", *TURN_COLUMNS)
+    rows = conn.execute(
+        f"SELECT {', '.join(cols)} FROM turns WHERE session_id=? "
+        "ORDER BY coalesce(started_at, 0), turn_id",
+        (session_id,),
+    )
+    out = []
+    for row in rows:
+        turn = dict(zip(cols, row))
+        for name in TURN_JSON_COLUMNS:
+            turn[name] = from_json(turn[name])
+        out.append(turn)
+    return out
+
+
+def load_rollout_offsets(conn: apsw.Connection) -> dict[str, dict[str, Any]]:
+    """path -> {offset, session_id, size, mtime, ignore_existing, updated_at}."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in conn.execute(f"SELECT {', '.join(ROLLOUT_COLUMNS)} FROM rollout_offsets"):
+        entry = dict(zip(ROLLOUT_COLUMNS[1:], row[1:]))
+        entry["ignore_existing"] = bool(entry["ignore_existing"])
+        out[row[0]] = entry
+    return out
+
+
+def get_config_value(conn: apsw.Connection, key: str) -> str | None:
+    for (value,) in conn.execute("SELECT value FROM config WHERE key=?", (key,)):
+        return value
+    return None

@@ -1,0 +1,141 @@
+"""Opening SQLite connections and applying the schema migrations.
+
+Migrations are the files ``migrations/NNNN_name.sql``; ``NNNN`` is the schema
+version they lead to. ``PRAGMA user_version`` records the version a database is
+at, so applying is idempotent: only newer files run, each in its own
+``BEGIN IMMEDIATE`` transaction together with the ``user_version`` bump (the
+pragma is part of the database header and rolls back with the transaction), so
+a crash mid-migration leaves the previous version intact. The version is read
+again inside the write lock, so two processes opening a fresh file at once do
+not both apply the same migration.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import apsw
+
+from orbitdock.config import PersistenceConfig
+
+logger = logging.getLogger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be used by this version of orbitdock."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    """The packaged migrations, ordered by version; gaps or duplicates are a bug."""
+    found: list[Migration] = []
+    for entry in resources.files("orbitdock.store").joinpath("migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
+    found.sort(key=lambda m: m.version)
+    expected = list(range(1, len(found) + 1))
+    if [m.version for m in found] != expected:
+        raise SchemaError(f"migration versions must be 1..n without gaps: {[m.name for m in found]}")
+    return found
+
+
+def latest_version() -> int:
+    return len(migrations())
+
+
+def user_version(conn: apsw.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchall()[0][0])
+
+
+def connect(db_path: Path | str, pcfg: PersistenceConfig, *, writer: bool) -> apsw.Connection:
+    """Open a connection with orbitdock's pragmas.
+
+    The writer (the persistence actor's connection) also disables automatic
+    checkpoints: with ``wal_autocheckpoint`` on, the commit that crosses the
+    threshold runs the checkpoint itself and stalls 5-17 ms (perf-floor §3);
+    a separate checkpointer connection does that work off the write path.
+    Readers and the checkpointer must not create the file, so only the writer
+    opens with ``SQLITE_OPEN_CREATE``.
+    """
+    sync = pcfg.synchronous.upper()
+    if sync not in _SYNCHRONOUS:
+        raise SchemaError(f"persistence.synchronous must be one of {_SYNCHRONOUS}, got {pcfg.synchronous!r}")
+    flags = apsw.SQLITE_OPEN_READWRITE
+    if writer:
+        flags |= apsw.SQLITE_OPEN_CREATE
+        Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    conn = apsw.Connection(str(db_path), flags=flags)
+    try:
+        conn.set_busy_timeout(int(pcfg.busy_timeout_ms))
+        # journal_mode is persistent in the file, but setting it is cheap and makes
+        # a DB created by an older tool (or by hand) WAL too.
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
+        if str(mode).lower() != "wal":
+            raise SchemaError(f"{db_path}: could not switch to WAL (journal_mode={mode})")
+        conn.execute(f"PRAGMA synchronous={sync}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        if writer:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def apply_migrations(conn: apsw.Connection) -> int:
+    """Bring the database to the latest version; return how many migrations ran.
+
+    Refuses a database from a newer orbitdock (its user_version is above every
+    packaged migration) rather than writing rows that version does not expect.
+    """
+    known = migrations()
+    current = user_version(conn)
+    if current > len(known):
+        raise SchemaError(
+            f"database schema version {current} is newer than this orbitdock ({len(known)})"
+        )
+    applied = 0
+    for migration in known:
+        if migration.version <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Someone else may have migrated between our read and the lock.
+            if user_version(conn) >= migration.version:
+                conn.execute("COMMIT")
+                continue
+            conn.execute(migration.sql)
+            conn.execute(f"PRAGMA user_version={migration.version:d}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if not conn.get_autocommit():
+                conn.execute("ROLLBACK")
+            raise
+        applied += 1
+        logger.info("applied migration %s", migration.name)
+    return applied
+
+
+def open_database(db_path: Path | str, pcfg: PersistenceConfig) -> apsw.Connection:
+    """The writer connection, migrated to the latest schema."""
+    conn = connect(db_path, pcfg, writer=True)
+    try:
+        apply_migrations(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn

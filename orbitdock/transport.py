@@ -1,0 +1,55 @@
+"""Socket set-up shared by the daemon and clients, and the per-thread gateway outlet.
+
+An ``Outlet`` is one thread's inproc PUSH socket into the gateway loop. Each
+actor creates its own in ``on_start`` and closes it in ``on_stop`` (sockets are
+never shared between threads). Frames on that pipe are single frames whose
+first byte says what the gateway should do with the rest:
+
+``P`` publish ``topic + payload`` as is; ``R`` reply: one length byte, the
+ROUTER identity, then the payload; ``S`` a SessionSummary for the list.
+"""
+
+from __future__ import annotations
+
+import zmq
+
+from orbitdock.protocol import codec
+from orbitdock.protocol import messages as m
+from orbitdock.protocol.models import SessionSummary
+from orbitdock.protocol.topics import session_topic
+
+OP_PUBLISH = ord("P")
+OP_REPLY = ord("R")
+OP_SUMMARY = ord("S")
+
+
+
+class Outlet:
+    def __init__(self, ctx: zmq.Context, endpoint: str, hwm: int):
+        self._sock = ctx.socket(zmq.PUSH)
+        self._sock.setsockopt(zmq.SNDHWM, hwm)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.connect(endpoint)
+        self._buf = bytearray()
+
+    def publish(self, session_id: str, event: m.Event) -> None:
+        prefix = b"P" + session_topic(session_id)
+        self._buf[:] = prefix
+        codec.encode_into(event, self._buf, len(prefix))
+        self._sock.send(self._buf)
+
+    def publish_raw(self, topic: bytes, event: m.Event) -> None:
+        self._sock.send(b"P" + topic + codec.encode(event))
+
+    def reply(self, identity: bytes, message: m.Reply) -> None:
+        self._sock.send(b"R" + bytes((len(identity),)) + identity + codec.encode(message))
+
+    def summary(self, summary: SessionSummary) -> None:
+        self._sock.send(b"S" + codec.encode_struct(summary))
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+
+
+def inproc_endpoint(epoch: str) -> str:
+    return f"inproc://orbitdock-gateway-{epoch}"
