@@ -68,7 +68,7 @@ class SessionsConfig:
     memory_messages: int = 200  # messages kept in an actor (and sent in a snapshot)
     restore_limit: int = 5000  # sessions brought back into actors at start, newest first
     restart_max: int = 5  # crashes within restart_window_s before a session is left failed
-    restart_window_s: float = 60.0
+    restart_window_s: float = 60.0  # the window restart_max counts crashes in
     restart_backoff_s: float = 0.2  # first restart delay; doubles per crash in the window
     stop_timeout_s: float = 5.0  # per-actor stop wait at shutdown
     scripted_wait_timeout_s: float = 600.0  # scripted backend: longest wait for a decision
@@ -101,9 +101,9 @@ class WatcherConfig:
 
 @dataclass
 class LoggingConfig:
-    level: str = "INFO"
+    level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR
     file: str = "logs/orbitdockd.log"  # relative to data_dir; "" = no file
-    stderr: bool = True
+    stderr: bool = True  # also log to stderr (the file log is unaffected)
 
 
 @dataclass

@@ -23,6 +23,7 @@ import itertools
 import logging
 import os
 import queue
+import re
 import select
 import signal
 import subprocess
@@ -40,6 +41,7 @@ READ_CHUNK = 1 << 16
 STDERR_TAIL_LINES = 20  # kept to explain an unexpected exit
 # Account-level notifications carry no threadId; every hosted session wants them.
 BROADCAST_METHODS = frozenset({"account/rateLimits/updated"})
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # codex colours its stderr even into a pipe
 
 
 class Sink(Protocol):
@@ -216,7 +218,7 @@ class AppServerProcess:
 
     def _stderr_loop(self) -> None:
         for raw in self._popen.stderr:  # type: ignore[union-attr]
-            line = raw.decode("utf-8", "replace").rstrip()
+            line = _ANSI.sub("", raw.decode("utf-8", "replace")).rstrip()
             if line:
                 self._stderr_tail.append(line)
                 logger.info("codex[%s]: %s", self.pid, line)
@@ -266,7 +268,7 @@ class AppServerProcess:
                     return "stopped"
                 if kind == "exited":
                     self._drain_stdout()
-                    return f"app-server exited with code {value}"
+                    return f"app-server exited ({value})"
             elif self._ready:
                 self._run(item)
             else:
@@ -353,6 +355,18 @@ class AppServerProcess:
         for op in deferred:
             self._run(op)
 
+    def _exit_reason(self, reason: str) -> str:
+        code = self._popen.returncode if self._popen else None
+        if code is None:
+            return reason
+        if code < 0:
+            try:
+                return f"app-server killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"app-server killed by signal {-code}"
+        tail = " | ".join(list(self._stderr_tail)[-3:]) if code else ""
+        return f"app-server exited with code {code}" + (f": {tail}" if tail else "")
+
     def _expire(self) -> None:
         now = time.monotonic()
         for req_id in [i for i, (_, _, d) in self._pending.items() if d <= now]:
@@ -370,8 +384,7 @@ class AppServerProcess:
             if thread.name.endswith(("stderr", "waiter")):
                 thread.join(timeout=self._config.stop_timeout_s)
         if not self._stopping:
-            tail = " | ".join(list(self._stderr_tail)[-3:])
-            reason = f"{reason}: {tail}" if tail else reason
+            reason = self._exit_reason(reason)
             logger.warning("%s: %s", self, reason)
         pending, self._pending = self._pending, {}
         for method, callback, _ in pending.values():

@@ -141,7 +141,7 @@ class ThreadSink:
         if self.state != "starting":
             return
         if error is not None:
-            self._fatal(f"codex refused thread/start: {error.message}")
+            self._fatal(f"thread/start failed: {error.message}")
             return
         started = mapping.thread_started(result or {}, fallback_cwd=self.cwd)
         self.thread_id = started.thread_id
@@ -157,7 +157,7 @@ class ThreadSink:
             return
         if error is not None:
             self._ctx.unroute(self.thread_id, self)  # type: ignore[union-attr, arg-type]
-            self._fatal(f"codex refused thread/resume: {error.message}")
+            self._fatal(f"thread/resume failed: {error.message}")
             return
         self._tell_pool_bound()
         self.state = "ready"
@@ -378,10 +378,10 @@ class CodexConnector(Connector):
             except pykka.ActorDeadError:  # pool already shut down: nothing to release
                 pass
 
-    def _op(self, name: str, token: Any, **kwargs: Any) -> None:
+    def _op(self, command: str, token: Any, /, **kwargs: Any) -> None:
         if self._sink is None:
             raise ConnectorError("invalid_state", "codex connector not started")
-        self._tell(Command(SinkOp(self._sink, name, token, kwargs)))
+        self._tell(Command(SinkOp(self._sink, command, token, kwargs)))
 
     def _tell(self, message: Any) -> None:
         try:

@@ -1,0 +1,343 @@
+"""CodexConnector + CodexPoolActor end to end: the real pinned codex against SimServer.
+
+No daemon: a pool actor, connectors, and a queue per session collecting what
+they emit. Every wait is a bounded ``queue.get``. CODEX_HOME lives under
+``<repo>/.orbitdock-test`` (codex refuses helper binaries under /tmp).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.codex_pool import CodexPoolActor, Describe, list_models
+from orbitdock.codex.connector import CodexConnector
+from orbitdock.codex.home import clean_env, write_sim_codex_home
+from orbitdock.codex.install import CodexNotFound, find_codex
+from orbitdock.config import CodexConfig
+from orbitdock.connectors import events as ev
+from orbitdock.sim.server import SimServer
+
+pytestmark = pytest.mark.codex
+
+TEST_ROOT = Path(__file__).resolve().parent.parent / ".orbitdock-test"
+WAIT_S = 15.0  # any single expected event; codex answers in well under a second
+
+
+@pytest.fixture(scope="module")
+def codex_binary() -> Path:
+    try:
+        return find_codex()
+    except CodexNotFound as exc:
+        pytest.skip(f"codex binary not installed: {exc}")
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def base_dir(sim, codex_binary):
+    base = TEST_ROOT / f"connector-{uuid.uuid4().hex[:8]}"
+    base.mkdir(parents=True)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def codex_env(base_dir, sim) -> dict[str, str]:
+    return clean_env(None, write_sim_codex_home(base_dir / "codex-home", sim.url))
+
+
+@pytest.fixture
+def pool(codex_env, codex_binary, sim):
+    sim.reset()
+    ref = CodexPoolActor.start(CodexConfig(threads_per_process=4), env=codex_env,
+                               binary=codex_binary)
+    yield ref
+    ref.stop(timeout=10)
+
+
+@pytest.fixture
+def workspace(base_dir) -> Path:
+    path = base_dir / f"ws-{uuid.uuid4().hex[:6]}"
+    path.mkdir()
+    return path
+
+
+class Session:
+    """A connector plus the queue its events land in, with bounded waits."""
+
+    def __init__(self, pool, workspace: Path, **settings: Any):
+        settings.setdefault("approval_policy", "untrusted")
+        settings.setdefault("sandbox_mode", "workspace-write")
+        self.events: queue.Queue[ev.BackendEvent] = queue.Queue()
+        self.seen: list[ev.BackendEvent] = []
+        self.connector = CodexConnector(pool, cwd=str(workspace), **settings)
+        self._tokens = iter(range(1, 10_000))
+
+    def start(self, **kwargs: Any) -> ev.ThreadStarted:
+        self.connector.start(self.events.put, **kwargs)
+        return self.wait(ev.ThreadStarted)
+
+    def wait(self, kind: type, pred=lambda e: True, timeout: float = WAIT_S):
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                event = self.events.get(timeout=max(0.01, remaining))
+            except queue.Empty:
+                raise AssertionError(f"no {kind.__name__} within {timeout}s; saw "
+                                     f"{[type(e).__name__ for e in self.seen[-15:]]}") from None
+            self.seen.append(event)
+            if isinstance(event, ev.BackendLost) and event.fatal and kind is not ev.BackendLost:
+                raise AssertionError(f"session failed: {event.reason}")
+            if isinstance(event, kind) and pred(event):
+                return event
+
+    def result(self, token: Any) -> ev.CommandResult:
+        return self.wait(ev.CommandResult, lambda e: e.token == token)
+
+    def send(self, text: str) -> ev.CommandResult:
+        token = next(self._tokens)
+        self.connector.send_message(token, text)
+        return self.result(token)
+
+    def turn(self, text: str) -> ev.TurnCompleted:
+        assert self.send(text).ok
+        return self.wait(ev.TurnCompleted)
+
+    def respond(self, key: Any, decision: str | None = None, answers=None) -> ev.CommandResult:
+        token = next(self._tokens)
+        self.connector.respond(token, key, decision=decision, answers=answers)
+        return self.result(token)
+
+    def since(self, kind: type) -> list:
+        return [e for e in self.seen if isinstance(e, kind)]
+
+
+def exec_call(cmd: str) -> dict[str, Any]:
+    return {"call": "exec_command", "args": {"cmd": cmd, "login": False}}
+
+
+def test_streamed_reply(pool, sim, workspace):
+    sim.set_script([{"text": "Hello from the sim", "chunk": 4}])
+    session = Session(pool, workspace)
+    started = session.start()
+    assert started.thread_id and started.model == "gpt-5.5"
+    assert started.cwd == str(workspace) and started.sandbox_mode == "workspace-write"
+    assert started.transcript_path and started.thread_id in started.transcript_path
+    result = session.send("Say hello")
+    assert result.ok and result.result["turn_id"]
+    done = session.wait(ev.TurnCompleted)
+    assert (done.status, done.turn_id) == ("completed", result.result["turn_id"])
+    assert "".join(d.delta for d in session.since(ev.AgentMessageDelta)) == "Hello from the sim"
+    assert len(session.since(ev.AgentMessageDelta)) > 1
+    assert [m.text for m in session.since(ev.AgentMessage)] == ["Hello from the sim"]
+    assert [m.text for m in session.since(ev.UserMessage)] == ["Say hello"]
+    assert session.since(ev.TokenUsageUpdated)[-1].context_window > 0
+    session.connector.stop()
+
+
+def test_exec_approval_accept_and_decline(pool, sim, workspace):
+    sim.set_script([exec_call("echo yes > accepted.txt"), {"text": "ran it"},
+                    exec_call("echo no > declined.txt"), {"text": "skipped it"}])
+    session = Session(pool, workspace)
+    session.start()
+    assert session.send("run the first").ok
+    request = session.wait(ev.ApprovalRequest)
+    assert request.type == "exec" and "accepted.txt" in request.command
+    assert request.cwd == str(workspace) and "accept" in request.available_decisions
+    assert session.respond(request.key, "accept").ok
+    session.wait(ev.ApprovalCleared, lambda e: e.key == request.key)
+    tool = session.wait(ev.ToolCompleted)
+    assert (tool.status, tool.is_error, tool.tool_name) == ("completed", False, "Shell")
+    session.wait(ev.TurnCompleted)
+    assert (workspace / "accepted.txt").read_text().strip() == "yes"
+
+    assert session.send("run the second").ok
+    request = session.wait(ev.ApprovalRequest)
+    assert session.respond(request.key, "decline").ok
+    assert session.wait(ev.ToolCompleted).status == "declined"
+    assert session.wait(ev.TurnCompleted).status == "completed"
+    assert not (workspace / "declined.txt").exists()
+    assert not session.respond(request.key, "accept").ok  # already answered: stale
+
+
+def test_patch_approval_shows_diff(pool, sim, workspace):
+    patch = "*** Begin Patch\n*** Add File: hello.txt\n+hi there\n*** End Patch\n"
+    sim.set_script([{"custom": "apply_patch", "input": patch}, {"text": "patched"}])
+    session = Session(pool, workspace)
+    session.start()
+    assert session.send("patch it").ok
+    started = session.wait(ev.ToolStarted)
+    assert started.tool_name == "Edit" and "hello.txt" in started.tool_input
+    request = session.wait(ev.ApprovalRequest)
+    assert request.type == "patch" and request.file_path.endswith("hello.txt")
+    assert "+hi there" in request.diff
+    assert session.respond(request.key, "accept").ok
+    assert session.wait(ev.ToolCompleted).status == "completed"
+    assert "hello.txt" in session.wait(ev.DiffUpdated).diff
+    session.wait(ev.TurnCompleted)
+    assert (workspace / "hello.txt").read_text() == "hi there\n"
+
+
+def test_question_answered(pool, sim, workspace):
+    question = {"id": "color", "header": "Color", "question": "Which color?",
+                "options": [{"label": "Blue", "description": "cool"},
+                            {"label": "Red", "description": "warm"}]}
+    sim.set_script([{"call": "request_user_input", "args": {"questions": [question]}},
+                    {"text": "Blue it is"}])
+    session = Session(pool, workspace)
+    session.start()
+    assert session.send("ask me").ok
+    request = session.wait(ev.ApprovalRequest)
+    assert request.type == "question" and request.questions[0]["id"] == "color"
+    assert session.respond(str(request.key), answers={"color": ["Blue"]}).ok  # key as the wire gives it
+    session.wait(ev.TurnCompleted)
+    follow_up = str(sim.requests()[-1]["input"])
+    assert "Blue" in follow_up and "answers" in follow_up
+
+
+def test_interrupt_held_turn(pool, sim, workspace):
+    sim.set_script([{"text": "slow and steady", "chunk": 4, "hold": 60}, {"text": "after"}])
+    session = Session(pool, workspace)
+    session.start()
+    token = 99
+    session.connector.interrupt(token)
+    assert session.result(token).error_code == "invalid_state"  # nothing to interrupt yet
+    assert session.send("take your time").ok
+    session.wait(ev.AgentMessageDelta)  # the stream is now parked mid-turn
+    session.connector.interrupt(token := 100)
+    assert session.result(token).ok
+    assert session.wait(ev.TurnCompleted).status == "interrupted"
+    sim.release()
+    assert session.turn("again").status == "completed"
+
+
+def test_steer_reaches_the_model(pool, sim, workspace):
+    sim.set_script([{"text": "working", "hold": 60}, {"match": "STEER-42", "text": "steered"}])
+    session = Session(pool, workspace)
+    session.start()
+    turn_id = session.send("long job").result["turn_id"]
+    session.wait(ev.AgentMessageDelta)
+    session.connector.steer(8, "STEER-42 change course")
+    assert session.result(8).result == {"turn_id": turn_id}
+    sim.release()
+    done = session.wait(ev.TurnCompleted)
+    assert (done.turn_id, done.status) == (turn_id, "completed")
+    assert "steered" in [m.text for m in session.since(ev.AgentMessage)]
+
+
+def test_rename_round_trip(pool, sim, workspace):
+    session = Session(pool, workspace)
+    session.start()
+    session.connector.rename(7, "Renamed thread")
+    assert session.result(7).ok
+    assert session.wait(ev.NameUpdated).name == "Renamed thread"
+
+
+def test_autonomy_change_applies_next_turn(pool, sim, workspace):
+    sim.set_script([exec_call("echo free > free.txt"), {"text": "ran freely"},
+                    exec_call("echo asked > asked.txt"), {"text": "asked first"}])
+    session = Session(pool, workspace, approval_policy="never")
+    session.start()
+    session.turn("no prompts please")
+    assert (workspace / "free.txt").exists() and not session.since(ev.ApprovalRequest)
+    session.connector.set_config(5, approval_policy="untrusted", sandbox_mode=None, model=None)
+    applied = session.wait(ev.ConfigApplied)
+    assert (applied.approval_policy, applied.sandbox_mode) == ("untrusted", "workspace-write")
+    assert session.result(5).ok
+    assert session.send("now ask").ok
+    request = session.wait(ev.ApprovalRequest)
+    assert "asked.txt" in request.command
+    session.respond(request.key, "accept")
+    session.wait(ev.TurnCompleted)
+    session.connector.set_config(6, approval_policy=None, sandbox_mode="bogus", model=None)
+    assert session.result(6).error_code == "invalid_field"
+    # codex itself refuses a bad value: its JSON-RPC error comes back on the command
+    session.connector.set_config(7, approval_policy="sometimes", sandbox_mode=None, model=None)
+    assert session.result(7).ok
+    refused = session.send("go")
+    assert (refused.ok, refused.error_code) == (False, "backend_error")
+    assert "sometimes" in refused.error_message
+
+
+def test_killed_process_is_recovered(pool, sim, workspace):
+    sim.set_script([{"text": "noted ALPHA-7"}, {"text": "parked", "hold": 60},
+                    {"text": "still here"}])
+    session = Session(pool, workspace)
+    session.start()
+    session.turn("remember ALPHA-7")
+    assert session.send("wait a while").ok
+    session.wait(ev.AgentMessageDelta)
+    (proc,) = pool.ask(Describe(), timeout=5)
+    os.kill(proc["pid"], signal.SIGKILL)
+    failed = session.wait(ev.TurnCompleted)
+    assert failed.status == "failed"
+    lost = session.wait(ev.BackendLost)
+    assert not lost.fatal and "SIGKILL" in lost.reason
+    session.wait(ev.BackendRecovered)
+    assert session.turn("are you there?").status == "completed"
+    assert "ALPHA-7" in str(sim.requests()[-1]["input"])  # the resumed thread kept its history
+    (new_proc,) = pool.ask(Describe(), timeout=5)
+    assert new_proc["pid"] != proc["pid"]
+
+
+def test_sessions_share_a_process_and_stay_isolated(pool, sim, workspace):
+    names = ["AAA", "BBB", "CCC"]
+    sim.set_script([{"match": f"ping-{n}", "text": f"pong-{n}", "chunk": 2} for n in names])
+    sessions = {n: Session(pool, workspace) for n in names}
+    threads = {n: s.start().thread_id for n, s in sessions.items()}
+    assert len(set(threads.values())) == 3
+    (proc,) = pool.ask(Describe(), timeout=5)
+    assert proc["load"] == 3
+    for n, s in sessions.items():
+        s.connector.send_message(1, f"ping-{n}")
+    for n, s in sessions.items():
+        s.wait(ev.TurnCompleted)
+        texts = [m.text for m in s.since(ev.AgentMessage)]
+        assert texts == [f"pong-{n}"], (n, texts)
+        assert "".join(d.delta for d in s.since(ev.AgentMessageDelta)) == f"pong-{n}"
+    for s in sessions.values():
+        s.connector.stop()
+
+
+def test_resume_unknown_thread_is_fatal_with_codex_text(pool, workspace):
+    session = Session(pool, workspace)
+    session.connector.start(session.events.put,
+                            resume_thread_id="01a20000-0000-7000-8000-000000000000")
+    lost = session.wait(ev.BackendLost)
+    assert lost.fatal and "thread/resume" in lost.reason and len(lost.reason) > 30
+    session.connector.send_message(3, "hello?")
+    assert not session.result(3).ok
+
+
+def test_resume_refused_by_writer_lock(pool, codex_env, codex_binary, sim, workspace):
+    owner = Session(pool, workspace)
+    thread_id = owner.start().thread_id
+    owner.turn("make a rollout")
+    other_pool = CodexPoolActor.start(CodexConfig(), env=codex_env, binary=codex_binary)
+    try:
+        intruder = Session(other_pool, workspace)
+        intruder.connector.start(intruder.events.put, resume_thread_id=thread_id)
+        lost = intruder.wait(ev.BackendLost)
+        assert lost.fatal and "active writer" in lost.reason
+    finally:
+        other_pool.stop(timeout=10)
+    assert owner.turn("owner unaffected").status == "completed"
+
+
+def test_model_list(pool):
+    models = list_models(pool, timeout=WAIT_S)
+    assert "gpt-5.5" in [m.id for m in models]
