@@ -19,9 +19,14 @@ class ClientRequest:
 
 @dataclass(slots=True)
 class Backend:
-    """A backend event for one session actor (from its connector's thread)."""
+    """A backend event for one session actor (from its connector's thread).
+
+    ``at`` is when the backend produced it (wall clock): it becomes the wire
+    events' ``ts``, so clients can measure backend -> client latency.
+    """
 
     event: BackendEvent
+    at: float = 0.0
 
 
 @dataclass(slots=True)

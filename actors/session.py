@@ -10,6 +10,7 @@ connector -> this actor -> gateway loop (persistence is told in parallel).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -112,7 +113,7 @@ class SessionActor(pykka.ThreadingActor):
 
     def _emit(self, event: Any) -> None:
         # Called on connector threads: only hand the event to this actor's inbox.
-        self.actor_ref.tell(Backend(event))
+        self.actor_ref.tell(Backend(event, time.time()))
 
     def _start_connector(self, resume: bool) -> None:
         self.connector = self.connector_factory(self.state)
@@ -156,7 +157,7 @@ class SessionActor(pykka.ThreadingActor):
     # ------------------------------------------------------------ inbox
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Backend):
-            self._on_backend(message.event)
+            self._on_backend(message.event, message.at or None)
         elif isinstance(message, ClientRequest):
             self._on_request(message)
         elif isinstance(message, RolloutBatch):
@@ -170,7 +171,7 @@ class SessionActor(pykka.ThreadingActor):
             return msgspec.structs.replace(self.state)
         return None
 
-    def _on_backend(self, event: Any) -> None:
+    def _on_backend(self, event: Any, at: float | None = None) -> None:
         if isinstance(event, be.CommandResult):
             req = event.token
             if isinstance(req, _Decision):
@@ -190,7 +191,7 @@ class SessionActor(pykka.ThreadingActor):
                     self._error(req, event.error_code or ErrorCode.BACKEND_ERROR,
                                 event.error_message or "backend refused the command")
             return
-        self.core.handle(event)
+        self.core.handle(event, now=at)
         if isinstance(event, be.ThreadStarted) and self.supervisor is not None:
             self.supervisor.tell(ThreadOwned(event.thread_id, self.session_id))
         self._flush()

@@ -273,25 +273,57 @@ def test_autonomy_change_applies_next_turn(pool, sim, workspace):
     assert "sometimes" in refused.error_message
 
 
-def test_killed_process_is_recovered(pool, sim, workspace):
-    sim.set_script([{"text": "noted ALPHA-7"}, {"text": "parked", "hold": 60},
-                    {"text": "still here"}])
-    session = Session(pool, workspace)
-    session.start()
-    session.turn("remember ALPHA-7")
-    assert session.send("wait a while").ok
-    session.wait(ev.AgentMessageDelta)
-    (proc,) = pool.ask(Describe(), timeout=5)
-    os.kill(proc["pid"], signal.SIGKILL)
-    failed = session.wait(ev.TurnCompleted)
-    assert failed.status == "failed"
-    lost = session.wait(ev.BackendLost)
-    assert not lost.fatal and "SIGKILL" in lost.reason
-    session.wait(ev.BackendRecovered)
-    assert session.turn("are you there?").status == "completed"
-    assert "ALPHA-7" in str(sim.requests()[-1]["input"])  # the resumed thread kept its history
-    (new_proc,) = pool.ask(Describe(), timeout=5)
-    assert new_proc["pid"] != proc["pid"]
+def test_killed_process_is_recovered(codex_env, codex_binary, sim, base_dir):
+    """Two sessions on the killed process recover; one on another process sees nothing."""
+    sim.reset()
+    sim.set_script([{"match": "remember", "text": "noted ALPHA-7"},
+                    {"match": "wait a while", "text": "parked", "hold": 60},
+                    {"match": "bystander", "text": "untouched"}])
+    pool = CodexPoolActor.start(CodexConfig(threads_per_process=2), env=codex_env,
+                                binary=codex_binary)
+    try:
+        victim, neighbour, bystander = (Session(pool, base_dir) for _ in range(3))
+        for session in (victim, neighbour, bystander):
+            session.start()
+        victim.turn("remember ALPHA-7")
+        assert victim.send("wait a while").ok
+        victim.wait(ev.AgentMessageDelta)
+        procs = pool.ask(Describe(), timeout=5)
+        assert [p["load"] for p in procs] == [2, 1]
+        os.kill(procs[0]["pid"], signal.SIGKILL)
+        assert victim.wait(ev.TurnCompleted).status == "failed"
+        for session in (victim, neighbour):
+            lost = session.wait(ev.BackendLost)
+            assert not lost.fatal and "SIGKILL" in lost.reason
+            session.wait(ev.BackendRecovered)
+        # the neighbour never had a turn, so codex had no rollout to resume: it got a new thread
+        assert len(neighbour.since(ev.ThreadStarted)) == 2
+        sim.append([{"match": "are you there", "text": "still here"}])
+        assert victim.turn("are you there?").status == "completed"
+        assert "ALPHA-7" in str(sim.requests()[-1]["input"])  # resumed with its history
+        assert bystander.turn("bystander check").status == "completed"
+        assert not bystander.since(ev.BackendLost) and not bystander.since(ev.BackendRecovered)
+        assert procs[0]["pid"] not in [p["pid"] for p in pool.ask(Describe(), timeout=5)]
+    finally:
+        pool.stop(timeout=10)
+
+
+def test_restarted_session_resumes_in_place(pool, sim, workspace):
+    sim.set_script([{"text": "first"}, {"text": "second"}, {"text": "third"}])
+    first = Session(pool, workspace)
+    thread_id = first.start().thread_id
+    first.turn("one")
+    first.connector.stop()
+    # The thread stays loaded (and writer-locked) in its process: affinity sends it there.
+    second = Session(pool, workspace)
+    assert second.start(resume_thread_id=thread_id).thread_id == thread_id
+    second.turn("two")
+    third = Session(pool, workspace)  # e.g. an actor restarted without stopping its connector
+    assert third.start(resume_thread_id=thread_id).thread_id == thread_id
+    assert third.turn("three").status == "completed"
+    assert not second.since(ev.TurnStarted)[1:] and len(pool.ask(Describe(), timeout=5)) == 1
+    second.connector.send_message(9, "stale")
+    assert second.result(9).error_code == "invalid_state"
 
 
 def test_sessions_share_a_process_and_stay_isolated(pool, sim, workspace):

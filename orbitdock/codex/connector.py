@@ -103,6 +103,7 @@ class ThreadSink:
         self._mapper = mapping.ThreadMapper()
         self._requests: dict[int | str, tuple[str, dict[str, Any]]] = {}
         self._deferred: list[SinkOp] = []
+        self._had_turn = False  # decides whether a failed resume may fall back to a new thread
 
     def __repr__(self) -> str:
         return f"<ThreadSink {self.thread_id or '?'} {self.state}>"
@@ -115,11 +116,15 @@ class ThreadSink:
             return
         if self.thread_id:
             self._resume(ctx, initial=True)
-            return
+        else:
+            self._start_thread(ctx, recovering=False)
+
+    def _start_thread(self, ctx: AppServerProcess, *, recovering: bool) -> None:
         self.state = "starting"
         ctx.request("thread/start", _compact({
             "cwd": self.cwd, "model": self.model, "approvalPolicy": self.approval_policy,
-            "sandbox": self.sandbox_mode}), self._on_started)
+            "sandbox": self.sandbox_mode}),
+            lambda result, error: self._on_started(result, error, recovering))
 
     def recover(self, ctx: AppServerProcess) -> None:
         """Re-attach to a fresh process after the old one died."""
@@ -137,7 +142,7 @@ class ThreadSink:
                     lambda result, error: self._on_resumed(result, error, initial),
                     timeout=self._config.resume_timeout_s)
 
-    def _on_started(self, result: Any, error: rpc.RpcError | None) -> None:
+    def _on_started(self, result: Any, error: rpc.RpcError | None, recovering: bool) -> None:
         if self.state != "starting":
             return
         if error is not None:
@@ -150,6 +155,8 @@ class ThreadSink:
         self._tell_pool_bound()
         self.state = "ready"
         self._emit(started)
+        if recovering:
+            self._emit(ev.BackendRecovered(detail="the thread had no turns; started a new one"))
         self._run_deferred()
 
     def _on_resumed(self, result: Any, error: rpc.RpcError | None, initial: bool) -> None:
@@ -157,8 +164,17 @@ class ThreadSink:
             return
         if error is not None:
             self._ctx.unroute(self.thread_id, self)  # type: ignore[union-attr, arg-type]
+            if not initial and not self._had_turn:
+                # codex writes the rollout from the first turn on, so a thread that never
+                # had one cannot be resumed; with no history to lose, a new thread is
+                # equivalent (the session actor sees a second ThreadStarted).
+                logger.info("thread %s had no turns (%s); starting a new one", self.thread_id,
+                            error.message, extra=self._log_extra)
+                self._start_thread(self._ctx, recovering=True)  # type: ignore[arg-type]
+                return
             self._fatal(f"thread/resume failed: {error.message}")
             return
+        self._had_turn = True  # a resumable thread has a rollout
         self._tell_pool_bound()
         self.state = "ready"
         if initial:
@@ -226,6 +242,8 @@ class ThreadSink:
             return
         if method == "serverRequest/resolved":
             self._requests.pop(params.get("requestId"), None)
+        elif method == "turn/started":
+            self._had_turn = True
         for event in self._mapper.notification(method, params):
             self._emit(event)
 

@@ -8,7 +8,8 @@ Used by tests, the foundation benchmark and the load tool's fast mode. Each
 - a directive in the message text: ``/burst N [SIZE]`` streams N deltas as fast
   as possible, ``/approve CMD`` asks an exec approval then reports the outcome,
   ``/ask QUESTION`` asks a question, ``/fail MSG`` fails the turn, ``/hold``
-  streams one delta then waits for an interrupt;
+  streams one delta then waits for an interrupt, ``/stream N RATE [SIZE]`` streams N
+  deltas paced at RATE per second (for latency measurements);
 - otherwise it streams back an echo of the prompt.
 
 Script entries: ``{"text": str, "chunk": int}``, ``{"burst": n, "size": k}``,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -88,6 +90,9 @@ def _directive(text: str) -> dict[str, Any]:
     args = rest.split()
     if word == "/burst" and args and args[0].isdigit():
         return {"burst": int(args[0]), "size": int(args[1]) if len(args) > 1 else 16}
+    if word == "/stream" and len(args) >= 2 and args[0].isdigit():
+        return {"burst": int(args[0]), "rate": float(args[1]),
+                "size": int(args[2]) if len(args) > 2 else 16}
     if word == "/approve":
         return {"approval": "exec", "command": rest or "true"}
     if word == "/ask":
@@ -134,7 +139,13 @@ class _Turn(threading.Thread):
         if "burst" in reply:
             piece = "x" * int(reply.get("size", 16))
             item = f"{turn}-burst"
+            period = 1.0 / float(reply["rate"]) if reply.get("rate") else 0.0
+            next_at = time.monotonic()
             for _ in range(int(reply["burst"])):
+                if period:
+                    next_at += period
+                    if self.interrupted.wait(max(0.0, next_at - time.monotonic())):
+                        break
                 emit(be.AgentMessageDelta(item, piece, turn))
             emit(be.AgentMessage(item, piece * int(reply["burst"]), turn))
         elif "approval" in reply:

@@ -26,7 +26,6 @@ questions. Choices that make re-reading and mixed vocabularies safe:
 from __future__ import annotations
 
 import logging
-import shlex
 from collections import Counter
 from datetime import datetime
 from typing import Any, Callable
@@ -34,6 +33,7 @@ from typing import Any, Callable
 import orjson
 
 from orbitdock.connectors import events as be
+from orbitdock.rollout import shapes
 from orbitdock.rollout.naming import is_injected_context, name_from_first_prompt
 
 logger = logging.getLogger(__name__)
@@ -65,12 +65,7 @@ def parse_time(value: Any) -> float | None:
     return None
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+_str, _dict = shapes.text_or_none, shapes.as_dict
 
 
 class RolloutParser:
@@ -101,6 +96,7 @@ class RolloutParser:
         self._cwd: str | None = None
         self._model: str | None = None
         self._config: tuple[Any, Any, Any] = (None, None, None)
+        self._usage: be.TokenUsageUpdated | None = None
         self._out: list[Any] = []
         self._end = 0
         self._ordinal: Any = None
@@ -120,7 +116,7 @@ class RolloutParser:
             "context_compacted": None, "entered_review_mode": None, "exited_review_mode": None,
             "warning": None, "item_started": None,
         }
-        self._events.update({name: getattr(self, "_" + name) for name in OLD_TOOL_EVENTS})
+        self._events.update({name: getattr(self, "_" + name) for name in shapes.OLD_TOOL_EVENTS})
 
     # ------------------------------------------------------------ feeding
     def feed(self, line: bytes, end_offset: int) -> list[Any]:
@@ -246,13 +242,13 @@ class RolloutParser:
     def _task_started(self, p: dict[str, Any]) -> None:
         self._turn_id = _str(p.get("turn_id")) or self._fallback_id("turn-")
         self._turn_open, self._gate_closed = True, False
-        self._done_clear()
+        self._done_tools.clear()
         self._emit(be.TurnStarted(turn_id=self._turn_id))
 
     def _end_turn(self, p: dict[str, Any], status: str, error: str | None) -> None:
         turn_id = _str(p.get("turn_id")) or self._turn_id
         self._turn_open, self._gate_closed = False, True
-        self._open_clear()
+        self._open_tools.clear()
         self._questions.clear()  # the session withdraws pending approvals at turn end
         self._emit(be.TurnCompleted(turn_id=turn_id, status=status, error=error))
 
@@ -288,18 +284,18 @@ class RolloutParser:
             raise TypeError("item_completed.item is not an object")
         itype, item_id, turn_id = item.get("type"), _str(item.get("id")), _str(p.get("turn_id"))
         if itype == "UserMessage":
-            self._user_text(join_text(item.get("content")), item_id, turn_id)
+            self._user_text(shapes.join_text(item.get("content")), item_id, turn_id)
         elif itype == "AgentMessage":
-            self._agent_text(join_text(item.get("content")), item_id, turn_id)
+            self._agent_text(shapes.join_text(item.get("content")), item_id, turn_id)
         elif itype == "ExitedReviewMode" and _str(item.get("review")):
             self._agent_text(item["review"], item_id, turn_id)
         elif itype == "Reasoning":
-            text = join_text(item.get("summary_text") or item.get("summary"))
+            text = shapes.join_text(item.get("summary_text") or item.get("summary"))
             if text:
                 self._emit(be.Reasoning(item_id=item_id or self._fallback_id(), text=text,
                                         turn_id=turn_id or self._turn_id))
-        elif itype in ITEM_TOOLS:
-            label, tool_input, fields = item_completion(item)
+        elif itype in shapes.ITEM_TOOLS:
+            label, tool_input, fields = shapes.item_completion(item)
             self._complete_tool(item_id or self._fallback_id(), label, tool_input, **fields)
         elif itype in ("ContextCompaction", "EnteredReviewMode", "ExitedReviewMode", "Plan",
                        "TodoList"):
@@ -336,13 +332,16 @@ class RolloutParser:
             total = info["total_token_usage"]
             if not isinstance(total, dict):
                 raise TypeError("total_token_usage is not an object")
-            self._emit(be.TokenUsageUpdated(
+            usage = be.TokenUsageUpdated(
                 input_tokens=int(total.get("input_tokens") or 0),
                 output_tokens=int(total.get("output_tokens") or 0),
                 cached_tokens=int(total.get("cached_input_tokens") or 0),
                 reasoning_tokens=int(total.get("reasoning_output_tokens") or 0),
                 total_tokens=int(total.get("total_tokens") or 0),
-                context_window=int(info.get("model_context_window") or 0)))
+                context_window=int(info.get("model_context_window") or 0))
+            if usage != self._usage:  # codex repeats the totals after aborts and resumes
+                self._usage = usage
+                self._emit(usage)
         limits = p.get("rate_limits")
         if isinstance(limits, dict) and (limits.get("primary") or limits.get("secondary")):
             self._emit(be.RateLimitsUpdated(payload=limits))
@@ -376,11 +375,11 @@ class RolloutParser:
         if call_id in self._done_tools:
             self.skipped += 1  # the other half of an end pair
             return
-        started = self._open_pop(call_id, None)
+        started = self._open_tools.pop(call_id, None)
         if started is None and self._gate_closed:
             self.gated += 1
             return
-        self._done_add(call_id)
+        self._done_tools.add(call_id)
         self._emit(be.ToolCompleted(item_id=call_id, tool_name=started or label,
                                     tool_input=None if started else tool_input, **fields))
 
@@ -389,7 +388,7 @@ class RolloutParser:
         name = _str(p.get("name")) or ""
         if p.get("type") == "function_call" and name in ("request_user_input", "update_plan"):
             self._silent_calls.add(call_id)
-            args = json_args(p.get("arguments"))
+            args = shapes.json_args(p.get("arguments"))
             if name == "update_plan":
                 plan = args.get("plan")
                 self._emit(be.PlanUpdated(plan=plan if isinstance(plan, list) else [],
@@ -398,7 +397,7 @@ class RolloutParser:
             else:
                 self._ask(call_id, args.get("questions"), p)
             return
-        label, tool_input = call_start(p)
+        label, tool_input = shapes.call_start(p)
         self._start_tool(call_id, label, tool_input, model_call=True)
 
     def _call_output(self, p: dict[str, Any]) -> None:
@@ -412,7 +411,7 @@ class RolloutParser:
             else:
                 self.skipped += 1
             return
-        self._complete_tool(call_id, "tool", None, **output_fields(p))
+        self._complete_tool(call_id, "tool", None, **shapes.output_fields(p))
 
     def _ask(self, call_id: str, questions: Any, payload: dict[str, Any]) -> None:
         if call_id in self._questions:
@@ -421,38 +420,38 @@ class RolloutParser:
         key = ("rollout", call_id)
         self._questions[call_id] = key
         self._emit(be.ApprovalRequest(key=key, type="question", method="rollout",
-                                      turn_id=self._turn_id, questions=questions(questions),
+                                      turn_id=self._turn_id, questions=shapes.questions(questions),
                                       payload=payload))
 
     # ------------------------------------------------------------ older tool events
     def _exec_command_begin(self, p: dict[str, Any]) -> None:
         self._clear_approval(p)
-        self._start_tool(p["call_id"], "Shell", command_text(p.get("command")),
+        self._start_tool(p["call_id"], "Shell", shapes.command_text(p.get("command")),
                          model_call=False)
 
     def _exec_command_end(self, p: dict[str, Any]) -> None:
         self._clear_approval(p)
-        self._complete_tool(p["call_id"], "Shell", command_text(p.get("command")),
-                            **exec_end_fields(p))
+        self._complete_tool(p["call_id"], "Shell", shapes.command_text(p.get("command")),
+                            **shapes.exec_end_fields(p))
 
     def _patch_apply_begin(self, p: dict[str, Any]) -> None:
         self._clear_approval(p)
-        self._start_tool(p["call_id"], "Edit", changed_paths(p.get("changes")),
+        self._start_tool(p["call_id"], "Edit", shapes.changed_paths(p.get("changes")),
                          model_call=False)
 
     def _patch_apply_end(self, p: dict[str, Any]) -> None:
         self._clear_approval(p)
         ok = p.get("success") is not False
-        self._complete_tool(p["call_id"], "Edit", None, output=std_output(p),
+        self._complete_tool(p["call_id"], "Edit", None, output=shapes.std_output(p),
                             is_error=not ok, status="completed" if ok else "failed")
 
     def _mcp_tool_call_begin(self, p: dict[str, Any]) -> None:
-        label, tool_input = mcp_invocation(p.get("invocation"))
+        label, tool_input = shapes.mcp_invocation(p.get("invocation"))
         self._start_tool(p["call_id"], label, tool_input, model_call=False)
 
     def _mcp_tool_call_end(self, p: dict[str, Any]) -> None:
-        label, tool_input = mcp_invocation(p.get("invocation"))
-        self._complete_tool(p["call_id"], label, tool_input, **mcp_end_fields(p))
+        label, tool_input = shapes.mcp_invocation(p.get("invocation"))
+        self._complete_tool(p["call_id"], label, tool_input, **shapes.mcp_end_fields(p))
 
     def _web_search_begin(self, p: dict[str, Any]) -> None:
         self._start_tool(p["call_id"], "WebSearch", None, model_call=False)
@@ -469,11 +468,11 @@ class RolloutParser:
             self._emit(be.ApprovalCleared(key))
 
     def _exec_approval_request(self, p: dict[str, Any]) -> None:
-        self._approval(p, "exec", command=command_text(p.get("command")),
+        self._approval(p, "exec", command=shapes.command_text(p.get("command")),
                        cwd=_str(p.get("cwd")))
 
     def _apply_patch_approval_request(self, p: dict[str, Any]) -> None:
-        self._approval(p, "patch", file_path=changed_paths(p.get("changes")))
+        self._approval(p, "patch", file_path=shapes.changed_paths(p.get("changes")))
 
     def _request_user_input(self, p: dict[str, Any]) -> None:
         self._ask(_str(p.get("call_id")) or self._fallback_id("q-"), p.get("questions"), p)
@@ -493,190 +492,3 @@ class RolloutParser:
                                       turn_id=_str(p.get("turn_id")) or self._turn_id,
                                       payload=p, **fields))
 
-
-# ---------------------------------------------------------------- payload shapes
-# Tool labels follow upstream (Shell, Edit, MCP:<server>/<tool>, WebSearch, ...).
-_LABELS = {"exec_command": "Shell", "shell": "Shell", "shell_command": "Shell",
-           "local_shell_call": "Shell", "write_stdin": "Shell", "apply_patch": "Edit",
-           "patch_apply": "Edit", "web_search": "WebSearch", "view_image": "ViewImage",
-           "mcp_tool_call": "MCP", "tool_search_call": "ToolSearch"}
-OLD_TOOL_EVENTS = ("exec_command_begin", "exec_command_end", "patch_apply_begin",
-                   "patch_apply_end", "mcp_tool_call_begin", "mcp_tool_call_end",
-                   "web_search_begin", "web_search_end", "view_image_tool_call",
-                   "exec_approval_request", "apply_patch_approval_request",
-                   "request_user_input", "elicitation_request")
-ITEM_TOOLS = ("CommandExecution", "FileChange", "McpToolCall", "WebSearch")
-_MAX_INPUT_CHARS = 4000  # tool inputs are for display; whole patches live in the file
-
-
-def join_text(content: Any) -> str:
-    """Text of a content array ({type: text|input_text|output_text|Text, text}) or a string."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        return ""
-    parts = [c if isinstance(c, str) else c.get("text") for c in content
-             if isinstance(c, str) or isinstance(c, dict)]
-    return "\n".join(t for t in parts if isinstance(t, str) and t)
-
-
-def json_args(arguments: Any) -> dict[str, Any]:
-    if isinstance(arguments, dict):
-        return arguments
-    if isinstance(arguments, str):
-        try:
-            value = orjson.loads(arguments)
-        except orjson.JSONDecodeError:
-            return {}
-        return value if isinstance(value, dict) else {}
-    return {}
-
-
-def _clip(text: str | None) -> str | None:
-    return text if text is None or len(text) <= _MAX_INPUT_CHARS else text[:_MAX_INPUT_CHARS] + "…"
-
-
-def command_text(command: Any) -> str | None:
-    """["bash", "-lc", "ls"] -> "ls"; other argv lists joined; strings as they are."""
-    if isinstance(command, str):
-        return command
-    if isinstance(command, list) and all(isinstance(a, str) for a in command):
-        if len(command) == 3 and command[1] in ("-c", "-lc"):
-            return command[2]
-        return shlex.join(command)
-    return None
-
-
-def changed_paths(changes: Any) -> str | None:
-    return "\n".join(changes) if isinstance(changes, dict) and changes else None
-
-
-def call_start(p: dict[str, Any]) -> tuple[str, str | None]:
-    """(label, input) for a model-issued call item."""
-    rtype, name = p.get("type"), _str(p.get("name")) or ""
-    namespace = _str(p.get("namespace"))
-    if namespace and namespace.startswith("mcp__"):
-        return f"MCP:{namespace[5:]}/{name}", _str(p.get("arguments"))
-    if name.startswith("mcp__") and name.count("__") >= 2:
-        _, server, tool = name.split("__", 2)
-        return f"MCP:{server}/{tool}", _str(p.get("arguments"))
-    if rtype == "custom_tool_call":
-        return _LABELS.get(name, name or "tool"), _clip(_str(p.get("input")))
-    if rtype == "local_shell_call":
-        return "Shell", command_text(_dict(p.get("action")).get("command"))
-    if rtype == "tool_search_call":
-        return "ToolSearch", orjson.dumps(p.get("arguments")).decode()
-    args = json_args(p.get("arguments"))
-    if name in ("exec_command", "shell", "shell_command"):
-        return "Shell", command_text(args.get("cmd") or args.get("command"))
-    return _LABELS.get(name, name or "tool"), _clip(_str(p.get("arguments")))
-
-
-def _duration_ms(duration: Any) -> int | None:
-    if isinstance(duration, dict):
-        return int(duration.get("secs", 0)) * 1000 + int(duration.get("nanos", 0)) // 1_000_000
-    return None
-
-
-def _status(status: Any, is_error: bool) -> str:
-    if status == "declined":
-        return "declined"
-    return "failed" if is_error else "completed"
-
-
-def std_output(p: dict[str, Any]) -> str | None:
-    return "".join(s for s in (p.get("stdout"), p.get("stderr")) if isinstance(s, str)) or None
-
-
-def exec_end_fields(p: dict[str, Any]) -> dict[str, Any]:
-    code = p.get("exit_code")
-    error = code not in (0, None)
-    output = _str(p.get("aggregated_output")) or std_output(p)
-    return {"output": output, "is_error": error, "duration_ms": _duration_ms(p.get("duration")),
-            "status": _status(None, error)}
-
-
-def mcp_invocation(invocation: Any) -> tuple[str, str | None]:
-    inv = _dict(invocation)
-    server, tool = _str(inv.get("server")), _str(inv.get("tool"))
-    label = f"MCP:{server}/{tool}" if server and tool else "MCP"
-    args = inv.get("arguments")
-    return label, orjson.dumps(args).decode() if args is not None else None
-
-
-def _mcp_result(result: Any) -> tuple[str | None, bool]:
-    if isinstance(result, dict) and ("Ok" in result or "Err" in result):  # older Result shape
-        if "Err" in result:
-            return str(result["Err"]), True
-        result = result["Ok"]
-    if isinstance(result, dict):
-        return join_text(result.get("content")) or None, bool(result.get("isError"))
-    return None, False
-
-
-def mcp_end_fields(p: dict[str, Any]) -> dict[str, Any]:
-    output, error = _mcp_result(p.get("result"))
-    return {"output": output, "is_error": error, "duration_ms": _duration_ms(p.get("duration")),
-            "status": _status(None, error)}
-
-
-def item_completion(item: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
-    """(label, input, ToolCompleted fields) for a 0.169 item_completed tool item."""
-    itype, status = item.get("type"), item.get("status")
-    if itype == "CommandExecution":
-        error = status in ("failed", "declined") or item.get("exit_code") not in (0, None)
-        return "Shell", command_text(item.get("command")), {
-            "output": _str(item.get("aggregated_output")), "is_error": error,
-            "duration_ms": _duration_ms(item.get("duration")), "status": _status(status, error)}
-    if itype == "FileChange":
-        error = status not in ("completed", None)
-        return "Edit", changed_paths(item.get("changes")), {
-            "output": std_output(item), "is_error": error, "status": _status(status, error)}
-    if itype == "McpToolCall":
-        output, error = _mcp_result(item.get("result"))
-        error = error or status == "failed" or bool(item.get("error"))
-        label, tool_input = mcp_invocation(item)
-        return label, tool_input, {
-            "output": output or _str(_dict(item.get("error")).get("message")), "is_error": error,
-            "duration_ms": _duration_ms(item.get("duration")), "status": _status(status, error)}
-    return "WebSearch", _str(item.get("query")), {"output": None}
-
-
-def _output_exit_code(text: str) -> int | None:
-    for marker in ("Process exited with code ", "Exit code: "):
-        i = text.find(marker, 0, 400)
-        if i != -1:
-            digits = text[i + len(marker):i + len(marker) + 6].split("\n", 1)[0].strip()
-            return int(digits) if digits.lstrip("-").isdigit() else None
-    return None
-
-
-def output_fields(p: dict[str, Any]) -> dict[str, Any]:
-    """ToolCompleted fields from a *_call_output item (plain, JSON-wrapped or part list)."""
-    raw = p.get("output")
-    if p.get("type") == "tool_search_output":
-        names = [_str(t.get("name")) for t in p.get("tools") or [] if isinstance(t, dict)]
-        return {"output": ", ".join(n for n in names if n) or None}
-    text = join_text(raw)
-    code = None
-    if text.startswith("{"):
-        wrapped = json_args(text)  # older versions: {"output": ..., "metadata": {"exit_code"}}
-        if "output" in wrapped:
-            text = _str(wrapped.get("output")) or ""
-            code = _dict(wrapped.get("metadata")).get("exit_code")
-    if code is None:
-        code = _output_exit_code(text)
-    error = code not in (0, None)
-    return {"output": text or None, "is_error": error, "status": _status(None, error)}
-
-
-def questions(raw: Any) -> list[dict[str, Any]]:
-    """request_user_input questions in the protocol's Question shape."""
-    out = []
-    for i, q in enumerate(raw if isinstance(raw, list) else []):
-        if isinstance(q, dict):
-            options = [o for o in q.get("options") or [] if isinstance(o, dict)]
-            out.append({"id": _str(q.get("id")) or f"q{i}",
-                        "question": _str(q.get("question")) or _str(q.get("header")) or "",
-                        "header": _str(q.get("header")), "options": options})
-    return out
