@@ -88,6 +88,7 @@ class _Detach(_Begin):
 @dataclass(slots=True)
 class _ModelsOp:
     reply: ModelsReply
+    retried: bool = False  # re-posted once if its process died first; never loops
 
     def run(self, ctx: AppServerProcess) -> None:
         collected: list[dict[str, Any]] = []
@@ -244,13 +245,13 @@ class CodexPoolActor(pykka.ThreadingActor):
             target = self._where.get(op.sink) if isinstance(op, SinkOp) else None
             if target is not None:
                 target.post(op)  # after the _Recover above: the sink defers it until resumed
-            elif isinstance(op, _ModelsOp) and (target := self._least_loaded() or None):
-                target.post(op)
+            elif isinstance(op, _ModelsOp) and not op.retried:
+                self._list_models(op.reply, retried=True)  # not tied to a process: retry once
             else:
                 op.fail(reason)
 
     # ------------------------------------------------------------ queries
-    def _list_models(self, reply: ModelsReply) -> None:
+    def _list_models(self, reply: ModelsReply, retried: bool = False) -> None:
         proc = min(self._procs, key=lambda p: len(self._hosted[p]), default=None)
         if proc is None:
             try:
@@ -258,7 +259,7 @@ class CodexPoolActor(pykka.ThreadingActor):
             except (OSError, CodexNotFound) as exc:
                 reply(None, f"cannot start codex app-server: {exc}")
                 return
-        proc.post(_ModelsOp(reply))
+        proc.post(_ModelsOp(reply, retried))
 
     def _describe(self) -> list[dict[str, Any]]:
         return [{"proc_id": p.proc_id, "pid": p.pid, "version": p.version,

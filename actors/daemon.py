@@ -89,7 +89,7 @@ class Daemon:
         if backend is None:
             return None, None
         self.extras.append(backend)
-        return backend.connector_factory, backend.list_models
+        return backend.connector_factory, backend.request_models
 
     def _start_watcher(self) -> None:
         if not self.cfg.watcher.enabled:
@@ -113,7 +113,7 @@ class Daemon:
             except (pykka.Timeout, pykka.ActorDeadError):
                 logger.error("actor %s did not stop within %.1fs", name, timeout)
             if name == "supervisor":
-                for extra in self.extras:
+                for extra in reversed(self.extras):
                     extra.stop()
         leftover = pykka.ActorRegistry.get_all()
         if leftover:
@@ -171,7 +171,14 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
     lay = layout(cfg)
     prepare_dirs(lay)
     logs.setup(cfg.logging.level, lay.log_path, cfg.logging.stderr)
+    demo_env = None
+    if demo:
+        from actors.demo import prepare_demo
+
+        demo_env = prepare_demo(cfg, lay)  # before start: it sets the codex home
     daemon = Daemon(cfg)
+    if demo_env is not None:
+        daemon.extras.append(demo_env)
     try:
         daemon.start()
     except Exception as exc:
@@ -179,9 +186,12 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
         daemon.stop()
         raise click.ClickException(f"start-up failed: {exc}") from exc
     try:
-        if demo:
+        if demo_env is not None:
             from actors.demo import start_demo
-            daemon.extras.append(start_demo(daemon))
+            from orbitdock.client import Endpoints
+
+            start_demo(Endpoints(daemon.layout.request_endpoint, daemon.layout.event_endpoint),
+                       demo_env, cfg.codex.start_timeout_s)
         daemon.run_forever()
     finally:
         daemon.stop()

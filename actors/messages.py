@@ -79,3 +79,12 @@ class ReplyMessages:
     """Ask the persistence actor to answer a get_messages request straight to the client."""
 
     request: ClientRequest
+
+
+@dataclass(slots=True)
+class ModelsReady:
+    """The codex pool's answer to a list_models request, handed back to the supervisor."""
+
+    request: ClientRequest
+    models: list[Any] | None
+    error: str | None = None

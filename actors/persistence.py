@@ -3,8 +3,9 @@
 Thread ownership:
 - THE apsw write connection is opened in ``on_start``, i.e. on this actor's own
   thread, and is used only there (writes, migrations and control-plane reads).
-- The checkpointer thread opens and owns a second connection, used only for
-  ``PRAGMA wal_checkpoint``; it shares nothing with the actor but one float.
+- The checkpointer thread (``schema.Checkpointer``) opens and owns a second
+  connection, used only for ``PRAGMA wal_checkpoint``; it shares nothing with
+  the actor but one float.
 - The flush timer thread owns nothing: it only ``tell``s ``Tick("flush")``.
 
 Writes arrive as ``tell(command)`` (orbitdock/store/commands.py) and are
@@ -16,12 +17,16 @@ commits/s vs 50-70k rows/s at 50 per transaction), and with
 
 Reads are ``ask``s (or proxy calls, which pykka also queues as messages, so they
 are ordered after earlier tells); each flushes first so it sees every write told
-before it. Never ``ask`` on the event path: a read waits for a flush.
+before it. Never ``ask`` on the event path: a read waits for a flush. The one
+told read is ``ReplyMessages`` (a client's get_messages page), answered straight
+to the client through this thread's own gateway ``Outlet`` when the actor was
+given ``ctx`` and ``inproc_endpoint``.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -31,15 +36,17 @@ from typing import Any
 import apsw
 import pykka
 
-from actors.messages import Tick
+from actors.messages import ReplyMessages, Tick
 from orbitdock import config as config_mod
+from orbitdock.protocol import messages as m
+from orbitdock.protocol.errors import ErrorCode
 from orbitdock.protocol.models import ApprovalRequest, Message
 from orbitdock.store import queries, schema, sql
-from orbitdock.store.commands import Atomic, SaveMessage, SaveSession, SaveTurn
+from orbitdock.store.commands import Atomic, SaveSession, SaveTurn
+from orbitdock.transport import Outlet
 
 logger = logging.getLogger(__name__)
 
-_COMMAND_TYPES = tuple(sql.EXECUTORS)
 _FLUSH = "flush"
 
 
@@ -138,61 +145,6 @@ class _FlushTimer(threading.Thread):
                 return
 
 
-class _Checkpointer(threading.Thread):
-    """WAL checkpoints off the write path, on a connection of its own.
-
-    PASSIVE every ``checkpoint_interval_s`` when something was written (it never
-    waits for the writer), TRUNCATE once per idle period of ``idle_truncate_s``
-    so the WAL file shrinks back to zero. ``last_write_at`` is a monotonic float
-    the actor thread assigns after each commit and this thread only reads: a
-    single attribute store/load is atomic in CPython, so no lock is needed.
-    """
-
-    def __init__(self, db_path: Path, pcfg: config_mod.PersistenceConfig) -> None:
-        super().__init__(name="persistence-checkpointer", daemon=True)
-        self._db_path = db_path
-        self._pcfg = pcfg
-        self._stopping = threading.Event()
-        self.last_write_at = 0.0
-        self.passive_runs = 0
-        self.truncate_runs = 0
-
-    def stop(self) -> None:
-        """Signal and join; bounded by one busy timeout (a checkpoint in progress)."""
-        self._stopping.set()
-        if self.is_alive():
-            self.join(self._pcfg.busy_timeout_ms / 1000 + self._pcfg.checkpoint_interval_s)
-            if self.is_alive():
-                logger.warning("persistence checkpointer did not stop in time")
-
-    def run(self) -> None:
-        try:
-            conn = schema.connect(self._db_path, self._pcfg, writer=False)
-        except Exception:
-            logger.exception("persistence checkpointer could not open %s", self._db_path)
-            return
-        passive_for = truncated_for = None  # the last_write_at each mode last covered
-        try:
-            while not self._stopping.wait(self._pcfg.checkpoint_interval_s):
-                last = self.last_write_at
-                idle = time.monotonic() - last >= self._pcfg.idle_truncate_s
-                try:
-                    if idle and truncated_for != last:
-                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                        truncated_for = passive_for = last
-                        self.truncate_runs += 1
-                    elif passive_for != last:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                        passive_for = last
-                        self.passive_runs += 1
-                except apsw.BusyError:
-                    logger.debug("wal checkpoint busy; retrying next interval")
-                except Exception:
-                    logger.exception("wal checkpoint failed")
-        finally:
-            conn.close()
-
-
 # ---------------------------------------------------------------- the actor
 
 
@@ -208,9 +160,12 @@ def _merge(old: Any, new: Any) -> Any:
 class PersistenceActor(pykka.ThreadingActor):
     """Batches write commands into transactions; answers control-plane reads."""
 
-    def __init__(self, config: config_mod.Config, db_path: Path) -> None:
+    def __init__(self, config: config_mod.Config, db_path: Path, *, ctx: Any = None,
+                 inproc_endpoint: str | None = None) -> None:
         super().__init__()
         self._pcfg = config.persistence
+        self._gateway = (ctx, inproc_endpoint, config.gateway.inbound_hwm)
+        self._outlet: Outlet | None = None  # created and closed on the actor thread
         self._db_path = Path(db_path)
         self._conn: apsw.Connection | None = None
         # Pending batch: commands in arrival order; _slots maps a coalescing key to
@@ -222,11 +177,23 @@ class PersistenceActor(pykka.ThreadingActor):
         self._slots: dict[tuple, int] = {}
         self._units = 0  # commands in the batch (an Atomic counts its inner ones)
         self._timer: _FlushTimer | None = None
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: schema.Checkpointer | None = None
         self._stats = {
-            "commands": 0, "coalesced": 0, "rows_written": 0, "batches": 0,
-            "failed_commands": 0, "failed_batches": 0, "last_flush_ms": 0.0,
+            "rows_written": 0, "batches": 0, "failed_commands": 0, "failed_batches": 0,
+            "last_flush_ms": 0.0,
         }
+        self._coalesced = 0  # hot-path counter kept out of the dict
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        """A C ``SimpleQueue`` instead of pykka's default ``queue.Queue``.
+
+        This actor takes every write of the daemon, so its tell cost matters: the
+        lock-free C queue makes the whole tell->commit path ~30% faster (bench:
+        0.47x -> ~0.6x raw apsw). Safe because pykka 4.5 only calls put, get and
+        empty on an inbox (ThreadingActor overrides this same hook).
+        """
+        return queue.SimpleQueue()
 
     # -- lifecycle (all on the actor thread)
 
@@ -235,8 +202,11 @@ class PersistenceActor(pykka.ThreadingActor):
             self._conn = schema.open_database(self._db_path, self._pcfg)
             self._timer = _FlushTimer(self.actor_ref, self._pcfg.flush_interval_ms / 1000)
             self._timer.start()
-            self._checkpointer = _Checkpointer(self._db_path, self._pcfg)
+            self._checkpointer = schema.Checkpointer(self._db_path, self._pcfg)
             self._checkpointer.start()
+            ctx, endpoint, hwm = self._gateway
+            if ctx is not None and endpoint:
+                self._outlet = Outlet(ctx, endpoint, hwm)
         except BaseException:
             # pykka does not call on_failure/on_stop when on_start raises.
             self._close()
@@ -256,6 +226,9 @@ class PersistenceActor(pykka.ThreadingActor):
         self._close()
 
     def _close(self) -> None:
+        if self._outlet is not None:
+            self._outlet.close()
+            self._outlet = None
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
@@ -270,7 +243,7 @@ class PersistenceActor(pykka.ThreadingActor):
     # -- messages
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, _COMMAND_TYPES):
+        if type(message) in sql.EXECUTORS:  # the hot path: one dict probe
             self._receive(message)
             return None
         if isinstance(message, Tick):
@@ -280,6 +253,9 @@ class PersistenceActor(pykka.ThreadingActor):
         read = _READS.get(type(message))
         if read is not None:
             return read(self, message)
+        if isinstance(message, ReplyMessages):
+            self._reply_messages(message)
+            return None
         logger.warning("persistence: unexpected message %s dropped", type(message).__name__)
         return None
 
@@ -287,14 +263,14 @@ class PersistenceActor(pykka.ThreadingActor):
         """Buffer one command; never raises (a raise in a tell would stop the actor)."""
         was_empty = not self._batch
         try:
-            self._stats["commands"] += 1
-            if isinstance(cmd, Atomic):
+            if type(cmd) is Atomic:
                 self._batch.append(cmd)
                 self._slots.clear()
                 self._units += max(1, len(cmd.commands))
             else:
                 key = cmd.key  # a malformed command fails here, before it is buffered
-                index = None if key is None else self._slots.get(key)
+                sql.check_fields(cmd)  # so a bad one never sinks a merged good one
+                index = self._slots.get(key) if key is not None else None
                 if index is None:
                     if key is not None:
                         self._slots[key] = len(self._batch)
@@ -302,7 +278,7 @@ class PersistenceActor(pykka.ThreadingActor):
                     self._units += 1
                 else:
                     self._batch[index] = _merge(self._batch[index], cmd)
-                    self._stats["coalesced"] += 1
+                    self._coalesced += 1
         except Exception:
             self._stats["failed_commands"] += 1
             logger.exception(
@@ -334,7 +310,8 @@ class PersistenceActor(pykka.ThreadingActor):
                 self._timer.arm()
             return 0
         try:
-            written = self._run_batch(conn, batch)
+            written, failed = sql.run_batch(conn, batch)
+            self._stats["failed_commands"] += failed
             conn.execute("COMMIT")
         except Exception:
             logger.exception("persistence: batch of %d commands lost", len(batch))
@@ -352,29 +329,29 @@ class PersistenceActor(pykka.ThreadingActor):
         self._stats["last_flush_ms"] = (time.perf_counter() - started) * 1000
         return written
 
-    def _run_batch(self, conn: apsw.Connection, batch: list[Any]) -> int:
-        """Each command in its own SAVEPOINT: a failure rolls back that command only.
-
-        An Atomic is one command here, so its inner commands share one savepoint
-        and stand or fall together.
-        """
-        written = 0
-        for cmd in batch:
-            conn.execute("SAVEPOINT cmd")
-            try:
-                written += sql.execute(conn, cmd)
-            except Exception:
-                self._stats["failed_commands"] += 1
-                logger.exception(
-                    "persistence: %s failed and was skipped", type(cmd).__name__,
-                    extra={"session_id": sql.session_id_of(cmd)},
-                )
-                if conn.get_autocommit():
-                    # SQLite itself rolled the whole transaction back (disk full, I/O).
-                    raise apsw.Error("transaction rolled back by SQLite") from None
-                conn.execute("ROLLBACK TO cmd")
-            conn.execute("RELEASE cmd")
-        return written
+    def _reply_messages(self, message: ReplyMessages) -> None:
+        """Answer get_messages with one page; never raises (it arrives by tell)."""
+        req, r = message.request, message.request.request
+        if self._outlet is None:
+            logger.warning("persistence has no gateway outlet; get_messages dropped",
+                           extra={"session_id": r.session_id})
+            return
+        try:
+            # One extra row tells whether an older page exists.
+            page = self.load_messages(r.session_id, r.limit + 1, r.before_seq)
+            has_more = len(page) > r.limit
+            reply: m.Reply = m.MessagesPage(
+                session_id=r.session_id, messages=page[1:] if has_more else page,
+                has_more_before=has_more)
+        except Exception as exc:
+            logger.exception("get_messages failed", extra={"session_id": r.session_id})
+            reply = m.Error(code=str(ErrorCode.INTERNAL), message=f"get_messages failed: {exc}",
+                            session_id=r.session_id)
+        reply.id = r.id
+        try:
+            self._outlet.reply(req.identity, reply)
+        except Exception:
+            logger.exception("get_messages reply not sent", extra={"session_id": r.session_id})
 
     # -- public, proxy-friendly reads (each sees every write told before it)
 
@@ -385,6 +362,7 @@ class PersistenceActor(pykka.ThreadingActor):
     def stats(self) -> dict[str, Any]:
         """Counters; does not flush, so it can observe the timer at work."""
         out: dict[str, Any] = dict(self._stats)
+        out["coalesced"] = self._coalesced
         out["pending"] = self._units
         if self._checkpointer is not None:
             out["passive_checkpoints"] = self._checkpointer.passive_runs

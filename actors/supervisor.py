@@ -20,6 +20,7 @@ import zmq
 
 from actors.messages import (
     ClientRequest,
+    ModelsReady,
     ReplyMessages,
     RolloutBatch,
     RolloutIdle,
@@ -128,6 +129,12 @@ class SupervisorActor(pykka.ThreadingActor):
             self._restart(message)
         elif isinstance(message, tuple) and message and message[0] == "restart_now":
             self._restart_now(message[1])
+        elif isinstance(message, ModelsReady):
+            if message.models is None:
+                self._error(message.request, ErrorCode.BACKEND_ERROR,
+                            f"model/list failed: {message.error}")
+            else:
+                self._reply(message.request, m.ModelsList(models=message.models))
         elif isinstance(message, ThreadOwned):
             self.owned_threads[message.thread_id] = message.session_id
         elif message == "count":
@@ -191,7 +198,9 @@ class SupervisorActor(pykka.ThreadingActor):
         if self.models_provider is None:
             self._error(req, ErrorCode.UNAVAILABLE, "no model catalog: codex is not available")
             return
-        self.models_provider(req, self.outlet)
+        actor = self.actor_ref
+        # The callback runs on a codex reader thread: it only tells this actor.
+        self.models_provider(lambda models, error: actor.tell(ModelsReady(req, models, error)))
 
     def _rollout(self, batch: RolloutBatch) -> None:
         ref = self.sessions.get(batch.session_id)

@@ -11,6 +11,7 @@ import os
 import queue
 import shutil
 import signal
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,8 +26,6 @@ from orbitdock.codex.install import CodexNotFound, find_codex
 from orbitdock.config import CodexConfig
 from orbitdock.connectors import events as ev
 from orbitdock.sim.server import SimServer
-
-pytestmark = pytest.mark.codex
 
 TEST_ROOT = Path(__file__).resolve().parent.parent / ".orbitdock-test"
 WAIT_S = 15.0  # any single expected event; codex answers in well under a second
@@ -47,7 +46,7 @@ def sim():
 
 
 @pytest.fixture(scope="module")
-def base_dir(sim, codex_binary):
+def base_dir():
     base = TEST_ROOT / f"connector-{uuid.uuid4().hex[:8]}"
     base.mkdir(parents=True)
     yield base
@@ -73,6 +72,82 @@ def workspace(base_dir) -> Path:
     path = base_dir / f"ws-{uuid.uuid4().hex[:6]}"
     path.mkdir()
     return path
+
+
+FAKE_APP_SERVER = r'''
+import json, os, sys
+log = open(os.environ["FAKE_LOG"], "a")
+def send(obj): sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
+for line in sys.stdin:
+    log.write(line); log.flush()
+    msg = json.loads(line)
+    method, params = msg.get("method"), msg.get("params") or {}
+    if method == "initialize":
+        send({"id": msg["id"], "result": {"userAgent": "fake/0.169.0 (test)"}})
+    elif method == "thread/start":
+        sys.stdout.write("this is not json {\n")
+        sys.stdout.write("[1, 2, 3]\n")
+        send({"id": 0, "method": "item/commandExecution/requestApproval",
+              "params": {"threadId": "ghost", "turnId": "u", "itemId": "i"}})
+        send({"id": msg["id"], "result": {"thread": {"id": "T1", "path": None}, "model": "m"}})
+        send({"method": "turn/started", "params": {"threadId": "T1", "turn": {"id": "U1"}}})
+    elif method == "turn/start":
+        pass  # never answered: the request times out
+    elif method == "thread/name/set":
+        sys.stderr.write("fatal: boom\n"); sys.stderr.flush()
+        sys.exit(3)
+    elif method == "thread/resume":
+        send({"id": msg["id"], "error": {"code": -32600,
+              "message": "thread T1 already has an active writer"}})
+'''
+
+
+def test_protocol_faults_against_a_fake_app_server(base_dir):
+    """Garbage lines, an unhosted server request, a timeout, an exit and a refused resume."""
+    script = base_dir / "fake_app_server.py"
+    script.write_text(FAKE_APP_SERVER)
+    log = base_dir / f"fake-{uuid.uuid4().hex[:6]}.log"
+    binary = base_dir / "fake-codex"
+    binary.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
+    binary.chmod(0o755)
+    env = {**os.environ, "FAKE_LOG": str(log)}
+    pool = CodexPoolActor.start(CodexConfig(request_timeout_s=0.5, resume_timeout_s=2),
+                                env=env, binary=binary)
+    try:
+        session = Session(pool, base_dir)
+        assert session.start().thread_id == "T1"  # the garbage before it was skipped
+        deadline = time.monotonic() + WAIT_S
+        while '"error"' not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert '{"id":0,"error":{"code":-32052' in log.read_text()  # ghost request refused
+        refused = session.send("hello")
+        assert (refused.ok, refused.error_code) == (False, "timeout")
+        session.connector.rename(2, "x")
+        assert session.result(2).error_code == "backend_error"  # in flight when it exited
+        lost = session.wait(ev.BackendLost)
+        assert not lost.fatal and "code 3" in lost.reason and "fatal: boom" in lost.reason
+        fatal = session.wait(ev.BackendLost)
+        assert fatal.fatal and "active writer" in fatal.reason
+    finally:
+        pool.stop(timeout=10)
+
+
+def test_unstartable_codex_fails_sessions_and_models(base_dir):
+    binary = base_dir / "broken-codex"
+    binary.write_text("#!/bin/sh\necho 'cannot start: broken install' >&2\nexit 2\n")
+    binary.chmod(0o755)
+    pool = CodexPoolActor.start(CodexConfig(), env=dict(os.environ), binary=binary)
+    try:
+        session = Session(pool, base_dir)
+        session.connector.start(session.events.put)
+        session.connector.send_message(1, "hello")
+        lost = session.wait(ev.BackendLost)
+        assert lost.fatal and "code 2" in lost.reason and "broken install" in lost.reason
+        assert session.result(1).ok is False
+        with pytest.raises(RuntimeError, match="code 2"):
+            list_models(pool, timeout=WAIT_S)
+    finally:
+        pool.stop(timeout=10)
 
 
 class Session:
@@ -130,6 +205,7 @@ def exec_call(cmd: str) -> dict[str, Any]:
     return {"call": "exec_command", "args": {"cmd": cmd, "login": False}}
 
 
+@pytest.mark.codex
 def test_streamed_reply(pool, sim, workspace):
     sim.set_script([{"text": "Hello from the sim", "chunk": 4}])
     session = Session(pool, workspace)
@@ -149,6 +225,7 @@ def test_streamed_reply(pool, sim, workspace):
     session.connector.stop()
 
 
+@pytest.mark.codex
 def test_exec_approval_accept_and_decline(pool, sim, workspace):
     sim.set_script([exec_call("echo yes > accepted.txt"), {"text": "ran it"},
                     exec_call("echo no > declined.txt"), {"text": "skipped it"}])
@@ -174,6 +251,7 @@ def test_exec_approval_accept_and_decline(pool, sim, workspace):
     assert not session.respond(request.key, "accept").ok  # already answered: stale
 
 
+@pytest.mark.codex
 def test_patch_approval_shows_diff(pool, sim, workspace):
     patch = "*** Begin Patch\n*** Add File: hello.txt\n+hi there\n*** End Patch\n"
     sim.set_script([{"custom": "apply_patch", "input": patch}, {"text": "patched"}])
@@ -192,6 +270,7 @@ def test_patch_approval_shows_diff(pool, sim, workspace):
     assert (workspace / "hello.txt").read_text() == "hi there\n"
 
 
+@pytest.mark.codex
 def test_question_answered(pool, sim, workspace):
     question = {"id": "color", "header": "Color", "question": "Which color?",
                 "options": [{"label": "Blue", "description": "cool"},
@@ -203,12 +282,14 @@ def test_question_answered(pool, sim, workspace):
     assert session.send("ask me").ok
     request = session.wait(ev.ApprovalRequest)
     assert request.type == "question" and request.questions[0]["id"] == "color"
-    assert session.respond(str(request.key), answers={"color": ["Blue"]}).ok  # key as the wire gives it
+    # as the session actor answers: decision "answered", the key possibly stringified
+    assert session.respond(str(request.key), "answered", answers={"color": ["Blue"]}).ok
     session.wait(ev.TurnCompleted)
     follow_up = str(sim.requests()[-1]["input"])
     assert "Blue" in follow_up and "answers" in follow_up
 
 
+@pytest.mark.codex
 def test_interrupt_held_turn(pool, sim, workspace):
     sim.set_script([{"text": "slow and steady", "chunk": 4, "hold": 60}, {"text": "after"}])
     session = Session(pool, workspace)
@@ -225,6 +306,7 @@ def test_interrupt_held_turn(pool, sim, workspace):
     assert session.turn("again").status == "completed"
 
 
+@pytest.mark.codex
 def test_steer_reaches_the_model(pool, sim, workspace):
     sim.set_script([{"text": "working", "hold": 60}, {"match": "STEER-42", "text": "steered"}])
     session = Session(pool, workspace)
@@ -239,6 +321,7 @@ def test_steer_reaches_the_model(pool, sim, workspace):
     assert "steered" in [m.text for m in session.since(ev.AgentMessage)]
 
 
+@pytest.mark.codex
 def test_rename_round_trip(pool, sim, workspace):
     session = Session(pool, workspace)
     session.start()
@@ -247,6 +330,7 @@ def test_rename_round_trip(pool, sim, workspace):
     assert session.wait(ev.NameUpdated).name == "Renamed thread"
 
 
+@pytest.mark.codex
 def test_autonomy_change_applies_next_turn(pool, sim, workspace):
     sim.set_script([exec_call("echo free > free.txt"), {"text": "ran freely"},
                     exec_call("echo asked > asked.txt"), {"text": "asked first"}])
@@ -273,6 +357,7 @@ def test_autonomy_change_applies_next_turn(pool, sim, workspace):
     assert "sometimes" in refused.error_message
 
 
+@pytest.mark.codex
 def test_killed_process_is_recovered(codex_env, codex_binary, sim, base_dir):
     """Two sessions on the killed process recover; one on another process sees nothing."""
     sim.reset()
@@ -308,6 +393,7 @@ def test_killed_process_is_recovered(codex_env, codex_binary, sim, base_dir):
         pool.stop(timeout=10)
 
 
+@pytest.mark.codex
 def test_restarted_session_resumes_in_place(pool, sim, workspace):
     sim.set_script([{"text": "first"}, {"text": "second"}, {"text": "third"}])
     first = Session(pool, workspace)
@@ -326,6 +412,7 @@ def test_restarted_session_resumes_in_place(pool, sim, workspace):
     assert second.result(9).error_code == "invalid_state"
 
 
+@pytest.mark.codex
 def test_sessions_share_a_process_and_stay_isolated(pool, sim, workspace):
     names = ["AAA", "BBB", "CCC"]
     sim.set_script([{"match": f"ping-{n}", "text": f"pong-{n}", "chunk": 2} for n in names])
@@ -345,6 +432,7 @@ def test_sessions_share_a_process_and_stay_isolated(pool, sim, workspace):
         s.connector.stop()
 
 
+@pytest.mark.codex
 def test_resume_unknown_thread_is_fatal_with_codex_text(pool, workspace):
     session = Session(pool, workspace)
     session.connector.start(session.events.put,
@@ -355,6 +443,7 @@ def test_resume_unknown_thread_is_fatal_with_codex_text(pool, workspace):
     assert not session.result(3).ok
 
 
+@pytest.mark.codex
 def test_resume_refused_by_writer_lock(pool, codex_env, codex_binary, sim, workspace):
     owner = Session(pool, workspace)
     thread_id = owner.start().thread_id
@@ -370,6 +459,7 @@ def test_resume_refused_by_writer_lock(pool, codex_env, codex_binary, sim, works
     assert owner.turn("owner unaffected").status == "completed"
 
 
+@pytest.mark.codex
 def test_model_list(pool):
     models = list_models(pool, timeout=WAIT_S)
     assert "gpt-5.5" in [m.id for m in models]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 
 from orbitdock.codex import jsonrpc as rpc
-from orbitdock.codex.mapping import ThreadMapper, build_reply, model_options, patch_diff, thread_started
+from orbitdock.codex.mapping import (ThreadMapper, build_reply, model_options, patch_diff,
+                                     thread_started)
 from orbitdock.connectors import events as ev
 
 T, U = "01a212cf-d5ea", "01a212cf-d6ea"
@@ -27,7 +28,8 @@ def test_turn_lifecycle_and_failure_text():
     assert one(m, "turn/started", started) == ev.TurnStarted(turn_id=U)
     assert m.turn_id == U
     failed = {"threadId": T, "turn": {"id": U, "items": [], "status": "failed", "error": {
-        "message": "We\u2019re currently experiencing high demand, which may cause temporary errors.",
+        "message": "We\u2019re currently experiencing high demand, which may cause temporary "
+                   "errors.",
         "codexErrorInfo": "internalServerError", "additionalDetails": None}, "durationMs": 30}}
     done = one(m, "turn/completed", failed)
     assert (done.turn_id, done.status) == (U, "failed") and "high demand" in done.error
@@ -39,8 +41,8 @@ def test_turn_lifecycle_and_failure_text():
 
 def test_messages_reasoning_and_user_text():
     m = ThreadMapper()
-    assert one(m, "item/agentMessage/delta", {"threadId": T, "turnId": U, "itemId": "msg_1",
-                                               "delta": "Hel"}) == ev.AgentMessageDelta("msg_1", "Hel", U)
+    delta = {"threadId": T, "turnId": U, "itemId": "msg_1", "delta": "Hel"}
+    assert one(m, "item/agentMessage/delta", delta) == ev.AgentMessageDelta("msg_1", "Hel", U)
     agent = {"item": {"type": "agentMessage", "id": "msg_1", "text": "Hello", "phase": None},
              "threadId": T, "turnId": U}
     assert one(m, "item/completed", agent) == ev.AgentMessage("msg_1", "Hello", U)
@@ -112,9 +114,9 @@ def test_mcp_tool_call_schema():
             "arguments": {"text": "ping"}, "status": "inProgress", "result": None, "error": None}
     started = one(m, "item/started", {"item": item, "threadId": T, "turnId": U})
     assert (started.tool_name, started.tool_input) == ("MCP:echo/echo", '{"text":"ping"}')
+    result = {"content": [{"type": "text", "text": "pong"}]}
     done = one(m, "item/completed", {"item": {**item, "status": "completed", "durationMs": 3,
-                                              "result": {"content": [{"type": "text", "text": "pong"}]}},
-                                     "threadId": T, "turnId": U})
+                                              "result": result}, "threadId": T, "turnId": U})
     assert "pong" in done.output and not done.is_error
     failed = one(m, "item/completed", {"item": {**item, "status": "failed",
                                                 "error": {"message": "server gone"}},
@@ -124,8 +126,9 @@ def test_mcp_tool_call_schema():
 
 def test_plan_diff_tokens_rate_limits_name_resolved():
     m = ThreadMapper()
-    plan = one(m, "turn/plan/updated", {"threadId": T, "turnId": U, "explanation": "Plan A", "plan": [
-        {"step": "one", "status": "inProgress"}, {"step": "two", "status": "pending"}]})
+    plan = one(m, "turn/plan/updated", {
+        "threadId": T, "turnId": U, "explanation": "Plan A",
+        "plan": [{"step": "one", "status": "inProgress"}, {"step": "two", "status": "pending"}]})
     assert plan.explanation == "Plan A" and plan.plan[0] == {"step": "one", "status": "inProgress"}
     assert one(m, "turn/diff/updated", {"threadId": T, "turnId": U, "diff": "diff --git a b"}
                ) == ev.DiffUpdated("diff --git a b", U)
@@ -134,13 +137,15 @@ def test_plan_diff_tokens_rate_limits_name_resolved():
                   "cacheWriteInputTokens": 0, "outputTokens": 60, "reasoningOutputTokens": 5},
         "last": {"totalTokens": 150, "inputTokens": 120, "cachedInputTokens": 20,
                  "outputTokens": 30, "reasoningOutputTokens": 0}, "modelContextWindow": 258400}})
-    assert usage == ev.TokenUsageUpdated(input_tokens=240, output_tokens=60, cached_tokens=40,
-                                         reasoning_tokens=5, total_tokens=300, context_window=258400)
+    assert usage == ev.TokenUsageUpdated(
+        input_tokens=240, output_tokens=60, cached_tokens=40, reasoning_tokens=5,
+        total_tokens=300, context_window=258400)
     limits = {"limitId": "codex", "primary": None, "secondary": None, "credits": None}
     assert one(m, "account/rateLimits/updated", {"rateLimits": limits}).payload == limits
     assert one(m, "thread/name/updated", {"threadId": T, "threadName": "Recorded"}
                ) == ev.NameUpdated("Recorded")
-    assert one(m, "serverRequest/resolved", {"threadId": T, "requestId": 0}) == ev.ApprovalCleared(0)
+    resolved = {"threadId": T, "requestId": 0}
+    assert one(m, "serverRequest/resolved", resolved) == ev.ApprovalCleared(0)
 
 
 def test_unknown_notifications_are_ignored(caplog):
@@ -186,7 +191,8 @@ def test_replies_are_shaped_per_request_kind():
         "execpolicy_amendment": ["ls"]}}, "cancel"]}
     method = "item/commandExecution/requestApproval"
     assert build_reply(method, exec_params, "accept", None) == {"decision": "accept"}
-    assert build_reply(method, exec_params, "accept_for_session", None) == {"decision": "acceptForSession"}
+    assert build_reply(method, exec_params, "accept_for_session", None) == {
+        "decision": "acceptForSession"}
     assert build_reply(method, exec_params, "decline", None) == {"decision": "decline"}
     assert build_reply(method, exec_params, "cancel", None) == {"decision": "cancel"}
     assert build_reply(method, exec_params, "acceptWithExecpolicyAmendment", None) == {
@@ -195,13 +201,18 @@ def test_replies_are_shaped_per_request_kind():
         "decision": "acceptForSession"}
     assert build_reply("item/tool/requestUserInput", {}, None, {"color": ["Blue"]}) == {
         "answers": {"color": {"answers": ["Blue"]}}}
-    assert build_reply("item/tool/requestUserInput", {}, "cancel", {"color": ["x"]}) == {"answers": {}}
+    assert build_reply("item/tool/requestUserInput", {}, "answered", {"c": ["Red"]}) == {
+        "answers": {"c": {"answers": ["Red"]}}}  # what the session actor sends for a question
+    assert build_reply("item/tool/requestUserInput", {}, "cancel", {"c": ["x"]}) == {"answers": {}}
     perms = {"permissions": {"network": {"enabled": True}}}
     assert build_reply("item/permissions/requestApproval", perms, "accept_for_session", None) == {
         "permissions": {"network": {"enabled": True}}, "scope": "session"}
-    assert build_reply("item/permissions/requestApproval", perms, "decline", None) == {"permissions": {}}
+    assert build_reply("item/permissions/requestApproval", perms, "decline", None) == {
+        "permissions": {}}
     assert build_reply("mcpServer/elicitation/request", {}, "accept", {"name": ["x"]}) == {
         "action": "accept", "content": {"name": "x"}}
+    assert build_reply("mcpServer/elicitation/request", {}, "answered", {"n": ["1", "2"]}) == {
+        "action": "accept", "content": {"n": ["1", "2"]}}
     assert build_reply("mcpServer/elicitation/request", {}, "decline", None) == {
         "action": "decline", "content": None}
     assert build_reply("execCommandApproval", {}, "accept", None) == {"decision": "approved"}
@@ -211,7 +222,8 @@ def test_replies_are_shaped_per_request_kind():
 def test_thread_started_and_models():
     result = {"thread": {"id": T, "path": "/home/sessions/rollout-x.jsonl", "name": None,
                          "createdAt": 1795611940, "gitInfo": None, "cwd": "/ws"},
-              "model": "gpt-5.5", "modelProvider": "mock", "cwd": "/ws", "approvalPolicy": "untrusted",
+              "model": "gpt-5.5", "modelProvider": "mock", "cwd": "/ws",
+              "approvalPolicy": "untrusted",
               "sandbox": {"type": "workspaceWrite", "writableRoots": [], "networkAccess": False}}
     started = thread_started(result, fallback_cwd="/other")
     assert started == ev.ThreadStarted(thread_id=T, model="gpt-5.5", cwd="/ws",

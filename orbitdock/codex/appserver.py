@@ -82,10 +82,12 @@ class AppServerProcess:
         self._stopping = False
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         # --- owned by the reader thread
+        self._lines = rpc.LineBuffer()
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, Callback, float]] = {}
         self._routes: dict[str, Sink] = {}
         self._ready = False
+        self._failure: str | None = None  # why we killed it ourselves (initialize failed)
         self._deferred: list[Op] = []
         self._unrun: list[Op] = []
 
@@ -103,11 +105,15 @@ class AppServerProcess:
             self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=self._env, cwd=self._cwd, start_new_session=True)
         logger.info("started %s: %s", self, " ".join(self.argv))
-        for name, target in (("reader", self._read_loop), ("writer", self._write_loop),
-                             ("stderr", self._stderr_loop), ("waiter", self._wait_loop)):
-            thread = threading.Thread(target=target, name=f"codex-{self.proc_id}-{name}",
-                                      daemon=True)
-            self._threads.append(thread)
+        # The reader starts last: when a child dies at once, the reader joins the
+        # stderr and waiter threads, which must already be running.
+        self._threads = [threading.Thread(target=target, name=f"codex-{self.proc_id}-{name}",
+                                          daemon=True)
+                         for name, target in (("writer", self._write_loop),
+                                              ("stderr", self._stderr_loop),
+                                              ("waiter", self._wait_loop),
+                                              ("reader", self._read_loop))]
+        for thread in self._threads:
             thread.start()
 
     def post(self, op: Op) -> None:
@@ -229,8 +235,16 @@ class AppServerProcess:
         self._wake()
 
     def _read_loop(self) -> None:
+        reason = "reader thread crashed"
+        try:
+            reason = self._serve()
+        except Exception:  # a bug here must still end in _finish, or sessions hang silently
+            logger.exception("%s: reader failed", self)
+        finally:
+            self._finish(reason)
+
+    def _serve(self) -> str:
         fd = self._popen.stdout.fileno()  # type: ignore[union-attr]
-        lines = rpc.LineBuffer()
         self.request("initialize", {
             "clientInfo": {"name": self._config.client_name, "title": "orbitdock",
                            "version": _version()},
@@ -249,12 +263,12 @@ class AppServerProcess:
                 chunk = os.read(fd, READ_CHUNK)
                 if not chunk:
                     reason = reason or "app-server closed its output"
-                for line in lines.feed(chunk):
+                for line in self._lines.feed(chunk):
                     self._dispatch(line)
             self._expire()
-        if (tail := lines.flush()):
+        if (tail := self._lines.flush()):
             logger.warning("%s: truncated last line: %s", self, rpc.raw_preview(tail))
-        self._finish(reason)
+        return reason
 
     def _drain_inbox(self) -> str | None:
         while True:
@@ -277,12 +291,11 @@ class AppServerProcess:
     def _drain_stdout(self) -> None:
         """The child is gone: take what it already wrote, without waiting for EOF."""
         fd = self._popen.stdout.fileno()  # type: ignore[union-attr]
-        lines = rpc.LineBuffer()
         while select.select([fd], [], [], 0)[0]:
             chunk = os.read(fd, READ_CHUNK)
             if not chunk:
                 break
-            for line in lines.feed(chunk):
+            for line in self._lines.feed(chunk):
                 self._dispatch(line)
 
     def _run(self, op: Op) -> None:
@@ -335,13 +348,17 @@ class AppServerProcess:
             # Unanswered, it would block that turn forever.
             logger.warning("%s: %s for unhosted thread %s; refusing", self, msg.method,
                            msg.params.get("threadId"))
-            self._out.put(rpc.encode_error(msg.id, rpc.NO_SUCH_THREAD, "no session hosts this thread"))
+            self._out.put(rpc.encode_error(msg.id, rpc.NO_SUCH_THREAD,
+                                           "no session hosts this thread"))
             return
         sink.on_server_request(msg.id, msg.method, msg.params)
 
     def _on_initialized(self, result: Any, error: rpc.RpcError | None) -> None:
         if error is not None:
-            logger.error("%s: initialize failed: %s", self, error.message)
+            if error.code == rpc.PROCESS_EXITED:
+                return  # the exit itself is the reason
+            self._failure = f"initialize failed: {error.message}"
+            logger.error("%s: %s", self, self._failure)
             self._signal(signal.SIGKILL)
             return
         agent = (result or {}).get("userAgent", "")
@@ -355,7 +372,16 @@ class AppServerProcess:
         for op in deferred:
             self._run(op)
 
+    def _call(self, method: str, callback: Callback, result: Any,
+              error: rpc.RpcError | None) -> None:
+        try:
+            callback(result, error)
+        except Exception:  # one session's bug must not stop the reader for all of them
+            logger.exception("%s: callback for %s failed", self, method)
+
     def _exit_reason(self, reason: str) -> str:
+        if self._failure:
+            return self._failure
         code = self._popen.returncode if self._popen else None
         if code is None:
             return reason
@@ -372,7 +398,8 @@ class AppServerProcess:
         for req_id in [i for i, (_, _, d) in self._pending.items() if d <= now]:
             method, callback, _ = self._pending.pop(req_id)
             logger.warning("%s: %s timed out", self, method)
-            callback(None, rpc.RpcError(rpc.TIMEOUT, f"codex did not answer {method} in time"))
+            self._call(method, callback, None,
+                       rpc.RpcError(rpc.TIMEOUT, f"codex did not answer {method} in time"))
 
     def _finish(self, reason: str) -> None:
         if not self._stopping:
@@ -388,10 +415,7 @@ class AppServerProcess:
             logger.warning("%s: %s", self, reason)
         pending, self._pending = self._pending, {}
         for method, callback, _ in pending.values():
-            try:
-                callback(None, rpc.RpcError(rpc.PROCESS_EXITED, reason))
-            except Exception:  # keep failing the rest
-                logger.exception("%s: failing %s after exit raised", self, method)
+            self._call(method, callback, None, rpc.RpcError(rpc.PROCESS_EXITED, reason))
         self._unrun = self._deferred
         self._routes.clear()
         self._on_exit(self, "stopped" if self._stopping else reason)

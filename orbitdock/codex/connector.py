@@ -37,36 +37,28 @@ logger = logging.getLogger(__name__)
 # The connector <-> pool contract lives here (not in actors/) so this package never
 # imports the actors layer; actors.codex_pool handles them.
 @dataclass(slots=True)
-class Attach:
-    """Host this session (thread/start, or thread/resume when it has a thread id)."""
-
+class Attach:  # host this session: thread/start, or thread/resume if it has a thread id
     sink: "ThreadSink"
 
 
 @dataclass(slots=True)
-class Command:
+class Command:  # run one connector command on the session's current process
     op: "SinkOp"
 
 
 @dataclass(slots=True)
-class Detach:
-    """The session stopped: unsubscribe its thread and free its slot."""
-
+class Detach:  # the session stopped: unsubscribe its thread, free its slot
     sink: "ThreadSink"
 
 
 @dataclass(slots=True)
-class ThreadBound:
-    """From a sink: its thread id is live in its process (resume affinity, writer lock)."""
-
+class ThreadBound:  # from a sink: its thread is loaded in its process (resume affinity)
     sink: "ThreadSink"
     thread_id: str
 
 
 @dataclass(slots=True)
-class Release:
-    """From a sink that failed for good: free its slot."""
-
+class Release:  # from a sink that failed for good: free its slot
     sink: "ThreadSink"
 
 
@@ -206,10 +198,10 @@ class ThreadSink:
 
     def superseded(self) -> None:
         """Another session attached the same thread in this process (e.g. a restarted actor)."""
-        self.state = "stopped"
+        self.detach(None)
 
-    def detach(self, ctx: AppServerProcess) -> None:
-        if self.thread_id and self.state in ("ready", "resuming"):
+    def detach(self, ctx: AppServerProcess | None) -> None:
+        if ctx is not None and self.thread_id and self.state in ("ready", "resuming"):
             ctx.unroute(self.thread_id, self)
             ctx.request("thread/unsubscribe", {"threadId": self.thread_id}, _ignore)
         self.state = "stopped"
@@ -296,9 +288,10 @@ class ThreadSink:
         if not self._mapper.turn_id:  # the turn just ended: the text starts the next one
             self.cmd_send_message(ctx, op, text)
             return
-        ctx.request("turn/steer", {"threadId": self.thread_id, "expectedTurnId": self._mapper.turn_id,
-                                   "input": [{"type": "text", "text": text, "text_elements": []}]},
-                    self._done(op, lambda r: {"turn_id": r.get("turnId")}))
+        ctx.request("turn/steer", {
+            "threadId": self.thread_id, "expectedTurnId": self._mapper.turn_id,
+            "input": [{"type": "text", "text": text, "text_elements": []}]},
+            self._done(op, lambda r: {"turn_id": r.get("turnId")}))
 
     def cmd_interrupt(self, ctx: AppServerProcess, op: SinkOp) -> None:
         if not self._mapper.turn_id:

@@ -94,7 +94,9 @@ def encode_error(req_id: int | str, code: int, message: str) -> bytes:
 
 def raw_preview(raw: bytes | str) -> str:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    return text if len(text) <= RAW_LOG_CHARS else text[:RAW_LOG_CHARS] + f"...(+{len(text) - RAW_LOG_CHARS})"
+    if len(text) <= RAW_LOG_CHARS:
+        return text
+    return text[:RAW_LOG_CHARS] + f"...(+{len(text) - RAW_LOG_CHARS})"
 
 
 def parse_line(raw: bytes | str, *, source: str = "app-server") -> Message | None:
@@ -125,7 +127,8 @@ def parse_line(raw: bytes | str, *, source: str = "app-server") -> Message | Non
         return Notification(method, params)
     if has_id and ("result" in obj or "error" in obj):
         err = obj.get("error")
-        return Response(obj["id"], obj.get("result"), RpcError.from_obj(err) if err is not None else None)
+        error = RpcError.from_obj(err) if err is not None else None
+        return Response(obj["id"], obj.get("result"), error)
     logger.warning("%s: skipping line that is neither request, response nor notification: %s",
                    source, raw_preview(raw))
     return None

@@ -314,17 +314,17 @@ def build_reply(method: str, params: dict[str, Any], decision: str | None,
                 answers: dict[str, list[str]] | None) -> dict[str, Any]:
     """The JSON-RPC ``result`` that answers server request ``method``."""
     codex = DECISIONS.get(decision or "", decision) if decision else None
+    refused = codex in ("decline", "cancel")  # any other decision ("answered"...) gives answers
     if method == "item/tool/requestUserInput":
-        chosen = answers if (codex in (None, "accept", "acceptForSession")) else {}
-        return {"answers": {qid: {"answers": list(vals)} for qid, vals in (chosen or {}).items()}}
+        chosen = {} if refused else answers or {}
+        return {"answers": {qid: {"answers": list(vals)} for qid, vals in chosen.items()}}
     if method == "item/permissions/requestApproval":
         if codex in ("accept", "acceptForSession"):
             return {"permissions": params.get("permissions") or {},
                     "scope": "session" if codex == "acceptForSession" else "turn"}
         return {"permissions": {}}
     if method == "mcpServer/elicitation/request":
-        action = {"acceptForSession": "accept"}.get(codex or "", codex or "accept")
-        action = action if action in ("accept", "decline", "cancel") else "decline"
+        action = codex if refused else "accept"
         content = None
         if action == "accept":
             content = {k: (v[0] if len(v) == 1 else list(v)) for k, v in (answers or {}).items()}

@@ -371,11 +371,16 @@ class RolloutParser:
                                   turn_id=self._turn_id))
 
     def _complete_tool(self, call_id: str, label: str, tool_input: str | None,
-                       **fields: Any) -> None:
+                       *, echo: bool = False, **fields: Any) -> None:
         if call_id in self._done_tools:
             self.skipped += 1  # the other half of an end pair
             return
         started = self._open_tools.pop(call_id, None)
+        if started is None and echo:
+            # A *_call_output of a call this parser never saw start: resumed between the
+            # two halves of a pair whose first half was already delivered before the cut.
+            self.skipped += 1
+            return
         if started is None and self._gate_closed:
             self.gated += 1
             return
@@ -411,7 +416,7 @@ class RolloutParser:
             else:
                 self.skipped += 1
             return
-        self._complete_tool(call_id, "tool", None, **shapes.output_fields(p))
+        self._complete_tool(call_id, "tool", None, echo=True, **shapes.output_fields(p))
 
     def _ask(self, call_id: str, questions: Any, payload: dict[str, Any]) -> None:
         if call_id in self._questions:

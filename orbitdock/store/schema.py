@@ -8,12 +8,17 @@ pragma is part of the database header and rolls back with the transaction), so
 a crash mid-migration leaves the previous version intact. The version is read
 again inside the write lock, so two processes opening a fresh file at once do
 not both apply the same migration.
+
+``Checkpointer`` keeps the WAL bounded from its own thread and connection, since
+the writer runs with ``wal_autocheckpoint=0``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -139,3 +144,62 @@ def open_database(db_path: Path | str, pcfg: PersistenceConfig) -> apsw.Connecti
         conn.close()
         raise
     return conn
+
+
+class Checkpointer(threading.Thread):
+    """WAL checkpoints off the write path, on a connection of its own.
+
+    PASSIVE every ``checkpoint_interval_s`` when something was written (it never
+    waits for the writer), TRUNCATE once per idle period of ``idle_truncate_s``
+    so the WAL file shrinks back to zero. ``last_write_at`` is a monotonic float
+    the actor thread assigns after each commit and this thread only reads: a
+    single attribute store/load is atomic in CPython, so no lock is needed.
+
+    The connection is opened and closed in ``run``, on this thread. apsw drops
+    the GIL while SQLite works, so checkpoints do not stall the actor; only a
+    TRUNCATE (after an idle period) holds back a writer that arrives meanwhile.
+    """
+
+    def __init__(self, db_path: Path, pcfg: PersistenceConfig) -> None:
+        super().__init__(name="persistence-checkpointer", daemon=True)
+        self._db_path = db_path
+        self._pcfg = pcfg
+        self._stopping = threading.Event()
+        self.last_write_at = 0.0
+        self.passive_runs = 0
+        self.truncate_runs = 0
+
+    def stop(self) -> None:
+        """Signal and join; bounded by one busy timeout (a checkpoint in progress)."""
+        self._stopping.set()
+        if self.is_alive():
+            self.join(self._pcfg.busy_timeout_ms / 1000 + self._pcfg.checkpoint_interval_s)
+            if self.is_alive():
+                logger.warning("persistence checkpointer did not stop in time")
+
+    def run(self) -> None:
+        try:
+            conn = connect(self._db_path, self._pcfg, writer=False)
+        except Exception:
+            logger.exception("persistence checkpointer could not open %s", self._db_path)
+            return
+        passive_for = truncated_for = None  # the last_write_at each mode last covered
+        try:
+            while not self._stopping.wait(self._pcfg.checkpoint_interval_s):
+                last = self.last_write_at
+                idle = time.monotonic() - last >= self._pcfg.idle_truncate_s
+                try:
+                    if idle and truncated_for != last:
+                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                        truncated_for = passive_for = last
+                        self.truncate_runs += 1
+                    elif passive_for != last:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        passive_for = last
+                        self.passive_runs += 1
+                except apsw.BusyError:
+                    logger.debug("wal checkpoint busy; retrying next interval")
+                except Exception:
+                    logger.exception("wal checkpoint failed")
+        finally:
+            conn.close()
