@@ -257,6 +257,10 @@ class SessionCore:
             self._update(message_id, tool_output_append=ev.delta)
 
     def _on_ToolCompleted(self, ev: be.ToolCompleted) -> None:
+        if ev.status in ("declined", "failed"):
+            # A declined or failed tool is an error to show, whatever its exit code says.
+            ev = be.ToolCompleted(ev.item_id, ev.output if ev.output else f"({ev.status})", True,
+                                  ev.duration_ms, ev.status, ev.tool_name, ev.tool_input)
         message_id = self._items.get(ev.item_id)
         if message_id is None or self._message(message_id) is None:
             name = ev.tool_name or "tool"

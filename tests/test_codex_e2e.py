@@ -1,0 +1,236 @@
+"""Direct Codex sessions end to end: ZeroMQ protocol -> daemon -> real codex app-server -> sim."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import uuid
+
+import psutil
+import pytest
+
+from conftest import REPO, wait_until
+from orbitdock.codex.home import write_sim_codex_home
+from orbitdock.codex.install import CodexNotFound, find_codex
+from orbitdock.protocol import messages as m
+from orbitdock.sim.server import SimServer
+
+pytestmark = pytest.mark.codex
+TURN_TIMEOUT_S = 30
+
+try:
+    find_codex()
+except CodexNotFound as exc:  # pragma: no cover - bin/setup installs it
+    pytestmark = [pytestmark, pytest.mark.skip(reason=str(exc))]
+
+
+@pytest.fixture
+def sim():
+    with SimServer() as server:
+        server.start()
+        yield server
+
+
+@pytest.fixture
+def codex_daemon(daemon_factory, sim, tmp_path):
+    # CODEX_HOME outside /tmp: codex refuses its helper binaries under the temp dir.
+    codex_home = REPO / ".orbitdock-test" / f"e2e-{uuid.uuid4().hex[:8]}"
+    env = write_sim_codex_home(codex_home, sim.url)
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    holder = {}
+
+    def start(**extra):
+        holder["d"] = daemon_factory(home=tmp_path / "home", **env, **extra)
+        return holder["d"]
+
+    start.workspace = workspace
+    start.codex_home = codex_home
+    yield start
+    if "d" in holder:
+        holder["d"].stop()
+    shutil.rmtree(codex_home, ignore_errors=True)
+
+
+def state(client, sid):
+    return client.request(m.SubscribeSession(session_id=sid)).session
+
+
+def create(client, workspace, policy="untrusted", name=None):
+    return client.request(m.CreateSession(
+        provider="codex", cwd=str(workspace), model="gpt-5.5", approval_policy=policy,
+        sandbox_mode="workspace-write", name=name), timeout=TURN_TIMEOUT_S).session.id
+
+
+def wait_status(client, sid, *statuses, timeout=TURN_TIMEOUT_S):
+    assert wait_until(lambda: state(client, sid).work_status in statuses, timeout), \
+        (state(client, sid).work_status, state(client, sid).last_error)
+    return state(client, sid)
+
+
+def wait_turn_done(client, sid, turns_before, timeout=TURN_TIMEOUT_S):
+    def done():
+        st = state(client, sid)
+        return st.turn_count > turns_before and st.current_turn_id is None
+    assert wait_until(done, timeout), state(client, sid)
+    return state(client, sid)
+
+
+def app_servers(daemon_pid: int) -> list[int]:
+    pids = []
+    for proc in psutil.Process(daemon_pid).children(recursive=True):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and "app-server" in proc.cmdline():
+                pids.append(proc.pid)
+        except psutil.Error:  # exited while we looked
+            pass
+    return pids
+
+
+def test_streamed_reply_reaches_a_subscriber(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace)
+    sub = d.subscription()
+    sub.watch_session(sid)
+    assert sub.wait_synced(10)
+    sim.set_script([{"text": "Hello from the scripted model, streamed in pieces.", "chunk": 5}])
+    client.request(m.SendMessage(session_id=sid, content="Say hello"))
+    st = wait_status(client, sid, "reply")
+    assert st.messages[-1].content == "Hello from the scripted model, streamed in pieces."
+    assert st.token_usage.input_tokens > 0 and st.token_usage.context_window > 0
+    assert wait_until(lambda: (sub.state(sid) or st).revision == st.revision, 10, poll=sub.poll)
+    assert sub.stats.events > 10  # the deltas arrived one by one
+    assert sub.state(sid).messages[-1].content == st.messages[-1].content
+
+
+def test_exec_approval_accept_and_decline_and_patch_diff(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    ws = codex_daemon.workspace
+    sid = create(client, ws)
+    sim.set_script([
+        {"call": "exec_command", "args": {"cmd": "echo yes > accepted.txt", "login": False}},
+        {"call": "exec_command", "args": {"cmd": "echo no > declined.txt", "login": False}},
+        {"custom": "apply_patch",
+         "input": "*** Begin Patch\n*** Add File: hello.py\n+print('hi')\n*** End Patch\n"},
+        {"text": "all done"},
+    ])
+    client.request(m.SendMessage(session_id=sid, content="do things"))
+    st = wait_status(client, sid, "permission")
+    first = st.approvals[0]
+    assert first.type == "exec" and "accepted.txt" in first.command
+    assert "accept" in first.available_decisions
+    assert client.request(m.ApproveTool(approval_id=first.id, decision="accept")).outcome == "applied"
+    with pytest.raises(Exception, match="stale_approval"):
+        client.request(m.ApproveTool(approval_id=first.id, decision="accept"))
+    st = wait_until(lambda: any(a.id != first.id for a in state(client, sid).approvals), TURN_TIMEOUT_S)
+    second = state(client, sid).approvals[0]
+    assert "declined.txt" in second.command
+    client.request(m.ApproveTool(approval_id=second.id, decision="decline"))
+    assert wait_until(lambda: state(client, sid).approvals and
+                      state(client, sid).approvals[0].type == "patch", TURN_TIMEOUT_S)
+    patch = state(client, sid).approvals[0]
+    assert "hello.py" in (patch.diff or "") or "hello.py" in (patch.file_path or "")
+    client.request(m.ApproveTool(approval_id=patch.id, decision="accept"))
+    st = wait_status(client, sid, "reply")
+    assert (ws / "accepted.txt").exists() and not (ws / "declined.txt").exists()
+    assert (ws / "hello.py").read_text() == "print('hi')\n"
+    tools = [x for x in st.messages if x.type == "tool"]
+    assert any(x.is_error for x in tools) and st.tool_count >= 3
+    assert st.current_diff and "hello.py" in st.current_diff
+
+
+def test_question_answered_and_plan(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace)
+    sim.set_script([
+        {"call": "update_plan", "args": {"plan": [{"step": "ask", "status": "in_progress"}]}},
+        {"call": "request_user_input", "args": {"questions": [{
+            "id": "color", "header": "Color", "question": "Which color?",
+            "options": [{"label": "Blue", "description": "cool"},
+                        {"label": "Red", "description": "warm"}]}]}},
+        {"match": "Blue", "text": "Blue it is."},
+    ])
+    client.request(m.SendMessage(session_id=sid, content="pick a color"))
+    st = wait_status(client, sid, "question")
+    assert st.attention_reason == "awaitingQuestion"
+    question = st.approvals[0]
+    assert question.questions[0].id == "color"
+    assert st.current_plan and st.current_plan[0]["step"] == "ask"
+    client.request(m.AnswerQuestion(approval_id=question.id, answers={"color": ["Blue"]}))
+    st = wait_status(client, sid, "reply")
+    assert st.messages[-1].content == "Blue it is."
+
+
+def test_interrupt_rename_and_autonomy_change(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace, policy="never")
+    sim.set_script([{"text": "thinking for a long time", "hold": 60}])
+    client.request(m.SendMessage(session_id=sid, content="long task"))
+    wait_status(client, sid, "working")
+    assert wait_until(lambda: sim.state()["held"] >= 1, TURN_TIMEOUT_S)
+    client.request(m.InterruptSession(session_id=sid))
+    st = wait_status(client, sid, "waiting")
+    assert st.current_turn_id is None
+
+    client.request(m.RenameSession(session_id=sid, name="Renamed via orbitdock"))
+    assert wait_until(lambda: state(client, sid).display_name == "Renamed via orbitdock", 10)
+
+    # never -> untrusted: the next turn's command now asks first.
+    client.request(m.UpdateSessionConfig(session_id=sid, approval_policy="untrusted"))
+    sim.set_script([{"call": "exec_command", "args": {"cmd": "true", "login": False}},
+                    {"text": "ok"}])
+    client.request(m.SendMessage(session_id=sid, content="run it"))
+    st = wait_status(client, sid, "permission")  # (was "waiting" before this turn)
+    assert st.approval_policy == "untrusted"
+    client.request(m.ApproveTool(approval_id=st.approvals[0].id, decision="accept"))
+    wait_status(client, sid, "reply")
+
+
+def test_resume_after_daemon_restart_keeps_context(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace)
+    sim.set_script([{"text": "remembered: PINEAPPLE"}])
+    client.request(m.SendMessage(session_id=sid, content="remember the word PINEAPPLE"))
+    wait_status(client, sid, "reply")
+    d.stop()
+    d.start()
+    client = d.client(timeout=10)
+    assert state(client, sid).work_status == "reply"
+    sim.set_script([{"text": "you said pineapple"}])
+    before = state(client, sid).turn_count
+    client.request(m.SendMessage(session_id=sid, content="what word?"), timeout=TURN_TIMEOUT_S)
+    st = wait_turn_done(client, sid, before)
+    assert st.messages[-1].content == "you said pineapple"
+    last_request = sim.requests()[-1]
+    assert "PINEAPPLE" in str(last_request["input"])  # the model saw the earlier turn
+
+
+def test_app_server_killed_sessions_resume_and_others_stay_isolated(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    ids = [create(client, codex_daemon.workspace, policy="never") for _ in range(3)]
+    for i, sid in enumerate(ids):
+        sim.append([{"match": f"MARK{i}", "text": f"reply {i}"}])
+        client.request(m.SendMessage(session_id=sid, content=f"MARK{i}"))
+    for i, sid in enumerate(ids):
+        assert wait_status(client, sid, "reply").messages[-1].content == f"reply {i}"
+    children = app_servers(d.proc.pid)
+    assert len(children) == 1  # the three sessions share one app-server process
+    os.kill(children[0], signal.SIGKILL)
+    assert wait_until(lambda: all(state(client, s).last_error is None for s in ids) and any(
+        pid != children[0] for pid in app_servers(d.proc.pid)), 15)
+    sim.append([{"match": "AGAIN", "text": "back again"}])
+    before = state(client, ids[0]).turn_count
+    client.request(m.SendMessage(session_id=ids[0], content="AGAIN"))
+    st = wait_turn_done(client, ids[0], before)
+    assert st.messages[-1].content == "back again"
+    assert "MARK0" in str(sim.requests()[-1]["input"])  # resumed with its context
+    for i, sid in enumerate(ids[1:], start=1):
+        assert [x.content for x in state(client, sid).messages if x.type == "assistant"] == \
+            [f"reply {i}"]
