@@ -48,7 +48,8 @@ class Daemon:
 
         prepare_dirs(self.layout)
         inproc = inproc_endpoint(self.epoch)
-        self.refs["persistence"] = PersistenceActor.start(self.cfg, self.layout.db_path)
+        self.refs["persistence"] = PersistenceActor.start(
+            self.cfg, self.layout.db_path, ctx=self.ctx, inproc_endpoint=inproc)
         codex_factory, models_provider = self._codex_backend()
         self.refs["supervisor"] = SupervisorActor.start(
             self.cfg, ctx=self.ctx, inproc_endpoint=inproc, epoch=self.epoch,

@@ -458,6 +458,7 @@ def od_phase(client: Client, sids: list[str], workers: Workers, text: str,
 def run_orbitdock(S: int, n_subs: int, p: Params) -> dict[str, Any]:
     daemon = BenchDaemon(env=p.daemon_env, cmd=p.daemon_cmd).start()
     workers = None
+    failed = True
     try:
         with Client(daemon.endpoints, timeout=30.0) as client:
             sids = create_sessions(client, S)
@@ -476,12 +477,13 @@ def run_orbitdock(S: int, n_subs: int, p: Params) -> dict[str, Any]:
                            p.phase_timeout, keep_lat=False)
             # Overhead check: wire events per backend event, and daemon CPU for the run.
             status = client.request(m.GetStatus())
+        failed = False
         return {"latency": lat, "throughput": thr, "templates": templates,
                 "rss_mb": status.rss_bytes / 2**20}
     finally:
         if workers is not None:
             workers.close()
-        daemon.stop()
+        daemon.stop(keep_home=failed)  # a failed run keeps its log for inspection
 
 
 def run_floor(S: int, n_subs: int, templates: list[bytes], lat_count: int, lat_rate: float,
@@ -624,14 +626,19 @@ def report(all_runs: list[list[dict]], p: Params, started: str, wall_s: float) -
             fmt_rate(fl_rate), f"{_sum(recs, 'floor_throughput', 'missing')}",
             fmt_ratio(od_rate / fl_rate) if fl_rate else "—",
         ])
-    frame = median(r["frame_bytes_mean"] for run in all_runs for r in run)
+    frame = median(r.get("frame_bytes_mean") for run in all_runs for r in run)
+    per_delta = median(r["od_throughput"]["produced"] / p.burst_total
+                       for run in all_runs for r in run if "od_throughput" in r)
+    failures = sum(1 for run in all_runs for r in run if "error" in r)
     lines = [
         f"Command: `{command_line()}`",
-        f"Started {started}, {n} run(s), {wall_s / 60:.1f} min wall.",
+        f"Started {started}, {n} run(s), {wall_s / 60:.1f} min wall"
+        + (f"; {failures} configuration run(s) FAILED (see the log)." if failures else "."),
         f"Machine: {machine_line()}",
         f"Load: latency phase `/stream` at {p.rate:g} deltas/s total for {p.duration:g} s; "
         f"throughput phase `/burst` of {p.burst_total} deltas total; {p.size}-char deltas; "
-        f"mean event frame {frame:.0f} B (topic + msgpack). Default HWMs "
+        f"mean event frame {frame:.0f} B (topic + msgpack); {per_delta:.2f} wire events per "
+        "backend delta (`/burst` turn). Default HWMs "
         f"(XPUB SNDHWM {Config().gateway.subscriber_hwm}, SUB RCVHWM "
         f"{Config().client.receive_hwm}).",
         "",
@@ -687,8 +694,15 @@ def main() -> None:
     all_runs: list[list[dict]] = []
     for run in range(p.runs):
         log(f"run {run + 1}/{p.runs}")
-        all_runs.append([run_config(S, subs, p, log) for S in p.sessions
-                         for subs in p.subscribers])
+        recs = []
+        for S in p.sessions:
+            for subs in p.subscribers:
+                try:
+                    recs.append(run_config(S, subs, p, log))
+                except Exception:  # report it, keep the other configurations
+                    log(f"  S={S} subs={subs} FAILED:\n{traceback.format_exc()}")
+                    recs.append({"sessions": S, "subs": subs, "error": traceback.format_exc()})
+        all_runs.append(recs)
     wall = time.monotonic() - t0
     text = report(all_runs, p, started, wall)
     print(text)

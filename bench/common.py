@@ -142,7 +142,8 @@ class BenchDaemon:
         self.stop()
         raise RuntimeError("orbitdockd did not come up in time")
 
-    def stop(self) -> None:
+    def stop(self, keep_home: bool = False) -> None:
+        """SIGTERM (then SIGKILL), remove the runtime dir and, unless ``keep_home``, the home."""
         from orbitdock.config import load
         from orbitdock.paths import layout
 
@@ -160,7 +161,10 @@ class BenchDaemon:
             pass
         if getattr(self, "_stderr", None):
             self._stderr.close()
-        shutil.rmtree(self.home, ignore_errors=True)
+        if keep_home:
+            print(f"bench: daemon home kept for inspection: {self.home}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.home, ignore_errors=True)
 
     def __enter__(self) -> "BenchDaemon":
         return self.start()

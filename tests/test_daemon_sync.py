@@ -142,3 +142,22 @@ def test_status_counts(daemon, count):
     assert status.sessions == 3 or wait_until(
         lambda: client.request(m.GetStatus()).sessions == 3, 5)
     assert client.request(m.GetStatus()).actors >= 3 + 3  # persistence, supervisor, gateway
+
+
+def test_get_messages_pages_the_full_history(daemon_factory):
+    # A small in-memory window: older messages come from the database.
+    d = daemon_factory(ORBITDOCK_SESSIONS__MEMORY_MESSAGES="5")
+    client = d.client()
+    (sid,) = create_sessions(client, 1)
+    for i in range(6):
+        client.request(m.SendMessage(session_id=sid, content=f"prompt {i}"))
+        from conftest import wait_until as _wait
+        assert _wait(lambda: server_state(client, sid).turn_count == i + 1 and
+                     server_state(client, sid).current_turn_id is None, 10)
+    st = server_state(client, sid)
+    assert st.total_message_count == 12 and len(st.messages) == 5
+    page = client.request(m.GetMessages(session_id=sid, limit=4))
+    assert [x.seq for x in page.messages] == [9, 10, 11, 12] and page.has_more_before
+    older = client.request(m.GetMessages(session_id=sid, before_seq=9, limit=100))
+    assert [x.seq for x in older.messages] == list(range(1, 9)) and not older.has_more_before
+    assert older.messages[0].content == "prompt 0"

@@ -51,10 +51,13 @@ def migrations() -> list[Migration]:
         match = _MIGRATION_NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
+    if not found:  # e.g. a wheel built without its package data
+        raise SchemaError("no migrations found next to orbitdock.store (package data missing?)")
     found.sort(key=lambda m: m.version)
     expected = list(range(1, len(found) + 1))
     if [m.version for m in found] != expected:
-        raise SchemaError(f"migration versions must be 1..n without gaps: {[m.name for m in found]}")
+        names = [m.name for m in found]
+        raise SchemaError(f"migration versions must be 1..n without gaps: {names}")
     return found
 
 
@@ -78,7 +81,8 @@ def connect(db_path: Path | str, pcfg: PersistenceConfig, *, writer: bool) -> ap
     """
     sync = pcfg.synchronous.upper()
     if sync not in _SYNCHRONOUS:
-        raise SchemaError(f"persistence.synchronous must be one of {_SYNCHRONOUS}, got {pcfg.synchronous!r}")
+        raise SchemaError(
+            f"persistence.synchronous must be one of {_SYNCHRONOUS}, got {pcfg.synchronous!r}")
     flags = apsw.SQLITE_OPEN_READWRITE
     if writer:
         flags |= apsw.SQLITE_OPEN_CREATE
@@ -166,6 +170,7 @@ class Checkpointer(threading.Thread):
         self._pcfg = pcfg
         self._stopping = threading.Event()
         self.last_write_at = 0.0
+        self.synced_write_at = -1.0  # last_write_at as of the latest complete checkpoint
         self.passive_runs = 0
         self.truncate_runs = 0
 
@@ -190,13 +195,18 @@ class Checkpointer(threading.Thread):
                 idle = time.monotonic() - last >= self._pcfg.idle_truncate_s
                 try:
                     if idle and truncated_for != last:
-                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                        result = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
                         truncated_for = passive_for = last
                         self.truncate_runs += 1
                     elif passive_for != last:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        result = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                         passive_for = last
                         self.passive_runs += 1
+                    else:
+                        continue
+                    busy, wal_frames, done = result[0]
+                    if not busy and wal_frames == done:  # every frame is in the database
+                        self.synced_write_at = last
                 except apsw.BusyError:
                     logger.debug("wal checkpoint busy; retrying next interval")
                 except Exception:
