@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 import pykka
+from pykka.debug import log_thread_tracebacks
 import zmq
 
 from orbitdock import __version__, logs
@@ -139,7 +140,7 @@ class Daemon:
     def run_forever(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGUSR1, lambda *_: pykka.debug.log_thread_tracebacks())
+        signal.signal(signal.SIGUSR1, lambda *_: log_thread_tracebacks())
         while not self.stop_event.wait(1.0):
             pass
 

@@ -88,3 +88,11 @@ class ModelsReady:
     request: ClientRequest
     models: list[Any] | None
     error: str | None = None
+
+
+@dataclass(slots=True)
+class Redeliver:
+    """A message a crashed session actor had not handled; goes to its successor."""
+
+    session_id: str
+    message: Any

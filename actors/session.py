@@ -10,6 +10,7 @@ connector -> this actor -> gateway loop (persistence is told in parallel).
 from __future__ import annotations
 
 import logging
+import queue
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -21,6 +22,7 @@ import zmq
 from actors.messages import (
     Backend,
     ClientRequest,
+    Redeliver,
     RolloutBatch,
     RolloutIdle,
     SessionCrashed,
@@ -62,7 +64,8 @@ class SessionActor(pykka.ThreadingActor):
                  supervisor: pykka.ActorRef | None,
                  connector_factory: Callable[[SessionState], Connector] | None,
                  epoch: str, restored: bool = False,
-                 pending_request: ClientRequest | None = None):
+                 pending_request: ClientRequest | None = None,
+                 disabled_reason: str | None = None):
         super().__init__()
         self.epoch = epoch
         self.cfg = config
@@ -75,6 +78,7 @@ class SessionActor(pykka.ThreadingActor):
         self.connector_factory = connector_factory
         self.restored = restored
         self.pending_request = pending_request
+        self.disabled_reason = disabled_reason  # set when the supervisor gave up restarting
         self.connector: Connector | None = None
         self.outlet: Outlet | None = None
         self.core: SessionCore | None = None
@@ -85,7 +89,11 @@ class SessionActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         self.core = SessionCore(self.state)
-        if self.restored:
+        if self.disabled_reason is not None:
+            self.connector_factory = None
+            self.core.reset_after_restart(self.disabled_reason)
+            self.core.end(self.disabled_reason)
+        elif self.restored:
             self.core.reset_after_restart("orbitdockd restarted while this turn ran")
         elif self.state.status == "active" and self.connector_factory is not None:
             self._start_connector(resume=False)
@@ -105,11 +113,31 @@ class SessionActor(pykka.ThreadingActor):
 
     def on_failure(self, exc_type, exc_value, traceback) -> None:
         self._log.error("session actor crashed: %r", exc_value)
+        if self.connector is not None:  # pykka skips on_stop after a failure
+            try:
+                self.connector.stop()
+            except Exception:
+                self._log.exception("connector stop after crash failed")
+            self.connector = None
+        if self.supervisor is not None:
+            self.supervisor.tell(SessionCrashed(self.session_id, repr(exc_value)))
+            # Hand back what was queued for us (client requests, rollout batches) so the
+            # restarted actor handles it instead of it vanishing with this inbox.
+            for message in self._drain_inbox():
+                if not isinstance(message, Backend):  # the old backend is gone with us
+                    self.supervisor.tell(Redeliver(self.session_id, message))
         if self.outlet is not None:
             self.outlet.close()
             self.outlet = None
-        if self.supervisor is not None:
-            self.supervisor.tell(SessionCrashed(self.session_id, repr(exc_value)))
+
+    def _drain_inbox(self) -> list[Any]:
+        drained = []
+        while True:
+            try:
+                envelope = self.actor_inbox.get_nowait()
+            except queue.Empty:
+                return drained
+            drained.append(envelope.message)
 
     def _emit(self, event: Any) -> None:
         # Called on connector threads: only hand the event to this actor's inbox.
@@ -207,6 +235,11 @@ class SessionActor(pykka.ThreadingActor):
             handler(req, r)
         except ConnectorError as exc:
             self._error(req, exc.code, exc.message)
+        except Exception as exc:
+            # A bug: answer the client, then let the actor fail so the supervisor
+            # restarts it from its persisted state.
+            self._error(req, ErrorCode.INTERNAL, f"session actor failed: {exc!r}; restarting it")
+            raise
         self._flush()
 
     def _req_SubscribeSession(self, req: ClientRequest, r: m.SubscribeSession) -> None:

@@ -21,6 +21,7 @@ import zmq
 from actors.messages import (
     ClientRequest,
     ModelsReady,
+    Redeliver,
     ReplyMessages,
     RolloutBatch,
     RolloutIdle,
@@ -58,6 +59,8 @@ class SupervisorActor(pykka.ThreadingActor):
         self.models_provider = models_provider
         self.sessions: dict[str, pykka.ActorRef] = {}
         self.owned_threads: dict[str, str] = {}  # codex thread id -> direct session id
+        # Sessions between a crash and their restart: messages for them wait here.
+        self.restarting: dict[str, list[Any]] = {}
         self.policies: dict[str, RestartPolicy] = {}
         self.outlet: Outlet | None = None
 
@@ -106,27 +109,41 @@ class SupervisorActor(pykka.ThreadingActor):
         return None
 
     def _spawn(self, state: SessionState, *, restored: bool, script: list[dict] | None = None,
-               pending_request: ClientRequest | None = None) -> pykka.ActorRef:
+               pending_request: ClientRequest | None = None,
+               disabled_reason: str | None = None) -> pykka.ActorRef:
         ref = SessionActor.start(
             self.cfg, state, ctx=self.ctx, inproc_endpoint=self.inproc_endpoint,
             persistence=self.persistence, supervisor=self.actor_ref,
             connector_factory=self._connector_factory(state, script), epoch=self.epoch,
-            restored=restored, pending_request=pending_request)
+            restored=restored, pending_request=pending_request,
+            disabled_reason=disabled_reason)
         self.sessions[state.id] = ref
         return ref
 
     # ------------------------------------------------------------ inbox
     def on_receive(self, message: Any) -> Any:
+        try:
+            return self._receive(message)
+        except Exception:
+            # The supervisor must outlive any one bad message.
+            logger.exception("supervisor: failed handling %s", type(message).__name__)
+            if isinstance(message, ClientRequest):
+                self._error(message, ErrorCode.INTERNAL, "internal error in the supervisor")
+            return None
+
+    def _receive(self, message: Any) -> Any:
         if isinstance(message, ClientRequest):
             self._route(message)
         elif isinstance(message, RolloutBatch):
             self._rollout(message)
         elif isinstance(message, RolloutIdle):
             ref = self.sessions.get(message.session_id)
-            if ref is not None:
+            if ref is not None and ref.is_alive():
                 ref.tell(message)
         elif isinstance(message, SessionCrashed):
             self._restart(message)
+        elif isinstance(message, Redeliver):
+            self._deliver(message.session_id, message.message)
         elif isinstance(message, tuple) and message and message[0] == "restart_now":
             self._restart_now(message[1])
         elif isinstance(message, ModelsReady):
@@ -163,6 +180,9 @@ class SupervisorActor(pykka.ThreadingActor):
             session_id = getattr(r, "session_id", None)
             if session_id is None and hasattr(r, "approval_id"):
                 session_id = r.approval_id.rpartition(":a")[0]
+        if session_id in self.restarting:
+            self.restarting[session_id].append(req)
+            return
         ref = self.sessions.get(session_id or "")
         if ref is None:
             what = f"approval {r.approval_id}" if hasattr(r, "approval_id") else "session"
@@ -171,7 +191,12 @@ class SupervisorActor(pykka.ThreadingActor):
         if isinstance(r, m.GetMessages):
             self.persistence.tell(ReplyMessages(req))
             return
-        ref.tell(req)
+        try:
+            ref.tell(req)
+        except pykka.ActorDeadError:
+            # It crashed and its SessionCrashed is on the way: the restart follows shortly.
+            self._error(req, ErrorCode.UNAVAILABLE, "session is restarting after a crash; retry",
+                        session_id)
 
     def _create(self, req: ClientRequest, r: m.CreateSession) -> None:
         if r.provider not in PROVIDERS:
@@ -183,7 +208,7 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         if r.provider == "claude":
             self._error(req, ErrorCode.UNAVAILABLE,
-                        "claude sessions are observed through hooks, not created here")
+                        "claude sessions cannot be created by orbitdock yet")
             return
         now = time.time()
         state = SessionState(
@@ -202,7 +227,28 @@ class SupervisorActor(pykka.ThreadingActor):
         # The callback runs on a codex reader thread: it only tells this actor.
         self.models_provider(lambda models, error: actor.tell(ModelsReady(req, models, error)))
 
+    def _deliver(self, session_id: str, message: Any) -> None:
+        """Send to a session, or hold it while the session is being restarted."""
+        if session_id in self.restarting:
+            self.restarting[session_id].append(message)
+            return
+        ref = self.sessions.get(session_id)
+        if ref is None:
+            if isinstance(message, ClientRequest):
+                self._error(message, ErrorCode.NOT_FOUND, f"no such session: {session_id}",
+                            session_id)
+            return
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            if isinstance(message, ClientRequest):
+                self._error(message, ErrorCode.UNAVAILABLE,
+                            "session is restarting after a crash; retry", session_id)
+
     def _rollout(self, batch: RolloutBatch) -> None:
+        if batch.session_id in self.restarting:
+            self.restarting[batch.session_id].append(batch)
+            return
         ref = self.sessions.get(batch.session_id)
         if ref is None:
             if batch.session_id in self.owned_threads or batch.meta is None:
@@ -228,22 +274,31 @@ class SupervisorActor(pykka.ThreadingActor):
             self.cfg.sessions.restart_max, self.cfg.sessions.restart_window_s,
             self.cfg.sessions.restart_backoff_s))
         self.sessions.pop(sid, None)
+        self.restarting.setdefault(sid, [])
         delay = policy.next_delay(time.monotonic())
         if delay is None:
-            logger.error("session crashed %d times in %.0fs; leaving it stopped",
+            logger.error("session crashed more than %d times in %.0fs; giving up on it",
                          policy.max_restarts, policy.window_s, extra={"session_id": sid})
+            # Keep it visible (history, snapshot) but ended, with no backend attached.
+            self._restart_now(sid, disabled_reason=f"failed: crashed repeatedly ({crash.error})")
             return
         logger.warning("restarting crashed session in %.2fs", delay, extra={"session_id": sid})
         threading.Timer(delay, self.actor_ref.tell, args=(("restart_now", sid),)).start()
 
-    def _restart_now(self, sid: str) -> None:
+    def _restart_now(self, sid: str, disabled_reason: str | None = None) -> None:
         if sid in self.sessions:
             return
-        row = self.persistence.proxy().load_session(sid).get(timeout=self.cfg.persistence.ask_timeout_s)
+        held = self.restarting.pop(sid, [])
+        timeout = self.cfg.persistence.ask_timeout_s
+        row = self.persistence.proxy().load_session(sid).get(timeout=timeout)
         if row is None:
             logger.error("crashed session has no row; cannot restart", extra={"session_id": sid})
+            for message in held:
+                self._deliver(sid, message)
             return
         state = self._load_state(row)
-        self._spawn(state, restored=True)
+        self._spawn(state, restored=True, disabled_reason=disabled_reason)
         self.outlet.publish(sid, m.SessionReset(session_id=sid, rev=state.revision,
                                                 reason="session actor restarted"))
+        for message in held:
+            self._deliver(sid, message)

@@ -79,7 +79,8 @@ class _Timer:
 
     def schedule(self, delay: float, message: Any) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._seq), message))
+            deadline = time.monotonic() + max(0.0, delay)
+            heapq.heappush(self._heap, (deadline, next(self._seq), message))
             self._cond.notify()
 
     def stop(self) -> None:
@@ -129,6 +130,7 @@ class _File:
     reader: RolloutReader
     parser: RolloutParser
     prime: bool = False  # resumed past session_meta: bind the thread from line 1 first
+    expect: str | None = None  # the thread the stored offset was saved for
     own: bool = False
     meta: ThreadStarted | None = None  # enriched (git, codex name) and already sent
     continuing: bool = False
@@ -162,7 +164,8 @@ class WatcherActor(pykka.ThreadingActor):
         self.sessions: dict[str, _Session] = {}
         self.unknown: dict[str, tuple[int, float]] = {}  # older files left for import_rollouts
         self.names: dict[str, str] = {}  # thread id -> codex name (session_index.jsonl)
-        self.index = RolloutReader(str(self.home / INDEX_FILE), chunk_bytes=self.wcfg.read_chunk_bytes,
+        self.index = RolloutReader(str(self.home / INDEX_FILE),
+                                   chunk_bytes=self.wcfg.read_chunk_bytes,
                                    max_line_bytes=self.wcfg.max_line_bytes)
         self.git = GitResolver(miss_ttl_s=self.wcfg.sweep_interval_s)
         self.dirty: set[str] = set()
@@ -180,7 +183,8 @@ class WatcherActor(pykka.ThreadingActor):
         for path, size, mtime in self._scan():
             stored = offsets.get(path)
             if stored is not None:
-                sid = stored.get("session_id") if mtime >= horizon else None  # starts its idle clock
+                # only recent files start their session's idle clock
+                sid = stored.get("session_id") if mtime >= horizon else None
                 self._track(path, int(stored.get("offset") or 0), sid, mtime)
             elif mtime >= horizon:
                 self._track(path, 0, None, mtime)
@@ -254,8 +258,15 @@ class WatcherActor(pykka.ThreadingActor):
         files = []
         for path, f in self.files.items():
             unknown.update(f.parser.unknown)
+            size = f.reader.size
+            if f.reader.inode is None:  # not read yet (queued import): ask the filesystem
+                try:
+                    size = os.stat(path).st_size
+                except OSError:
+                    size = 0
             files.append({"path": path, "session_id": f.parser.thread_id, "own": f.own,
-                          "offset": f.reader.offset, "size": f.reader.size, "lag": f.reader.lag,
+                          "offset": f.reader.offset, "size": size,
+                          "lag": max(0, size - f.reader.offset),
                           "lines": f.parser.lines, "malformed": f.parser.malformed,
                           "errors": f.errors, "last_error": f.last_error})
         return {
@@ -383,7 +394,8 @@ class WatcherActor(pykka.ThreadingActor):
     def _track(self, path: str, offset: int, session_id: str | None, mtime: float) -> None:
         reader = RolloutReader(path, offset, chunk_bytes=self.wcfg.read_chunk_bytes,
                                max_line_bytes=self.wcfg.max_line_bytes)
-        self.files[path] = _File(reader, RolloutParser(path, _file_tag(path)), prime=offset > 0)
+        self.files[path] = _File(reader, RolloutParser(path, _file_tag(path)), prime=offset > 0,
+                                 expect=session_id)
         if session_id:
             self._touch(session_id, path, mtime)
 
@@ -403,6 +415,10 @@ class WatcherActor(pykka.ThreadingActor):
                                   max_line_bytes=self.wcfg.max_line_bytes).read_lines(1).lines
             if first:
                 f.parser.prime(first[0][0])
+            if f.expect and f.parser.thread_id not in (None, f.expect):
+                # Same path, another thread (the stale-binding guard upstream has too).
+                f.reader.reset("replaced by another thread's rollout")
+                f.parser = RolloutParser(path, _file_tag(path))
         before = f.reader.offset
         res = f.reader.read_lines(self.wcfg.batch_lines)
         if res.missing:
@@ -519,11 +535,13 @@ class WatcherActor(pykka.ThreadingActor):
         for path in self.sessions.get(sid, _Session()).paths:
             f = self.files.get(path)
             if f is not None and f.meta is not None:
-                offset = SaveRolloutOffset(path, f.reader.offset, sid, f.reader.size, f.reader.mtime)
+                offset = SaveRolloutOffset(path, f.reader.offset, sid, f.reader.size,
+                                           f.reader.mtime)
                 self.supervisor.tell(RolloutBatch(sid, [NameUpdated(name)], offset, meta=f.meta))
                 return
 
-    def _scan(self, top: str | None = None, skip_known: bool = False) -> list[tuple[str, int, float]]:
+    def _scan(self, top: str | None = None,
+              skip_known: bool = False) -> list[tuple[str, int, float]]:
         found = []
         for root in [top] if top else self.roots:
             for dirpath, _dirs, names in os.walk(root):

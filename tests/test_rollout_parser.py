@@ -57,7 +57,8 @@ def parse(name: str, start: int = 0):
 def test_text_turn():
     parser, events = parse("text_turn.jsonl")
     assert [summary(e) for e in events] == [
-        ("ThreadStarted", "01a212c9-8339-7d13-a385-a834fc49dc32", "gpt-5.5", "/home/dev/proj", None),
+        ("ThreadStarted", "01a212c9-8339-7d13-a385-a834fc49dc32", "gpt-5.5", "/home/dev/proj",
+         None),
         ("TurnStarted", "01a212c9-835e-7f31-a4ba-5a71fc41fb2a"),
         ("ConfigApplied", "never", "workspace-write", "gpt-5.5"),
         ("UserMessage", "Say hello"),
@@ -65,7 +66,8 @@ def test_text_turn():
         ("TokenUsageUpdated", 150),
         ("TurnCompleted", "completed", None),
     ]
-    assert (parser.originator, parser.source, parser.cli_version) == ("codex_exec", "exec", "0.169.0")
+    assert (parser.originator, parser.source, parser.cli_version) == \
+        ("codex_exec", "exec", "0.169.0")
     assert events[0].started_at == pytest.approx(1795611525.956)
     assert parser.malformed == 0 and not parser.unknown
 
@@ -73,7 +75,8 @@ def test_text_turn():
 def test_exec_patch_question_turn():
     _, events = parse("exec_patch_question.jsonl")
     assert [summary(e) for e in events] == [
-        ("ThreadStarted", "01a212c9-9ba1-7b71-b548-9a68d68a9904", "gpt-5.5", "/home/dev/proj", None),
+        ("ThreadStarted", "01a212c9-9ba1-7b71-b548-9a68d68a9904", "gpt-5.5", "/home/dev/proj",
+         None),
         ("TurnStarted", "01a212c9-9bb3-77a0-b548-022d72954c6a"),
         ("ConfigApplied", "never", "workspace-write", "gpt-5.5"),
         ("UserMessage", "Run a command and write a file"),
@@ -132,7 +135,8 @@ def test_mcp_tool_search_plan_and_a_call_after_speaking():
         ("TokenUsageUpdated", 450),
         # The model spoke, then called a tool in the same turn: the gate reopens.
         ("ToolStarted", "call_ws", "WebSearch", '{"query": "x"}'),
-        ("ToolCompleted", "call_ws", "WebSearch", "unsupported call: web_search", False, "completed"),
+        ("ToolCompleted", "call_ws", "WebSearch", "unsupported call: web_search", False,
+         "completed"),
         ("TokenUsageUpdated", 600),
         ("AgentMessage", "finished"),
         ("TokenUsageUpdated", 750),
@@ -190,7 +194,8 @@ def test_every_prompt_and_reply_appears_exactly_once(name):
     users = [e for e in events if type(e).__name__ == "UserMessage"]
     agents = [e for e in events if type(e).__name__ == "AgentMessage"]
     assert [e.item_id for e in users] == [i["id"] for i in completed if i["type"] == "UserMessage"]
-    assert [e.item_id for e in agents] == [i["id"] for i in completed if i["type"] == "AgentMessage"]
+    assert [e.item_id for e in agents] == \
+        [i["id"] for i in completed if i["type"] == "AgentMessage"]
     assert not any(is_injected_context(e.text) for e in users)
 
 

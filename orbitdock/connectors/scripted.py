@@ -9,7 +9,8 @@ Used by tests, the foundation benchmark and the load tool's fast mode. Each
   as possible, ``/approve CMD`` asks an exec approval then reports the outcome,
   ``/ask QUESTION`` asks a question, ``/fail MSG`` fails the turn, ``/hold``
   streams one delta then waits for an interrupt, ``/stream N RATE [SIZE]`` streams N
-  deltas paced at RATE per second (for latency measurements);
+  deltas paced at RATE per second (for latency measurements), ``/crash`` raises
+  inside the connector (a bug, to exercise the supervisor's restart policy);
 - otherwise it streams back an echo of the prompt.
 
 Script entries: ``{"text": str, "chunk": int}``, ``{"burst": n, "size": k}``,
@@ -50,6 +51,9 @@ class ScriptedConnector(Connector):
                               model=self._model, cwd=self._cwd))
 
     def send_message(self, token: Any, text: str) -> None:
+        if text.strip() == "/crash":
+            # Simulates a connector bug (not a refusal): exercises actor crash + restart.
+            raise RuntimeError("scripted connector crashed on purpose (/crash)")
         if self._turn is not None and self._turn.is_alive():
             raise ConnectorError("invalid_state", "a turn is already running; interrupt it first")
         reply = self._script.pop(0) if self._script else _directive(text)

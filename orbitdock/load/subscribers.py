@@ -30,6 +30,7 @@ import zmq
 
 from orbitdock.client import ClientError, Subscription, find_daemon, snapshot_bytes
 from orbitdock.config import load
+from orbitdock.load.verify import message_digest
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import Message
 
@@ -45,8 +46,7 @@ DRAIN_POLL_S = 0.05
 
 def digest(msg: Message) -> int:
     """What identifies a message's visible content (type + text), as 8 bytes."""
-    raw = f"{msg.type}\0{msg.content}\0{msg.tool_input or ''}".encode()
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big")
+    return message_digest(msg.type, msg.content, msg.tool_input)
 
 
 def state_digest(state) -> int:

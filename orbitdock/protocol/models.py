@@ -93,7 +93,7 @@ class SessionSummary(Base, kw_only=True):
     provider: str
     status: str = "active"
     work_status: str = "waiting"
-    attention_reason: str = "none"
+    attention_reason: str = "awaitingReply"  # a new session waits for its first prompt
     integration_mode: str = "direct"  # direct (we drive it) | passive (watched)
     display_name: str = ""
     custom_name: str | None = None

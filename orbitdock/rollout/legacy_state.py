@@ -63,7 +63,7 @@ def load_legacy_offsets(state_file: str | os.PathLike[str]) -> list[SaveRolloutO
 
 
 def _entry(file_path: Any, entry: Any) -> SaveRolloutOffset | None:
-    if not isinstance(file_path, str) or not os.path.isabs(file_path) or not isinstance(entry, dict):
+    if not (isinstance(file_path, str) and os.path.isabs(file_path) and isinstance(entry, dict)):
         return None
     offset = entry.get("offset", 0)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:

@@ -38,19 +38,32 @@ from orbitdock.rollout.naming import is_injected_context, name_from_first_prompt
 
 logger = logging.getLogger(__name__)
 
-# Known line types that never produce an event; recognised from the first bytes and
-# skipped without decoding (world_state and compacted lines can be very large).
+# Lines that never produce an event, recognised from their first bytes and skipped
+# without decoding: world_state and compacted lines are large, and response_item
+# messages (the biggest share of a rollout: instructions, context, repeats of
+# event_msg messages) are never a message source (see the module docstring).
 _SNIFF_SKIP = frozenset((b"world_state", b"token_usage_record", b"compacted"))
-_SNIFF_WINDOW = 160  # top-level "type" sits before "payload" in every codex line
+_SNIFF_SKIP_PAYLOAD = frozenset((b"message", b"reasoning"))  # of response_item lines
+_SNIFF_WINDOW = 160  # codex writes "type" before "payload"; nothing is skipped otherwise
+_PAYLOAD_TYPE = b',"payload":{"type":"'
 _SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
-def _sniff_type(line: bytes) -> bytes | None:
+def _sniff_skip(line: bytes) -> bool:
+    """True when the line is a known no-event line, judged from its first bytes only."""
     i = line.find(b'"type":"', 0, _SNIFF_WINDOW)
     if i == -1 or line.find(b'"payload"', 0, i) != -1:
-        return None
+        return False  # no top-level type up front (or it comes after the payload): decode
     j = line.find(b'"', i + 8, i + 48)
-    return line[i + 8:j] if j != -1 else None
+    if j == -1:
+        return False
+    ltype = line[i + 8:j]
+    if ltype in _SNIFF_SKIP:
+        return True
+    if ltype != b"response_item" or not line.startswith(_PAYLOAD_TYPE, j + 1):
+        return False
+    k = j + 1 + len(_PAYLOAD_TYPE)
+    return line[k:line.find(b'"', k, k + 32)] in _SNIFF_SKIP_PAYLOAD
 
 
 def parse_time(value: Any) -> float | None:
@@ -80,7 +93,7 @@ class RolloutParser:
         self.cli_version: str | None = None
         self.meta: be.ThreadStarted | None = None
         self.codex_name: str | None = None
-        self.first_prompt_name: str | None = None  # naming.name_from_first_prompt of the first prompt
+        self.first_prompt_name: str | None = None  # name_from_first_prompt(first real prompt)
         self.lines = 0
         self.malformed = 0
         self.skipped = 0  # known lines with nothing to report (duplicates, context, settings)
@@ -122,7 +135,7 @@ class RolloutParser:
     def feed(self, line: bytes, end_offset: int) -> list[Any]:
         """Events for one line; ``end_offset`` (just past its newline) names and locates it."""
         self.lines += 1
-        if _sniff_type(line) in _SNIFF_SKIP:
+        if _sniff_skip(line):
             self.skipped += 1
             return []
         try:
@@ -183,7 +196,8 @@ class RolloutParser:
         self._cwd = _str(p.get("cwd"))
         self._model = _str(_dict(_dict(p.get("base_instructions")).get("provenance")).get("model"))
         self.meta = be.ThreadStarted(
-            thread_id=thread_id, model=self._model, cwd=self._cwd, transcript_path=self.path or None,
+            thread_id=thread_id, model=self._model, cwd=self._cwd,
+            transcript_path=self.path or None,
             git_branch=_str(_dict(p.get("git")).get("branch")), name=self.codex_name,
             started_at=parse_time(p.get("timestamp")))
         self._emit(self.meta)
@@ -203,7 +217,8 @@ class RolloutParser:
         new = (approval or old[0], sandbox or old[1], model or old[2])
         if new != old:
             self._config = new
-            self._emit(be.ConfigApplied(approval_policy=approval, sandbox_mode=sandbox, model=model))
+            self._emit(be.ConfigApplied(approval_policy=approval, sandbox_mode=sandbox,
+                                        model=model))
 
     def _event_msg(self, p: dict[str, Any]) -> None:
         etype = p.get("type")
@@ -483,7 +498,8 @@ class RolloutParser:
         self._ask(_str(p.get("call_id")) or self._fallback_id("q-"), p.get("questions"), p)
 
     def _elicitation_request(self, p: dict[str, Any]) -> None:
-        self._approval(p, "elicitation", reason=_str(p.get("message")) or _str(p.get("server_name")))
+        self._approval(p, "elicitation",
+                       reason=_str(p.get("message")) or _str(p.get("server_name")))
 
     def _approval(self, p: dict[str, Any], kind: str, **fields: Any) -> None:
         call_id = _str(p.get("call_id")) or _str(p.get("id")) or self._fallback_id("a-")

@@ -40,7 +40,7 @@ class ReadResult:
     eof: bool = False  # everything up to ``size`` was consumed (a partial line may remain)
     size: int = 0
     mtime: float = 0.0
-    skipped: list[tuple[int, int]] = field(default_factory=list)  # (offset, length) of oversized lines
+    skipped: list[tuple[int, int]] = field(default_factory=list)  # oversized: (offset, length)
 
 
 class RolloutReader:

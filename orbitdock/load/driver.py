@@ -1,0 +1,314 @@
+"""The driver: sends each session's turns and answers its approvals, like a busy user.
+
+It lives in subscriber 0 and reads the same mirrors the other subscribers keep,
+so it reacts to what a client really sees. Per session it runs one turn at a
+time: send a tagged prompt, wait for the user message to appear (the turn is
+running), accept every approval of the session as it arrives, steer or
+interrupt the turn when its kind asks for it (once the first assistant delta
+is visible), and classify the outcome when the turn ends. Requests go through
+its own DEALER (the Subscription's socket is the library's); sends use a short
+timeout so a dead daemon never blocks the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from orbitdock.client import Client, ClientError, Endpoints
+from orbitdock.load.model import (command_for, prompt_for, reply_text, steer_prompt,
+                                  steered_text, tag_for)
+from orbitdock.protocol import messages as m
+
+logger = logging.getLogger(__name__)
+
+SEND_TIMEOUT_S = 0.2  # longest block on a send (the daemon may be down)
+SETTLE_S = 30.0  # after a timed-out turn was interrupted, wait this long for it to end
+RETRY_S = 1.0  # back-off after a rejected or failed send
+SEARCH_LAST = 40  # the user message of a running turn is among the newest messages
+
+
+@dataclass
+class DriverParams:
+    provider: str = "codex"
+    kinds: tuple[str, ...] = ("text", "exec", "patch")
+    steer_every: int = 0  # every Nth turn of a session is steered mid-stream (0: never)
+    interrupt_every: int = 0  # every Nth turn is interrupted mid-stream (0: never)
+    think_s: float = 0.2  # pause between a turn's end and the session's next prompt
+    ramp_s: float = 2.0  # first prompts are spread over this long
+    turn_timeout_s: float = 90.0  # a turn not ended by then is interrupted and counted
+    request_timeout_s: float = 15.0  # a request unanswered by then is forgotten
+    reply_chars: int = 240
+    max_turns: int = 0  # per session; 0 = until the run ends
+
+
+@dataclass
+class Turn:
+    tag: str
+    kind: str
+    prompt: str
+    expected: str | None
+    sent_wall: float
+    sent_mono: float
+    turn_id: str | None = None
+    acted: bool = False  # steer/interrupt sent
+    outcome: str | None = None
+    end_wall: float = 0.0
+
+
+@dataclass
+class SessionDriver:
+    sid: str
+    index: int
+    ready_at: float
+    turns: int = 0
+    phase: str = "idle"  # idle | sent | running | settling
+    turn: Turn | None = None
+    settle_until: float = 0.0
+
+
+@dataclass
+class Pending:
+    what: str  # send | approve | steer | interrupt
+    sid: str
+    sent_mono: float
+    approval_id: str | None = None
+
+
+@dataclass
+class Approval:
+    sent_mono: float
+    sent_wall: float
+    created_at: float
+
+
+@dataclass
+class DriverLog:
+    outcomes: list[tuple[str, str, str, str, float, float, str | None]] = field(default_factory=list)
+    approval_to_client: list[float] = field(default_factory=list)  # receive - backend ts
+    approval_rtt: list[float] = field(default_factory=list)  # approve sent -> resolved seen
+    approval_reply: list[float] = field(default_factory=list)  # approve sent -> reply
+    errors: Counter = field(default_factory=Counter)
+    window_rtt: list[float] = field(default_factory=list)
+
+
+class Driver:
+    def __init__(self, sub, endpoints: Endpoints, sessions: list[str], params: DriverParams):
+        self.sub = sub
+        self.p = params
+        self.client = Client(endpoints, timeout=SEND_TIMEOUT_S, ctx=sub.ctx)
+        start = time.monotonic()
+        n = max(1, len(sessions))
+        self.sessions = {sid: SessionDriver(sid, i, start + params.ramp_s * i / n)
+                         for i, sid in enumerate(sessions)}
+        self.pending: dict[str, Pending] = {}
+        self.answered: dict[str, Approval] = {}
+        self.log = DriverLog()
+        self.paused = False
+        self.draining = False
+        self.expect_epoch: str | None = None
+
+    # ------------------------------------------------------------ commands from the tool
+    def command(self, cmd: str, arg) -> None:
+        if cmd == "pause":
+            self.paused = True
+        elif cmd == "resume":
+            self.paused = False
+        elif cmd == "drain":
+            self.draining = True
+        elif cmd == "restarted":
+            # Every turn in flight died with the daemon (restore closes them); requests
+            # sent to it will never be answered. Act again once the new epoch is seen.
+            self.expect_epoch = arg
+            now_w, now_m = time.time(), time.monotonic()
+            for sd in self.sessions.values():
+                if sd.turn is not None and sd.phase != "idle":
+                    self._finish(sd, "killed", now_w)
+                sd.phase, sd.ready_at = "idle", now_m + self.p.think_s
+            self.pending.clear()
+
+    def drain(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(
+                sd.phase != "idle" for sd in self.sessions.values()):
+            self.sub.pump()
+            self.step()
+            self.sub.unstick()
+            time.sleep(0.02)
+        busy = [sd.sid for sd in self.sessions.values() if sd.phase != "idle"]
+        return {"busy": busy}
+
+    # ------------------------------------------------------------ the loop's step
+    def step(self) -> None:
+        self._replies()
+        if self.expect_epoch is not None:
+            if self.sub.epoch != self.expect_epoch:
+                return
+            self.expect_epoch = None
+        now = time.monotonic()
+        for approval_id, at in self.sub.resolved:
+            ap = self.answered.get(approval_id)
+            if ap is not None:
+                self.log.approval_rtt.append(at - ap.sent_wall)
+                self.log.window_rtt.append(at - ap.sent_wall)
+        self.sub.resolved.clear()
+        for sd in self.sessions.values():
+            st = self.sub.state(sd.sid)
+            if st is None:
+                continue
+            if sd.sid in self.sub.touched or sd.phase != "idle":
+                self._observe(sd, st, now)
+            if sd.phase == "idle" and not (self.paused or self.draining) and now >= sd.ready_at:
+                if not self.p.max_turns or sd.turns < self.p.max_turns:
+                    self._send_turn(sd, now)
+        for request_id, pend in list(self.pending.items()):
+            if now - pend.sent_mono > self.p.request_timeout_s:
+                del self.pending[request_id]
+                self.log.errors[f"{pend.what}:no_reply"] += 1
+
+    def _kind(self, sd: SessionDriver, n: int) -> str:
+        if self.p.interrupt_every and n % self.p.interrupt_every == 0:
+            return "interrupt"
+        if self.p.steer_every and n % self.p.steer_every == 0 and self.p.provider == "codex":
+            return "steer"
+        return self.p.kinds[(n + sd.index) % len(self.p.kinds)]
+
+    def _prompt(self, tag: str, kind: str) -> tuple[str, str | None]:
+        """(prompt, expected final assistant text) for this provider and kind."""
+        if self.p.provider == "scripted":
+            if kind in ("exec", "patch"):
+                return f"/approve {command_for(tag)} {tag}", "Done."
+            if kind == "interrupt":
+                return f"/hold {tag}", None
+            prompt = prompt_for(tag)
+            return prompt, f"You said: {prompt}"
+        if kind == "steer":
+            return prompt_for(tag), steered_text(tag, self.p.reply_chars)
+        if kind == "interrupt":
+            return prompt_for(tag), None
+        return prompt_for(tag), reply_text(tag, self.p.reply_chars)
+
+    def _send(self, pend: Pending, msg: m.Request) -> bool:
+        try:
+            request_id = self.client.send(msg)
+        except ClientError:
+            self.log.errors[f"{pend.what}:send_failed"] += 1
+            return False
+        self.pending[request_id] = pend
+        return True
+
+    def _send_turn(self, sd: SessionDriver, now: float) -> None:
+        n = sd.turns + 1
+        kind = self._kind(sd, n)
+        tag = tag_for(sd.index, n, kind)
+        prompt, expected = self._prompt(tag, kind)
+        if not self._send(Pending("send", sd.sid, now),
+                          m.SendMessage(session_id=sd.sid, content=prompt)):
+            sd.ready_at = now + RETRY_S
+            return
+        sd.turns = n
+        sd.turn = Turn(tag, kind, prompt, expected, time.time(), now)
+        sd.phase = "sent"
+
+    def _observe(self, sd: SessionDriver, st, now: float) -> None:
+        for approval in st.approvals:
+            if approval.id not in self.answered and not self.paused:
+                wall = time.time()
+                self.log.approval_to_client.append(wall - approval.created_at)
+                if self._send(Pending("approve", sd.sid, now, approval.id),
+                              m.ApproveTool(approval_id=approval.id, decision="accept")):
+                    self.answered[approval.id] = Approval(now, wall, approval.created_at)
+        turn = sd.turn
+        if turn is None or sd.phase == "idle":
+            return
+        if sd.phase == "settling":
+            if st.current_turn_id is None or now > sd.settle_until:
+                sd.phase, sd.ready_at = "idle", now + self.p.think_s
+            return
+        if turn.turn_id is None:
+            for msg in reversed(st.messages[-SEARCH_LAST:]):
+                if msg.type == "user" and msg.content == turn.prompt:
+                    turn.turn_id = msg.turn_id or "?"
+                    sd.phase = "running"
+                    break
+        if sd.phase == "running":
+            if st.current_turn_id is None or st.current_turn_id != turn.turn_id:
+                self._finish(sd, self._classify(turn, st), time.time())
+                sd.phase, sd.ready_at = "idle", now + self.p.think_s
+                return
+            if turn.kind in ("steer", "interrupt") and not turn.acted and any(
+                    x.type == "assistant" and x.turn_id == turn.turn_id
+                    for x in st.messages[-SEARCH_LAST:]):
+                turn.acted = True
+                if turn.kind == "steer":
+                    self._send(Pending("steer", sd.sid, now),
+                               m.SteerTurn(session_id=sd.sid, content=steer_prompt(turn.tag)))
+                else:
+                    self._send(Pending("interrupt", sd.sid, now),
+                               m.InterruptSession(session_id=sd.sid))
+        if now - turn.sent_mono > self.p.turn_timeout_s:
+            self._finish(sd, "timeout", time.time())
+            if sd.phase == "running":
+                self._send(Pending("interrupt", sd.sid, now), m.InterruptSession(session_id=sd.sid))
+                sd.phase, sd.settle_until = "settling", now + SETTLE_S
+            else:
+                sd.phase, sd.ready_at = "idle", now + self.p.think_s
+
+    def _classify(self, turn: Turn, st) -> str:
+        mine = [x for x in st.messages[-SEARCH_LAST:] if x.turn_id == turn.turn_id]
+        if turn.expected and any(x.type == "assistant" and x.content == turn.expected
+                                 for x in mine):
+            return "completed"
+        tail_errors = [x.content for x in st.messages[-3:] if x.type == "error"]
+        if any("backend lost" in e for e in tail_errors) or "backend lost" in (st.last_error or ""):
+            return "backend_lost"
+        if "restarted" in (st.last_error or ""):
+            return "killed"
+        if turn.kind == "interrupt" and turn.acted and st.work_status == "waiting":
+            return "interrupted"
+        return "failed"
+
+    def _finish(self, sd: SessionDriver, outcome: str, when: float) -> None:
+        turn = sd.turn
+        if turn is None or turn.outcome is not None:
+            return
+        turn.outcome, turn.end_wall = outcome, when
+        self.log.outcomes.append((sd.sid, turn.tag, turn.kind, outcome, turn.sent_wall, when,
+                                  turn.turn_id))
+
+    def _replies(self) -> None:
+        while True:
+            try:
+                reply = self.client.recv_reply(0)
+            except ClientError:
+                return
+            if reply is None:
+                return
+            pend = self.pending.pop(reply.id, None)
+            if pend is None:
+                continue
+            if isinstance(reply, m.Error):
+                self.log.errors[f"{pend.what}:{reply.code}"] += 1
+                sd = self.sessions.get(pend.sid)
+                if pend.what == "send" and sd is not None and sd.phase == "sent":
+                    self._finish(sd, f"rejected:{reply.code}", time.time())
+                    sd.phase, sd.ready_at = "idle", time.monotonic() + RETRY_S
+            elif pend.what == "approve" and pend.approval_id in self.answered:
+                self.log.approval_reply.append(
+                    time.monotonic() - self.answered[pend.approval_id].sent_mono)
+
+    # ------------------------------------------------------------ reporting
+    def progress(self) -> dict:
+        outcomes = Counter(o[3] for o in self.log.outcomes)
+        rtt, self.log.window_rtt = sorted(self.log.window_rtt), []
+        return {"outcomes": dict(outcomes), "approvals": len(self.answered),
+                "in_flight": sum(1 for sd in self.sessions.values() if sd.phase != "idle"),
+                "rtt_p99": rtt[min(len(rtt) - 1, int(len(rtt) * 0.99))] if rtt else None,
+                "errors": sum(self.log.errors.values())}
+
+    def report(self) -> dict:
+        return {"outcomes": self.log.outcomes, "approval_to_client": self.log.approval_to_client,
+                "approval_rtt": self.log.approval_rtt, "approval_reply": self.log.approval_reply,
+                "errors": dict(self.log.errors), "approvals": len(self.answered)}
