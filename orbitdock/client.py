@@ -409,6 +409,17 @@ class Subscription:
         self.requests.close()
 
 
+def _canonical(value: Any) -> Any:
+    # Every field, defaults included: omit_defaults encodings of equal states can differ.
+    if isinstance(value, msgspec.Struct):
+        return {k: _canonical(v) for k, v in msgspec.structs.asdict(value).items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    return value
+
+
 def snapshot_bytes(state: SessionState) -> bytes:
     """Canonical encoding of a state, for comparing a mirror with the server."""
-    return msgspec.msgpack.encode(state)
+    return msgspec.msgpack.encode(_canonical(state))

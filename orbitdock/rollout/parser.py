@@ -163,6 +163,7 @@ class RolloutParser:
     def prime(self, line: bytes) -> be.ThreadStarted | None:
         """Bind the thread from a file's first line when resuming past it (no events)."""
         self.feed(line, 0)
+        self.lines -= 1  # counted when it was first read
         self._out = []
         return self.meta
 

@@ -1,0 +1,160 @@
+"""Faults injected while the load runs, and what each must leave behind.
+
+* kill -9 of the daemon: read what the database committed, restart on the same
+  home, check that every direct session came back with the right status and
+  message window (``verify.restore_check``), then let the driver go on. The DB
+  read is also the reference for "was it committed at the kill" in the loss check.
+* kill -9 of one app-server: its sessions must report the loss and be resumed
+  on another process (``last_error`` set to "backend lost…" then cleared), the
+  others must not notice.
+* a slow subscriber: SIGSTOP (a client that stops reading, including its zmq
+  I/O thread) then SIGCONT; the daemon's memory must stay bounded (its
+  per-subscriber queue is ``gateway.subscriber_hwm``), the others' latency
+  unchanged, and the slow one must end in sync, by snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from orbitdock.load.daemon_ctl import DaemonCtl, app_server_pids
+from orbitdock.load.report import percentile
+from orbitdock.load.verify import Kill, read_db, restore_check
+
+logger = logging.getLogger(__name__)
+
+RESUME_WINDOW_S = 5.0  # a "backend lost" this soon after a codex kill belongs to that kill
+RESUME_GIVE_UP_S = 15.0  # not cleared by then: not resumed
+
+
+@dataclass
+class KillLog:
+    kills: list[Kill] = field(default_factory=list)
+    restart_s: list[float] = field(default_factory=list)
+    status_mismatch: int = 0
+    message_mismatch: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def kill_daemon_cycle(ctl: DaemonCtl, log: KillLog, tell_driver: Callable[[str, Any], None],
+                      snapshots: Callable[[], dict[str, Any]], direct: set[str],
+                      memory_messages: int) -> str:
+    """One kill -9 / restart / check cycle; returns the new epoch."""
+    at = ctl.kill9()
+    tell_driver("pause", None)
+    db = read_db(ctl.db_path)
+    log.kills.append(Kill(at, db))
+    t0 = time.monotonic()
+    ctl.start()
+    log.restart_s.append(time.monotonic() - t0)
+    snaps, epoch = snapshots()
+    bad_status, bad_messages, notes = restore_check(db, snaps, direct, memory_messages)
+    log.status_mismatch += bad_status
+    log.message_mismatch += bad_messages
+    log.notes.extend(notes[: max(0, 10 - len(log.notes))])
+    tell_driver("restarted", epoch)
+    tell_driver("resume", None)
+    return epoch
+
+
+def kill_daemon_summary(log: KillLog) -> dict[str, Any]:
+    r = log.restart_s
+    return {"cycles": len(log.kills), "restart_p50_s": statistics.median(r) if r else 0.0,
+            "restart_max_s": max(r) if r else 0.0, "status_mismatch": log.status_mismatch,
+            "message_mismatch": log.message_mismatch, "notes": log.notes}
+
+
+def kill_codex_once(ctl: DaemonCtl, rng: random.Random) -> tuple[float, int] | None:
+    pids = app_server_pids(ctl.pid) if ctl.pid else []
+    if not pids:
+        return None
+    pid = rng.choice(pids)
+    at = time.time()
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return None
+    return at, pid
+
+
+def kill_codex_summary(kills: list[tuple[float, int]], backend_events: list[tuple[str, str, float]],
+                       gaps_by_sid: dict[str, int], resume_limit_s: float) -> dict[str, Any]:
+    """Match each kill with the sessions that reported the loss and their recovery."""
+    affected: set[str] = set()
+    resume: list[float] = []
+    not_resumed = 0
+    events = sorted(backend_events, key=lambda e: e[2])
+    for at, _pid in kills:
+        lost = {sid: ts for sid, kind, ts in events
+                if kind == "lost" and at - 0.5 <= ts <= at + RESUME_WINDOW_S}
+        for sid, lost_ts in lost.items():
+            affected.add(sid)
+            cleared = next((ts for s, kind, ts in events
+                            if s == sid and kind == "cleared" and ts >= lost_ts), None)
+            if cleared is None or cleared - at > RESUME_GIVE_UP_S:
+                not_resumed += 1
+            else:
+                resume.append(cleared - at)
+    resume.sort()
+    return {"kills": len(kills), "affected": len(affected), "not_resumed": not_resumed,
+            "resume_p50_s": percentile(resume, 50) if resume else None,
+            "resume_max_s": resume[-1] if resume else None,
+            "resumed_late": sum(1 for r in resume if r > resume_limit_s),
+            "other_gaps": sum(n for sid, n in gaps_by_sid.items() if sid not in affected)}
+
+
+class SlowSubscriber:
+    """SIGSTOP one subscriber process at ``start_at`` for ``pause_s`` (monotonic times)."""
+
+    def __init__(self, pid: int, start_at: float, pause_s: float):
+        self.pid, self.start_at, self.pause_s = pid, start_at, pause_s
+        self.stopped_wall: float | None = None
+        self.resumed_wall: float | None = None
+        self.rss_before = 0
+        self.rss_peak = 0
+        self.state = "waiting"  # waiting | stopped | done
+
+    def tick(self, now: float, daemon_rss: int) -> str | None:
+        """Advance the schedule; returns a note for the progress line."""
+        if self.state == "waiting" and now >= self.start_at:
+            self.rss_before = daemon_rss
+            os.kill(self.pid, signal.SIGSTOP)
+            self.stopped_wall, self.state = time.time(), "stopped"
+            return " | slow subscriber stopped"
+        if self.state == "stopped":
+            self.rss_peak = max(self.rss_peak, daemon_rss)
+            if now >= self.start_at + self.pause_s:
+                self.resume()
+                return " | slow subscriber reading again"
+            return " | slow subscriber stopped"
+        return None
+
+    def resume(self) -> None:
+        if self.state == "stopped":
+            os.kill(self.pid, signal.SIGCONT)
+            self.resumed_wall, self.state = time.time(), "done"
+
+    def summary(self, others: list[tuple[Any, Any]], slow_final: dict[str, Any] | None) -> dict:
+        """``others``: (receive times, latencies) arrays of the other subscribers."""
+        t0, t1 = self.stopped_wall or 0.0, self.resumed_wall or 0.0
+        during, outside = [], []
+        for at, lat in others:
+            for a, x in zip(at, lat):
+                (during if t0 <= a <= t1 else outside).append(x)
+        during.sort()
+        outside.sort()
+        stats = (slow_final or {}).get("stats", {})
+        return {"paused_s": max(0.0, t1 - t0), "rss_before": self.rss_before,
+                "rss_peak": max(self.rss_peak, self.rss_before),
+                "others_p99_during": percentile(during, 99) if during else None,
+                "others_p99_outside": percentile(outside, 99) if outside else None,
+                "slow_gaps": stats.get("gaps", 0), "slow_resyncs": stats.get("resyncs", 0),
+                "slow_synced": bool(slow_final) and not slow_final["mismatched"]
+                and not slow_final["behind"]}

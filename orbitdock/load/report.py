@@ -1,0 +1,118 @@
+"""Numbers for the live progress line and the final table (text and JSON)."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from typing import Any, Iterable, Sequence
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of a sorted sequence (nan when empty)."""
+    if not sorted_values:
+        return math.nan
+    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100.0 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+def summarize(values: Iterable[float]) -> dict[str, float]:
+    vals = sorted(values)
+    return {"n": len(vals), "p50": percentile(vals, 50), "p99": percentile(vals, 99),
+            "max": vals[-1] if vals else math.nan}
+
+
+def unpack(raw: bytes) -> array:
+    out = array("d")
+    out.frombytes(raw)
+    return out
+
+
+def ms(seconds: float | None) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "—"
+    value = seconds * 1000.0
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def mb(nbytes: float | None) -> str:
+    return "—" if not nbytes else f"{nbytes / 2**20:.0f} MB"
+
+
+def progress_line(elapsed: float, r: dict[str, Any]) -> str:
+    o = r.get("outcomes", {})
+    done = o.get("completed", 0)
+    bad = sum(v for k, v in o.items() if k != "completed")
+    return (f"[{elapsed:6.1f}s] sessions {r.get('sessions', 0)} | turns ok {done} other {bad} "
+            f"in-flight {r.get('in_flight', 0)} | {r.get('ev_s', 0):.0f} ev/s | lat p50 "
+            f"{ms(r.get('p50'))} p99 {ms(r.get('p99'))} ms | appr p99 {ms(r.get('rtt_p99'))} ms | "
+            f"gaps {r.get('gaps', 0)} resync {r.get('resyncs', 0)} | daemon "
+            f"{r.get('cpu', 0):.0f}% {mb(r.get('rss'))} | codex {r.get('codex_procs', 0)} × "
+            f"{mb(r.get('codex_rss'))}{r.get('note', '')}")
+
+
+def table(res: dict[str, Any]) -> str:
+    """The final table: one metric per line, aligned."""
+    lat, floor = res.get("latency", {}), res.get("floor")
+    rows: list[tuple[str, str]] = [
+        ("sessions (direct / passive)", f"{res['sessions']} / {res.get('passive', 0)}"),
+        ("subscribers", str(res["subscribers"])),
+        ("duration", f"{res['elapsed_s']:.1f} s (load {res['duration_s']:.0f} s)"),
+        ("turns completed / other", f"{res['turns_completed']} / {res['turns_other']}  "
+                                    f"{res.get('turn_outcomes', {})}"),
+        ("events applied / s (per subscriber)", f"{res.get('events_per_s', 0):.0f}"),
+        ("delta latency p50 / p99 / max",
+         f"{ms(lat.get('p50'))} / {ms(lat.get('p99'))} / {ms(lat.get('max'))} ms "
+         f"(n={lat.get('n', 0)})"),
+    ]
+    if floor:
+        rows.append(("raw pyzmq floor p50 / p99 / max",
+                     f"{ms(floor.get('p50'))} / {ms(floor.get('p99'))} / {ms(floor.get('max'))} ms "
+                     f"(n={floor.get('n', 0)})"))
+    a, r = res.get("approval_to_client", {}), res.get("approval_rtt", {})
+    rows += [
+        ("approval -> client p50 / p99", f"{ms(a.get('p50'))} / {ms(a.get('p99'))} ms "
+                                         f"(n={a.get('n', 0)})"),
+        ("approval round-trip p50 / p99", f"{ms(r.get('p50'))} / {ms(r.get('p99'))} ms"),
+        ("gaps detected / resynced", f"{res['gaps']} / {res['resyncs']}"),
+        ("daemon CPU / RSS (peak)", f"{res.get('daemon_cpu_pct', 0):.0f}% of a core / "
+                                    f"{mb(res.get('daemon_rss'))} ({mb(res.get('daemon_rss_peak'))})"),
+        ("codex processes / RSS (peak)", f"{res.get('codex_procs', 0)} / "
+                                         f"{mb(res.get('codex_rss'))} ({mb(res.get('codex_rss_peak'))})"),
+    ]
+    for key, label in (("kill_daemon", "daemon kill -9 cycles"), ("kill_codex", "app-server kills"),
+                       ("slow", "slow subscriber"), ("fuzz", "fuzzed frames"),
+                       ("passive_check", "passive rollouts")):
+        if res.get(key):
+            rows.append((label, _fault_text(key, res[key])))
+    rows += [
+        ("mirrors != server", str(res.get("mismatched", 0))),
+        ("uncommitted at kill (allowed)", str(res.get("uncommitted_at_kill", 0))),
+        ("lost", str(res["lost"])),
+        ("duplicated", str(res["duplicated"])),
+        ("result", "PASS" if res["ok"] else "FAIL: " + "; ".join(res["failures"])),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def _fault_text(key: str, f: dict[str, Any]) -> str:
+    if key == "kill_daemon":
+        return (f"{f['cycles']} cycles, restart p50/max {f['restart_p50_s']:.2f}/"
+                f"{f['restart_max_s']:.2f} s, status mismatches {f['status_mismatch']}, "
+                f"message mismatches {f['message_mismatch']}")
+    if key == "kill_codex":
+        return (f"{f['kills']} kills, {f['affected']} sessions resumed, resume p50/max "
+                f"{ms(f.get('resume_p50_s'))}/{ms(f.get('resume_max_s'))} ms, not resumed "
+                f"{f['not_resumed']}, gaps on other sessions {f['other_gaps']}")
+    if key == "slow":
+        return (f"stopped {f['paused_s']:.0f} s; daemon RSS {mb(f['rss_before'])} -> peak "
+                f"{mb(f['rss_peak'])}; others' p99 {ms(f['others_p99_during'])} ms during vs "
+                f"{ms(f['others_p99_outside'])} ms outside; slow one gaps {f['slow_gaps']}, "
+                f"resyncs {f['slow_resyncs']}, in sync at end: {f['slow_synced']}")
+    if key == "fuzz":
+        return (f"{f['sent']} sent, {f['errors']} coded errors, {f['non_error']} non-error, "
+                f"{f['unanswered']} unanswered, {f['sent'] / max(f['elapsed_s'], 1e-9):.0f}/s, "
+                f"daemon alive: {f['daemon_alive']}")
+    if key == "passive_check":
+        return f"{f['sessions']} sessions, {f['turns']} turns written, missing {f['missing_sessions']}"
+    return str(f)
