@@ -94,6 +94,8 @@ class Daemon:
         return backend.connector_factory, backend.request_models
 
     def _start_watcher(self) -> None:
+        from actors.messages import AttachWatcher
+
         if not self.cfg.watcher.enabled:
             return
         try:
@@ -102,7 +104,9 @@ class Daemon:
             logger.warning("rollout watcher not available in this build")
             return
         self.refs["watcher"] = WatcherActor.start(
-            self.cfg, self.layout.codex_home, self.refs["supervisor"], self.refs["persistence"])
+            self.cfg, self.layout.codex_home, self.refs["supervisor"], self.refs["persistence"],
+            ctx=self.ctx, inproc_endpoint=inproc_endpoint(self.epoch))
+        self.refs["supervisor"].tell(AttachWatcher(self.refs["watcher"]))
 
     def stop(self) -> None:
         timeout = self.cfg.sessions.stop_timeout_s

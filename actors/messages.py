@@ -96,3 +96,10 @@ class Redeliver:
 
     session_id: str
     message: Any
+
+
+@dataclass(slots=True)
+class AttachWatcher:
+    """The daemon tells the supervisor where the watcher is (it starts after the gateway)."""
+
+    watcher: Any

@@ -19,6 +19,7 @@ import pykka
 import zmq
 
 from actors.messages import (
+    AttachWatcher,
     ClientRequest,
     ModelsReady,
     Redeliver,
@@ -63,6 +64,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.restarting: dict[str, list[Any]] = {}
         self.policies: dict[str, RestartPolicy] = {}
         self.outlet: Outlet | None = None
+        self.watcher: pykka.ActorRef | None = None
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
@@ -152,6 +154,8 @@ class SupervisorActor(pykka.ThreadingActor):
                             f"model/list failed: {message.error}")
             else:
                 self._reply(message.request, m.ModelsList(models=message.models))
+        elif isinstance(message, AttachWatcher):
+            self.watcher = message.watcher
         elif isinstance(message, ThreadOwned):
             self.owned_threads[message.thread_id] = message.session_id
         elif message == "count":
@@ -173,6 +177,13 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         if isinstance(r, m.ListModels):
             self._list_models(req, r)
+            return
+        if r.scope == "watcher":
+            if self.watcher is None or not self.watcher.is_alive():
+                self._error(req, ErrorCode.UNAVAILABLE,
+                            "the rollout watcher is not running (disabled, or --no-watcher)")
+            else:
+                self.watcher.tell(req)
             return
         if isinstance(r, m.GetMessages):
             session_id = r.session_id

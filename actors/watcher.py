@@ -37,8 +37,10 @@ from watchdog.events import (DirCreatedEvent, DirMovedEvent, FileCreatedEvent, F
                              FileMovedEvent, FileSystemEvent, FileSystemEventHandler)
 from watchdog.observers import Observer
 
-from actors.messages import RolloutBatch, RolloutIdle
-from orbitdock.connectors.events import NameUpdated, ProjectInfo, ThreadStarted
+from actors.messages import ClientRequest, RolloutBatch, RolloutIdle
+from orbitdock.protocol import messages as m
+from orbitdock.transport import Outlet
+from orbitdock.connectors.events import NameUpdated, ProjectInfo, ThreadStarted, TurnStarted
 from orbitdock.rollout.git import GitResolver
 from orbitdock.rollout.legacy_state import LEGACY_FILE, load_legacy_offsets
 from orbitdock.rollout.parser import RolloutParser
@@ -133,6 +135,7 @@ class _File:
     expect: str | None = None  # the thread the stored offset was saved for
     own: bool = False
     meta: ThreadStarted | None = None  # enriched (git, codex name) and already sent
+    branch: str | None = None  # git branch last reported for this file's session
     continuing: bool = False
     errors: int = 0
     last_error: str | None = None
@@ -154,8 +157,13 @@ def _file_tag(path: str) -> str:
 
 class WatcherActor(pykka.ThreadingActor):
     def __init__(self, config: Any, codex_home: Path, supervisor: pykka.ActorRef,
-                 persistence: pykka.ActorRef) -> None:
+                 persistence: pykka.ActorRef, *, ctx: Any = None,
+                 inproc_endpoint: str | None = None) -> None:
         super().__init__()
+        # Client requests (rollouts status / import) are answered through an outlet this
+        # actor creates on its own thread; without a ctx (tests) only ask() works.
+        self.ctx, self.inproc_endpoint = ctx, inproc_endpoint
+        self.outlet: Outlet | None = None
         self.cfg, self.wcfg = config, config.watcher
         self.home = Path(os.path.abspath(os.path.expanduser(str(codex_home))))
         self.roots = [str(self.home / "sessions"), str(self.home / "archived_sessions")]
@@ -178,6 +186,8 @@ class WatcherActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
+        if self.ctx is not None and self.inproc_endpoint:
+            self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         offsets = self._load_offsets()
         horizon = time.time() - self.wcfg.follow_recent_minutes * 60
         for path, size, mtime in self._scan():
@@ -203,6 +213,8 @@ class WatcherActor(pykka.ThreadingActor):
             self.observer.join()
         if self.timer is not None:
             self.timer.stop()
+        if self.outlet is not None:
+            self.outlet.close()
 
     def _load_offsets(self) -> dict[str, dict[str, Any]]:
         try:
@@ -288,7 +300,17 @@ class WatcherActor(pykka.ThreadingActor):
             self._on_moved(message.src, message.dest)
         elif isinstance(message, _Tick):
             getattr(self, "_tick_" + message.kind)(message.key)
+        elif isinstance(message, ClientRequest) and self.outlet is not None:
+            self._on_request(message)
         return None
+
+    def _on_request(self, req: ClientRequest) -> None:
+        r = req.request
+        if isinstance(r, m.ImportRollouts):
+            report = self.import_rollouts(r.since)
+        else:
+            report = self.status()
+        self.outlet.reply(req.identity, m.RolloutsReport(id=r.id, report=report))
 
     def _on_hint(self, path: str) -> None:
         self.counters["hints"] += 1
@@ -317,7 +339,10 @@ class WatcherActor(pykka.ThreadingActor):
     def _on_moved(self, src: str, dest: str) -> None:
         f = self.files.pop(src, None)
         if f is None:
-            self._on_hint(dest)
+            if src in self.unknown:  # an old, never-imported rollout archived: still not followed
+                self.unknown[dest] = self.unknown.pop(src)
+            else:
+                self._on_hint(dest)
             return
         logger.info("rollout moved %s -> %s", src, dest)  # archive / unarchive keep the inode
         f.reader.path = f.parser.path = dest
@@ -329,8 +354,9 @@ class WatcherActor(pykka.ThreadingActor):
         self._process(dest, f, force_offset=True)
 
     def _missing_twin(self, path: str) -> str | None:
+        """A known path with the same file name that is gone: the file was moved."""
         name = os.path.basename(path)
-        for known in self.files:
+        for known in itertools.chain(self.files, self.unknown):
             if os.path.basename(known) == name and not os.path.exists(known):
                 return known
         return None
@@ -381,10 +407,12 @@ class WatcherActor(pykka.ThreadingActor):
         s.check_pending = False
         if s.idle_sent:
             return
-        busy = any(p in self.files and self.files[p].continuing for p in s.paths)
+        if any(p in self.files and self.files[p].continuing for p in s.paths):
+            self._schedule_idle(sid, s, self.wcfg.sweep_interval_s)  # still importing
+            return
         remaining = s.last_write + self.wcfg.inactivity_timeout_s - time.time()
-        if busy or remaining > 0:
-            self._schedule_idle(sid, s, max(remaining, self.wcfg.coalesce_ms / 1000.0))
+        if remaining > 0:
+            self._schedule_idle(sid, s, remaining)
             return
         s.idle_sent = True
         self.counters["idle_sent"] += 1
@@ -454,7 +482,11 @@ class WatcherActor(pykka.ThreadingActor):
             self._touch(sid, path, res.mtime)
 
     def _enrich(self, f: _File, events: list[Any]) -> list[Any]:
-        """Add git and codex-name details; send ThreadStarted first in each process."""
+        """Add git and codex-name details; send ThreadStarted first in each process.
+
+        Git is looked up only here (new session, new cwd, new turn), never per line;
+        a lookup is a cached stat of .git/HEAD.
+        """
         out = []
         for ev in events:
             if isinstance(ev, ThreadStarted):
@@ -462,16 +494,27 @@ class WatcherActor(pykka.ThreadingActor):
             if isinstance(ev, ProjectInfo) and ev.cwd:
                 info = self.git.resolve(ev.cwd)
                 if info is not None:
-                    ev = dataclasses.replace(ev, git_branch=ev.git_branch or info.branch,
+                    f.branch = ev.git_branch or info.branch
+                    ev = dataclasses.replace(ev, git_branch=f.branch,
                                              project_name=ev.project_name or info.project_name)
+            elif isinstance(ev, TurnStarted) and f.meta is not None:
+                info = self.git.resolve(f.parser.cwd)
+                if info is not None and info.branch and info.branch != f.branch:
+                    f.branch = info.branch  # switched branches between turns
+                    out.append(ProjectInfo(git_branch=info.branch))
             out.append(ev)
         meta = f.parser.meta
         if f.meta is None and meta is not None:
             info = self.git.resolve(meta.cwd)
-            f.meta = dataclasses.replace(
-                meta, git_branch=meta.git_branch or (info.branch if info else None),
-                name=self.names.get(meta.thread_id) or meta.name)
-            out.insert(0, f.meta)
+            f.branch = meta.git_branch or (info.branch if info else None)
+            f.meta = dataclasses.replace(meta, git_branch=f.branch,
+                                         name=self.names.get(meta.thread_id) or meta.name)
+            head = [f.meta]
+            if info is not None and meta.cwd and info.project_name != os.path.basename(meta.cwd):
+                # e.g. a linked worktree or a subdirectory: group under the repository
+                head.append(ProjectInfo(cwd=meta.cwd, git_branch=f.branch,
+                                        project_name=info.project_name))
+            out[:0] = head
         return out
 
     def _continue_later(self, f: _File, delay: bool = False) -> None:

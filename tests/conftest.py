@@ -23,8 +23,10 @@ STOP_TIMEOUT_S = 15.0
 class DaemonProcess:
     """One orbitdockd child process with its own ORBITDOCK_HOME."""
 
-    def __init__(self, home: Path, extra_args: list[str], env: dict[str, str]):
+    def __init__(self, home: Path, extra_args: list[str], env: dict[str, str],
+                 watcher: bool = False):
         self.home = home
+        self.watcher = watcher
         self.extra_args = extra_args
         self.env = env
         self.proc: subprocess.Popen | None = None
@@ -38,7 +40,8 @@ class DaemonProcess:
         env = dict(os.environ, **self.env, ORBITDOCK_HOME=str(self.home))
         env.setdefault("ORBITDOCK_LOGGING__STDERR", "false")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "actors.daemon", "--no-watcher", *self.extra_args],
+            [sys.executable, "-m", "actors.daemon",
+             *([] if self.watcher else ["--no-watcher"]), *self.extra_args],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -94,8 +97,10 @@ class DaemonProcess:
 def daemon_factory(tmp_path):
     started: list[DaemonProcess] = []
 
-    def make(*extra_args: str, home: Path | None = None, **env: str) -> DaemonProcess:
-        d = DaemonProcess(home or tmp_path / f"home{len(started)}", list(extra_args), env)
+    def make(*extra_args: str, home: Path | None = None, watcher: bool = False,
+             **env: str) -> DaemonProcess:
+        d = DaemonProcess(home or tmp_path / f"home{len(started)}", list(extra_args), env,
+                          watcher)
         started.append(d)
         return d.start()
 

@@ -40,6 +40,8 @@ EXAMPLES = [
     m.InterruptSession(session_id=SID), m.EndSession(session_id=SID),
     m.ResumeSession(session_id=SID), m.RenameSession(session_id=SID, name=None),
     m.UpdateSessionConfig(session_id=SID, approval_policy="never"), m.ListModels(),
+    m.RolloutsStatus(), m.ImportRollouts(since=12.5),
+    m.RolloutsReport(report={"files_followed": 2, "files": [{"path": "/x", "lag": 0}]}),
     m.Ack(id="1", session_id=SID, result={"turn_id": "t"}),
     m.Error(id="1", code="not_found", message="no", session_id=None),
     m.ServerStatus(epoch="e", version="0", pid=1, uptime_s=1.0, actors=3, sessions=1,

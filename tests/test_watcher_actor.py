@@ -229,6 +229,21 @@ def test_archive_move_keeps_the_position(env):
     assert len([e for e in events_of(env["sup"]) if isinstance(e, UserMessage)]) == 1
 
 
+def test_archiving_an_old_unimported_rollout_does_not_import_it(env):
+    path = env["day"] / rollout_name("01a212c9-8339-7d13-a385-a834fc49dc32")
+    append(path, b"".join(lines_of("text_turn.jsonl")))
+    old = time.time() - 3 * 3600
+    os.utime(path, (old, old))
+    ref = env["start"]()
+    archived = env["home"] / "archived_sessions"
+    archived.mkdir()
+    os.replace(path, archived / path.name)
+    time.sleep(0.5)  # a move event and two sweeps
+    status = ref.proxy().status().get(timeout=WAIT)
+    assert (status["files_unknown"], status["files_followed"]) == (1, 0)
+    assert env["sup"].of(RolloutBatch) == []
+
+
 def test_codex_thread_names_from_session_index(env):
     tid = "01a212c9-8339-7d13-a385-a834fc49dc32"
     index = env["home"] / "session_index.jsonl"
@@ -240,6 +255,24 @@ def test_codex_thread_names_from_session_index(env):
     assert env["sup"].of(RolloutBatch)[0].meta.name == "Named early"
     append(index, orjson.dumps({"id": tid, "thread_name": "Renamed"}) + b"\n")
     env["sup"].wait(lambda _: any(isinstance(e, NameUpdated) and e.name == "Renamed"
+                                  for e in events_of(env["sup"])))
+
+
+def test_git_branch_resolved_at_start_and_on_each_turn(env, tmp_path):
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    env["start"]()
+    lines = [ln.replace(b"/home/dev/proj", str(repo).encode())
+             for ln in lines_of("text_turn.jsonl")]
+    path = env["day"] / rollout_name("01a212c9-8339-7d13-a385-a834fc49dc32")
+    append(path, b"".join(lines))
+    env["sup"].wait(lambda items: items)
+    assert env["sup"].of(RolloutBatch)[0].meta.git_branch == "main"
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/feature/y\n")
+    os.utime(repo / ".git" / "HEAD", ns=(1, 1))
+    append(path, b"".join(lines[1:]))  # another turn
+    env["sup"].wait(lambda _: any(type(e).__name__ == "ProjectInfo" and e.git_branch == "feature/y"
                                   for e in events_of(env["sup"])))
 
 

@@ -34,9 +34,9 @@ def cli(click_ctx: click.Context, data_dir, config_file, timeout, as_json) -> No
 
 
 def _register() -> None:
-    from orbitdock.cli import approve, models, session, status, watch
+    from orbitdock.cli import approve, models, rollouts, session, status, watch
 
-    for module in (status, session, watch, approve, models):
+    for module in (status, session, watch, approve, models, rollouts):
         module.register(cli)
 
 

@@ -104,7 +104,8 @@ class Driver:
         self.sessions = {sid: SessionDriver(sid, i, start + params.ramp_s * i / n)
                          for i, sid in enumerate(sessions)}
         self.pending: dict[str, Pending] = {}
-        self.answered: dict[str, Approval] = {}
+        self.answered: dict[tuple[str, float], Approval] = {}
+        self.latest: dict[str, tuple[str, float]] = {}  # approval id -> its newest key
         self.log = DriverLog()
         self.paused = False
         self.draining = False
@@ -149,7 +150,7 @@ class Driver:
             self.expect_epoch = None
         now = time.monotonic()
         for approval_id, at in self.sub.resolved:
-            ap = self.answered.get(approval_id)
+            ap = self.answered.get(self.latest.get(approval_id))
             if ap is not None:
                 self.log.approval_rtt.append(at - ap.sent_wall)
                 self.log.window_rtt.append(at - ap.sent_wall)
@@ -214,12 +215,15 @@ class Driver:
 
     def _observe(self, sd: SessionDriver, st, now: float) -> None:
         for approval in st.approvals:
-            if approval.id not in self.answered and not self.paused:
+            # Keyed with created_at too: the daemon reuses approval ids after a restart.
+            key = (approval.id, approval.created_at)
+            if key not in self.answered and not self.paused:
                 wall = time.time()
                 self.log.approval_to_client.append(wall - approval.created_at)
                 if self._send(Pending("approve", sd.sid, now, approval.id),
                               m.ApproveTool(approval_id=approval.id, decision="accept")):
-                    self.answered[approval.id] = Approval(now, wall, approval.created_at)
+                    self.answered[key] = Approval(now, wall, approval.created_at)
+                    self.latest[approval.id] = key
         turn = sd.turn
         if turn is None or sd.phase == "idle":
             return
@@ -295,9 +299,9 @@ class Driver:
                 if pend.what == "send" and sd is not None and sd.phase == "sent":
                     self._finish(sd, f"rejected:{reply.code}", time.time())
                     sd.phase, sd.ready_at = "idle", time.monotonic() + RETRY_S
-            elif pend.what == "approve" and pend.approval_id in self.answered:
+            elif pend.what == "approve" and pend.approval_id in self.latest:
                 self.log.approval_reply.append(
-                    time.monotonic() - self.answered[pend.approval_id].sent_mono)
+                    time.monotonic() - self.answered[self.latest[pend.approval_id]].sent_mono)
 
     # ------------------------------------------------------------ reporting
     def progress(self) -> dict:

@@ -86,7 +86,8 @@ def table(res: dict[str, Any]) -> str:
             rows.append((label, _fault_text(key, res[key])))
     rows += [
         ("mirrors != server", str(res.get("mismatched", 0))),
-        ("uncommitted at kill (allowed)", str(res.get("uncommitted_at_kill", 0))),
+        ("uncommitted at kill (allowed)", f"{res.get('uncommitted_at_kill', 0)} (oldest seen "
+                                          f"{ms(res.get('uncommitted_max_age_s'))} ms before)"),
         ("lost", str(res["lost"])),
         ("duplicated", str(res["duplicated"])),
         ("result", "PASS" if res["ok"] else "FAIL: " + "; ".join(res["failures"])),

@@ -78,6 +78,7 @@ class Verdict:
     lost: int = 0
     duplicated: int = 0
     uncommitted_at_kill: int = 0
+    uncommitted_max_age_s: float = 0.0  # oldest sighting among them, before its kill
     seen_messages: int = 0
     checked_turns: int = 0
     phantom: int = 0  # replies in the DB the model never generated
@@ -107,6 +108,7 @@ def check_seen(v: Verdict, finals: list[dict[str, Any]], final_db: DbMessages,
         if kill is not None and kill.db.digests.get(mid) != d:
             if kill.at - at <= grace_s:
                 v.uncommitted_at_kill += 1
+                v.uncommitted_max_age_s = max(v.uncommitted_max_age_s, kill.at - at)
                 continue
             v.lost += 1
             v.note(f"lost {mid}: seen {kill.at - at:.2f}s before a kill, not committed by then")
@@ -154,6 +156,7 @@ def check_transcript(v: Verdict, outcomes: list[tuple], expected: dict[str, str]
             kill = next((k for k in kills if k.at >= ended), None)
             if kill is not None and kill.at - ended <= grace_s:
                 v.uncommitted_at_kill += 1
+                v.uncommitted_max_age_s = max(v.uncommitted_max_age_s, kill.at - ended)
             else:
                 v.lost += 1
                 v.note(f"{tag}: completed turn's reply missing from the database")

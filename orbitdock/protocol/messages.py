@@ -135,6 +135,17 @@ class ListModels(Request, tag="list_models", kw_only=True):
     provider: str = "codex"
 
 
+class RolloutsStatus(Request, tag="rollouts_status", kw_only=True):
+    scope: ClassVar[str] = "watcher"
+
+
+class ImportRollouts(Request, tag="import_rollouts", kw_only=True):
+    """Import older rollouts not followed live (mtime >= since); resumable."""
+
+    scope: ClassVar[str] = "watcher"
+    since: float | None = None
+
+
 # ------------------------------------------------------------------ replies
 class Reply(Wire, kw_only=True):
     kind: ClassVar[str] = "reply"
@@ -190,6 +201,12 @@ class ApprovalDecisionResult(Reply, tag="approval_decision_result", kw_only=True
 
 class ModelsList(Reply, tag="models_list", kw_only=True):
     models: list[ModelOption]
+
+
+class RolloutsReport(Reply, tag="rollouts_report", kw_only=True):
+    """The watcher's status (files followed, offsets, lag, errors) or an import's counters."""
+
+    report: dict[str, Any]
 
 
 # ------------------------------------------------------------------- events
@@ -258,11 +275,11 @@ class Welcome(Event, tag="welcome", kw_only=True):
 REQUEST_TYPES: tuple[type[Request], ...] = (
     GetStatus, SubscribeList, SubscribeSession, GetMessages, CreateSession, SendMessage,
     SteerTurn, ApproveTool, AnswerQuestion, InterruptSession, EndSession, ResumeSession,
-    RenameSession, UpdateSessionConfig, ListModels,
+    RenameSession, UpdateSessionConfig, ListModels, RolloutsStatus, ImportRollouts,
 )
 REPLY_TYPES: tuple[type[Reply], ...] = (
     Ack, Error, ServerStatus, SessionsList, SessionSnapshot, MessagesPage,
-    ApprovalDecisionResult, ModelsList,
+    ApprovalDecisionResult, ModelsList, RolloutsReport,
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
     SessionDelta, MessageAppended, MessageUpdated, ApprovalRequested, ApprovalResolved,

@@ -106,7 +106,7 @@ class RolloutParser:
         self._done_tools: set[str] = set()  # completed in the current turn (dedup pairs)
         self._silent_calls: set[str] = set()  # update_plan etc.: no tool row, skip the output
         self._questions: dict[str, Any] = {}  # call_id -> ApprovalRequest key
-        self._cwd: str | None = None
+        self.cwd: str | None = None  # the latest cwd (session_meta, then turn_context)
         self._model: str | None = None
         self._config: tuple[Any, Any, Any] = (None, None, None)
         self._usage: be.TokenUsageUpdated | None = None
@@ -194,10 +194,10 @@ class RolloutParser:
         self.originator = _str(p.get("originator")) or "codex"  # upstream's default
         self.source = p.get("source")
         self.cli_version = _str(p.get("cli_version"))
-        self._cwd = _str(p.get("cwd"))
+        self.cwd = _str(p.get("cwd"))
         self._model = _str(_dict(_dict(p.get("base_instructions")).get("provenance")).get("model"))
         self.meta = be.ThreadStarted(
-            thread_id=thread_id, model=self._model, cwd=self._cwd,
+            thread_id=thread_id, model=self._model, cwd=self.cwd,
             transcript_path=self.path or None,
             git_branch=_str(_dict(p.get("git")).get("branch")), name=self.codex_name,
             started_at=parse_time(p.get("timestamp")))
@@ -205,9 +205,9 @@ class RolloutParser:
 
     def _turn_context(self, p: dict[str, Any]) -> None:
         self._turn_id = _str(p.get("turn_id")) or self._turn_id
-        cwd, model = _str(p.get("cwd")) or self._cwd, _str(p.get("model")) or self._model
-        if (cwd, model) != (self._cwd, self._model):
-            self._cwd, self._model = cwd, model
+        cwd, model = _str(p.get("cwd")) or self.cwd, _str(p.get("model")) or self._model
+        if (cwd, model) != (self.cwd, self._model):
+            self.cwd, self._model = cwd, model
             self._emit(be.ProjectInfo(cwd=cwd, model=model))
         sandbox = _dict(p.get("sandbox_policy"))
         self._apply_config(_str(p.get("approval_policy")),

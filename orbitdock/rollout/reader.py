@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 TRUNCATED = "truncated"  # the file is shorter than what was already consumed
 REPLACED = "replaced"  # same path, different inode (rewritten via rename)
-MISSING = "missing"  # the path is gone (deleted, or archived by a move)
 
 
 @dataclass(slots=True)

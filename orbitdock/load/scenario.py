@@ -1,0 +1,433 @@
+"""One load run: set up, drive for ``duration`` seconds with faults, check, report.
+
+Processes: this one (schedule, faults, progress, checks), the load model (for
+codex), the daemon and its app-servers, the subscriber processes (0 is the
+driver), optionally the fuzzer and the slow subscriber. Everything started here
+is stopped here (``cleanup`` runs on every path) and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing as mp
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orbitdock.client import Client
+from orbitdock.codex.home import write_sim_codex_home
+from orbitdock.load import faults, floor, fuzz, report, verify
+from orbitdock.load.daemon_ctl import DaemonCtl, codex_home_dir
+from orbitdock.load.driver import DriverParams
+from orbitdock.load.fuzz import fuzz_main
+from orbitdock.load.model import ModelParams, model_main, reply_text, steered_text
+from orbitdock.load.passive import PassiveWriter
+from orbitdock.load.procs import Procs, pipelined
+from orbitdock.load.subscribers import SubSetup, state_digest
+from orbitdock.protocol import messages as m
+
+logger = logging.getLogger(__name__)
+SPAWN = mp.get_context("spawn")
+
+MODEL_START_S = 30.0
+CREATE_TIMEOUT_S = 120.0  # all CreateSession replies (pipelined)
+SNAPSHOT_TIMEOUT_S = 60.0  # all SubscribeSession replies (pipelined)
+PASSIVE_CATCHUP_S = 30.0  # at the end, how long the watcher may take to import the last lines
+PASSIVE_POLL_S = 0.5
+QUIET_S = 0.5  # pause before the final snapshots so the last flushes land
+FINAL_TIMEOUT_S = 120.0
+FLOOR_SECONDS = 5.0
+
+
+@dataclass
+class RunConfig:
+    sessions: int = 5
+    duration: float = 20.0
+    subscribers: int = 2
+    passive: int = 0
+    provider: str = "codex"
+    kill_daemon: float = 0.0  # seconds between kill -9 cycles (0: none)
+    kill_codex: float = 0.0  # seconds between app-server kills (0: none)
+    slow_subscriber: bool = False
+    slow_pause: float = 0.0  # 0: half the duration
+    fuzz: int = 0
+    attach: bool = False
+    threads_per_process: int | None = None
+    daemon_env: dict[str, str] = field(default_factory=dict)
+    driver: DriverParams = field(default_factory=DriverParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    passive_interval: float = 1.0
+    grace_s: float = 1.0  # see verify: published-not-committed allowance at a kill
+    drain_s: float = 60.0
+    progress_s: float = 1.0
+    resume_limit_s: float = 2.0
+    floor: bool = True
+    quiet: bool = False
+    keep: bool = False
+    seed: int = 1
+
+
+class Run:
+    def __init__(self, cfg: RunConfig, out=sys.stdout):
+        self.cfg, self.out = cfg, out
+        self.model_proc = self.model_conn = None
+        self.codex_home: Path | None = None
+        self.ctl: DaemonCtl | None = None
+        self.subs = Procs()
+        self.fuzzer = self.fuzz_conn = None
+        self.passive: PassiveWriter | None = None
+        self.client: Client | None = None
+        self.direct: list[str] = []
+        self.kill_log = faults.KillLog()
+        self.codex_kills: list[tuple[float, int]] = []
+        self.slow: faults.SlowSubscriber | None = None
+        self.samples: list[Any] = []  # daemon ProcSamples
+        self.cpu_s = 0.0
+        self.unexpected_exit = False
+        self.rng = random.Random(cfg.seed)
+
+    def say(self, text: str) -> None:
+        if not self.cfg.quiet:
+            print(text, file=self.out, flush=True)
+
+    # ------------------------------------------------------------ setup
+    def setup(self) -> None:
+        c = self.cfg
+        env = dict(c.daemon_env)
+        if c.threads_per_process:
+            env["ORBITDOCK_CODEX__THREADS_PER_PROCESS"] = str(c.threads_per_process)
+        if c.provider == "codex" and not c.attach:
+            parent, child = SPAWN.Pipe()
+            self.model_proc = SPAWN.Process(target=model_main, args=(c.model, child), daemon=True)
+            self.model_proc.start()
+            child.close()
+            self.model_conn = parent
+            if not parent.poll(MODEL_START_S):
+                raise RuntimeError("the load model did not start")
+            url = parent.recv()[1]
+            self.codex_home = codex_home_dir()
+            env.update(write_sim_codex_home(self.codex_home, url))
+        elif c.passive and not c.attach:
+            self.codex_home = codex_home_dir()
+            env["CODEX_HOME"] = str(self.codex_home)
+        self.ctl = DaemonCtl(env, watcher=c.passive > 0, attach=c.attach, keep=c.keep)
+        self.ctl.start()
+        self.client = Client(self.ctl.endpoints, timeout=10.0)
+        ws = (self.codex_home or Path(self.ctl.home)) / "ws"
+        requests = []
+        for i in range(c.sessions):
+            (ws / f"s{i:04d}").mkdir(parents=True, exist_ok=True)
+            requests.append(m.CreateSession(
+                provider=c.provider, cwd=str(ws / f"s{i:04d}"), name=f"load s{i:04d}",
+                model="gpt-5.5" if c.provider == "codex" else None,
+                approval_policy="untrusted", sandbox_mode="workspace-write"))
+        replies = pipelined(self.client, requests, CREATE_TIMEOUT_S)
+        self.direct = [r.session.id for r in replies]
+        if c.passive:
+            self.passive = PassiveWriter(self.codex_home, c.passive, c.passive_interval, str(ws))
+        sub_env = {"ORBITDOCK_HOME": str(self.ctl.home), **env} if not c.attach else {}
+        roles = ["driver"] + ["watch"] * max(0, c.subscribers - 1)
+        if c.slow_subscriber:
+            roles.append("slow")
+        max_life = c.duration + c.drain_s + FINAL_TIMEOUT_S + 600
+        setups = [SubSetup(i, role, sub_env, self.direct, c.driver if role == "driver" else None,
+                           max_lifetime_s=max_life) for i, role in enumerate(roles)]
+        self.subs.start(setups)
+        if self.passive is not None:
+            self.passive.start()
+        if c.fuzz:
+            parent, child = SPAWN.Pipe()
+            max_bytes = self.ctl.config.gateway.max_frame_bytes
+            self.fuzzer = SPAWN.Process(target=fuzz_main, args=(
+                self.ctl.endpoints.request, c.fuzz, self.direct, max_bytes, c.seed,
+                c.duration + 5, child), daemon=True)
+            self.fuzzer.start()
+            child.close()
+            self.fuzz_conn = parent
+        if c.slow_subscriber:
+            pause = c.slow_pause or c.duration / 2
+            self.slow = faults.SlowSubscriber(self.subs.procs[-1].pid,
+                                              time.monotonic() + c.duration * 0.2, pause)
+
+    # ------------------------------------------------------------ the load phase
+    def snapshots(self, sids: list[str]) -> tuple[dict[str, Any], str]:
+        replies = pipelined(self.client, [m.SubscribeSession(session_id=s) for s in sids],
+                            SNAPSHOT_TIMEOUT_S)
+        return {r.session.id: r.session for r in replies}, replies[0].epoch if replies else ""
+
+    def sample(self) -> Any:
+        s = self.ctl.sample()
+        if s is not None:
+            if self.samples and self.samples[-1].cpu_s <= s.cpu_s:
+                self.cpu_s += s.cpu_s - self.samples[-1].cpu_s
+            self.samples.append(s)
+        return s
+
+    def load_phase(self) -> float:
+        c = self.cfg
+        t0 = time.monotonic()
+        end = t0 + c.duration
+        next_kill = t0 + c.kill_daemon if c.kill_daemon else None
+        next_codex = t0 + c.kill_codex if c.kill_codex else None
+        next_line, last_events, last_at = t0 + c.progress_s, 0, t0
+        self.sample()
+        while time.monotonic() < end:
+            time.sleep(0.05)
+            self.subs.collect()
+            now = time.monotonic()
+            if not self.ctl.alive():
+                self.unexpected_exit = True
+                raise RuntimeError("the daemon died on its own (not a fault this tool injected)")
+            if next_kill is not None and now >= next_kill:
+                faults.kill_daemon_cycle(self.ctl, self.kill_log, self.subs.tell_driver,
+                                         lambda: self.snapshots(self.direct), set(self.direct),
+                                         self.ctl.config.sessions.memory_messages)
+                self.samples.clear()
+                self.sample()
+                self.client.close()
+                self.client = Client(self.ctl.endpoints, timeout=10.0)
+                next_kill = time.monotonic() + c.kill_daemon
+            if next_codex is not None and now >= next_codex:
+                killed = faults.kill_codex_once(self.ctl, self.rng)
+                if killed:
+                    self.codex_kills.append(killed)
+                next_codex = now + c.kill_codex
+            if now >= next_line:
+                next_line = now + c.progress_s
+                s = self.sample()
+                note = self.slow.tick(now, s.rss if s else 0) if self.slow else None
+                agg = self.subs.aggregate()
+                events = agg.get("events", 0)
+                agg["ev_s"] = (events - last_events) / max(1e-9, now - last_at)
+                last_events, last_at = events, now
+                if s is not None:
+                    agg.update(rss=s.rss, codex_procs=s.codex_procs, codex_rss=s.codex_rss,
+                               cpu=100.0 * self.cpu_s / max(1e-9, now - t0))
+                agg["note"] = note or ""
+                self.say(report.progress_line(now - t0, agg))
+        if self.slow is not None:
+            self.slow.resume()
+        return time.monotonic() - t0
+
+    # ------------------------------------------------------------ the checks
+    def finish(self, load_s: float, started: float) -> dict[str, Any]:
+        c = self.cfg
+        fuzz_res = self.fuzz_result()
+        drained = self.subs.drain(c.drain_s)
+        written = self.passive_catchup()
+        time.sleep(QUIET_S)
+        sids = self.direct + list(written or {})
+        snaps, _ = self.snapshots(sids)
+        server = {sid: (st.revision, state_digest(st)) for sid, st in snaps.items()}
+        finals = self.subs.final(server, FINAL_TIMEOUT_S)
+        final_s = self.sample()
+        transcript = self.transcript()
+        lat_all, others = self.latencies(finals)
+        floor_res = None
+        if c.floor and lat_all:
+            rate = finals[0]["stats"]["events"] / max(1.0, load_s)
+            floor_res = report.summarize(floor.measure(
+                max(1, c.subscribers), len(sids), rate, FLOOR_SECONDS, c.model.chunk))
+        rc = self.ctl.stop()
+        db = verify.read_db(self.ctl.db_path)
+        v = verify.Verdict()
+        verify.check_seen(v, finals, db, self.kill_log.kills, c.grace_s)
+        verify.check_duplicates(v, db, finals)
+        driver = finals[0].get("driver", {})
+        outcomes = driver.get("outcomes", [])
+        expected = {o[1]: self.expected_reply(o[1], o[2]) for o in outcomes}
+        verify.check_transcript(v, outcomes, expected, transcript and transcript["served"], db,
+                                self.kill_log.kills, c.grace_s)
+        res: dict[str, Any] = {
+            "sessions": len(self.direct), "passive": c.passive, "subscribers": c.subscribers,
+            "duration_s": c.duration, "elapsed_s": time.monotonic() - started, "load_s": load_s,
+            "turn_outcomes": dict(sorted(_count(o[3] for o in outcomes).items())),
+            "turns_completed": sum(1 for o in outcomes if o[3] == "completed"),
+            "turns_other": sum(1 for o in outcomes if o[3] != "completed"),
+            "events_per_s": finals[0]["stats"]["events"] / max(1e-9, load_s),
+            "latency": report.summarize(lat_all), "floor": floor_res,
+            "approval_to_client": report.summarize(driver.get("approval_to_client", [])),
+            "approval_rtt": report.summarize(driver.get("approval_rtt", [])),
+            "driver_errors": driver.get("errors", {}), "drain_busy": drained.get("busy", []),
+            "gaps": sum(f["stats"]["gaps"] for f in finals),
+            "resyncs": sum(f["stats"]["resyncs"] for f in finals),
+            "daemon_cpu_pct": 100.0 * self.cpu_s / max(1e-9, load_s),
+            "daemon_rss": final_s.rss if final_s else 0,
+            "daemon_rss_peak": max((s.rss for s in self.samples), default=0),
+            "codex_procs": final_s.codex_procs if final_s else 0,
+            "codex_rss": final_s.codex_rss if final_s else 0,
+            "codex_rss_peak": max((s.codex_rss for s in self.samples), default=0),
+            "mismatched": sum(len(f["mismatched"]) + len(f["behind"]) for f in finals),
+            "daemon_exit": rc, "model_counts": transcript and transcript["counts"],
+        }
+        if c.kill_daemon:
+            res["kill_daemon"] = faults.kill_daemon_summary(self.kill_log)
+        if c.kill_codex:
+            gaps = _merge_counts(f["gaps_by_sid"] for f in finals[: c.subscribers])
+            res["kill_codex"] = faults.kill_codex_summary(
+                self.codex_kills, finals[0]["backend_events"], gaps, c.resume_limit_s)
+        if self.slow is not None:
+            res["slow"] = self.slow.summary(others, finals[-1])
+        if fuzz_res is not None:
+            fuzz_res["daemon_alive"] = not self.unexpected_exit
+            res["fuzz"] = fuzz_res
+        if written is not None:
+            res["passive_check"] = verify.check_passive(v, written, db)
+        res.update(lost=v.lost, duplicated=v.duplicated + v.phantom, phantom=v.phantom,
+                   uncommitted_at_kill=v.uncommitted_at_kill,
+                   uncommitted_max_age_s=v.uncommitted_max_age_s, seen_messages=v.seen_messages,
+                   checked_turns=v.checked_turns, examples=v.examples)
+        res["failures"] = failures(res, c)
+        res["ok"] = not res["failures"]
+        return res
+
+    def expected_reply(self, tag: str, kind: str) -> str | None:
+        chars = self.cfg.driver.reply_chars
+        if self.cfg.provider != "codex":
+            return None
+        return steered_text(tag, chars) if kind == "steer" else reply_text(tag, chars)
+
+    def fuzz_result(self) -> dict[str, Any] | None:
+        if self.fuzz_conn is None:
+            return None
+        if self.fuzz_conn.poll(30.0 + fuzz.REPLY_WAIT_S):
+            kind, value = self.fuzz_conn.recv()
+            if kind == "fuzz":
+                return value
+            logger.error("fuzzer failed: %s", value)
+        return {"sent": 0, "errors": 0, "non_error": 0, "unanswered": 0, "undecodable": 0,
+                "elapsed_s": 0.0, "codes": {}, "failed": True}
+
+    def passive_catchup(self) -> dict[str, list[tuple[str, str]]] | None:
+        if self.passive is None:
+            return None
+        written = self.passive.stop()
+        want = sum(2 * len(p) for p in written.values())
+        deadline = time.monotonic() + PASSIVE_CATCHUP_S
+        while time.monotonic() < deadline:
+            db = verify.read_db(self.ctl.db_path)
+            have = sum(1 for sid in written for r in db.rows.get(sid, []) if r[2] in ("user", "assistant"))
+            if have >= want:
+                break
+            time.sleep(PASSIVE_POLL_S)
+        return written
+
+    def transcript(self) -> dict[str, Any] | None:
+        if self.model_conn is None:
+            return None
+        self.model_conn.send("transcript")
+        if self.model_conn.poll(30):
+            return self.model_conn.recv()[1]
+        return None
+
+    def latencies(self, finals: list[dict[str, Any]]) -> tuple[list[float], list[tuple]]:
+        n = self.cfg.subscribers
+        lat_all: list[float] = []
+        others = []
+        for fin in finals[:n]:
+            at, lat = report.unpack(fin["samples"]["at"]), report.unpack(fin["samples"]["lat"])
+            lat_all.extend(lat)
+            others.append((at, lat))
+        return lat_all, others
+
+    # ------------------------------------------------------------ teardown
+    def cleanup(self) -> None:
+        if self.slow is not None:
+            try:
+                self.slow.resume()
+            except ProcessLookupError:
+                pass
+        self.subs.close()
+        if self.passive is not None and self.passive.is_alive():
+            self.passive.stop()
+        for proc in (self.fuzzer,):
+            if proc is not None:
+                proc.join(5)
+                if proc.is_alive():
+                    proc.terminate()
+        if self.client is not None:
+            self.client.close()
+        if self.ctl is not None:
+            self.ctl.stop()
+            self.ctl.cleanup()
+        if self.model_conn is not None:
+            try:
+                self.model_conn.send("stop")
+            except (OSError, BrokenPipeError):
+                pass
+            self.model_proc.join(10)
+            if self.model_proc.is_alive():
+                self.model_proc.terminate()
+        if self.codex_home is not None and not self.cfg.keep:
+            shutil.rmtree(self.codex_home, ignore_errors=True)
+
+
+def _count(items) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return out
+
+
+def _merge_counts(dicts) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def failures(res: dict[str, Any], c: RunConfig) -> list[str]:
+    out = []
+    if res["lost"]:
+        out.append(f"{res['lost']} lost")
+    if res["duplicated"]:
+        out.append(f"{res['duplicated']} duplicated")
+    if res["mismatched"]:
+        out.append(f"{res['mismatched']} client mirrors differ from the server")
+    kd = res.get("kill_daemon")
+    if kd and (kd["status_mismatch"] or kd["message_mismatch"]):
+        out.append(f"restore: {kd['status_mismatch']} status / {kd['message_mismatch']} "
+                   "message mismatches")
+    kc = res.get("kill_codex")
+    if kc and (kc["not_resumed"] or not kc["kills"]):
+        out.append(f"app-server kill: {kc['not_resumed']} sessions not resumed"
+                   if kc["kills"] else "app-server kill: no app-server to kill")
+    fz = res.get("fuzz")
+    if fz:
+        allowed = fuzz.WINDOW * res["kill_daemon"]["cycles"] if kd else 0
+        if fz.get("failed") or fz["non_error"] or fz["undecodable"] or fz["unanswered"] > allowed:
+            out.append(f"fuzz: {fz['non_error']} non-error, {fz['unanswered']} unanswered")
+    sl = res.get("slow")
+    if sl and not sl["slow_synced"]:
+        out.append("slow subscriber did not end in sync")
+    if not (c.kill_daemon or c.kill_codex):
+        bad = {k: v for k, v in res["turn_outcomes"].items() if k not in ("completed", "interrupted")}
+        if bad:
+            out.append(f"turns not completed without faults: {bad}")
+    if res["turns_completed"] == 0 and c.sessions:
+        out.append("no turn completed")
+    if res["daemon_exit"] not in (0, None):
+        out.append(f"daemon exited with {res['daemon_exit']} on SIGTERM")
+    return out
+
+
+def run(cfg: RunConfig, out=sys.stdout) -> dict[str, Any]:
+    started = time.monotonic()
+    r = Run(cfg, out)
+    try:
+        r.setup()
+        r.say(f"orbitdock-load: {len(r.direct)} {cfg.provider} sessions, {cfg.passive} passive, "
+              f"{cfg.subscribers} subscribers, {cfg.duration:.0f} s (daemon pid {r.ctl.pid}, "
+              f"home {r.ctl.home})")
+        load_s = r.load_phase()
+        res = r.finish(load_s, started)
+        res["config"] = dataclasses.asdict(cfg)
+        return res
+    finally:
+        r.cleanup()
