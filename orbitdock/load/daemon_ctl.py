@@ -131,8 +131,8 @@ class DaemonCtl:
             return self.proc.poll() is None
         return self.pid is not None and psutil.pid_exists(self.pid)
 
-    def kill9(self) -> float:
-        """SIGKILL the daemon, reap it, then make sure its app-servers are gone; returns when."""
+    def kill9(self) -> tuple[float, list[int]]:
+        """SIGKILL the daemon and reap it; returns when, and its app-servers (``reap_orphans``)."""
         if self.attach:
             raise RuntimeError("will not kill a daemon this tool did not start (--attach)")
         orphans = app_server_pids(self.pid) if self.pid else []
@@ -140,8 +140,7 @@ class DaemonCtl:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(KILL_WAIT_S)
-        reap_orphans(orphans)
-        return at
+        return at, orphans
 
     def stop(self) -> int | None:
         """SIGTERM and wait (the daemon's final flush); SIGKILL if it hangs."""

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from orbitdock.load.daemon_ctl import DaemonCtl, app_server_pids
+from orbitdock.load.daemon_ctl import DaemonCtl, app_server_pids, reap_orphans
 from orbitdock.load.report import percentile
 from orbitdock.load.verify import Kill, read_db, restore_check
 
@@ -47,8 +47,9 @@ def kill_daemon_cycle(ctl: DaemonCtl, log: KillLog, tell_driver: Callable[[str, 
                       snapshots: Callable[[], dict[str, Any]], direct: set[str],
                       memory_messages: int) -> str:
     """One kill -9 / restart / check cycle; returns the new epoch."""
-    at = ctl.kill9()
+    at, orphans = ctl.kill9()
     tell_driver("pause", None)
+    reap_orphans(orphans)
     db = read_db(ctl.db_path)
     log.kills.append(Kill(at, db))
     t0 = time.monotonic()
