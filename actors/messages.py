@@ -34,13 +34,16 @@ class RolloutBatch:
     """Lines the watcher parsed from one rollout file, for one passive session.
 
     ``offset`` is committed in the same transaction as the rows the session actor
-    derives from ``events`` (exactly-once import).
+    derives from ``events`` (exactly-once import). ``timestamps``, parallel to
+    ``events``, holds when codex wrote each event's line (None: not recorded), so
+    imported history keeps its own times instead of the time of the import.
     """
 
     session_id: str
     events: list[BackendEvent]
     offset: SaveRolloutOffset
     meta: ThreadStarted | None = None  # from session_meta; creates the session if new
+    timestamps: list[float | None] | None = None
 
 
 @dataclass(slots=True)

@@ -93,7 +93,8 @@ class SessionActor(pykka.ThreadingActor):
             self.connector_factory = None
             self.core.reset_after_restart(self.disabled_reason)
             self.core.end(self.disabled_reason)
-        elif self.restored:
+        elif self.restored and self.state.integration_mode != "passive":
+            # A passive session's turn goes on in the terminal; its rollout tells us more.
             self.core.reset_after_restart("orbitdockd restarted while this turn ran")
         elif self.state.status == "active" and self.connector_factory is not None:
             self._start_connector(resume=False)
@@ -189,8 +190,9 @@ class SessionActor(pykka.ThreadingActor):
         elif isinstance(message, ClientRequest):
             self._on_request(message)
         elif isinstance(message, RolloutBatch):
-            for event in message.events:
-                self.core.handle(event)
+            times = message.timestamps or [None] * len(message.events)
+            for event, ts in zip(message.events, times):
+                self.core.handle(event, now=ts)
             self._flush(atomic_tail=message.offset)
         elif isinstance(message, RolloutIdle):
             self.core.end("timeout")

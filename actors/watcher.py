@@ -15,130 +15,38 @@ actor commits both in one transaction. Offsets of files that create no session
 persistence. Work per message is bounded (``batch_lines``), so a 600 MB import
 streams in batches interleaved with live files and ``status()`` calls, and it
 pauses while a downstream mailbox is deeper than ``backlog_limit``.
+
+This actor schedules, routes and keeps sessions' idle clocks; the pure parts
+live in ``orbitdock.rollout``: ``follow`` (one file: reader -> parser -> git
+and name enrichment), ``fsevents`` (the two threads and what they tell) and
+``scan`` (finding rollouts, codex's name index).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import heapq
-import itertools
 import logging
 import os
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pykka
-from watchdog.events import (DirCreatedEvent, DirMovedEvent, FileCreatedEvent, FileModifiedEvent,
-                             FileMovedEvent, FileSystemEvent, FileSystemEventHandler)
 from watchdog.observers import Observer
 
 from actors.messages import ClientRequest, RolloutBatch, RolloutIdle
+from orbitdock.connectors.events import NameUpdated
 from orbitdock.protocol import messages as m
-from orbitdock.transport import Outlet
-from orbitdock.connectors.events import NameUpdated, ProjectInfo, ThreadStarted, TurnStarted
+from orbitdock.rollout.follow import FollowedFile
+from orbitdock.rollout.fsevents import EVENT_KINDS, FsEventHandler, Hint, Moved, Tick, Timer
 from orbitdock.rollout.git import GitResolver
 from orbitdock.rollout.legacy_state import LEGACY_FILE, load_legacy_offsets
-from orbitdock.rollout.parser import RolloutParser
 from orbitdock.rollout.reader import RolloutReader
-from orbitdock.store.commands import SaveRolloutOffset
+from orbitdock.rollout.scan import INDEX_FILE, index_names, moved_twin, recent_dirs, scan
+from orbitdock.transport import Outlet
 
 logger = logging.getLogger(__name__)
-
-INDEX_FILE = "session_index.jsonl"  # codex's thread names (thread/name/set, /rename)
-_DAY_S = 86_400.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Hint:
-    path: str  # a file (or, with is_dir, a directory) changed or appeared
-
-
-@dataclass(frozen=True, slots=True)
-class _Moved:
-    src: str
-    dest: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Tick:
-    kind: str  # flush | sweep | continue | idle
-    key: str = ""
-
-
-class _Timer:
-    """One thread that tells the actor scheduled messages; it never touches actor state."""
-
-    def __init__(self, ref: pykka.ActorRef) -> None:
-        self._ref, self._heap, self._seq = ref, [], itertools.count()
-        self._cond, self._stopped = threading.Condition(), False
-        self._thread = threading.Thread(target=self._run, name="watcher-timer", daemon=True)
-        self._thread.start()
-
-    def schedule(self, delay: float, message: Any) -> None:
-        with self._cond:
-            deadline = time.monotonic() + max(0.0, delay)
-            heapq.heappush(self._heap, (deadline, next(self._seq), message))
-            self._cond.notify()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    self._cond.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
-                if self._stopped:
-                    return
-                message = heapq.heappop(self._heap)[2]
-            try:
-                self._ref.tell(message)
-            except pykka.ActorDeadError:
-                return
-
-
-class _Events(FileSystemEventHandler):
-    """Runs on the Observer thread: turns fs events into hints and nothing else."""
-
-    def __init__(self, ref: pykka.ActorRef) -> None:
-        self._ref = ref
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        src, dest = os.fsdecode(event.src_path), os.fsdecode(event.dest_path or b"")
-        try:
-            if event.is_directory:
-                self._ref.tell(_Hint(dest or src))
-            elif event.event_type == "moved":
-                self._ref.tell(_Moved(src, dest))
-            elif src.endswith(".jsonl"):
-                self._ref.tell(_Hint(src))
-        except pykka.ActorDeadError:
-            pass  # stopping: the observer is being torn down too
-
-
-_EVENT_KINDS = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, DirCreatedEvent, DirMovedEvent]
-
-
-@dataclass(slots=True)
-class _File:
-    reader: RolloutReader
-    parser: RolloutParser
-    prime: bool = False  # resumed past session_meta: bind the thread from line 1 first
-    expect: str | None = None  # the thread the stored offset was saved for
-    own: bool = False
-    meta: ThreadStarted | None = None  # enriched (git, codex name) and already sent
-    branch: str | None = None  # git branch last reported for this file's session
-    continuing: bool = False
-    errors: int = 0
-    last_error: str | None = None
 
 
 @dataclass(slots=True)
@@ -147,12 +55,6 @@ class _Session:
     last_write: float = 0.0  # newest mtime of its files: when codex last wrote a line
     idle_sent: bool = False
     check_pending: bool = False
-
-
-def _file_tag(path: str) -> str:
-    """"_<uuid>" for the extra files thread/revert writes (their offsets restart at 0)."""
-    stem = os.path.basename(path)[:-len(".jsonl")]
-    return stem[stem.rindex("_"):] if "_" in stem[-40:] else ""
 
 
 class WatcherActor(pykka.ThreadingActor):
@@ -168,7 +70,7 @@ class WatcherActor(pykka.ThreadingActor):
         self.home = Path(os.path.abspath(os.path.expanduser(str(codex_home))))
         self.roots = [str(self.home / "sessions"), str(self.home / "archived_sessions")]
         self.supervisor, self.persistence = supervisor, persistence
-        self.files: dict[str, _File] = {}
+        self.files: dict[str, FollowedFile] = {}
         self.sessions: dict[str, _Session] = {}
         self.unknown: dict[str, tuple[int, float]] = {}  # older files left for import_rollouts
         self.names: dict[str, str] = {}  # thread id -> codex name (session_index.jsonl)
@@ -182,7 +84,7 @@ class WatcherActor(pykka.ThreadingActor):
         self.counters: Counter[str] = Counter()
         self.observer: Any = None
         self.watched: set[str] = set()
-        self.timer: _Timer | None = None
+        self.timer: Timer | None = None
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
@@ -190,7 +92,7 @@ class WatcherActor(pykka.ThreadingActor):
             self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         offsets = self._load_offsets()
         horizon = time.time() - self.wcfg.follow_recent_minutes * 60
-        for path, size, mtime in self._scan():
+        for path, size, mtime in scan(self.roots):
             stored = offsets.get(path)
             if stored is not None:
                 # only recent files start their session's idle clock
@@ -201,9 +103,9 @@ class WatcherActor(pykka.ThreadingActor):
             else:
                 self.unknown[path] = (size, mtime)
         self._read_index(announce=False)
-        self.timer = _Timer(self.actor_ref)
+        self.timer = Timer(self.actor_ref)
         self._start_observer()
-        self.actor_ref.tell(_Tick("sweep"))
+        self.actor_ref.tell(Tick("sweep"))
         logger.info("watching %s: %d files followed, %d older files left for import",
                     self.home, len(self.files), len(self.unknown))
 
@@ -239,9 +141,9 @@ class WatcherActor(pykka.ThreadingActor):
         if self.observer is None:
             self.observer = Observer()
             self.observer.start()
-        handler = _Events(self.actor_ref)
+        handler = FsEventHandler(self.actor_ref)
         for path, recursive in missing:
-            self.observer.schedule(handler, path, recursive=recursive, event_filter=_EVENT_KINDS)
+            self.observer.schedule(handler, path, recursive=recursive, event_filter=EVENT_KINDS)
             self.watched.add(path)
 
     # ------------------------------------------------------------ public API (ask)
@@ -251,7 +153,7 @@ class WatcherActor(pykka.ThreadingActor):
         Returns at once; progress shows in ``status()``. Offsets persist per batch,
         so an import interrupted by a restart resumes where it stopped.
         """
-        for path, size, mtime in self._scan():
+        for path, size, mtime in scan(self.roots):
             if path not in self.files:
                 self.unknown.setdefault(path, (size, mtime))
         picked = [p for p, (_, mtime) in self.unknown.items() if since is None or mtime >= since]
@@ -267,20 +169,9 @@ class WatcherActor(pykka.ThreadingActor):
 
     def status(self) -> dict[str, Any]:
         unknown: Counter[str] = Counter()
-        files = []
-        for path, f in self.files.items():
+        for f in self.files.values():
             unknown.update(f.parser.unknown)
-            size = f.reader.size
-            if f.reader.inode is None:  # not read yet (queued import): ask the filesystem
-                try:
-                    size = os.stat(path).st_size
-                except OSError:
-                    size = 0
-            files.append({"path": path, "session_id": f.parser.thread_id, "own": f.own,
-                          "offset": f.reader.offset, "size": size,
-                          "lag": max(0, size - f.reader.offset),
-                          "lines": f.parser.lines, "malformed": f.parser.malformed,
-                          "errors": f.errors, "last_error": f.last_error})
+        files = [f.report() for f in self.files.values()]
         return {
             "codex_home": str(self.home), "observing": self.observer is not None,
             "files_followed": len(self.files), "files_unknown": len(self.unknown),
@@ -294,11 +185,11 @@ class WatcherActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------ inbox
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, _Hint):
+        if isinstance(message, Hint):
             self._on_hint(message.path)
-        elif isinstance(message, _Moved):
+        elif isinstance(message, Moved):
             self._on_moved(message.src, message.dest)
-        elif isinstance(message, _Tick):
+        elif isinstance(message, Tick):
             getattr(self, "_tick_" + message.kind)(message.key)
         elif isinstance(message, ClientRequest) and self.outlet is not None:
             self._on_request(message)
@@ -321,11 +212,11 @@ class WatcherActor(pykka.ThreadingActor):
             return  # e.g. history.jsonl or log/ next to sessions/ in CODEX_HOME
         if os.path.isdir(path):
             self._start_observer()  # sessions/ or archived_sessions/ may appear after start
-            for found, _, _ in self._scan(path, skip_known=True):
+            for found, _, _ in scan([path], self._known):
                 self._on_hint(found)
             return
         if path not in self.files:
-            twin = self._missing_twin(path)
+            twin = moved_twin(path, [*self.files, *self.unknown])
             if twin is not None:  # moved while inotify was not looking (overflow)
                 self._on_moved(twin, path)
                 return
@@ -334,7 +225,7 @@ class WatcherActor(pykka.ThreadingActor):
         self.dirty.add(path)
         if not self.flush_pending:
             self.flush_pending = True
-            self.timer.schedule(self.wcfg.coalesce_ms / 1000.0, _Tick("flush"))
+            self.timer.schedule(self.wcfg.coalesce_ms / 1000.0, Tick("flush"))
 
     def _on_moved(self, src: str, dest: str) -> None:
         f = self.files.pop(src, None)
@@ -345,21 +236,13 @@ class WatcherActor(pykka.ThreadingActor):
                 self._on_hint(dest)
             return
         logger.info("rollout moved %s -> %s", src, dest)  # archive / unarchive keep the inode
-        f.reader.path = f.parser.path = dest
+        f.move_to(dest)
         self.files[dest] = f
         sid = f.parser.thread_id
         if sid in self.sessions:
             self.sessions[sid].paths.discard(src)
             self.sessions[sid].paths.add(dest)
         self._process(dest, f, force_offset=True)
-
-    def _missing_twin(self, path: str) -> str | None:
-        """A known path with the same file name that is gone: the file was moved."""
-        name = os.path.basename(path)
-        for known in itertools.chain(self.files, self.unknown):
-            if os.path.basename(known) == name and not os.path.exists(known):
-                return known
-        return None
 
     def _tick_flush(self, _key: str) -> None:
         self.flush_pending = False
@@ -384,21 +267,13 @@ class WatcherActor(pykka.ThreadingActor):
         self._start_observer()
         for path in list(self.files):
             f = self.files.get(path)
-            if f is None or f.continuing:
-                continue
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                continue  # moved or deleted: a move event or a rescan finds it again
-            replaced = f.reader.inode is not None and (st.st_dev, st.st_ino) != f.reader.inode
-            if replaced or st.st_size != f.reader.read_pos:
+            if f is not None and not f.continuing and f.changed_on_disk():
                 self.counters["sweep_reads"] += 1
                 self._process(path, f)
-        for day in self._recent_dirs():
-            for path, _, _ in self._scan(day, skip_known=True):
-                self._on_hint(path)
+        for path, _, _ in scan(recent_dirs(self.roots[0], self.roots[1:]), self._known):
+            self._on_hint(path)
         self._read_index(announce=True)
-        self.timer.schedule(self.wcfg.sweep_interval_s, _Tick("sweep"))
+        self.timer.schedule(self.wcfg.sweep_interval_s, Tick("sweep"))
 
     def _tick_idle(self, sid: str) -> None:
         s = self.sessions.get(sid)
@@ -420,14 +295,13 @@ class WatcherActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------ reading
     def _track(self, path: str, offset: int, session_id: str | None, mtime: float) -> None:
-        reader = RolloutReader(path, offset, chunk_bytes=self.wcfg.read_chunk_bytes,
-                               max_line_bytes=self.wcfg.max_line_bytes)
-        self.files[path] = _File(reader, RolloutParser(path, _file_tag(path)), prime=offset > 0,
-                                 expect=session_id)
+        self.files[path] = FollowedFile(path, offset, session_id,
+                                        chunk_bytes=self.wcfg.read_chunk_bytes,
+                                        max_line_bytes=self.wcfg.max_line_bytes)
         if session_id:
             self._touch(session_id, path, mtime)
 
-    def _process(self, path: str, f: _File, force_offset: bool = False) -> None:
+    def _process(self, path: str, f: FollowedFile, force_offset: bool = False) -> None:
         """Read one bounded batch from ``f`` and send what it yields."""
         try:
             self._read_batch(path, f, force_offset)
@@ -436,92 +310,34 @@ class WatcherActor(pykka.ThreadingActor):
             f.last_error = repr(exc)
             logger.exception("rollout %s: read failed", path)
 
-    def _read_batch(self, path: str, f: _File, force_offset: bool) -> None:
-        if f.prime:
-            f.prime = False
-            first = RolloutReader(path, 0, chunk_bytes=self.wcfg.read_chunk_bytes,
-                                  max_line_bytes=self.wcfg.max_line_bytes).read_lines(1).lines
-            if first:
-                f.parser.prime(first[0][0])
-            if f.expect and f.parser.thread_id not in (None, f.expect):
-                # Same path, another thread (the stale-binding guard upstream has too).
-                f.reader.reset("replaced by another thread's rollout")
-                f.parser = RolloutParser(path, _file_tag(path))
-        before = f.reader.offset
-        res = f.reader.read_lines(self.wcfg.batch_lines)
-        if res.missing:
-            return
-        if res.reset:
+    def _read_batch(self, path: str, f: FollowedFile, force_offset: bool) -> None:
+        batch = f.read(self.wcfg.batch_lines, git=self.git, names=self.names,
+                       own_originator=self.cfg.codex.client_name, force_offset=force_offset)
+        if batch is None:
+            return  # gone: moved (a move event or the next scan finds it) or deleted
+        if batch.reset:
             self.counters["resets"] += 1
-            f.parser, f.meta, f.own = RolloutParser(path, _file_tag(path)), None, False
-        if not res.eof:
+        if not batch.eof:
             self._continue_later(f)
-        if not res.lines and f.reader.offset == before and not force_offset and not res.reset:
+        if not batch.changed:
             return
-        offset = SaveRolloutOffset(path, f.reader.offset, f.parser.thread_id, res.size, res.mtime)
-        if f.own:
-            self.persistence.tell(offset)
+        sid = batch.offset.session_id
+        if f.own or sid is None:
+            # Our own app-server thread (its direct session shows it), or lines before
+            # any session_meta: keep the position, create nothing.
+            self.persistence.tell(batch.offset)
             return
-        parser, events = f.parser, []
-        for line, end in res.lines:
-            events.extend(parser.feed(line, end))
-        sid = parser.thread_id
-        offset.session_id = sid
-        if parser.originator is not None and parser.originator == self.cfg.codex.client_name:
-            f.own = True  # our own app-server thread: its direct session already shows it
-            logger.info("rollout %s is our own app-server thread; not shadowing it", path)
-            self.persistence.tell(offset)
-            return
-        if sid is None:
-            self.persistence.tell(offset)  # no session_meta (yet): nothing to attach lines to
-            return
-        events = self._enrich(f, events)
-        self.supervisor.tell(RolloutBatch(sid, events, offset, meta=f.meta))
+        self.supervisor.tell(RolloutBatch(sid, batch.events, batch.offset, meta=f.meta,
+                                          timestamps=batch.times))
         self.counters["batches"] += 1
-        if res.lines:
-            self._touch(sid, path, res.mtime)
+        if batch.lines:
+            self._touch(sid, path, batch.mtime)
 
-    def _enrich(self, f: _File, events: list[Any]) -> list[Any]:
-        """Add git and codex-name details; send ThreadStarted first in each process.
-
-        Git is looked up only here (new session, new cwd, new turn), never per line;
-        a lookup is a cached stat of .git/HEAD.
-        """
-        out = []
-        for ev in events:
-            if isinstance(ev, ThreadStarted):
-                continue
-            if isinstance(ev, ProjectInfo) and ev.cwd:
-                info = self.git.resolve(ev.cwd)
-                if info is not None:
-                    f.branch = ev.git_branch or info.branch
-                    ev = dataclasses.replace(ev, git_branch=f.branch,
-                                             project_name=ev.project_name or info.project_name)
-            elif isinstance(ev, TurnStarted) and f.meta is not None:
-                info = self.git.resolve(f.parser.cwd)
-                if info is not None and info.branch and info.branch != f.branch:
-                    f.branch = info.branch  # switched branches between turns
-                    out.append(ProjectInfo(git_branch=info.branch))
-            out.append(ev)
-        meta = f.parser.meta
-        if f.meta is None and meta is not None:
-            info = self.git.resolve(meta.cwd)
-            f.branch = meta.git_branch or (info.branch if info else None)
-            f.meta = dataclasses.replace(meta, git_branch=f.branch,
-                                         name=self.names.get(meta.thread_id) or meta.name)
-            head = [f.meta]
-            if info is not None and meta.cwd and info.project_name != os.path.basename(meta.cwd):
-                # e.g. a linked worktree or a subdirectory: group under the repository
-                head.append(ProjectInfo(cwd=meta.cwd, git_branch=f.branch,
-                                        project_name=info.project_name))
-            out[:0] = head
-        return out
-
-    def _continue_later(self, f: _File, delay: bool = False) -> None:
+    def _continue_later(self, f: FollowedFile, delay: bool = False) -> None:
         if f.continuing:
             return
         f.continuing = True
-        msg = _Tick("continue", f.reader.path)
+        msg = Tick("continue", f.path)
         if delay:
             step = self.wcfg.coalesce_ms / 1000.0
             self.backoff = min(max(step, self.backoff * 2), self.wcfg.sweep_interval_s)
@@ -551,9 +367,9 @@ class WatcherActor(pykka.ThreadingActor):
     def _schedule_idle(self, sid: str, s: _Session, delay: float) -> None:
         s.check_pending = True
         if self.timer is None:  # on_start: the timer starts after the first scan
-            self.actor_ref.tell(_Tick("idle", sid))
+            self.actor_ref.tell(Tick("idle", sid))
         else:
-            self.timer.schedule(delay, _Tick("idle", sid))
+            self.timer.schedule(delay, Tick("idle", sid))
 
     def _read_index(self, announce: bool) -> None:
         """Follow codex's session_index.jsonl: 0.169 keeps thread names there, not in rollouts."""
@@ -562,13 +378,8 @@ class WatcherActor(pykka.ThreadingActor):
         except OSError as exc:
             logger.warning("cannot read %s: %s", self.index.path, exc)
             return
-        for line, _ in lines:
-            try:
-                entry = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            tid, name = entry.get("id"), entry.get("thread_name")
-            if not (isinstance(tid, str) and isinstance(name, str)) or self.names.get(tid) == name:
+        for tid, name in index_names(lines):
+            if self.names.get(tid) == name:
                 continue
             self.names[tid] = name
             if announce:
@@ -578,32 +389,9 @@ class WatcherActor(pykka.ThreadingActor):
         for path in self.sessions.get(sid, _Session()).paths:
             f = self.files.get(path)
             if f is not None and f.meta is not None:
-                offset = SaveRolloutOffset(path, f.reader.offset, sid, f.reader.size,
-                                           f.reader.mtime)
-                self.supervisor.tell(RolloutBatch(sid, [NameUpdated(name)], offset, meta=f.meta))
+                self.supervisor.tell(RolloutBatch(sid, [NameUpdated(name)], f.position(),
+                                                  meta=f.meta))
                 return
 
-    def _scan(self, top: str | None = None,
-              skip_known: bool = False) -> list[tuple[str, int, float]]:
-        found = []
-        for root in [top] if top else self.roots:
-            for dirpath, _dirs, names in os.walk(root):
-                for name in names:
-                    if name.endswith(".jsonl"):
-                        path = os.path.join(dirpath, name)
-                        if skip_known and (path in self.files or path in self.unknown):
-                            continue
-                        try:
-                            st = os.stat(path)
-                        except OSError:
-                            continue
-                        found.append((path, st.st_size, st.st_mtime))
-        return found
-
-    def _recent_dirs(self) -> list[str]:
-        """Day directories codex writes new rollouts into (local and UTC, today and yesterday)."""
-        now = time.time()
-        days = {time.strftime("%Y/%m/%d", fn(t)) for t in (now, now - _DAY_S)
-                for fn in (time.localtime, time.gmtime)}
-        return [d for d in (os.path.join(self.roots[0], day) for day in sorted(days))
-                if os.path.isdir(d)] + [r for r in self.roots[1:] if os.path.isdir(r)]
+    def _known(self, path: str) -> bool:
+        return path in self.files or path in self.unknown

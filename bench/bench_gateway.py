@@ -46,7 +46,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
-    BenchDaemon, command_line, fmt_ms, fmt_rate, fmt_ratio, machine_line, markdown_table,
+    BenchDaemon, command_line, exit_on_sigterm, fmt_ms, fmt_rate, fmt_ratio, machine_line, markdown_table,
     median, pipelined, summarize,
 )
 
@@ -57,7 +57,7 @@ from orbitdock.client import Client, Subscription  # noqa: E402
 from orbitdock.config import Config, load  # noqa: E402
 from orbitdock.protocol import codec  # noqa: E402
 from orbitdock.protocol import messages as m  # noqa: E402
-from orbitdock.protocol.topics import session_topic, split_frame  # noqa: E402
+from orbitdock.protocol.topics import HEARTBEAT, session_topic, split_frame  # noqa: E402
 
 SPAWN = mp.get_context("spawn")
 WARM, END = b"w|", b"e|"  # floor control topics
@@ -85,6 +85,7 @@ class TimedSubscription(Subscription):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.recording = False
+        self.hb_ts = 0.0  # server send time of the last heartbeat seen
         self.reset_marks()
 
     def reset_marks(self) -> None:
@@ -93,6 +94,16 @@ class TimedSubscription(Subscription):
         self.min_ts = math.inf
         self.max_ts = 0.0
         self.last_at = 0.0
+        self.hb_send_gap = 0.0  # longest interval between two heartbeats' server send times
+
+    def _on_frame(self, frame: bytes, applied: list) -> None:
+        if frame[:2] == HEARTBEAT:  # 1/s: decoding it twice costs nothing
+            hb = codec.decode_inbound(split_frame(frame)[1])
+            if isinstance(hb, m.Heartbeat):  # (not the welcome on h|)
+                if self.recording and self.hb_ts:
+                    self.hb_send_gap = max(self.hb_send_gap, hb.ts - self.hb_ts)
+                self.hb_ts = hb.ts
+        super()._on_frame(frame, applied)
 
     def _on_session_event(self, event: m.SessionEvent, applied: list) -> None:
         before = len(applied)
@@ -141,10 +152,21 @@ class OdSub:
         pending = set(self.sids)
         started = time.monotonic()
         deadline = started + max_s
+        # Heartbeat silence as this client sees it (Subscription.server_alive turns false
+        # past heartbeat_interval_s * heartbeat_liveness): a stalled gateway loop, or a
+        # client so far behind that heartbeats wait in its queue.
+        hb_seen, hb_gap = self.sub.last_heartbeat, 0.0
         while pending and time.monotonic() < deadline:
             if not poller.poll(100):
+                hb_gap = max(hb_gap, time.monotonic() - hb_seen)
                 continue
-            for item in self.sub.poll(0):
+            applied = self.sub.poll(0)
+            if self.sub.last_heartbeat != hb_seen:
+                hb_gap = max(hb_gap, self.sub.last_heartbeat - hb_seen)
+                hb_seen = self.sub.last_heartbeat
+            else:
+                hb_gap = max(hb_gap, time.monotonic() - hb_seen)
+            for item in applied:
                 sid = getattr(item, "session_id", None)
                 if sid is None and isinstance(item, m.SessionSnapshot):
                     sid = item.session.id
@@ -159,6 +181,11 @@ class OdSub:
         s = self.sub
         return {"n": s.n, "lat": s.lat.tobytes(), "min_ts": s.min_ts, "max_ts": s.max_ts,
                 "last_at": s.last_at, "done": not pending, "unfinished": len(pending),
+                "hb_gap": hb_gap, "hb_send_gap": s.hb_send_gap,
+                # why a session never finished: mirror not synced, snapshot asked, no reply
+                "unsynced": sum(1 for mir in s.sessions.values() if not mir.synced),
+                "awaiting_snapshot": sum(1 for mir in s.sessions.values()
+                                         if mir.pending_request is not None),
                 "elapsed": time.monotonic() - started,
                 **{k: stats[k] - self.stats0[k] for k in
                    ("gaps", "resyncs", "dropped_old", "epoch_changes")}}
@@ -228,7 +255,7 @@ class FloorSub:
                 last_rev[topic] = ev.rev
         return {"n": n, "lat": lat.tobytes(), "min_ts": min_ts, "max_ts": max_ts,
                 "last_at": last_at, "done": finished, "unfinished": 0 if finished else 1,
-                "elapsed": time.monotonic() - started, "gaps": gaps, "resyncs": 0,
+                "elapsed": time.monotonic() - started, "gaps": gaps, "resyncs": 0, "hb_gap": 0.0,
                 "dropped_old": 0, "epoch_changes": 0}
 
     def close(self) -> None:
@@ -385,6 +412,10 @@ def merge_results(results: list[dict[str, Any]], keep_lat: bool = True) -> dict[
         "gaps": sum(r["gaps"] for r in results),
         "resyncs": sum(r["resyncs"] for r in results),
         "unfinished": sum(r["unfinished"] for r in results),
+        "hb_gap_max": max(r["hb_gap"] for r in results),
+        "hb_send_gap_max": max(r.get("hb_send_gap", 0.0) for r in results),
+        "unsynced": sum(r.get("unsynced", 0) for r in results),
+        "awaiting_snapshot": sum(r.get("awaiting_snapshot", 0) for r in results),
         "producer_span_s": max(r["max_ts"] for r in results) - min(r["min_ts"] for r in results),
     }
     if keep_lat:
@@ -434,6 +465,26 @@ def capture_frames(daemon: BenchDaemon, client: Client, sid: str, size: int,
     return [p for p in payloads if isinstance(codec.decode_inbound(p), m.SessionEvent)]
 
 
+def scan_log(daemon: BenchDaemon) -> dict[str, Any]:
+    """Warnings/errors (and INFO lines about dropped replies) in the daemon's JSON log."""
+    counts: dict[str, int] = {}
+    path = daemon.home / "logs" / "orbitdockd.log"
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return counts
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        msg = str(rec.get("msg", ""))
+        if rec.get("level") in ("warning", "error", "critical") or "dropped" in msg:
+            key = f"{rec.get('level')}: {msg[:80]}"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def create_sessions(client: Client, n: int) -> list[str]:
     replies = pipelined(client, [m.CreateSession(provider="scripted", cwd=f"/work/bench{i}")
                                  for i in range(n)], 120.0)
@@ -475,15 +526,16 @@ def run_orbitdock(S: int, n_subs: int, p: Params) -> dict[str, Any]:
             per_burst = max(1, p.burst_total // S)
             thr = od_phase(client, sids, workers, f"/burst {per_burst} {p.size}",
                            p.phase_timeout, keep_lat=False)
-            # Overhead check: wire events per backend event, and daemon CPU for the run.
             status = client.request(m.GetStatus())
         failed = False
         return {"latency": lat, "throughput": thr, "templates": templates,
-                "rss_mb": status.rss_bytes / 2**20}
+                "rss_mb": status.rss_bytes / 2**20, "daemon_log": scan_log(daemon)}
     finally:
-        if workers is not None:
-            workers.close()
-        daemon.stop(keep_home=failed)  # a failed run keeps its log for inspection
+        try:
+            if workers is not None:
+                workers.close()
+        finally:
+            daemon.stop(keep_home=failed)  # a failed run keeps its log for inspection
 
 
 def run_floor(S: int, n_subs: int, templates: list[bytes], lat_count: int, lat_rate: float,
@@ -539,7 +591,8 @@ def run_config(S: int, n_subs: int, p: Params, log) -> dict[str, Any]:
     t0 = time.monotonic()
     od = run_orbitdock(S, n_subs, p)
     rec: dict[str, Any] = {"sessions": S, "subs": n_subs, "od_latency": od["latency"],
-                           "od_throughput": od["throughput"], "rss_mb": od["rss_mb"]}
+                           "od_throughput": od["throughput"], "rss_mb": od["rss_mb"],
+                           "daemon_log": od["daemon_log"]}
     sizes = [len(session_topic("od-" + "0" * 36)) + len(t) for t in od["templates"]]
     rec["frame_bytes_mean"] = sum(sizes) / len(sizes)
     if p.floor:
@@ -552,12 +605,18 @@ def run_config(S: int, n_subs: int, p: Params, log) -> dict[str, Any]:
     ol, ot = rec["od_latency"], rec["od_throughput"]
     line = (f"  S={S:<3} subs={n_subs:<2} | lat p50 {fmt_ms(ol['p50'])} p99 {fmt_ms(ol['p99'])} "
             f"max {fmt_ms(ol['max'])} ms gaps {ol['gaps']} | thr {fmt_rate(ot['rate_median'])}/s "
-            f"(min {fmt_rate(ot['rate_min'])}) gaps {ot['gaps']} missing {ot['missing']}")
+            f"(min {fmt_rate(ot['rate_min'])}) gaps {ot['gaps']} missing {ot['missing']} "
+            f"hb silence {ot['hb_gap_max']:.1f}s (sent {ot['hb_send_gap_max']:.1f}s apart)")
     if p.floor:
         fl_l, fl_t = rec["floor_latency"], rec["floor_throughput"]
         line += (f" | floor p50 {fmt_ms(fl_l['p50'])} p99 {fmt_ms(fl_l['p99'])} ms, "
                  f"{fmt_rate(fl_t['rate_median'])}/s lost {fl_t['missing']}")
+    if ot["unfinished"]:
+        line += (f" | UNFINISHED {ot['unfinished']} session mirrors ({ot['unsynced']} unsynced, "
+                 f"{ot['awaiting_snapshot']} awaiting a snapshot reply)")
     log(line + f" [{rec['wall_s']:.0f}s]")
+    for key, count in rec["daemon_log"].items():
+        log(f"    daemon log x{count}: {key}")
     return rec
 
 
@@ -623,7 +682,10 @@ def report(all_runs: list[list[dict]], p: Params, started: str, wall_s: float) -
             fmt_rate(_med(recs, "od_throughput", "deliveries_per_s")),
             f"{_sum(recs, 'od_throughput', 'gaps')}",
             f"{_sum(recs, 'od_throughput', 'missing')}",
-            fmt_rate(fl_rate), f"{_sum(recs, 'floor_throughput', 'missing')}",
+            _per_run(recs, lambda v: f"{v:.1f}", "od_throughput", "hb_gap_max"),
+            _per_run(recs, lambda v: f"{v:.1f}", "od_throughput", "hb_send_gap_max"),
+            fmt_rate(fl_rate),
+            f"{_sum(recs, 'floor_throughput', 'missing')}" if p.floor else "—",
             fmt_ratio(od_rate / fl_rate) if fl_rate else "—",
         ])
     frame = median(r.get("frame_bytes_mean") for run in all_runs for r in run)
@@ -654,6 +716,7 @@ def report(all_runs: list[list[dict]], p: Params, started: str, wall_s: float) -
         "",
         markdown_table(["sessions", "subs", "events", "ev/s per sub", "per run", "slowest sub",
                         "deliveries/s (all subs)", "gaps (sum)", "missing (sum)",
+                        "heartbeat silence at client, s", "heartbeat send gap, s",
                         "floor ev/s per sub", "floor lost (sum)", "ratio"], thr_rows),
     ]
     return "\n".join(lines)
@@ -688,6 +751,7 @@ def main() -> None:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    exit_on_sigterm()
     started = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     log(f"bench_gateway: {p}")
     t0 = time.monotonic()

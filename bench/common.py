@@ -6,6 +6,7 @@ a daemon that does not come up (or go down) within its timeout is killed.
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import platform
@@ -26,6 +27,19 @@ if str(REPO) not in sys.path:
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 20.0
+
+_LIVE: "set[BenchDaemon]" = set()  # started and not yet stopped: stopped at exit
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for daemon in list(_LIVE):
+        daemon.stop()
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so finally blocks (and the atexit stop) run."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 # ------------------------------------------------------------------ numbers
@@ -124,6 +138,7 @@ class BenchDaemon:
         self.proc = subprocess.Popen(
             [*self.cmd, "--no-watcher"],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self._stderr)
+        _LIVE.add(self)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -147,6 +162,7 @@ class BenchDaemon:
         from orbitdock.config import load
         from orbitdock.paths import layout
 
+        _LIVE.discard(self)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

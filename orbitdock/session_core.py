@@ -67,6 +67,9 @@ class SessionCore:
         self._approval_keys: dict[str, Hashable] = {}  # approval id -> backend key
         self._approval_ids: dict[Hashable, str] = {}  # backend key -> approval id
         self._items: dict[str, str] = {}  # backend item id -> message id
+        # Tool rows a restart closed while their tool still ran: after restoration
+        # ``_items`` is empty, so these are where late completions belong.
+        self._closed_by_restart: set[str] = set()
         self._deciding: dict[str, str] = {}  # approval id -> decision sent, not yet confirmed
         self._next_approval = 1 + max(
             (int(a.id.rsplit(":a", 1)[-1]) for a in state.approvals if ":a" in a.id), default=0
@@ -186,6 +189,7 @@ class SessionCore:
             self._delta(**changes)
 
     def _on_TurnStarted(self, ev: be.TurnStarted) -> None:
+        self._closed_by_restart.clear()  # an older turn's tools complete before a new turn
         self._delta(current_turn_id=ev.turn_id, turn_count=self.state.turn_count + 1,
                     last_error=None, current_plan=None, plan_explanation=None, current_diff=None)
         self._set_work(self._idle_status("working"))
@@ -263,6 +267,11 @@ class SessionCore:
                                   ev.duration_ms, ev.status, ev.tool_name, ev.tool_input)
         message_id = self._items.get(ev.item_id)
         if message_id is None or self._message(message_id) is None:
+            message_id = self._tool_started_before_restart(ev.tool_name, ev.tool_input)
+            if message_id is not None:
+                self._items[ev.item_id] = message_id
+                self._closed_by_restart.discard(message_id)
+        if message_id is None:
             name = ev.tool_name or "tool"
             self._append("tool", name, item_id=ev.item_id, tool_name=name,
                          tool_input=ev.tool_input, tool_output=ev.output, is_error=ev.is_error,
@@ -272,6 +281,26 @@ class SessionCore:
                          duration_ms=ev.duration_ms, is_in_progress=False)
         self._delta(tool_count=self.state.tool_count + 1,
                     last_tool=ev.tool_name or self.state.last_tool)
+
+    def _tool_started_before_restart(self, tool_name: str | None,
+                                     tool_input: str | None) -> str | None:
+        """The row of a tool whose start this core never saw: it began before a restart.
+
+        Item ids live only in memory (messages have no item id column), so a
+        completion arriving after restoration is matched to a tool row that is
+        still open or that the restart closed, that no item id here has claimed,
+        and that has the same tool name: the one with the same input if any
+        (parallel calls), else the newest. Without one it gets a row of its own.
+        """
+        claimed = set(self._items.values())
+        candidates = [msg for msg in reversed(self.state.messages)
+                      if msg.type == "tool" and msg.id not in claimed
+                      and (msg.is_in_progress or msg.id in self._closed_by_restart)
+                      and (tool_name is None or msg.tool_name == tool_name)]
+        same_input = [msg for msg in candidates
+                      if tool_input is not None and msg.tool_input == tool_input]
+        best = same_input or candidates
+        return best[0].id if best else None
 
     def _on_ApprovalRequest(self, ev: be.ApprovalRequest) -> None:
         approval_id = f"{self.state.id}:a{self._next_approval}"
@@ -397,6 +426,8 @@ class SessionCore:
         if self.state.status == "ended":
             return
         if self.state.current_turn_id is not None or self.state.approvals:
+            self._closed_by_restart.update(msg.id for msg in self.state.messages
+                                           if msg.type == "tool" and msg.is_in_progress)
             self._withdraw_approvals("expired")
             if self.state.current_turn_id is not None:
                 self._on_TurnCompleted(be.TurnCompleted(self.state.current_turn_id, "interrupted",

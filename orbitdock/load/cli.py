@@ -16,7 +16,7 @@ import click
 from orbitdock.load.driver import DriverParams
 from orbitdock.load.model import KINDS, ModelParams
 from orbitdock.load.report import table
-from orbitdock.load.scenario import RunConfig, run
+from orbitdock.load.scenario import DaemonDied, RunConfig, run
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP = 0, 1, 3
 
@@ -40,6 +40,8 @@ def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Subscriber processes (the first one drives turns and approvals).")
 @click.option("--passive", "-m", type=click.IntRange(0, 2000), default=0, show_default=True,
               help="Passive sessions, written as rollout files (starts the watcher).")
+@click.option("--passive-interval", type=click.FloatRange(0.05, 3600), default=1.0,
+              show_default=True, help="Seconds between turns appended to each passive rollout.")
 @click.option("--provider", type=click.Choice(["codex", "scripted"]), default="codex",
               show_default=True, help="codex: real app-server + load model; scripted: in-process.")
 @click.option("--attach", is_flag=True,
@@ -50,7 +52,8 @@ def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--kill-codex", type=float, default=0, metavar="EVERY",
               help="kill -9 one app-server process every EVERY seconds.")
 @click.option("--slow-subscriber", is_flag=True, help="Add a subscriber that stops reading.")
-@click.option("--slow-pause", type=float, default=0, help="Seconds it stops (default half the run).")
+@click.option("--slow-pause", type=float, default=0,
+              help="Seconds it stops (default half the run).")
 @click.option("--fuzz", type=click.IntRange(0, 10_000_000), default=0, metavar="N",
               help="Send N malformed/hostile frames at the ROUTER during the load.")
 @click.option("--threads-per-process", type=click.IntRange(1, 1000),
@@ -80,11 +83,11 @@ def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @click.option("--keep", is_flag=True, help="Keep the throw-away homes (for debugging).")
 @click.option("--seed", type=int, default=1, show_default=True)
-def main_command(sessions, duration, subscribers, passive, provider, attach, kill_daemon,
-                 kill_codex, slow_subscriber, slow_pause, fuzz, threads_per_process, daemon_env,
-                 kinds, steer_every, interrupt_every, think, ramp, turn_timeout, reply_chars,
-                 chunk, delay_ms, grace, drain, resume_limit, no_floor, json_path, quiet, keep,
-                 seed) -> None:
+def main_command(sessions, duration, subscribers, passive, passive_interval, provider, attach,
+                 kill_daemon, kill_codex, slow_subscriber, slow_pause, fuzz,
+                 threads_per_process, daemon_env, kinds, steer_every, interrupt_every, think,
+                 ramp, turn_timeout, reply_chars, chunk, delay_ms, grace, drain, resume_limit,
+                 no_floor, json_path, quiet, keep, seed) -> None:
     """Load, fault and bad-input tool for orbitdockd: N live sessions, K subscribers,
     kill -9, crashed backends, fuzzing — and a check that nothing was lost."""
     kind_list = tuple(k.strip() for k in kinds.split(",") if k.strip())
@@ -111,10 +114,13 @@ def main_command(sessions, duration, subscribers, passive, provider, attach, kil
                             ramp_s=min(10.0, duration / 4) if ramp is None else ramp,
                             turn_timeout_s=turn_timeout, reply_chars=reply_chars),
         model=ModelParams(reply_chars=reply_chars, chunk=chunk, delay_ms=delay_ms),
-        grace_s=grace, drain_s=drain, resume_limit_s=resume_limit, floor=not no_floor,
-        quiet=quiet, keep=keep, seed=seed)
+        passive_interval=passive_interval, grace_s=grace, drain_s=drain,
+        resume_limit_s=resume_limit, floor=not no_floor, quiet=quiet, keep=keep, seed=seed)
     try:
         res = run(cfg)
+    except DaemonDied as exc:
+        click.echo(f"orbitdock-load: FAIL: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
     except Exception as exc:  # setup or an unexpected daemon death: say what, exit 3
         logging.getLogger(__name__).debug("run failed", exc_info=True)
         click.echo(f"orbitdock-load: run aborted: {exc}", err=True)

@@ -47,10 +47,14 @@ class ProcSample:
 
 
 def app_server_pids(daemon_pid: int) -> list[int]:
-    """Live ``codex app-server`` descendants of the daemon (sandbox children excluded)."""
+    """Live ``codex app-server`` children of the daemon.
+
+    Direct children only: a sandboxed command is forked by an app-server and, until
+    it execs, carries the app-server's command line, which would count it twice.
+    """
     pids = []
     try:
-        children = psutil.Process(daemon_pid).children(recursive=True)
+        children = psutil.Process(daemon_pid).children(recursive=False)
     except psutil.Error:
         return pids
     for proc in children:
@@ -112,7 +116,8 @@ class DaemonCtl:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 tail = (self.home / "daemon.stderr").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"orbitdockd exited at start (rc {self.proc.returncode}): {tail}")
+                raise RuntimeError(
+                    f"orbitdockd exited at start (rc {self.proc.returncode}): {tail}")
             try:
                 endpoints = find_daemon(self.config)
                 if endpoints.pid == self.proc.pid:

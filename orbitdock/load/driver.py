@@ -18,8 +18,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from orbitdock.client import Client, ClientError, Endpoints
-from orbitdock.load.model import (command_for, prompt_for, reply_text, steer_prompt,
-                                  steered_text, tag_for)
+from orbitdock.load.model import (
+    command_for,
+    prompt_for,
+    reply_text,
+    steer_prompt,
+    steered_text,
+    tag_for,
+)
 from orbitdock.protocol import messages as m
 
 logger = logging.getLogger(__name__)
@@ -28,6 +34,9 @@ SEND_TIMEOUT_S = 0.2  # longest block on a send (the daemon may be down)
 SETTLE_S = 30.0  # after a timed-out turn was interrupted, wait this long for it to end
 RETRY_S = 1.0  # back-off after a rejected or failed send
 SEARCH_LAST = 40  # the user message of a running turn is among the newest messages
+# An acknowledged prompt whose turn has not shown up after this long, on an idle
+# session, never will: counted as "vanished" (see the report on app-server kills).
+VANISHED_S = 10.0
 
 
 @dataclass
@@ -53,6 +62,7 @@ class Turn:
     sent_wall: float
     sent_mono: float
     turn_id: str | None = None
+    acked_mono: float = 0.0  # when the daemon acknowledged the prompt (0: not yet)
     acted: bool = False  # steer/interrupt sent
     outcome: str | None = None
     end_wall: float = 0.0
@@ -86,7 +96,8 @@ class Approval:
 
 @dataclass
 class DriverLog:
-    outcomes: list[tuple[str, str, str, str, float, float, str | None]] = field(default_factory=list)
+    # (session, tag, kind, outcome, sent at, ended at, turn id)
+    outcomes: list[tuple] = field(default_factory=list)
     approval_to_client: list[float] = field(default_factory=list)  # receive - backend ts
     approval_rtt: list[float] = field(default_factory=list)  # approve sent -> resolved seen
     approval_reply: list[float] = field(default_factory=list)  # approve sent -> reply
@@ -110,6 +121,7 @@ class Driver:
         self.paused = False
         self.draining = False
         self.expect_epoch: str | None = None
+        self.blocked_until = 0.0  # no sends before this (monotonic): the daemon was not accepting
 
     # ------------------------------------------------------------ commands from the tool
     def command(self, cmd: str, arg) -> None:
@@ -138,8 +150,20 @@ class Driver:
             self.step()
             self.sub.unstick()
             time.sleep(0.02)
-        busy = [sd.sid for sd in self.sessions.values() if sd.phase != "idle"]
-        return {"busy": busy}
+        busy = [sd for sd in self.sessions.values() if sd.phase != "idle"]
+        return {"busy": [sd.sid for sd in busy], "busy_detail": [self._describe(sd) for sd in busy]}
+
+    def _describe(self, sd: SessionDriver) -> str:
+        """What a stuck session looks like to the driver and in its mirror (for the report)."""
+        turn, st = sd.turn, self.sub.state(sd.sid)
+        head = (f"{sd.sid} {sd.phase} {turn.tag if turn else '-'} turn {turn and turn.turn_id} "
+                f"sent {time.monotonic() - turn.sent_mono:.0f}s ago" if turn else sd.sid)
+        if st is None:
+            return head + " (mirror not synced)"
+        tail = "; ".join(f"{x.type}{'*' if x.is_in_progress else ''}:{x.content[:30]!r}"
+                         for x in st.messages[-4:])
+        return (f"{head} | server-side: {st.work_status} turn {st.current_turn_id} "
+                f"approvals {len(st.approvals)} error {(st.last_error or '')[:60]!r} | {tail}")
 
     # ------------------------------------------------------------ the loop's step
     def step(self) -> None:
@@ -192,10 +216,15 @@ class Driver:
         return prompt_for(tag), reply_text(tag, self.p.reply_chars)
 
     def _send(self, pend: Pending, msg: m.Request) -> bool:
+        if time.monotonic() < self.blocked_until:
+            return False
         try:
             request_id = self.client.send(msg)
         except ClientError:
+            # The daemon is not accepting: stop trying for a while, or a loop over 200
+            # sessions would block SEND_TIMEOUT_S on each.
             self.log.errors[f"{pend.what}:send_failed"] += 1
+            self.blocked_until = time.monotonic() + RETRY_S
             return False
         self.pending[request_id] = pend
         return True
@@ -237,6 +266,12 @@ class Driver:
                     turn.turn_id = msg.turn_id or "?"
                     sd.phase = "running"
                     break
+            else:
+                if (turn.acked_mono and now - turn.acked_mono > VANISHED_S
+                        and st.current_turn_id is None):
+                    self._finish(sd, "vanished", time.time())
+                    sd.phase, sd.ready_at = "idle", now + self.p.think_s
+                    return
         if sd.phase == "running":
             if st.current_turn_id is None or st.current_turn_id != turn.turn_id:
                 self._finish(sd, self._classify(turn, st), time.time())
@@ -299,6 +334,10 @@ class Driver:
                 if pend.what == "send" and sd is not None and sd.phase == "sent":
                     self._finish(sd, f"rejected:{reply.code}", time.time())
                     sd.phase, sd.ready_at = "idle", time.monotonic() + RETRY_S
+            elif pend.what == "send":
+                sd = self.sessions.get(pend.sid)
+                if sd is not None and sd.turn is not None and sd.phase == "sent":
+                    sd.turn.acked_mono = time.monotonic()
             elif pend.what == "approve" and pend.approval_id in self.latest:
                 self.log.approval_reply.append(
                     time.monotonic() - self.answered[self.latest[pend.approval_id]].sent_mono)

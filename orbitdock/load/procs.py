@@ -16,6 +16,7 @@ SPAWN = mp.get_context("spawn")
 
 READY_TIMEOUT_S = 180.0  # 200 sessions x K subscribers take a while to snapshot on 2 cores
 JOIN_S = 10.0
+PAUSE_ACK_S = 30.0
 
 
 class SubscriberFailed(RuntimeError):
@@ -79,7 +80,8 @@ class Procs:
         windows = [p["window"] for p in normal if p["window"].get("n")]
         driver = normal[0].get("driver") or {}
         return {"events": normal[0]["events"], "sessions": normal[0]["sessions"],
-                "gaps": sum(p["gaps"] for p in normal), "resyncs": sum(p["resyncs"] for p in normal),
+                "gaps": sum(p["gaps"] for p in normal),
+                "resyncs": sum(p["resyncs"] for p in normal),
                 "p50": max((w["p50"] for w in windows), default=None),
                 "p99": max((w["p99"] for w in windows), default=None),
                 "outcomes": driver.get("outcomes", {}), "in_flight": driver.get("in_flight", 0),
@@ -87,6 +89,8 @@ class Procs:
 
     def tell_driver(self, cmd: str, arg: Any) -> None:
         self.conns[0].send((cmd, arg))
+        if cmd == "pause":  # synchronous: nothing may be sent to the restarted daemon before
+            self._expect(0, "paused", PAUSE_ACK_S)
 
     def drain(self, timeout: float) -> dict[str, Any]:
         self.conns[0].send(("drain", timeout))

@@ -75,9 +75,9 @@ def table(res: dict[str, Any]) -> str:
         ("approval round-trip p50 / p99", f"{ms(r.get('p50'))} / {ms(r.get('p99'))} ms"),
         ("gaps detected / resynced", f"{res['gaps']} / {res['resyncs']}"),
         ("daemon CPU / RSS (peak)", f"{res.get('daemon_cpu_pct', 0):.0f}% of a core / "
-                                    f"{mb(res.get('daemon_rss'))} ({mb(res.get('daemon_rss_peak'))})"),
+         f"{mb(res.get('daemon_rss'))} ({mb(res.get('daemon_rss_peak'))})"),
         ("codex processes / RSS (peak)", f"{res.get('codex_procs', 0)} / "
-                                         f"{mb(res.get('codex_rss'))} ({mb(res.get('codex_rss_peak'))})"),
+         f"{mb(res.get('codex_rss'))} ({mb(res.get('codex_rss_peak'))})"),
     ]
     for key, label in (("kill_daemon", "daemon kill -9 cycles"), ("kill_codex", "app-server kills"),
                        ("slow", "slow subscriber"), ("fuzz", "fuzzed frames"),
@@ -86,8 +86,11 @@ def table(res: dict[str, Any]) -> str:
             rows.append((label, _fault_text(key, res[key])))
     rows += [
         ("mirrors != server", str(res.get("mismatched", 0))),
+        ("daemon log errors / crashes", f"{res.get('daemon_log', {}).get('errors', 0)} / "
+                                        f"{res.get('daemon_log', {}).get('crashes', 0)}"),
         ("uncommitted at kill (allowed)", f"{res.get('uncommitted_at_kill', 0)} (oldest seen "
-                                          f"{ms(res.get('uncommitted_max_age_s'))} ms before)"),
+         f"{ms(res.get('uncommitted_max_age_s'))} ms before; "
+         f"{res.get('uncommitted_late', 0)} older than the grace)"),
         ("lost", str(res["lost"])),
         ("duplicated", str(res["duplicated"])),
         ("result", "PASS" if res["ok"] else "FAIL: " + "; ".join(res["failures"])),
@@ -115,5 +118,6 @@ def _fault_text(key: str, f: dict[str, Any]) -> str:
                 f"{f['unanswered']} unanswered, {f['sent'] / max(f['elapsed_s'], 1e-9):.0f}/s, "
                 f"daemon alive: {f['daemon_alive']}")
     if key == "passive_check":
-        return f"{f['sessions']} sessions, {f['turns']} turns written, missing {f['missing_sessions']}"
+        return (f"{f['sessions']} sessions, {f['turns']} turns written, "
+                f"missing {f['missing_sessions']}")
     return str(f)

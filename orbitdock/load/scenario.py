@@ -22,6 +22,7 @@ from typing import Any
 from orbitdock.client import Client
 from orbitdock.codex.home import write_sim_codex_home
 from orbitdock.load import faults, floor, fuzz, report, verify
+from orbitdock.load.checks import count, failures, log_errors, merge_counts
 from orbitdock.load.daemon_ctl import DaemonCtl, codex_home_dir
 from orbitdock.load.driver import DriverParams
 from orbitdock.load.fuzz import fuzz_main
@@ -42,6 +43,10 @@ PASSIVE_POLL_S = 0.5
 QUIET_S = 0.5  # pause before the final snapshots so the last flushes land
 FINAL_TIMEOUT_S = 120.0
 FLOOR_SECONDS = 5.0
+
+
+class DaemonDied(RuntimeError):
+    """The daemon exited without this tool killing it: a crash, the worst failure."""
 
 
 @dataclass
@@ -182,7 +187,8 @@ class Run:
             now = time.monotonic()
             if not self.ctl.alive():
                 self.unexpected_exit = True
-                raise RuntimeError("the daemon died on its own (not a fault this tool injected)")
+                raise DaemonDied("the daemon died on its own (not a fault this tool injected); "
+                                 f"see {self.ctl.home}/daemon.stderr and its log")
             if next_kill is not None and now >= next_kill:
                 faults.kill_daemon_cycle(self.ctl, self.kill_log, self.subs.tell_driver,
                                          lambda: self.snapshots(self.direct), set(self.direct),
@@ -234,6 +240,7 @@ class Run:
             floor_res = report.summarize(floor.measure(
                 max(1, c.subscribers), len(sids), rate, FLOOR_SECONDS, c.model.chunk))
         rc = self.ctl.stop()
+        logs = log_errors(self.ctl.log_path)
         db = verify.read_db(self.ctl.db_path)
         v = verify.Verdict()
         verify.check_seen(v, finals, db, self.kill_log.kills, c.grace_s)
@@ -246,7 +253,7 @@ class Run:
         res: dict[str, Any] = {
             "sessions": len(self.direct), "passive": c.passive, "subscribers": c.subscribers,
             "duration_s": c.duration, "elapsed_s": time.monotonic() - started, "load_s": load_s,
-            "turn_outcomes": dict(sorted(_count(o[3] for o in outcomes).items())),
+            "turn_outcomes": dict(sorted(count(o[3] for o in outcomes).items())),
             "turns_completed": sum(1 for o in outcomes if o[3] == "completed"),
             "turns_other": sum(1 for o in outcomes if o[3] != "completed"),
             "events_per_s": finals[0]["stats"]["events"] / max(1e-9, load_s),
@@ -254,6 +261,7 @@ class Run:
             "approval_to_client": report.summarize(driver.get("approval_to_client", [])),
             "approval_rtt": report.summarize(driver.get("approval_rtt", [])),
             "driver_errors": driver.get("errors", {}), "drain_busy": drained.get("busy", []),
+            "drain_busy_detail": drained.get("busy_detail", []),
             "gaps": sum(f["stats"]["gaps"] for f in finals),
             "resyncs": sum(f["stats"]["resyncs"] for f in finals),
             "daemon_cpu_pct": 100.0 * self.cpu_s / max(1e-9, load_s),
@@ -263,12 +271,13 @@ class Run:
             "codex_rss": final_s.codex_rss if final_s else 0,
             "codex_rss_peak": max((s.codex_rss for s in self.samples), default=0),
             "mismatched": sum(len(f["mismatched"]) + len(f["behind"]) for f in finals),
-            "daemon_exit": rc, "model_counts": transcript and transcript["counts"],
+            "daemon_exit": rc, "daemon_log": logs,
+            "model_counts": transcript and transcript["counts"],
         }
         if c.kill_daemon:
             res["kill_daemon"] = faults.kill_daemon_summary(self.kill_log)
         if c.kill_codex:
-            gaps = _merge_counts(f["gaps_by_sid"] for f in finals[: c.subscribers])
+            gaps = merge_counts(f["gaps_by_sid"] for f in finals[: c.subscribers])
             res["kill_codex"] = faults.kill_codex_summary(
                 self.codex_kills, finals[0]["backend_events"], gaps, c.resume_limit_s)
         if self.slow is not None:
@@ -280,8 +289,10 @@ class Run:
             res["passive_check"] = verify.check_passive(v, written, db)
         res.update(lost=v.lost, duplicated=v.duplicated + v.phantom, phantom=v.phantom,
                    uncommitted_at_kill=v.uncommitted_at_kill,
-                   uncommitted_max_age_s=v.uncommitted_max_age_s, seen_messages=v.seen_messages,
-                   checked_turns=v.checked_turns, examples=v.examples)
+                   uncommitted_max_age_s=v.uncommitted_max_age_s,
+                   uncommitted_late=v.uncommitted_late, seen_messages=v.seen_messages,
+                   checked_turns=v.checked_turns,
+                   examples=v.examples + res["drain_busy_detail"][:10])
         res["failures"] = failures(res, c)
         res["ok"] = not res["failures"]
         return res
@@ -311,7 +322,8 @@ class Run:
         deadline = time.monotonic() + PASSIVE_CATCHUP_S
         while time.monotonic() < deadline:
             db = verify.read_db(self.ctl.db_path)
-            have = sum(1 for sid in written for r in db.rows.get(sid, []) if r[2] in ("user", "assistant"))
+            have = sum(1 for sid in written for r in db.rows.get(sid, [])
+                       if r[2] in ("user", "assistant"))
             if have >= want:
                 break
             time.sleep(PASSIVE_POLL_S)
@@ -365,56 +377,6 @@ class Run:
                 self.model_proc.terminate()
         if self.codex_home is not None and not self.cfg.keep:
             shutil.rmtree(self.codex_home, ignore_errors=True)
-
-
-def _count(items) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for item in items:
-        out[item] = out.get(item, 0) + 1
-    return out
-
-
-def _merge_counts(dicts) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for d in dicts:
-        for k, v in d.items():
-            out[k] = out.get(k, 0) + v
-    return out
-
-
-def failures(res: dict[str, Any], c: RunConfig) -> list[str]:
-    out = []
-    if res["lost"]:
-        out.append(f"{res['lost']} lost")
-    if res["duplicated"]:
-        out.append(f"{res['duplicated']} duplicated")
-    if res["mismatched"]:
-        out.append(f"{res['mismatched']} client mirrors differ from the server")
-    kd = res.get("kill_daemon")
-    if kd and (kd["status_mismatch"] or kd["message_mismatch"]):
-        out.append(f"restore: {kd['status_mismatch']} status / {kd['message_mismatch']} "
-                   "message mismatches")
-    kc = res.get("kill_codex")
-    if kc and (kc["not_resumed"] or not kc["kills"]):
-        out.append(f"app-server kill: {kc['not_resumed']} sessions not resumed"
-                   if kc["kills"] else "app-server kill: no app-server to kill")
-    fz = res.get("fuzz")
-    if fz:
-        allowed = fuzz.WINDOW * res["kill_daemon"]["cycles"] if kd else 0
-        if fz.get("failed") or fz["non_error"] or fz["undecodable"] or fz["unanswered"] > allowed:
-            out.append(f"fuzz: {fz['non_error']} non-error, {fz['unanswered']} unanswered")
-    sl = res.get("slow")
-    if sl and not sl["slow_synced"]:
-        out.append("slow subscriber did not end in sync")
-    if not (c.kill_daemon or c.kill_codex):
-        bad = {k: v for k, v in res["turn_outcomes"].items() if k not in ("completed", "interrupted")}
-        if bad:
-            out.append(f"turns not completed without faults: {bad}")
-    if res["turns_completed"] == 0 and c.sessions:
-        out.append("no turn completed")
-    if res["daemon_exit"] not in (0, None):
-        out.append(f"daemon exited with {res['daemon_exit']} on SIGTERM")
-    return out
 
 
 def run(cfg: RunConfig, out=sys.stdout) -> dict[str, Any]:

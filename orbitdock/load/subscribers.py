@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 POLL_MS = 20  # longest sleep of the loop when nothing arrives
 PROGRESS_S = 1.0  # period of progress reports to the tool
-STUCK_REQUEST_S = 8.0  # a snapshot request unanswered this long (lost with a killed daemon) is re-sent
+# A snapshot request unanswered this long (it died with a killed daemon) is sent again.
+STUCK_REQUEST_S = 8.0
 MAX_SAMPLES = 4_000_000  # latency samples kept per subscriber; beyond, reservoir sampling
 FINAL_SYNC_S = 60.0  # final check: longest wait for mirrors to reach the server's revisions
 DRAIN_POLL_S = 0.05
@@ -309,3 +310,5 @@ def _loop(setup: SubSetup, conn, sub: LoadSubscription, driver) -> None:
                 driver.command(cmd, arg)
                 if cmd == "drain":
                     conn.send(("drained", driver.drain(arg)))
+                elif cmd == "pause":
+                    conn.send(("paused", None))  # the tool waits for this before restarting

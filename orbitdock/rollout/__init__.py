@@ -1,10 +1,15 @@
 """Passive Codex: reading Codex rollout JSONL files into BackendEvents.
 
-Pure pieces only (no threads, no actors); ``actors.watcher.WatcherActor`` drives them:
+Pieces the actor ``actors.watcher.WatcherActor`` drives (no actor state in any of them):
 
 - ``reader.RolloutReader``: offset-based incremental reads in bounded chunks;
-- ``parser.RolloutParser``: one file's lines -> BackendEvents (codex 0.169 and older);
+- ``lines``: the cheap skip of no-event lines and each line's timestamp;
+- ``parser.RolloutParser``: one file's lines -> BackendEvents (codex 0.169), with
+  ``older_events.OlderVocabulary`` for the event_msg vocabulary before it;
 - ``shapes``: tool payload shapes (labels, display text, completion fields);
+- ``follow.FollowedFile``: one file's reader -> parser -> git/name enrichment, per batch;
+- ``scan``: finding rollout files, codex's session_index.jsonl names;
+- ``fsevents``: the watchdog handler and timer threads (they only ``tell`` the actor);
 - ``naming``: injected-context detection and prompt-derived names;
 - ``git.GitResolver``: branch and repository root from ``.git`` without running git;
 - ``legacy_state.load_legacy_offsets``: upstream OrbitDock's saved positions.

@@ -55,7 +55,8 @@ def _locate(cwd: str) -> _Dirs | None:
     path = os.path.abspath(cwd)
     while True:
         dotgit = os.path.join(path, ".git")
-        if os.path.isdir(dotgit):
+        # A .git directory without HEAD is debris (e.g. a sandbox placeholder), not a repo.
+        if os.path.isdir(dotgit) and os.path.isfile(os.path.join(dotgit, "HEAD")):
             return _Dirs(gitdir=dotgit, toplevel=path, repository_root=path)
         if os.path.isfile(dotgit):
             text = _read_text(dotgit) or ""

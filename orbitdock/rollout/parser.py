@@ -27,61 +27,26 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import datetime
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 from orbitdock.connectors import events as be
 from orbitdock.rollout import shapes
+from orbitdock.rollout.lines import parse_time, sniff_skip
 from orbitdock.rollout.naming import is_injected_context, name_from_first_prompt
+from orbitdock.rollout.older_events import OlderVocabulary
 
 logger = logging.getLogger(__name__)
 
-# Lines that never produce an event, recognised from their first bytes and skipped
-# without decoding: world_state and compacted lines are large, and response_item
-# messages (the biggest share of a rollout: instructions, context, repeats of
-# event_msg messages) are never a message source (see the module docstring).
-_SNIFF_SKIP = frozenset((b"world_state", b"token_usage_record", b"compacted"))
-_SNIFF_SKIP_PAYLOAD = frozenset((b"message", b"reasoning"))  # of response_item lines
-_SNIFF_WINDOW = 160  # codex writes "type" before "payload"; nothing is skipped otherwise
-_PAYLOAD_TYPE = b',"payload":{"type":"'
+__all__ = ["RolloutParser", "parse_time"]
+
 _SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
-
-
-def _sniff_skip(line: bytes) -> bool:
-    """True when the line is a known no-event line, judged from its first bytes only."""
-    i = line.find(b'"type":"', 0, _SNIFF_WINDOW)
-    if i == -1 or line.find(b'"payload"', 0, i) != -1:
-        return False  # no top-level type up front (or it comes after the payload): decode
-    j = line.find(b'"', i + 8, i + 48)
-    if j == -1:
-        return False
-    ltype = line[i + 8:j]
-    if ltype in _SNIFF_SKIP:
-        return True
-    if ltype != b"response_item" or not line.startswith(_PAYLOAD_TYPE, j + 1):
-        return False
-    k = j + 1 + len(_PAYLOAD_TYPE)
-    return line[k:line.find(b'"', k, k + 32)] in _SNIFF_SKIP_PAYLOAD
-
-
-def parse_time(value: Any) -> float | None:
-    """ISO-8601 (``2026-11-25T12:58:46.000Z``) or epoch seconds -> epoch seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str) and value:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
-
-
 _str, _dict = shapes.text_or_none, shapes.as_dict
 
 
-class RolloutParser:
+class RolloutParser(OlderVocabulary):
     """Feeds lines of one rollout file; ``feed`` returns the events each line yields."""
 
     def __init__(self, path: str = "", file_tag: str = "") -> None:
@@ -94,6 +59,7 @@ class RolloutParser:
         self.meta: be.ThreadStarted | None = None
         self.codex_name: str | None = None
         self.first_prompt_name: str | None = None  # name_from_first_prompt(first real prompt)
+        self.line_time: float | None = None  # when codex wrote the line fed last
         self.lines = 0
         self.malformed = 0
         self.skipped = 0  # known lines with nothing to report (duplicates, context, settings)
@@ -122,20 +88,18 @@ class RolloutParser:
             "task_complete": self._task_complete, "turn_complete": self._task_complete,
             "turn_aborted": self._turn_aborted, "item_completed": self._item_completed,
             "token_count": self._token_count, "thread_settings_applied": self._settings,
-            "thread_name_updated": self._name_updated, "user_message": self._old_user_message,
-            "agent_message": self._old_agent_message, "agent_reasoning": self._old_reasoning,
-            "error": self._old_error, "plan_update": self._old_plan, "turn_diff": self._old_diff,
-            "agent_reasoning_raw_content": None, "agent_reasoning_section_break": None,
+            "thread_name_updated": self._name_updated, "agent_reasoning_raw_content": None,
+            "agent_reasoning_section_break": None,
             "context_compacted": None, "entered_review_mode": None, "exited_review_mode": None,
             "warning": None, "item_started": None,
         }
-        self._events.update({name: getattr(self, "_" + name) for name in shapes.OLD_TOOL_EVENTS})
+        self._events.update(self._older_events())
 
     # ------------------------------------------------------------ feeding
     def feed(self, line: bytes, end_offset: int) -> list[Any]:
         """Events for one line; ``end_offset`` (just past its newline) names and locates it."""
         self.lines += 1
-        if _sniff_skip(line):
+        if sniff_skip(line):
             self.skipped += 1
             return []
         try:
@@ -146,6 +110,7 @@ class RolloutParser:
         ltype = obj.get("type") if isinstance(obj, dict) else None
         if not isinstance(ltype, str) or not isinstance(payload, dict):
             return self._bad(end_offset, "not a {type, payload} object")
+        self.line_time = parse_time(obj.get("timestamp"))
         if ltype not in self._lines:
             self.unknown[ltype] += 1
             return []
@@ -319,28 +284,6 @@ class RolloutParser:
         else:
             self.unknown[f"item:{itype}"] += 1
 
-    def _old_user_message(self, p: dict[str, Any]) -> None:
-        self._user_text(_str(p.get("message")) or "", None, None)
-
-    def _old_agent_message(self, p: dict[str, Any]) -> None:
-        self._agent_text(_str(p.get("message")) or "", None, None)
-
-    def _old_reasoning(self, p: dict[str, Any]) -> None:
-        text = _str(p.get("text"))
-        if text:
-            self._emit(be.Reasoning(item_id=self._fallback_id(), text=text, turn_id=self._turn_id))
-
-    def _old_error(self, p: dict[str, Any]) -> None:
-        self._emit(be.BackendError(message=_str(p.get("message")) or "error"))
-
-    def _old_plan(self, p: dict[str, Any]) -> None:
-        plan = p.get("plan")
-        self._emit(be.PlanUpdated(plan=plan if isinstance(plan, list) else [],
-                                  explanation=_str(p.get("explanation")), turn_id=self._turn_id))
-
-    def _old_diff(self, p: dict[str, Any]) -> None:
-        self._emit(be.DiffUpdated(diff=_str(p.get("unified_diff")) or "", turn_id=self._turn_id))
-
     # ------------------------------------------------------------ usage, settings, names
     def _token_count(self, p: dict[str, Any]) -> None:
         info = p.get("info")
@@ -443,74 +386,3 @@ class RolloutParser:
         self._emit(be.ApprovalRequest(key=key, type="question", method="rollout",
                                       turn_id=self._turn_id, questions=shapes.questions(questions),
                                       payload=payload))
-
-    # ------------------------------------------------------------ older tool events
-    def _exec_command_begin(self, p: dict[str, Any]) -> None:
-        self._clear_approval(p)
-        self._start_tool(p["call_id"], "Shell", shapes.command_text(p.get("command")),
-                         model_call=False)
-
-    def _exec_command_end(self, p: dict[str, Any]) -> None:
-        self._clear_approval(p)
-        self._complete_tool(p["call_id"], "Shell", shapes.command_text(p.get("command")),
-                            **shapes.exec_end_fields(p))
-
-    def _patch_apply_begin(self, p: dict[str, Any]) -> None:
-        self._clear_approval(p)
-        self._start_tool(p["call_id"], "Edit", shapes.changed_paths(p.get("changes")),
-                         model_call=False)
-
-    def _patch_apply_end(self, p: dict[str, Any]) -> None:
-        self._clear_approval(p)
-        ok = p.get("success") is not False
-        self._complete_tool(p["call_id"], "Edit", None, output=shapes.std_output(p),
-                            is_error=not ok, status="completed" if ok else "failed")
-
-    def _mcp_tool_call_begin(self, p: dict[str, Any]) -> None:
-        label, tool_input = shapes.mcp_invocation(p.get("invocation"))
-        self._start_tool(p["call_id"], label, tool_input, model_call=False)
-
-    def _mcp_tool_call_end(self, p: dict[str, Any]) -> None:
-        label, tool_input = shapes.mcp_invocation(p.get("invocation"))
-        self._complete_tool(p["call_id"], label, tool_input, **shapes.mcp_end_fields(p))
-
-    def _web_search_begin(self, p: dict[str, Any]) -> None:
-        self._start_tool(p["call_id"], "WebSearch", None, model_call=False)
-
-    def _web_search_end(self, p: dict[str, Any]) -> None:
-        self._complete_tool(p["call_id"], "WebSearch", _str(p.get("query")), output=None)
-
-    def _view_image_tool_call(self, p: dict[str, Any]) -> None:
-        self._complete_tool(p["call_id"], "ViewImage", _str(p.get("path")), output=None)
-
-    def _clear_approval(self, p: dict[str, Any]) -> None:
-        key = self._questions.pop(_str(p.get("call_id")) or "", None)
-        if key is not None:
-            self._emit(be.ApprovalCleared(key))
-
-    def _exec_approval_request(self, p: dict[str, Any]) -> None:
-        self._approval(p, "exec", command=shapes.command_text(p.get("command")),
-                       cwd=_str(p.get("cwd")))
-
-    def _apply_patch_approval_request(self, p: dict[str, Any]) -> None:
-        self._approval(p, "patch", file_path=shapes.changed_paths(p.get("changes")))
-
-    def _request_user_input(self, p: dict[str, Any]) -> None:
-        self._ask(_str(p.get("call_id")) or self._fallback_id("q-"), p.get("questions"), p)
-
-    def _elicitation_request(self, p: dict[str, Any]) -> None:
-        self._approval(p, "elicitation",
-                       reason=_str(p.get("message")) or _str(p.get("server_name")))
-
-    def _approval(self, p: dict[str, Any], kind: str, **fields: Any) -> None:
-        call_id = _str(p.get("call_id")) or _str(p.get("id")) or self._fallback_id("a-")
-        if call_id in self._questions:
-            self.skipped += 1
-            return
-        key = ("rollout", call_id)
-        self._questions[call_id] = key
-        fields.setdefault("reason", _str(p.get("reason")))
-        self._emit(be.ApprovalRequest(key=key, type=kind, method="rollout",
-                                      turn_id=_str(p.get("turn_id")) or self._turn_id,
-                                      payload=p, **fields))
-
