@@ -28,7 +28,7 @@ from orbitdock.config import Config
 from orbitdock.protocol import codec
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode, ProtocolError
-from orbitdock.protocol.topics import HEARTBEAT, LIST
+from orbitdock.protocol.topics import HEARTBEAT, LIST, session_id_of
 from orbitdock.transport import OP_PUBLISH, OP_REPLY, OP_SUMMARY
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class GatewayLoop(threading.Thread):
         self._subscriptions = 0
         self.frames_rejected = 0
         self._hb_seq = 0
+        self._tails: dict[bytes, list[int]] = {}  # session topic -> [latest rev, heartbeats left]
 
     def stop(self) -> None:
         self._stop_requested.set()
@@ -94,7 +95,8 @@ class GatewayLoop(threading.Thread):
                 if xpub in events:
                     self._drain_subscriptions(xpub)
             # Final drain so replies and events handed over before stop still go out.
-            self._drain_inbox(inbox, router, xpub)
+            while not self._drain_inbox(inbox, router, xpub):
+                pass
             self._publish_list(xpub)
         finally:
             for sock in (router, xpub, inbox):
@@ -122,15 +124,24 @@ class GatewayLoop(threading.Thread):
         return router, xpub, inbox
 
     # ------------------------------------------------------------ outbound
-    def _drain_inbox(self, inbox: zmq.Socket, router: zmq.Socket, xpub: zmq.Socket) -> None:
-        for _ in range(self.cfg.inbound_hwm):
+    def _drain_inbox(self, inbox: zmq.Socket, router: zmq.Socket, xpub: zmq.Socket) -> bool:
+        """Handle at most ``drain_batch`` frames; True when the inbox is empty.
+
+        Bounded so a burst can never starve heartbeats or requests.
+        """
+        tails = self._tails
+        tail_heartbeats = self.cfg.tail_heartbeats
+        for _ in range(self.cfg.drain_batch):
             try:
                 frame = inbox.recv(zmq.NOBLOCK, copy=True)
             except zmq.Again:
-                return
+                return True
             op = frame[0]
             if op == OP_PUBLISH:
-                xpub.send(frame[1:])
+                body = frame[9:]
+                xpub.send(body)
+                tails[body[:body.index(b"|", 2) + 1]] = [int.from_bytes(frame[1:9], "big"),
+                                                         tail_heartbeats]
             elif op == OP_REPLY:
                 size = frame[1]
                 self._send_reply(router, frame[2:2 + size], frame[2 + size:])
@@ -140,6 +151,7 @@ class GatewayLoop(threading.Thread):
                 self._dirty[summary.id] = None
             else:
                 logger.error("gateway: unknown inbox op %r", op)
+        return False
 
     def _send_reply(self, router: zmq.Socket, identity: bytes, payload: bytes) -> None:
         try:
@@ -160,6 +172,14 @@ class GatewayLoop(threading.Thread):
         self._hb_seq += 1
         xpub.send(HEARTBEAT + codec.encode(m.Heartbeat(epoch=self.epoch, seq=self._hb_seq,
                                                        ts=time.time())))
+        # Repeat recently active sessions' latest revisions for a few heartbeats, so a
+        # subscriber that lost the end of a burst to its high-water mark notices.
+        for topic, tail in list(self._tails.items()):
+            sid = session_id_of(topic)
+            xpub.send(topic + codec.encode(m.SessionTail(session_id=sid, rev=tail[0])))
+            tail[1] -= 1
+            if tail[1] <= 0:
+                del self._tails[topic]
 
     def _drain_subscriptions(self, xpub: zmq.Socket) -> None:
         while True:
@@ -182,7 +202,7 @@ class GatewayLoop(threading.Thread):
 
     # ------------------------------------------------------------ requests
     def _drain_router(self, router: zmq.Socket, xpub: zmq.Socket) -> None:
-        while True:
+        for _ in range(self.cfg.drain_batch):
             try:
                 frames = router.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:

@@ -83,6 +83,8 @@ class SessionActor(pykka.ThreadingActor):
         self.outlet: Outlet | None = None
         self.core: SessionCore | None = None
         self._last_summary = None
+        self._summary_sent_at = 0.0
+        self._summary_period = config.gateway.list_coalesce_ms / 1000.0
         self._log = logging.LoggerAdapter(logger, {"session_id": state.id})
 
     # ------------------------------------------------------------ lifecycle
@@ -169,9 +171,17 @@ class SessionActor(pykka.ThreadingActor):
             for command in commands:
                 self.persistence.tell(command)
         summary = self.core.summary()
-        if summary != self._last_summary:
-            self._last_summary = summary
-            self.outlet.summary(summary)
+        last = self._last_summary
+        if summary == last:
+            return
+        now = time.monotonic()
+        if (last is not None and now - self._summary_sent_at < self._summary_period
+                and msgspec.structs.replace(summary, last_activity_at=last.last_activity_at)
+                == last):
+            return  # only the activity time moved: the list can wait for the next period
+        self._last_summary = summary
+        self._summary_sent_at = now
+        self.outlet.summary(summary)
 
     def _reply(self, req: ClientRequest, message: m.Reply) -> None:
         message.id = req.request.id

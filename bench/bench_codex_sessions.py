@@ -1,4 +1,4 @@
-"""Direct Codex sessions at scale: N real app-server threads, each turn one approval + streamed text.
+"""Direct Codex sessions at scale: N app-server threads, each turn one approval + streamed text.
 
     .venv/bin/python bench/bench_codex_sessions.py [--sessions 50,200] [--runs 3]
         [--duration 60] [--unpooled 10,50] [--json FILE]
@@ -55,7 +55,10 @@ def one(sessions: int, tpp: int | None, duration: float, subscribers: int) -> di
         "appr_p50": res["approval_to_client"]["p50"], "appr_p99": res["approval_to_client"]["p99"],
         "rtt_p50": res["approval_rtt"]["p50"], "rtt_p99": res["approval_rtt"]["p99"],
         "lat_p50": res["latency"]["p50"], "lat_p99": res["latency"]["p99"],
-        "floor_p99": (res.get("floor") or {}).get("p99"),
+        "floor_p99": (res.get("floor_during") or res.get("floor") or {}).get("p99"),
+        "steady_from_s": res.get("steady_from_s"),
+        "appr_steady_p99": (res.get("approval_to_client_steady") or {}).get("p99"),
+        "lat_steady_p99": (res.get("latency_steady") or {}).get("p99"),
         "completed": res["turns_completed"], "started": started,
         "completion": res["turns_completed"] / started if started else 0.0,
         "turns_per_s": res["turns_completed"] / res["load_s"],
@@ -88,19 +91,22 @@ def report(recs: dict[tuple[int, int], list[dict]], started: str, wall: float) -
         med = lambda k: median(r[k] for r in rs)  # noqa: E731
         rows.append([
             n, "pooled (16/process)" if tpp != 1 else "1 process/session", len(rs),
-            f"{fmt_ms(med('appr_p50'))} / {fmt_ms(med('appr_p99'))}",
+            f"{fmt_ms(med('appr_p50'))} / {fmt_ms(med('appr_p99'))} "
+            f"(steady {fmt_ms(med('appr_steady_p99'))})",
             f"{fmt_ms(med('rtt_p50'))} / {fmt_ms(med('rtt_p99'))}",
             f"{100 * med('completion'):.1f}% ({med('completed'):.0f})",
             f"{med('turns_per_s'):.1f}",
-            f"{fmt_ms(med('lat_p50'))} / {fmt_ms(med('lat_p99'))} (floor {fmt_ms(med('floor_p99'))})",
+            f"{fmt_ms(med('lat_p50'))} / {fmt_ms(med('lat_p99'))} (steady "
+            f"{fmt_ms(med('lat_steady_p99'))}; floor {fmt_ms(med('floor_p99'))})",
             f"{med('daemon_rss') / 2**20:.0f}", f"{med('codex_procs'):.0f}",
             f"{med('codex_rss') / 2**20:.0f}",
             f"{slopes[(n, tpp)]:.1f}" if (n, tpp) in slopes else "—",
             f"{sum(r['lost'] for r in rs)} / {sum(r['duplicated'] for r in rs)}",
         ])
-    header = ["sessions", "codex processes", "runs", "approval→client p50/p99 ms",
+    header = ["sessions", "codex processes", "runs", "approval→client p50/p99 ms (steady p99)",
               "approval round trip p50/p99 ms", "turns completed", "turns/s",
-              "delta p50/p99 ms (pyzmq floor p99)", "daemon RSS MB", "app-servers",
+              "delta p50/p99 ms (steady p99; pyzmq floor p99 during load)", "daemon RSS MB",
+              "app-servers",
               "app-server RSS MB", "marginal MB/session", "lost / dup"]
     return "\n".join([
         f"Run {started}, {wall / 60:.1f} min: `{command_line()}`", "",

@@ -36,10 +36,12 @@ class GatewayConfig:
     event_endpoint: str = ""  # "" = ipc://<runtime_dir>/events.sock (XPUB)
     max_frame_bytes: int = 1_048_576  # larger request frames get `too_large`
     disconnect_frame_bytes: int = 16_777_216  # libzmq drops a peer sending more (no reply)
-    subscriber_hwm: int = 20_000  # events queued per subscriber before it is dropped to a gap
+    subscriber_hwm: int = 200_000  # events queued per subscriber (~40 MB) before gaps start
     inbound_hwm: int = 200_000  # actor -> gateway queue depth before actors block
     heartbeat_interval_s: float = 1.0  # PUB heartbeat period; carries the server epoch
     list_coalesce_ms: float = 50.0  # session-list upserts are coalesced to this period
+    drain_batch: int = 1000  # frames taken per socket per loop turn: heartbeats never starve
+    tail_heartbeats: int = 3  # heartbeats that repeat a quiet session's latest revision
     log_raw_bytes: int = 256  # how much of an undecodable frame is logged
 
 

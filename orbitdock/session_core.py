@@ -159,7 +159,6 @@ class SessionCore:
         handler = getattr(self, "_on_" + type(event).__name__, None)
         if handler is not None:
             handler(event)
-        self._delta(last_activity_at=self._ts)
         self._persist_session()
 
     def _on_ThreadStarted(self, ev: be.ThreadStarted) -> None:
@@ -404,7 +403,6 @@ class SessionCore:
         decision = self._deciding.pop(approval_id, None)
         if accepted and decision is not None and self.approval(approval_id) is not None:
             self._resolve(approval_id, decision)
-            self._delta(last_activity_at=self._ts)
             self._persist_session()
 
     def approval(self, approval_id: str) -> ApprovalRequest | None:

@@ -82,6 +82,7 @@ class Subscription:
         self.summaries: dict[str, SessionSummary] = {}
         self.stats = SyncStats()
         self._requests: dict[str, str | None] = {}  # request id -> session id (None = list)
+        self._sent_at: dict[str, float] = {}  # request id -> when it was sent
         self._welcome_deadline: dict[bytes, float] = {}
 
     # ------------------------------------------------------------ what to follow
@@ -126,6 +127,7 @@ class Subscription:
         poller.register(self.requests.sock, zmq.POLLIN)
         while True:
             self._check_welcome_timeouts()
+            self._check_request_timeouts()
             left = deadline - time.monotonic()
             ready = dict(poller.poll(max(0, int(left * 1000))))
             if self.sub in ready:
@@ -175,8 +177,33 @@ class Subscription:
             self._on_welcome(topic)
         elif isinstance(event, m.SessionCreated):
             self._on_list_event(event, applied)
+        elif isinstance(event, m.SessionTail):
+            mirror = self.sessions.get(event.session_id)
+            if mirror is not None and mirror.synced and event.rev > mirror.state.revision:
+                # The end of a burst never reached us (dropped at the publisher's HWM).
+                self.stats.gaps += 1
+                self.resync(mirror)
         elif isinstance(event, m.SessionEvent):
             self._on_session_event(event, applied)
+
+    def _check_request_timeouts(self) -> None:
+        # A reply can be lost (e.g. the daemon restarted in between): ask again, never
+        # leave a mirror waiting forever.
+        now = time.monotonic()
+        for request_id, sent in list(self._sent_at.items()):
+            if now - sent < self.cfg.request_timeout_s:
+                continue
+            self._sent_at.pop(request_id)
+            sid = self._requests.pop(request_id, None)
+            if sid is None:
+                if self.list_request == request_id:
+                    self.list_request = None
+                    self._request_list()
+                continue
+            mirror = self.sessions.get(sid)
+            if mirror is not None and mirror.pending_request == request_id:
+                mirror.pending_request = None
+                self._request_snapshot(mirror)
 
     def _on_welcome(self, topic: bytes) -> None:
         if topic == LIST:
@@ -195,10 +222,12 @@ class Subscription:
         request_id = self.requests.send(m.SubscribeSession(session_id=mirror.session_id))
         mirror.pending_request = request_id
         self._requests[request_id] = mirror.session_id
+        self._sent_at[request_id] = time.monotonic()
 
     def _request_list(self) -> None:
         self.list_request = self.requests.send(m.SubscribeList())
         self._requests[self.list_request] = None
+        self._sent_at[self.list_request] = time.monotonic()
 
     def resync(self, mirror: Mirror) -> None:
         self.stats.resyncs += 1
@@ -220,6 +249,7 @@ class Subscription:
     def _on_reply(self, reply: m.Wire, applied: list[m.Wire]) -> None:
         if reply.id not in self._requests:
             return
+        self._sent_at.pop(reply.id, None)
         sid = self._requests.pop(reply.id)
         if sid is None:
             self.list_request = None

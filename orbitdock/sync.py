@@ -72,6 +72,9 @@ def apply_event(state: SessionState, event: m.SessionEvent) -> None:
         state.attention_reason = "none"
         state.end_reason = event.reason
     state.revision = event.rev
+    # Activity time rides on every event instead of costing a delta of its own.
+    if event.ts > state.last_activity_at:
+        state.last_activity_at = event.ts
 
 
 def summary_of(state: SessionState) -> SessionSummary:

@@ -5,8 +5,10 @@ actor creates its own in ``on_start`` and closes it in ``on_stop`` (sockets are
 never shared between threads). Frames on that pipe are single frames whose
 first byte says what the gateway should do with the rest:
 
-``P`` publish ``topic + payload`` as is; ``R`` reply: one length byte, the
-ROUTER identity, then the payload; ``S`` a SessionSummary for the list.
+``P`` publish: the event's revision (8 bytes, big-endian), then ``topic +
+payload`` which the gateway sends as is (it remembers the revision to announce
+session tails); ``R`` reply: one length byte, the ROUTER identity, then the
+payload; ``S`` a SessionSummary for the list.
 """
 
 from __future__ import annotations
@@ -32,14 +34,11 @@ class Outlet:
         self._sock.connect(endpoint)
         self._buf = bytearray()
 
-    def publish(self, session_id: str, event: m.Event) -> None:
-        prefix = b"P" + session_topic(session_id)
+    def publish(self, session_id: str, event: m.SessionEvent) -> None:
+        prefix = b"P" + event.rev.to_bytes(8, "big") + session_topic(session_id)
         self._buf[:] = prefix
         codec.encode_into(event, self._buf, len(prefix))
         self._sock.send(self._buf)
-
-    def publish_raw(self, topic: bytes, event: m.Event) -> None:
-        self._sock.send(b"P" + topic + codec.encode(event))
 
     def reply(self, identity: bytes, message: m.Reply) -> None:
         self._sock.send(b"R" + bytes((len(identity),)) + identity + codec.encode(message))

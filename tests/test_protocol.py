@@ -60,6 +60,7 @@ EXAMPLES = [
     m.ApprovalResolved(session_id=SID, rev=6, approval_id=f"{SID}:a1", decision="accept"),
     m.SessionEnded(session_id=SID, rev=7, reason="user"),
     m.SessionReset(session_id=SID, rev=7, reason="restart"),
+    m.SessionTail(session_id=SID, rev=9),
     m.SessionCreated(epoch="e", lrev=1, session=SessionSummary(id=SID, provider="codex")),
     m.Heartbeat(epoch="e", seq=1, ts=2.0), m.Welcome(topic="s|x|"),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 
 import click
@@ -121,6 +122,9 @@ def main_command(sessions, duration, subscribers, passive, passive_interval, pro
     except DaemonDied as exc:
         click.echo(f"orbitdock-load: FAIL: {exc}", err=True)
         sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        click.echo("orbitdock-load: interrupted; everything it started is stopped", err=True)
+        sys.exit(130)
     except Exception as exc:  # setup or an unexpected daemon death: say what, exit 3
         logging.getLogger(__name__).debug("run failed", exc_info=True)
         click.echo(f"orbitdock-load: run aborted: {exc}", err=True)
@@ -134,8 +138,15 @@ def main_command(sessions, duration, subscribers, passive, passive_interval, pro
     sys.exit(EXIT_OK if res["ok"] else EXIT_FAILED)
 
 
+def _terminate(signum: int, _frame) -> None:
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the run's cleanup stops the
+    # daemon, the model and the subscriber processes instead of orphaning them.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         main_command.main(args=argv, prog_name="orbitdock-load", standalone_mode=True)
     except SystemExit as exc:

@@ -12,6 +12,7 @@ timeout so a dead daemon never blocks the loop.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections import Counter
@@ -33,10 +34,11 @@ logger = logging.getLogger(__name__)
 SEND_TIMEOUT_S = 0.2  # longest block on a send (the daemon may be down)
 SETTLE_S = 30.0  # after a timed-out turn was interrupted, wait this long for it to end
 RETRY_S = 1.0  # back-off after a rejected or failed send
+SWEEP_S = 0.25  # period of the full pass over all sessions (timeouts, stale requests)
 SEARCH_LAST = 40  # the user message of a running turn is among the newest messages
-# An acknowledged prompt whose turn has not shown up after this long, on an idle
-# session, never will: counted as "vanished" (see the report on app-server kills).
-VANISHED_S = 10.0
+# An acknowledged prompt whose session then lost its app-server and was resumed,
+# with no sign of the turn this long after the recovery, never ran: "vanished".
+VANISHED_S = 3.0
 
 
 @dataclass
@@ -62,7 +64,7 @@ class Turn:
     sent_wall: float
     sent_mono: float
     turn_id: str | None = None
-    acked_mono: float = 0.0  # when the daemon acknowledged the prompt (0: not yet)
+    acked_wall: float = 0.0  # when the daemon acknowledged the prompt (0: not yet)
     acted: bool = False  # steer/interrupt sent
     outcome: str | None = None
     end_wall: float = 0.0
@@ -98,10 +100,12 @@ class Approval:
 class DriverLog:
     # (session, tag, kind, outcome, sent at, ended at, turn id)
     outcomes: list[tuple] = field(default_factory=list)
-    approval_to_client: list[float] = field(default_factory=list)  # receive - backend ts
-    approval_rtt: list[float] = field(default_factory=list)  # approve sent -> resolved seen
+    # (receive time, latency) pairs, so a warm-up can be cut off
+    approval_to_client: list[tuple[float, float]] = field(default_factory=list)
+    approval_rtt: list[tuple[float, float]] = field(default_factory=list)
     approval_reply: list[float] = field(default_factory=list)  # approve sent -> reply
     errors: Counter = field(default_factory=Counter)
+    details: list[str] = field(default_factory=list)  # what unexpected outcomes looked like
     window_rtt: list[float] = field(default_factory=list)
 
 
@@ -114,6 +118,9 @@ class Driver:
         n = max(1, len(sessions))
         self.sessions = {sid: SessionDriver(sid, i, start + params.ramp_s * i / n)
                          for i, sid in enumerate(sessions)}
+        self.ready = [(sd.ready_at, sd.sid) for sd in self.sessions.values()]  # a heap
+        heapq.heapify(self.ready)
+        self.next_sweep = start
         self.pending: dict[str, Pending] = {}
         self.answered: dict[tuple[str, float], Approval] = {}
         self.latest: dict[str, tuple[str, float]] = {}  # approval id -> its newest key
@@ -139,7 +146,7 @@ class Driver:
             for sd in self.sessions.values():
                 if sd.turn is not None and sd.phase != "idle":
                     self._finish(sd, "killed", now_w)
-                sd.phase, sd.ready_at = "idle", now_m + self.p.think_s
+                self._idle(sd, now_m + self.p.think_s)
             self.pending.clear()
 
     def drain(self, timeout: float) -> dict:
@@ -160,13 +167,18 @@ class Driver:
                 f"sent {time.monotonic() - turn.sent_mono:.0f}s ago" if turn else sd.sid)
         if st is None:
             return head + " (mirror not synced)"
-        tail = "; ".join(f"{x.type}{'*' if x.is_in_progress else ''}:{x.content[:30]!r}"
-                         for x in st.messages[-4:])
+        tail = "; ".join(f"{x.type}{'*' if x.is_in_progress else ''}:{x.content[:40]!r}"
+                         for x in st.messages[-5:])
         return (f"{head} | server-side: {st.work_status} turn {st.current_turn_id} "
                 f"approvals {len(st.approvals)} error {(st.last_error or '')[:60]!r} | {tail}")
 
     # ------------------------------------------------------------ the loop's step
     def step(self) -> None:
+        """React to what the last pump brought; send due prompts; sweep timers now and then.
+
+        Only touched sessions are looked at on every step (the loop runs every few
+        ms and 200 sessions x every step would be a core's worth of Python).
+        """
         self._replies()
         if self.expect_epoch is not None:
             if self.sub.epoch != self.expect_epoch:
@@ -176,22 +188,32 @@ class Driver:
         for approval_id, at in self.sub.resolved:
             ap = self.answered.get(self.latest.get(approval_id))
             if ap is not None:
-                self.log.approval_rtt.append(at - ap.sent_wall)
+                self.log.approval_rtt.append((at, at - ap.sent_wall))
                 self.log.window_rtt.append(at - ap.sent_wall)
         self.sub.resolved.clear()
-        for sd in self.sessions.values():
-            st = self.sub.state(sd.sid)
-            if st is None:
-                continue
-            if sd.sid in self.sub.touched or sd.phase != "idle":
+        sweep = now >= self.next_sweep
+        if sweep:
+            self.next_sweep = now + SWEEP_S
+        for sid in (self.sessions if sweep else self.sub.touched):
+            sd = self.sessions.get(sid)
+            st = self.sub.state(sid) if sd is not None else None
+            if st is not None and (sd.phase != "idle" or sid in self.sub.touched):
                 self._observe(sd, st, now)
-            if sd.phase == "idle" and not (self.paused or self.draining) and now >= sd.ready_at:
-                if not self.p.max_turns or sd.turns < self.p.max_turns:
-                    self._send_turn(sd, now)
-        for request_id, pend in list(self.pending.items()):
-            if now - pend.sent_mono > self.p.request_timeout_s:
-                del self.pending[request_id]
-                self.log.errors[f"{pend.what}:no_reply"] += 1
+        while self.ready and self.ready[0][0] <= now and not (self.paused or self.draining):
+            at, sid = heapq.heappop(self.ready)
+            sd = self.sessions[sid]
+            if sd.phase == "idle" and sd.ready_at == at and (
+                    not self.p.max_turns or sd.turns < self.p.max_turns):
+                self._send_turn(sd, now)
+        if sweep:
+            for request_id, pend in list(self.pending.items()):
+                if now - pend.sent_mono > self.p.request_timeout_s:
+                    del self.pending[request_id]
+                    self.log.errors[f"{pend.what}:no_reply"] += 1
+
+    def _idle(self, sd: SessionDriver, ready_at: float) -> None:
+        sd.phase, sd.ready_at = "idle", ready_at
+        heapq.heappush(self.ready, (ready_at, sd.sid))
 
     def _kind(self, sd: SessionDriver, n: int) -> str:
         if self.p.interrupt_every and n % self.p.interrupt_every == 0:
@@ -236,7 +258,7 @@ class Driver:
         prompt, expected = self._prompt(tag, kind)
         if not self._send(Pending("send", sd.sid, now),
                           m.SendMessage(session_id=sd.sid, content=prompt)):
-            sd.ready_at = now + RETRY_S
+            self._idle(sd, now + RETRY_S)
             return
         sd.turns = n
         sd.turn = Turn(tag, kind, prompt, expected, time.time(), now)
@@ -248,7 +270,7 @@ class Driver:
             key = (approval.id, approval.created_at)
             if key not in self.answered and not self.paused:
                 wall = time.time()
-                self.log.approval_to_client.append(wall - approval.created_at)
+                self.log.approval_to_client.append((wall, wall - approval.created_at))
                 if self._send(Pending("approve", sd.sid, now, approval.id),
                               m.ApproveTool(approval_id=approval.id, decision="accept")):
                     self.answered[key] = Approval(now, wall, approval.created_at)
@@ -258,7 +280,7 @@ class Driver:
             return
         if sd.phase == "settling":
             if st.current_turn_id is None or now > sd.settle_until:
-                sd.phase, sd.ready_at = "idle", now + self.p.think_s
+                self._idle(sd, now + self.p.think_s)
             return
         if turn.turn_id is None:
             for msg in reversed(st.messages[-SEARCH_LAST:]):
@@ -267,17 +289,27 @@ class Driver:
                     sd.phase = "running"
                     break
             else:
-                if (turn.acked_mono and now - turn.acked_mono > VANISHED_S
-                        and st.current_turn_id is None):
+                lost = self.sub.last_lost.get(sd.sid, 0.0)
+                if (turn.acked_wall and lost >= turn.acked_wall and st.last_error is None
+                        and st.current_turn_id is None and time.time() - lost > VANISHED_S):
                     self._finish(sd, "vanished", time.time())
-                    sd.phase, sd.ready_at = "idle", now + self.p.think_s
+                    self._idle(sd, now + self.p.think_s)
                     return
         if sd.phase == "running":
-            if st.current_turn_id is None or st.current_turn_id != turn.turn_id:
-                self._finish(sd, self._classify(turn, st), time.time())
-                sd.phase, sd.ready_at = "idle", now + self.p.think_s
+            # The turn's end is two deltas (turn id cleared, then the work status); a
+            # poll can fall between them, so wait for the status to leave "working".
+            ended = st.current_turn_id != turn.turn_id and (
+                st.current_turn_id is not None or st.work_status != "working")
+            if ended:
+                outcome = self._classify(turn, st)
+                if outcome not in ("completed", "interrupted") and len(self.log.details) < 10:
+                    self.log.details.append(f"{turn.kind} turn ended {outcome}: "
+                                            + self._describe(sd))
+                self._finish(sd, outcome, time.time())
+                self._idle(sd, now + self.p.think_s)
                 return
-            if turn.kind in ("steer", "interrupt") and not turn.acted and any(
+            if turn.kind in ("steer", "interrupt") and not turn.acted and \
+                    st.current_turn_id == turn.turn_id and any(
                     x.type == "assistant" and x.turn_id == turn.turn_id
                     for x in st.messages[-SEARCH_LAST:]):
                 turn.acted = True
@@ -293,7 +325,7 @@ class Driver:
                 self._send(Pending("interrupt", sd.sid, now), m.InterruptSession(session_id=sd.sid))
                 sd.phase, sd.settle_until = "settling", now + SETTLE_S
             else:
-                sd.phase, sd.ready_at = "idle", now + self.p.think_s
+                self._idle(sd, now + self.p.think_s)
 
     def _classify(self, turn: Turn, st) -> str:
         mine = [x for x in st.messages[-SEARCH_LAST:] if x.turn_id == turn.turn_id]
@@ -333,11 +365,11 @@ class Driver:
                 sd = self.sessions.get(pend.sid)
                 if pend.what == "send" and sd is not None and sd.phase == "sent":
                     self._finish(sd, f"rejected:{reply.code}", time.time())
-                    sd.phase, sd.ready_at = "idle", time.monotonic() + RETRY_S
+                    self._idle(sd, time.monotonic() + RETRY_S)
             elif pend.what == "send":
                 sd = self.sessions.get(pend.sid)
                 if sd is not None and sd.turn is not None and sd.phase == "sent":
-                    sd.turn.acked_mono = time.monotonic()
+                    sd.turn.acked_wall = time.time()
             elif pend.what == "approve" and pend.approval_id in self.latest:
                 self.log.approval_reply.append(
                     time.monotonic() - self.answered[self.latest[pend.approval_id]].sent_mono)
@@ -354,4 +386,5 @@ class Driver:
     def report(self) -> dict:
         return {"outcomes": self.log.outcomes, "approval_to_client": self.log.approval_to_client,
                 "approval_rtt": self.log.approval_rtt, "approval_reply": self.log.approval_reply,
-                "errors": dict(self.log.errors), "approvals": len(self.answered)}
+                "errors": dict(self.log.errors), "approvals": len(self.answered),
+                "details": self.log.details}

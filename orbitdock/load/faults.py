@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import signal
@@ -92,9 +93,14 @@ def kill_codex_summary(kills: list[tuple[float, int]], backend_events: list[tupl
     resume: list[float] = []
     not_resumed = 0
     events = sorted(backend_events, key=lambda e: e[2])
-    for at, _pid in kills:
-        lost = {sid: ts for sid, kind, ts in events
-                if kind == "lost" and at - 0.5 <= ts <= at + RESUME_WINDOW_S}
+    starts = sorted(at for at, _pid in kills)
+    for i, at in enumerate(starts):
+        # a loss belongs to the latest kill before it (kills may come faster than the window)
+        until = min(at + RESUME_WINDOW_S, starts[i + 1] if i + 1 < len(starts) else math.inf)
+        lost: dict[str, float] = {}
+        for sid, kind, ts in events:
+            if kind == "lost" and at <= ts < until:
+                lost.setdefault(sid, ts)
         for sid, lost_ts in lost.items():
             affected.add(sid)
             cleared = next((ts for s, kind, ts in events

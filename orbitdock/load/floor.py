@@ -1,9 +1,12 @@
 """The raw pyzmq floor, measured in the same run: PUB -> SUB processes, no daemon.
 
-Same machine, same moment (right after the load phase), same number of
-subscriber processes and topics, same frame shape (a ``message_updated`` with a
-``content_append`` of the run's chunk size, topic-prefixed, one frame) and the
-rate the daemon delivered. What the daemon adds is the difference.
+Same machine, same number of subscriber processes and topics, same frame shape
+(a ``message_updated`` with a ``content_append`` of the run's chunk size,
+topic-prefixed, one frame) and the rate the daemon delivered. Measured twice:
+*during* the load (``floor_main`` in its own process, competing for the same
+CPUs as the daemon and the app-servers: what any PUB/SUB pair gets on this
+machine at that moment) and *after* it (an idle machine). What the daemon adds
+is the difference to the first.
 """
 
 from __future__ import annotations
@@ -57,6 +60,22 @@ def _sub(endpoint: str, conn) -> None:
     finally:
         sock.close(linger=0)
         ctx.term()
+
+
+def floor_main(subscribers: int, sessions: int, rate: float, seconds: float, chunk: int,
+               conn) -> None:
+    """Process entry: one measurement, reported as a summary over the pipe."""
+    from orbitdock.load.report import summarize
+
+    try:
+        started = time.time()
+        out = summarize(measure(subscribers, sessions, rate, seconds, chunk))
+        out["window"] = (started, time.time())  # the tool leaves it out of its own figures
+        conn.send(("floor", out))
+    except Exception:  # report, do not hang the tool
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
 
 
 def measure(subscribers: int, sessions: int, rate: float, seconds: float,

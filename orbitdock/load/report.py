@@ -21,6 +21,26 @@ def summarize(values: Iterable[float]) -> dict[str, float]:
             "max": vals[-1] if vals else math.nan}
 
 
+def steady_state(outcomes: list[tuple], sessions: int, series: list[tuple[Any, Any]],
+                 driver: dict[str, Any], load_started: float) -> dict[str, Any]:
+    """The same figures after every session completed its first turn (start-up storm excluded).
+
+    ``series``: (receive times, latencies) per subscriber; ``outcomes`` from the driver.
+    """
+    first: dict[str, float] = {}
+    for sid, _tag, _kind, outcome, _sent, ended, _turn in outcomes:
+        if outcome == "completed":
+            first[sid] = min(ended, first.get(sid, ended))
+    if not sessions or len(first) < sessions:
+        return {"steady_from_s": None}
+    since = max(first.values())
+    lat = [x for at, lats in series for a, x in zip(at, lats) if a >= since]
+    pick = lambda key: [v for t, v in driver.get(key, []) if t >= since]  # noqa: E731
+    return {"steady_from_s": since - load_started, "latency_steady": summarize(lat),
+            "approval_to_client_steady": summarize(pick("approval_to_client")),
+            "approval_rtt_steady": summarize(pick("approval_rtt"))}
+
+
 def unpack(raw: bytes) -> array:
     out = array("d")
     out.frombytes(raw)
@@ -52,7 +72,7 @@ def progress_line(elapsed: float, r: dict[str, Any]) -> str:
 
 def table(res: dict[str, Any]) -> str:
     """The final table: one metric per line, aligned."""
-    lat, floor = res.get("latency", {}), res.get("floor")
+    lat = res.get("latency", {})
     rows: list[tuple[str, str]] = [
         ("sessions (direct / passive)", f"{res['sessions']} / {res.get('passive', 0)}"),
         ("subscribers", str(res["subscribers"])),
@@ -64,15 +84,26 @@ def table(res: dict[str, Any]) -> str:
          f"{ms(lat.get('p50'))} / {ms(lat.get('p99'))} / {ms(lat.get('max'))} ms "
          f"(n={lat.get('n', 0)})"),
     ]
-    if floor:
-        rows.append(("raw pyzmq floor p50 / p99 / max",
-                     f"{ms(floor.get('p50'))} / {ms(floor.get('p99'))} / {ms(floor.get('max'))} ms "
-                     f"(n={floor.get('n', 0)})"))
+    for key, label in (("floor_during", "raw pyzmq floor, during the load"),
+                       ("floor", "raw pyzmq floor, after it (idle)")):
+        f = res.get(key)
+        if f:
+            rows.append((label, f"{ms(f.get('p50'))} / {ms(f.get('p99'))} / {ms(f.get('max'))} ms "
+                                f"(n={f.get('n', 0)})"))
     a, r = res.get("approval_to_client", {}), res.get("approval_rtt", {})
     rows += [
         ("approval -> client p50 / p99", f"{ms(a.get('p50'))} / {ms(a.get('p99'))} ms "
                                          f"(n={a.get('n', 0)})"),
         ("approval round-trip p50 / p99", f"{ms(r.get('p50'))} / {ms(r.get('p99'))} ms"),
+    ]
+    if res.get("steady_from_s") is not None:
+        ls, as_, rs = (res["latency_steady"], res["approval_to_client_steady"],
+                       res["approval_rtt_steady"])
+        rows.append((f"steady state (from +{res['steady_from_s']:.0f} s)",
+                     f"delta p50/p99 {ms(ls.get('p50'))}/{ms(ls.get('p99'))} ms, approval -> "
+                     f"client {ms(as_.get('p50'))}/{ms(as_.get('p99'))} ms, round-trip "
+                     f"{ms(rs.get('p50'))}/{ms(rs.get('p99'))} ms"))
+    rows += [
         ("gaps detected / resynced", f"{res['gaps']} / {res['resyncs']}"),
         ("daemon CPU / RSS (peak)", f"{res.get('daemon_cpu_pct', 0):.0f}% of a core / "
          f"{mb(res.get('daemon_rss'))} ({mb(res.get('daemon_rss_peak'))})"),

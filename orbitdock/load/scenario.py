@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing as mp
+import os
 import random
 import shutil
 import sys
@@ -94,6 +95,8 @@ class Run:
         self.samples: list[Any] = []  # daemon ProcSamples
         self.cpu_s = 0.0
         self.unexpected_exit = False
+        self.floor_proc = self.floor_conn = None
+        self.load_started_wall = 0.0
         self.rng = random.Random(cfg.seed)
 
     def say(self, text: str) -> None:
@@ -173,13 +176,35 @@ class Run:
             self.samples.append(s)
         return s
 
+    def start_floor(self, rate: float) -> None:
+        """The pyzmq floor measured while the load runs (see ``floor``)."""
+        parent, child = SPAWN.Pipe()
+        self.floor_proc = SPAWN.Process(target=floor.floor_main, args=(
+            max(1, self.cfg.subscribers), len(self.direct) + self.cfg.passive, rate,
+            FLOOR_SECONDS, self.cfg.model.chunk, child))  # not daemonic: it has children
+        self.floor_proc.start()
+        child.close()
+        self.floor_conn = parent
+
+    def floor_during(self) -> dict[str, Any] | None:
+        if self.floor_conn is None:
+            return None
+        if self.floor_conn.poll(FLOOR_SECONDS + 60):
+            kind, value = self.floor_conn.recv()
+            if kind == "floor":
+                return value
+            logger.error("floor measurement failed: %s", value)
+        return None
+
     def load_phase(self) -> float:
         c = self.cfg
         t0 = time.monotonic()
+        self.load_started_wall = time.time()
         end = t0 + c.duration
         next_kill = t0 + c.kill_daemon if c.kill_daemon else None
         next_codex = t0 + c.kill_codex if c.kill_codex else None
         next_line, last_events, last_at = t0 + c.progress_s, 0, t0
+        floor_at = t0 + c.duration / 2 if c.floor and c.duration >= 4 * FLOOR_SECONDS else None
         self.sample()
         while time.monotonic() < end:
             time.sleep(0.05)
@@ -216,6 +241,9 @@ class Run:
                                cpu=100.0 * self.cpu_s / max(1e-9, now - t0))
                 agg["note"] = note or ""
                 self.say(report.progress_line(now - t0, agg))
+                if floor_at is not None and now >= floor_at:
+                    floor_at = None
+                    self.start_floor(agg["ev_s"])
         if self.slow is not None:
             self.slow.resume()
         return time.monotonic() - t0
@@ -233,7 +261,9 @@ class Run:
         finals = self.subs.final(server, FINAL_TIMEOUT_S)
         final_s = self.sample()
         transcript = self.transcript()
-        lat_all, others = self.latencies(finals)
+        floor_during = self.floor_during()
+        window = floor_during["window"] if floor_during else (0.0, 0.0)
+        lat_all, others = self.latencies(finals, window)
         floor_res = None
         if c.floor and lat_all:
             rate = finals[0]["stats"]["events"] / max(1.0, load_s)
@@ -258,12 +288,15 @@ class Run:
             "turns_other": sum(1 for o in outcomes if o[3] != "completed"),
             "events_per_s": finals[0]["stats"]["events"] / max(1e-9, load_s),
             "latency": report.summarize(lat_all), "floor": floor_res,
-            "approval_to_client": report.summarize(driver.get("approval_to_client", [])),
-            "approval_rtt": report.summarize(driver.get("approval_rtt", [])),
+            "floor_during": floor_during,
+            "approval_to_client": report.summarize(
+                v for _, v in driver.get("approval_to_client", [])),
+            "approval_rtt": report.summarize(v for _, v in driver.get("approval_rtt", [])),
             "driver_errors": driver.get("errors", {}), "drain_busy": drained.get("busy", []),
             "drain_busy_detail": drained.get("busy_detail", []),
             "gaps": sum(f["stats"]["gaps"] for f in finals),
             "resyncs": sum(f["stats"]["resyncs"] for f in finals),
+            "requests_resent": sum(f["unstuck"] for f in finals),
             "daemon_cpu_pct": 100.0 * self.cpu_s / max(1e-9, load_s),
             "daemon_rss": final_s.rss if final_s else 0,
             "daemon_rss_peak": max((s.rss for s in self.samples), default=0),
@@ -292,7 +325,10 @@ class Run:
                    uncommitted_max_age_s=v.uncommitted_max_age_s,
                    uncommitted_late=v.uncommitted_late, seen_messages=v.seen_messages,
                    checked_turns=v.checked_turns,
-                   examples=v.examples + res["drain_busy_detail"][:10])
+                   examples=v.examples + res["drain_busy_detail"][:10]
+                   + driver.get("details", []))
+        res.update(report.steady_state(outcomes, len(self.direct), others, driver,
+                                       self.load_started_wall))
         res["failures"] = failures(res, c)
         res["ok"] = not res["failures"]
         return res
@@ -337,14 +373,17 @@ class Run:
             return self.model_conn.recv()[1]
         return None
 
-    def latencies(self, finals: list[dict[str, Any]]) -> tuple[list[float], list[tuple]]:
-        n = self.cfg.subscribers
+    def latencies(self, finals: list[dict[str, Any]],
+                  skip: tuple[float, float]) -> tuple[list[float], list[tuple]]:
+        """The normal subscribers' samples, without the in-load floor measurement's window
+        (its extra processes compete for the same 2 cores)."""
         lat_all: list[float] = []
         others = []
-        for fin in finals[:n]:
+        for fin in finals[:self.cfg.subscribers]:
             at, lat = report.unpack(fin["samples"]["at"]), report.unpack(fin["samples"]["lat"])
-            lat_all.extend(lat)
-            others.append((at, lat))
+            keep = [(a, x) for a, x in zip(at, lat) if not skip[0] <= a <= skip[1]]
+            lat_all.extend(x for _, x in keep)
+            others.append(([a for a, _ in keep], [x for _, x in keep]))
         return lat_all, others
 
     # ------------------------------------------------------------ teardown
@@ -357,7 +396,7 @@ class Run:
         self.subs.close()
         if self.passive is not None and self.passive.is_alive():
             self.passive.stop()
-        for proc in (self.fuzzer,):
+        for proc in (self.fuzzer, self.floor_proc):
             if proc is not None:
                 proc.join(5)
                 if proc.is_alive():
@@ -387,9 +426,11 @@ def run(cfg: RunConfig, out=sys.stdout) -> dict[str, Any]:
         r.say(f"orbitdock-load: {len(r.direct)} {cfg.provider} sessions, {cfg.passive} passive, "
               f"{cfg.subscribers} subscribers, {cfg.duration:.0f} s (daemon pid {r.ctl.pid}, "
               f"home {r.ctl.home})")
+        load_before = os.getloadavg()
         load_s = r.load_phase()
         res = r.finish(load_s, started)
         res["config"] = dataclasses.asdict(cfg)
+        res["loadavg"] = {"start": load_before, "end": os.getloadavg()}
         return res
     finally:
         r.cleanup()

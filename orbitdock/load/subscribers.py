@@ -86,7 +86,8 @@ class LoadSubscription(Subscription):
         self.touched: set[str] = set()
         self.ended: set[str] = set()  # sessions whose turn ended (or that were resynced)
         self.resolved: list[tuple[str, float]] = []  # (approval id, receive time)
-        self.backend_events: list[tuple[str, str, float]] = []  # (sid, lost|recovered, ts)
+        self.backend_events: list[tuple[str, str, float]] = []  # (sid, lost|cleared, ts)
+        self.last_lost: dict[str, float] = {}  # sid -> ts of its latest "backend lost"
         self.seen: dict[str, tuple[int, float]] = {}  # message id -> (digest, first seen at)
         self.conflicts: list[tuple[str, int, int, float, float]] = []
         self.sent_at: dict[str, float] = {}  # request id -> when (snapshot/list requests)
@@ -129,6 +130,7 @@ class LoadSubscription(Subscription):
             error = changes.last_error
             if isinstance(error, str) and error.startswith("backend lost"):
                 self.backend_events.append((sid, "lost", event.ts))
+                self.last_lost[sid] = event.ts
             elif error is None:
                 self.backend_events.append((sid, "cleared", event.ts))
         elif isinstance(event, m.ApprovalResolved):

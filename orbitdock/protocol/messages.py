@@ -252,6 +252,18 @@ class SessionReset(SessionEvent, tag="session_reset", kw_only=True):
     reason: str
 
 
+class SessionTail(Event, tag="session_tail", kw_only=True):
+    """The latest revision of a recently active session, repeated on heartbeats.
+
+    Not a revisioned event: it lets a subscriber whose queue dropped the *last*
+    events of a burst notice the loss (a gap is otherwise only seen when a later
+    event arrives).
+    """
+
+    session_id: str
+    rev: int
+
+
 class SessionCreated(Event, tag="session_created", kw_only=True):
     """List topic: insert-or-update of one summary (upstream's upsert semantics)."""
 
@@ -283,7 +295,7 @@ REPLY_TYPES: tuple[type[Reply], ...] = (
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
     SessionDelta, MessageAppended, MessageUpdated, ApprovalRequested, ApprovalResolved,
-    SessionEnded, SessionReset, SessionCreated, Heartbeat, Welcome,
+    SessionEnded, SessionReset, SessionTail, SessionCreated, Heartbeat, Welcome,
 )
 ALL_TYPES = REQUEST_TYPES + REPLY_TYPES + EVENT_TYPES
 BY_NAME: dict[str, type[Wire]] = {t.__struct_config__.tag: t for t in ALL_TYPES}
