@@ -114,9 +114,12 @@ def command_line() -> str:
 class BenchDaemon:
     """One ``python -m actors.daemon --no-watcher`` on a throw-away ORBITDOCK_HOME under /tmp."""
 
-    def __init__(self, env: dict[str, str] | None = None, cmd: list[str] | None = None):
+    def __init__(self, env: dict[str, str] | None = None, cmd: list[str] | None = None,
+                 watcher: bool = False):
         """``env``: extra environment (e.g. ORBITDOCK_GATEWAY__SUBSCRIBER_HWM); ``cmd``: the
-        daemon command instead of ``python -m actors.daemon`` (for A/B runs of a patch)."""
+        daemon command instead of ``python -m actors.daemon`` (for A/B runs of a patch);
+        ``watcher``: run the rollout watcher (on the CODEX_HOME given in ``env``)."""
+        self.watcher = watcher
         self.home = Path(tempfile.mkdtemp(prefix="orbitdock-bench-"))
         self.env = dict(env or {})
         self.cmd = list(cmd or [sys.executable, "-m", "actors.daemon"])
@@ -136,7 +139,7 @@ class BenchDaemon:
         env.setdefault("ORBITDOCK_LOGGING__STDERR", "false")
         self._stderr = open(self.home / "daemon.stderr", "wb")
         self.proc = subprocess.Popen(
-            [*self.cmd, "--no-watcher"],
+            [*self.cmd, *([] if self.watcher else ["--no-watcher"])],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self._stderr)
         _LIVE.add(self)
         deadline = time.monotonic() + START_TIMEOUT_S

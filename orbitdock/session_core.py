@@ -344,6 +344,9 @@ class SessionCore:
             self.commands.append(cmd.SaveTokenUsage(self.state.id, msgspec.structs.asdict(usage),
                                                     self._ts))
 
+    def _on_RateLimitsUpdated(self, ev: be.RateLimitsUpdated) -> None:
+        self._delta(rate_limits=dict(ev.payload))
+
     def _on_PlanUpdated(self, ev: be.PlanUpdated) -> None:
         self._delta(current_plan=list(ev.plan), plan_explanation=ev.explanation)
 

@@ -234,3 +234,34 @@ def test_app_server_killed_sessions_resume_and_others_stay_isolated(codex_daemon
     for i, sid in enumerate(ids[1:], start=1):
         assert [x.content for x in state(client, sid).messages if x.type == "assistant"] == \
             [f"reply {i}"]
+
+
+def test_end_then_resume_keeps_context_and_missing_binary_is_clear(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace, policy="never")
+    sim.set_script([{"text": "noted MANGO"}])
+    client.request(m.SendMessage(session_id=sid, content="remember MANGO"))
+    st = wait_status(client, sid, "reply")
+    assert st.rate_limits is not None  # account/rateLimits/updated reached the session
+    client.request(m.EndSession(session_id=sid))
+    assert state(client, sid).status == "ended"
+    with pytest.raises(Exception, match="invalid_state"):
+        client.request(m.SendMessage(session_id=sid, content="too late"))
+    resumed = client.request(m.ResumeSession(session_id=sid), timeout=TURN_TIMEOUT_S).session
+    assert resumed.status == "active"
+    sim.set_script([{"text": "it was mango"}])
+    before = state(client, sid).turn_count
+    client.request(m.SendMessage(session_id=sid, content="which fruit?"), timeout=TURN_TIMEOUT_S)
+    assert wait_turn_done(client, sid, before).messages[-1].content == "it was mango"
+    assert "MANGO" in str(sim.requests()[-1]["input"])
+
+
+def test_missing_codex_binary_is_a_clear_error(daemon_factory, tmp_path):
+    d = daemon_factory(ORBITDOCK_CODEX__BINARY=str(tmp_path / "no-such-codex"))
+    client = d.client()
+    with pytest.raises(Exception, match="unavailable: codex is not available"):
+        client.request(m.CreateSession(provider="codex", cwd=str(tmp_path)))
+    assert client.request(m.GetStatus()).sessions == 0
+    warnings = [line for line in d.log_lines() if "codex sessions unavailable" in line]
+    assert warnings and "no-such-codex" in warnings[0]

@@ -35,6 +35,8 @@ SEND_TIMEOUT_S = 0.2  # longest block on a send (the daemon may be down)
 SETTLE_S = 30.0  # after a timed-out turn was interrupted, wait this long for it to end
 RETRY_S = 1.0  # back-off after a rejected or failed send
 SWEEP_S = 0.25  # period of the full pass over all sessions (timeouts, stale requests)
+# Outcomes that need no explanation in the report (the last two only under their fault).
+EXPECTED = ("completed", "interrupted", "killed", "backend_lost")
 SEARCH_LAST = 40  # the user message of a running turn is among the newest messages
 # An acknowledged prompt whose session then lost its app-server and was resumed,
 # with no sign of the turn this long after the recovery, never ran: "vanished".
@@ -155,7 +157,6 @@ class Driver:
                 sd.phase != "idle" for sd in self.sessions.values()):
             self.sub.pump()
             self.step()
-            self.sub.unstick()
             time.sleep(0.02)
         busy = [sd for sd in self.sessions.values() if sd.phase != "idle"]
         return {"busy": [sd.sid for sd in busy], "busy_detail": [self._describe(sd) for sd in busy]}
@@ -302,7 +303,7 @@ class Driver:
                 st.current_turn_id is not None or st.work_status != "working")
             if ended:
                 outcome = self._classify(turn, st)
-                if outcome not in ("completed", "interrupted") and len(self.log.details) < 10:
+                if outcome not in EXPECTED and len(self.log.details) < 10:
                     self.log.details.append(f"{turn.kind} turn ended {outcome}: "
                                             + self._describe(sd))
                 self._finish(sd, outcome, time.time())

@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import random
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from orbitdock.client import Client
 from orbitdock.codex.home import write_sim_codex_home
 from orbitdock.load import faults, floor, fuzz, report, verify
 from orbitdock.load.checks import count, failures, log_errors, merge_counts
-from orbitdock.load.daemon_ctl import DaemonCtl, codex_home_dir
+from orbitdock.load.daemon_ctl import REPO, DaemonCtl, codex_home_dir
 from orbitdock.load.driver import DriverParams
 from orbitdock.load.fuzz import fuzz_main
 from orbitdock.load.model import ModelParams, model_main, reply_text, steered_text
@@ -222,12 +223,13 @@ class Run:
                 self.sample()
                 self.client.close()
                 self.client = Client(self.ctl.endpoints, timeout=10.0)
-                next_kill = time.monotonic() + c.kill_daemon
+                # a fixed schedule (t0 + k * EVERY), so a run of D seconds has D // EVERY cycles
+                next_kill += c.kill_daemon
             if next_codex is not None and now >= next_codex:
                 killed = faults.kill_codex_once(self.ctl, self.rng)
                 if killed:
                     self.codex_kills.append(killed)
-                next_codex = now + c.kill_codex
+                next_codex += c.kill_codex
             if now >= next_line:
                 next_line = now + c.progress_s
                 s = self.sample()
@@ -296,7 +298,6 @@ class Run:
             "drain_busy_detail": drained.get("busy_detail", []),
             "gaps": sum(f["stats"]["gaps"] for f in finals),
             "resyncs": sum(f["stats"]["resyncs"] for f in finals),
-            "requests_resent": sum(f["unstuck"] for f in finals),
             "daemon_cpu_pct": 100.0 * self.cpu_s / max(1e-9, load_s),
             "daemon_rss": final_s.rss if final_s else 0,
             "daemon_rss_peak": max((s.rss for s in self.samples), default=0),
@@ -418,6 +419,16 @@ class Run:
             shutil.rmtree(self.codex_home, ignore_errors=True)
 
 
+def code_version() -> str:
+    """``git describe --always --dirty`` of the checkout the daemon runs from (or "?")."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return out.stdout.strip() or "?"
+
+
 def run(cfg: RunConfig, out=sys.stdout) -> dict[str, Any]:
     started = time.monotonic()
     r = Run(cfg, out)
@@ -431,6 +442,7 @@ def run(cfg: RunConfig, out=sys.stdout) -> dict[str, Any]:
         res = r.finish(load_s, started)
         res["config"] = dataclasses.asdict(cfg)
         res["loadavg"] = {"start": load_before, "end": os.getloadavg()}
+        res["code_version"] = code_version()
         return res
     finally:
         r.cleanup()

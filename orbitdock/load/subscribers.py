@@ -38,8 +38,6 @@ logger = logging.getLogger(__name__)
 
 POLL_MS = 20  # longest sleep of the loop when nothing arrives
 PROGRESS_S = 1.0  # period of progress reports to the tool
-# A snapshot request unanswered this long (it died with a killed daemon) is sent again.
-STUCK_REQUEST_S = 8.0
 MAX_SAMPLES = 4_000_000  # latency samples kept per subscriber; beyond, reservoir sampling
 FINAL_SYNC_S = 60.0  # final check: longest wait for mirrors to reach the server's revisions
 DRAIN_POLL_S = 0.05
@@ -76,13 +74,15 @@ class Samples:
 
 
 class LoadSubscription(Subscription):
-    """Subscription + latency, per-session gaps, seen messages, lost-request recovery."""
+    """Subscription + latency of every applied event, resyncs per session, seen messages."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.samples = Samples()
         self.window: list[float] = []  # latencies since the last progress report
+        # resyncs per session for a gap, a tail past the mirror or a session reset
         self.gaps_by_sid: Counter[str] = Counter()
+        self._resyncing_all = False
         self.touched: set[str] = set()
         self.ended: set[str] = set()  # sessions whose turn ended (or that were resynced)
         self.resolved: list[tuple[str, float]] = []  # (approval id, receive time)
@@ -90,32 +90,32 @@ class LoadSubscription(Subscription):
         self.last_lost: dict[str, float] = {}  # sid -> ts of its latest "backend lost"
         self.seen: dict[str, tuple[int, float]] = {}  # message id -> (digest, first seen at)
         self.conflicts: list[tuple[str, int, int, float, float]] = []
-        self.sent_at: dict[str, float] = {}  # request id -> when (snapshot/list requests)
+        self.seen_text: dict[str, str] = {}
         self.request_errors = 0
-        self.unstuck = 0
 
     # ------------------------------------------------------------ library hooks
-    def _request_snapshot(self, mirror) -> None:
-        super()._request_snapshot(mirror)
-        self.sent_at[mirror.pending_request] = time.monotonic()
+    def resync(self, mirror) -> None:
+        if not self._resyncing_all:  # a new daemon epoch is not a gap of this session
+            self.gaps_by_sid[mirror.session_id] += 1
+        super().resync(mirror)
 
-    def _request_list(self) -> None:
-        super()._request_list()
-        self.sent_at[self.list_request] = time.monotonic()
+    def resync_all(self) -> None:
+        self._resyncing_all = True
+        try:
+            super().resync_all()
+        finally:
+            self._resyncing_all = False
 
     def _on_reply(self, reply: m.Wire, applied: list[m.Wire]) -> None:
-        self.sent_at.pop(reply.id, None)
         super()._on_reply(reply, applied)
         if isinstance(reply, m.SessionSnapshot):
             self.touched.add(reply.session.id)
             self.ended.add(reply.session.id)
 
     def _on_session_event(self, event: m.SessionEvent, applied: list[m.Wire]) -> None:
-        gaps, count = self.stats.gaps, len(applied)
+        count = len(applied)
         super()._on_session_event(event, applied)
         sid = event.session_id
-        if self.stats.gaps != gaps:
-            self.gaps_by_sid[sid] += 1
         if len(applied) == count or applied[-1] is not event:
             return
         now = time.time()
@@ -148,29 +148,6 @@ class LoadSubscription(Subscription):
             if sid not in self.sessions:
                 self.watch_session(sid)
 
-    def unstick(self) -> None:
-        """Re-send snapshot/list requests that died with a killed daemon.
-
-        The library waits for a reply forever once a request is pending, and a
-        request that reached a daemon which was then killed is never answered.
-        """
-        now = time.monotonic()
-        for request_id, sent in list(self.sent_at.items()):
-            if now - sent < STUCK_REQUEST_S:
-                continue
-            self.sent_at.pop(request_id, None)
-            sid = self._requests.pop(request_id, "?")
-            self.unstuck += 1
-            try:
-                if sid is None:
-                    self.list_request = None
-                    self._request_list()
-                elif sid in self.sessions:
-                    self.sessions[sid].pending_request = None
-                    self._request_snapshot(self.sessions[sid])
-            except ClientError:
-                self.request_errors += 1
-
     def record_seen(self, sid: str) -> None:
         """Remember every complete message of a session whose turn has ended."""
         state = self.state(sid)
@@ -182,11 +159,12 @@ class LoadSubscription(Subscription):
                 continue
             d = digest(msg)
             prev = self.seen.get(msg.id)
-            if prev is None:
+            if prev is None or prev[0] != d:
+                if prev is not None:
+                    self.conflicts.append((msg.id, prev[0], d, prev[1], now))
                 self.seen[msg.id] = (d, now)
-            elif prev[0] != d:
-                self.conflicts.append((msg.id, prev[0], d, prev[1], now))
-                self.seen[msg.id] = (d, now)
+                # what it looked like, for the report's examples
+                self.seen_text[msg.id] = f"{msg.type} {msg.content[:50]!r}"
 
     def take_window(self) -> dict[str, float]:
         window, self.window = sorted(self.window), []
@@ -213,7 +191,6 @@ def _final(sub: LoadSubscription, driver, server: dict[str, tuple[int, int]]) ->
     deadline = time.monotonic() + FINAL_SYNC_S
     while time.monotonic() < deadline:
         sub.pump()
-        sub.unstick()
         behind = [sid for sid, (rev, _) in server.items()
                   if (st := sub.state(sid)) is None or st.revision < rev]
         if not behind:
@@ -230,11 +207,11 @@ def _final(sub: LoadSubscription, driver, server: dict[str, tuple[int, int]]) ->
             mismatched.append(sid)
         ids = [x.id for x in st.messages]
         dup_ids += len(ids) - len(set(ids))
-    out = {"seen": sub.seen, "conflicts": sub.conflicts, "mismatched": mismatched,
+    out = {"seen": sub.seen, "conflicts": sub.conflicts, "seen_text": sub.seen_text,
+           "mismatched": mismatched,
            "behind": behind, "dup_ids": dup_ids, "samples": sub.samples.dump(),
            "gaps_by_sid": dict(sub.gaps_by_sid), "stats": dataclasses.asdict(sub.stats),
-           "backend_events": sub.backend_events, "unstuck": sub.unstuck,
-           "request_errors": sub.request_errors}
+           "backend_events": sub.backend_events, "request_errors": sub.request_errors}
     if driver is not None:
         out["driver"] = driver.report()
     return out
@@ -258,7 +235,6 @@ def subscriber_main(setup: SubSetup, conn) -> None:
         deadline = time.monotonic() + setup.sync_timeout_s
         while not sub.all_synced() and time.monotonic() < deadline:
             sub.pump()
-            sub.unstick()
             time.sleep(0.01)
         conn.send(("ready", sub.all_synced()))
         _loop(setup, conn, sub, driver)
@@ -293,14 +269,13 @@ def _loop(setup: SubSetup, conn, sub: LoadSubscription, driver) -> None:
             sub.record_seen(sid)
         sub.touched.clear()
         sub.ended.clear()
-        sub.unstick()
         now = time.monotonic()
         if now >= next_progress:
             next_progress = now + PROGRESS_S
             conn.send(("progress", {
                 "events": sub.stats.events, "gaps": sub.stats.gaps, "resyncs": sub.stats.resyncs,
                 "window": sub.take_window(), "synced": sub.all_synced(),
-                "sessions": len(sub.sessions), "unstuck": sub.unstuck,
+                "sessions": len(sub.sessions),
                 "driver": driver.progress() if driver is not None else None}))
         while conn.poll(0):
             cmd, arg = conn.recv()

@@ -97,7 +97,9 @@ def check_seen(v: Verdict, finals: list[dict[str, Any]], final_db: DbMessages,
                kills: list[Kill], grace_s: float) -> None:
     """Every (id, digest) any subscriber saw must be in the final DB (see module docstring)."""
     sightings: dict[tuple[str, int], float] = {}
+    texts: dict[str, str] = {}
     for fin in finals:
+        texts.update(fin.get("seen_text", {}))
         for mid, (d, at) in fin["seen"].items():
             key = (mid, d)
             sightings[key] = min(at, sightings.get(key, at))
@@ -112,8 +114,10 @@ def check_seen(v: Verdict, finals: list[dict[str, Any]], final_db: DbMessages,
         if kill is not None and kill.db.digests.get(mid) != d:
             if _later_committed(mid, kill.db):
                 v.lost += 1
-                v.note(f"lost {mid}: not committed at a kill although later messages of its "
-                       "session were: a write was dropped")
+                v.note(f"lost {mid}: the version seen {kill.at - at:.2f}s before a kill "
+                       f"(last seen as {texts.get(mid, '?')}) was not "
+                       f"committed by then although later messages of its session were: "
+                       f"at the kill {_row(kill.db, mid)}, at the end {_row(final_db, mid)}")
             else:
                 _uncommitted(v, kill.at - at, grace_s, mid)
             continue
@@ -129,6 +133,15 @@ def _uncommitted(v: Verdict, age: float, grace_s: float, what: str) -> None:
     if age > grace_s:
         v.uncommitted_late += 1
         v.note(f"{what}: seen {age:.2f}s before a kill and still not committed (commit lag)")
+
+
+def _row(db: DbMessages, mid: str) -> str:
+    """One message row, briefly, for an example line."""
+    sid = mid.rpartition(":m")[0]
+    for r in db.rows.get(sid, []):
+        if r[0] == mid:
+            return f"{r[2]} {r[3][:50]!r} (tool input {(r[4] or '')[:30]!r}, turn {r[5]})"
+    return "absent"
 
 
 def _later_committed(mid: str, db: DbMessages) -> bool:

@@ -127,6 +127,7 @@ class SessionState(SessionSummary, kw_only=True):
     plan_explanation: str | None = None
     current_diff: str | None = None
     last_error: str | None = None
+    rate_limits: dict[str, Any] | None = None  # the backend's latest limits (not persisted)
     thread_id: str | None = None
     transcript_path: str | None = None
     messages: list[Message] = []
@@ -163,6 +164,7 @@ class StateChanges(Base, kw_only=True):
     plan_explanation: str | None | UnsetType = UNSET
     current_diff: str | None | UnsetType = UNSET
     last_error: str | None | UnsetType = UNSET
+    rate_limits: dict[str, Any] | None | UnsetType = UNSET
     thread_id: str | None | UnsetType = UNSET
     transcript_path: str | None | UnsetType = UNSET
 
