@@ -293,7 +293,16 @@ class Driver:
                 lost = self.sub.last_lost.get(sd.sid, 0.0)
                 if (turn.acked_wall and lost >= turn.acked_wall and st.last_error is None
                         and st.current_turn_id is None and time.time() - lost > VANISHED_S):
-                    self._finish(sd, "vanished", time.time())
+                    # The prompt never reached the transcript. "prompt_lost": the turn
+                    # was at least closed with an error; "vanished": no trace at all.
+                    failed = any(x.type == "error" and x.timestamp >= turn.sent_wall
+                                 for x in st.messages[-3:])
+                    outcome = "prompt_lost" if failed else "vanished"
+                    if len(self.log.details) < 10:
+                        self.log.details.append(f"{turn.kind} turn {outcome} (acked "
+                                                f"{time.time() - turn.acked_wall:.1f}s ago): "
+                                                + self._describe(sd))
+                    self._finish(sd, outcome, time.time())
                     self._idle(sd, now + self.p.think_s)
                     return
         if sd.phase == "running":
@@ -333,9 +342,8 @@ class Driver:
         if turn.expected and any(x.type == "assistant" and x.content == turn.expected
                                  for x in mine):
             return "completed"
-        tail_errors = [x.content for x in st.messages[-3:] if x.type == "error"]
-        if any("backend lost" in e for e in tail_errors) or "backend lost" in (st.last_error or ""):
-            return "backend_lost"
+        if self.sub.last_lost.get(st.id, 0.0) >= turn.sent_wall:
+            return "backend_lost"  # its app-server died during the turn
         if "restarted" in (st.last_error or ""):
             return "killed"
         if turn.kind == "interrupt" and turn.acted and st.work_status == "waiting":
