@@ -16,7 +16,7 @@ from orbitdock.config import load
 from orbitdock.protocol import messages as m
 
 REPO = Path(__file__).resolve().parent.parent
-START_TIMEOUT_S = 15.0
+START_TIMEOUT_S = 30.0  # generous: CI machines are shared and sometimes very loaded
 STOP_TIMEOUT_S = 15.0
 
 
