@@ -43,19 +43,8 @@ def exit_on_sigterm() -> None:
 
 
 # ------------------------------------------------------------------ numbers
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted sequence (nan when empty)."""
-    if not sorted_values:
-        return math.nan
-    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100.0 * len(sorted_values)) - 1))
-    return sorted_values[k]
-
-
-def summarize(values: Iterable[float]) -> dict[str, float]:
-    """p50 / p99 / max / n of latencies (seconds in, seconds out)."""
-    vals = sorted(values)
-    return {"n": len(vals), "p50": percentile(vals, 50), "p99": percentile(vals, 99),
-            "max": vals[-1] if vals else math.nan}
+# One implementation of the statistics, shared with the load tool.
+from orbitdock.load.report import percentile, summarize  # noqa: E402,F401
 
 
 def median(values: Iterable[float]) -> float:
