@@ -13,6 +13,8 @@ completion rate, delta latency and the raw pyzmq floor, daemon RSS, codex
 processes and RSS, and the marginal RSS per session (total RSS slope between
 the smallest and each larger session count of the same pooling).
 
+A run lasts ``--duration`` seconds, or 0.6 s per session if longer (200 sessions: 120 s),
+because the start-up of 200 threads alone takes about a minute on 2 cores.
 ``--unpooled`` runs ``codex.threads_per_process=1`` (one app-server per
 session) at the given counts; 200 of them would need ~32 GB (about 160 MB
 each), more than this machine has, which is why the default stops at 50.
@@ -36,6 +38,8 @@ from common import command_line, fmt_ms, machine_line, markdown_table, median  #
 from orbitdock.load.driver import DriverParams  # noqa: E402
 from orbitdock.load.model import ModelParams  # noqa: E402
 from orbitdock.load.scenario import RunConfig, run  # noqa: E402
+
+DURATION_PER_SESSION_S = 0.6  # a run lasts at least this many seconds per session
 
 
 def one(sessions: int, tpp: int | None, duration: float, subscribers: int) -> dict[str, Any]:
@@ -84,7 +88,8 @@ def marginal(recs: dict[tuple[int, int], list[dict]]) -> dict[tuple[int, int], f
     return out
 
 
-def report(recs: dict[tuple[int, int], list[dict]], started: str, wall: float) -> str:
+def report(recs: dict[tuple[int, int], list[dict]], started: str, wall: float,
+           machine: str) -> str:
     slopes = marginal(recs)
     rows = []
     for (n, tpp), rs in sorted(recs.items(), key=lambda kv: (kv[0][1] == 1, kv[0][0])):
@@ -110,7 +115,7 @@ def report(recs: dict[tuple[int, int], list[dict]], started: str, wall: float) -
               "app-server RSS MB", "marginal MB/session", "lost / dup"]
     return "\n".join([
         f"Run {started}, {wall / 60:.1f} min: `{command_line()}`", "",
-        f"Machine: {machine_line()}", "", markdown_table(header, rows), ""])
+        f"Machine: {machine}", "", markdown_table(header, rows), ""])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,11 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     configs = [(int(n), None) for n in args.sessions.split(",") if n] + \
               [(int(n), 1) for n in args.unpooled.split(",") if n]
     started = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    machine = machine_line()  # load average at the start, not at the end
     t0 = time.monotonic()
     recs: dict[tuple[int, int], list[dict]] = {}
     for run_no in range(args.runs):
         for n, tpp in configs:
-            rec = one(n, tpp, args.duration, args.subscribers)
+            # 200 sessions need ~60 s on 2 cores before every one has finished a first
+            # turn: give large counts a longer run so the steady state is measured too.
+            rec = one(n, tpp, max(args.duration, DURATION_PER_SESSION_S * n), args.subscribers)
             recs.setdefault((n, rec["tpp"]), []).append(rec)
             print(f"run {run_no + 1}: {n} sessions tpp={rec['tpp']}: appr p99 "
                   f"{fmt_ms(rec['appr_p99'])} ms, {rec['completed']}/{rec['started']} turns, "
@@ -140,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 with open(args.json, "w") as fh:
                     json.dump({f"{k[0]}x{k[1]}": v for k, v in recs.items()}, fh, indent=1,
                               default=str)
-    print(report(recs, started, time.monotonic() - t0))
+    print(report(recs, started, time.monotonic() - t0, machine))
     return 0
 
 

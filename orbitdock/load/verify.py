@@ -24,6 +24,7 @@ Definitions (the daemon persists asynchronously, one transaction per ≤100 ms):
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,8 +49,27 @@ class DbMessages:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+DB_OPEN_ATTEMPTS = 50  # a daemon starting or stopping can briefly hold the file (~5 s)
+DB_OPEN_RETRY_S = 0.1
+
+
 def read_db(path: Path, with_rows: bool = True) -> DbMessages:
-    """Read-only snapshot of messages and session rows (safe while the daemon runs: WAL)."""
+    """Read-only snapshot of messages and session rows (safe while the daemon runs: WAL).
+
+    Retried briefly: while a daemon is being created or is closing, SQLite can refuse a
+    read-only open (the WAL index is being set up or removed).
+    """
+    for attempt in range(DB_OPEN_ATTEMPTS):
+        try:
+            return _read_db_once(path, with_rows)
+        except (apsw.CantOpenError, apsw.BusyError, apsw.SQLError):
+            if attempt == DB_OPEN_ATTEMPTS - 1:
+                raise
+            time.sleep(DB_OPEN_RETRY_S)
+    raise AssertionError("unreachable")
+
+
+def _read_db_once(path: Path, with_rows: bool) -> DbMessages:
     out = DbMessages()
     conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
