@@ -305,9 +305,12 @@ class Driver:
                     self._finish(sd, outcome, time.time())
                     self._idle(sd, now + self.p.think_s)
                     return
-        if sd.phase == "running":
-            # The turn's end is two deltas (turn id cleared, then the work status); a
-            # poll can fall between them, so wait for the status to leave "working".
+        if sd.phase == "running" and not self.paused:
+            # The turn's end is several deltas (turn id cleared, the work status, the
+            # error); a poll can fall between them, so wait for the status to leave
+            # "working". While paused a kill -9 cycle is under way: the restored
+            # daemon's first events can be applied before its new epoch is noticed,
+            # half-way through the restore's own deltas; "restarted" settles those turns.
             ended = st.current_turn_id != turn.turn_id and (
                 st.current_turn_id is not None or st.work_status != "working")
             if ended:
@@ -342,8 +345,11 @@ class Driver:
         if turn.expected and any(x.type == "assistant" and x.content == turn.expected
                                  for x in mine):
             return "completed"
-        if self.sub.last_lost.get(st.id, 0.0) >= turn.sent_wall:
-            return "backend_lost"  # its app-server died during the turn
+        if self.sub.last_lost.get(st.id, 0.0) >= turn.sent_wall or \
+                "app-server" in (st.last_error or ""):
+            # its app-server died during the turn (the turn is closed with codex's exit
+            # reason a moment before the "backend lost" delta arrives)
+            return "backend_lost"
         if "restarted" in (st.last_error or ""):
             return "killed"
         if turn.kind == "interrupt" and turn.acted and st.work_status == "waiting":

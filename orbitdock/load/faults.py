@@ -111,6 +111,7 @@ def kill_codex_summary(kills: list[tuple[float, int]], backend_events: list[tupl
                 resume.append(cleared - at)
     resume.sort()
     return {"kills": len(kills), "affected": len(affected), "not_resumed": not_resumed,
+            "recoveries": len(resume),
             "resume_p50_s": percentile(resume, 50) if resume else None,
             "resume_max_s": resume[-1] if resume else None,
             "resumed_late": sum(1 for r in resume if r > resume_limit_s),

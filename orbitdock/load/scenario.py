@@ -14,10 +14,8 @@ import multiprocessing as mp
 import os
 import random
 import shutil
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +23,12 @@ from orbitdock.client import Client
 from orbitdock.codex.home import write_sim_codex_home
 from orbitdock.load import faults, floor, fuzz, report, verify
 from orbitdock.load.checks import count, failures, log_errors, merge_counts
-from orbitdock.load.daemon_ctl import REPO, DaemonCtl, codex_home_dir
-from orbitdock.load.driver import DriverParams
+from orbitdock.load.daemon_ctl import DaemonCtl, codex_home_dir
 from orbitdock.load.fuzz import fuzz_main
-from orbitdock.load.model import ModelParams, model_main, reply_text, steered_text
+from orbitdock.load.model import model_main, reply_text, steered_text
 from orbitdock.load.passive import PassiveWriter
 from orbitdock.load.procs import Procs, pipelined
+from orbitdock.load.runconfig import DaemonDied, RunConfig, code_version  # noqa: F401
 from orbitdock.load.subscribers import SubSetup, state_digest
 from orbitdock.protocol import messages as m
 
@@ -45,38 +43,6 @@ PASSIVE_POLL_S = 0.5
 QUIET_S = 0.5  # pause before the final snapshots so the last flushes land
 FINAL_TIMEOUT_S = 120.0
 FLOOR_SECONDS = 5.0
-
-
-class DaemonDied(RuntimeError):
-    """The daemon exited without this tool killing it: a crash, the worst failure."""
-
-
-@dataclass
-class RunConfig:
-    sessions: int = 5
-    duration: float = 20.0
-    subscribers: int = 2
-    passive: int = 0
-    provider: str = "codex"
-    kill_daemon: float = 0.0  # seconds between kill -9 cycles (0: none)
-    kill_codex: float = 0.0  # seconds between app-server kills (0: none)
-    slow_subscriber: bool = False
-    slow_pause: float = 0.0  # 0: half the duration
-    fuzz: int = 0
-    attach: bool = False
-    threads_per_process: int | None = None
-    daemon_env: dict[str, str] = field(default_factory=dict)
-    driver: DriverParams = field(default_factory=DriverParams)
-    model: ModelParams = field(default_factory=ModelParams)
-    passive_interval: float = 1.0
-    grace_s: float = 1.0  # see verify: published-not-committed allowance at a kill
-    drain_s: float = 60.0
-    progress_s: float = 1.0
-    resume_limit_s: float = 2.0
-    floor: bool = True
-    quiet: bool = False
-    keep: bool = False
-    seed: int = 1
 
 
 class Run:
@@ -417,16 +383,6 @@ class Run:
                 self.model_proc.terminate()
         if self.codex_home is not None and not self.cfg.keep:
             shutil.rmtree(self.codex_home, ignore_errors=True)
-
-
-def code_version() -> str:
-    """``git describe --always --dirty`` of the checkout the daemon runs from (or "?")."""
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO,
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    return out.stdout.strip() or "?"
 
 
 def run(cfg: RunConfig, out=sys.stdout) -> dict[str, Any]:

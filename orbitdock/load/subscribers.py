@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 POLL_MS = 20  # longest sleep of the loop when nothing arrives
 PROGRESS_S = 1.0  # period of progress reports to the tool
+HEARTBEAT_DOUBT = 1.5  # heartbeat intervals without one before the mirror is not trusted
 MAX_SAMPLES = 4_000_000  # latency samples kept per subscriber; beyond, reservoir sampling
 FINAL_SYNC_S = 60.0  # final check: longest wait for mirrors to reach the server's revisions
 DRAIN_POLL_S = 0.05
@@ -92,6 +93,7 @@ class LoadSubscription(Subscription):
         self.conflicts: list[tuple[str, int, int, float, float]] = []
         self.seen_text: dict[str, str] = {}
         self.request_errors = 0
+        self.doubtful_skips = 0
 
     # ------------------------------------------------------------ library hooks
     def resync(self, mirror) -> None:
@@ -149,7 +151,17 @@ class LoadSubscription(Subscription):
                 self.watch_session(sid)
 
     def record_seen(self, sid: str) -> None:
-        """Remember every complete message of a session whose turn has ended."""
+        """Remember every complete message of a session whose turn has ended.
+
+        Not while a heartbeat is overdue: after a daemon restart the reconnected SUB
+        gets the new daemon's events before its first heartbeat, and the library
+        applies those whose revision happens to follow the mirror's onto the old
+        state; until the new epoch is seen (and the mirror resynced) the mirror may
+        mix both lives. A later turn end or the final check records it instead.
+        """
+        if time.monotonic() - self.last_heartbeat > HEARTBEAT_DOUBT * self.hb_interval:
+            self.doubtful_skips += 1
+            return
         state = self.state(sid)
         if state is None or state.current_turn_id is not None:
             return
@@ -211,7 +223,8 @@ def _final(sub: LoadSubscription, driver, server: dict[str, tuple[int, int]]) ->
            "mismatched": mismatched,
            "behind": behind, "dup_ids": dup_ids, "samples": sub.samples.dump(),
            "gaps_by_sid": dict(sub.gaps_by_sid), "stats": dataclasses.asdict(sub.stats),
-           "backend_events": sub.backend_events, "request_errors": sub.request_errors}
+           "backend_events": sub.backend_events, "request_errors": sub.request_errors,
+           "doubtful_skips": sub.doubtful_skips}
     if driver is not None:
         out["driver"] = driver.report()
     return out
