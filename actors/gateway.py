@@ -113,6 +113,11 @@ class GatewayLoop(threading.Thread):
         xpub.setsockopt(zmq.XPUB_VERBOSER, 1)  # see every (un)subscribe, to welcome and count
         xpub.setsockopt(zmq.SNDHWM, self.cfg.subscriber_hwm)
         xpub.setsockopt(zmq.LINGER, 0)
+        # libzmq writes this first on every new connection, ahead of any event: a client
+        # that reconnects to a restarted daemon learns its epoch before its first delta
+        # and cannot apply the new daemon's events to the old daemon's mirror.
+        xpub.setsockopt(zmq.XPUB_WELCOME_MSG, HEARTBEAT + codec.encode(
+            m.Heartbeat(epoch=self.epoch, seq=0, ts=time.time())))
         xpub.bind(event_ep)
         inbox = self.ctx.socket(zmq.PULL)
         inbox.setsockopt(zmq.RCVHWM, self.cfg.inbound_hwm)
@@ -195,7 +200,8 @@ class GatewayLoop(threading.Thread):
                 if topic:
                     # The welcome tells the client its subscription is live, so a snapshot
                     # asked for after it cannot miss a delta (no sleep-after-connect).
-                    welcome = m.Welcome(topic=topic.decode("utf-8", "replace"))
+                    welcome = m.Welcome(topic=topic.decode("utf-8", "replace"),
+                                        epoch=self.epoch)
                     xpub.send(topic + codec.encode(welcome))
             else:
                 self._subscriptions = max(0, self._subscriptions - 1)

@@ -3,8 +3,10 @@
 Threads: the watchdog Observer owns the inotify watch and one timer thread owns
 the deadlines; both only ``tell`` this actor, which owns every reader, parser
 and counter. Filesystem events are hints: a file is always read from its byte
-offset to its end, a burst of events for a file is read once ``coalesce_ms``
-after the first (so a file written continuously is still read every window),
+offset to its end. The first change after a quiet spell is read at once; the
+changes that follow within ``coalesce_ms`` are read together at the end of that
+window (so a burst costs one read per window and a file written continuously is
+still read every window),
 and a size sweep every ``sweep_interval_s`` catches what inotify dropped
 (queue overflow) or never saw.
 
@@ -80,6 +82,7 @@ class WatcherActor(pykka.ThreadingActor):
         self.git = GitResolver(miss_ttl_s=self.wcfg.sweep_interval_s)
         self.dirty: set[str] = set()
         self.flush_pending = False
+        self.last_flush = 0.0  # monotonic time of the last read of the dirty files
         self.backoff = 0.0
         self.counters: Counter[str] = Counter()
         self.observer: Any = None
@@ -223,9 +226,15 @@ class WatcherActor(pykka.ThreadingActor):
             self.unknown.pop(path, None)  # an old session resumed: it is live again
             self._track(path, 0, None, time.time())
         self.dirty.add(path)
-        if not self.flush_pending:
+        if self.flush_pending:
+            return
+        window = self.wcfg.coalesce_ms / 1000.0
+        since = time.monotonic() - self.last_flush
+        if since >= window:
+            self._tick_flush("")  # leading edge: no wait for a lone append
+        else:
             self.flush_pending = True
-            self.timer.schedule(self.wcfg.coalesce_ms / 1000.0, Tick("flush"))
+            self.timer.schedule(window - since, Tick("flush"))
 
     def _on_moved(self, src: str, dest: str) -> None:
         f = self.files.pop(src, None)
@@ -246,6 +255,7 @@ class WatcherActor(pykka.ThreadingActor):
 
     def _tick_flush(self, _key: str) -> None:
         self.flush_pending = False
+        self.last_flush = time.monotonic()
         dirty, self.dirty = self.dirty, set()
         for path in dirty:
             f = self.files.get(path)

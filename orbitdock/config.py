@@ -94,7 +94,7 @@ class WatcherConfig:
     follow_recent_minutes: float = 15.0  # files modified within this are followed at start
     inactivity_timeout_s: float = 120.0  # no new lines for this long -> session ended
     sweep_interval_s: float = 3.0  # size sweep that catches events inotify missed
-    coalesce_ms: float = 2.0  # burst of fs events for a file is read once after this
+    coalesce_ms: float = 2.0  # changes after a read are read together this much later
     read_chunk_bytes: int = 1_048_576  # bounded reads: memory independent of file size
     batch_lines: int = 500  # lines per RolloutBatch (and per actor message), so big imports stream
     max_line_bytes: int = 67_108_864  # a longer line is skipped (logged), bounding reader memory

@@ -10,7 +10,10 @@ uses this, so snapshot/delta reconciliation is written once:
    order; a revision that skips one is a gap (e.g. the HWM dropped events) and
    triggers a fresh snapshot, as does a ``session_reset`` or a new server epoch.
 
-Heartbeats on the PUB side tell a dead server from a quiet one.
+Heartbeats on the PUB side tell a dead server from a quiet one. The gateway also
+sends one as the first message of every (re)connection, so the stream's epoch is
+known before any event of a restarted daemon arrives; a mirror is only ever fed
+events of the epoch its snapshot came from.
 A ``Client`` or ``Subscription`` belongs to the thread that made it (it owns
 its sockets).
 """
@@ -42,7 +45,9 @@ class Mirror:
     synced: bool = False
     welcomed: bool = False
     pending_request: str | None = None
-    buffer: list[m.SessionEvent] = field(default_factory=list)
+    epoch: str | None = None  # the daemon life the state comes from
+    # events that arrived while unsynced, each with the stream epoch it arrived in
+    buffer: list[tuple[str | None, m.SessionEvent]] = field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +82,7 @@ class Subscription:
         self.list_synced = False
         self.list_welcomed = False
         self.list_rev = 0
+        self.list_epoch: str | None = None
         self.list_request: str | None = None
         self.list_buffer: list[m.SessionCreated] = []
         self.summaries: dict[str, SessionSummary] = {}
@@ -167,12 +173,10 @@ class Subscription:
         if isinstance(event, m.Heartbeat):
             self.stats.heartbeats += 1
             self.last_heartbeat = time.monotonic()
-            if event.epoch != self.epoch:
-                if self.epoch is not None:
-                    self.stats.epoch_changes += 1
-                    self.resync_all()
-                self.epoch = event.epoch
+            self._on_stream_epoch(event.epoch)
         elif isinstance(event, m.Welcome):
+            if event.epoch:
+                self._on_stream_epoch(event.epoch)
             self._welcome_deadline.pop(topic, None)
             self._on_welcome(topic)
         elif isinstance(event, m.SessionCreated):
@@ -185,6 +189,15 @@ class Subscription:
                 self.resync(mirror)
         elif isinstance(event, m.SessionEvent):
             self._on_session_event(event, applied)
+
+    def _on_stream_epoch(self, epoch: str) -> None:
+        """The event stream now comes from the daemon life ``epoch``."""
+        if epoch == self.epoch:
+            return
+        if self.epoch is not None:
+            self.stats.epoch_changes += 1
+        self.epoch = epoch
+        self.resync_all(current_epoch=epoch)
 
     def _check_request_timeouts(self) -> None:
         # A reply can be lost (e.g. the daemon restarted in between): ask again, never
@@ -235,15 +248,24 @@ class Subscription:
         if mirror.pending_request is None:
             self._request_snapshot(mirror)
 
-    def resync_all(self) -> None:
+    def resync_all(self, current_epoch: str | None = None) -> None:
+        """Resync every mirror, or, given the daemon's ``current_epoch``, those of
+        another life (a snapshot whose reply overtook the reconnect is already current;
+        a gap check covers what it missed)."""
         for mirror in self.sessions.values():
-            mirror.buffer.clear()
-            self.resync(mirror)
-        if self.list_wanted:
-            self.list_synced = False
-            self.list_buffer.clear()
-            if self.list_request is None:
-                self._request_list()
+            if current_epoch is None or (mirror.synced and mirror.epoch != current_epoch):
+                mirror.buffer.clear()
+                self.resync(mirror)
+        if self.list_wanted and (current_epoch is None or (
+                self.list_synced and self.list_epoch != current_epoch)):
+            self._resync_list()
+
+    def _resync_list(self) -> None:
+        self.stats.resyncs += 1
+        self.list_synced = False
+        self.list_buffer.clear()
+        if self.list_request is None:
+            self._request_list()
 
     # ------------------------------------------------------------ reconciliation
     def _on_reply(self, reply: m.Wire, applied: list[m.Wire]) -> None:
@@ -256,8 +278,8 @@ class Subscription:
             if isinstance(reply, m.SessionsList):
                 self.summaries = {s.id: s for s in reply.sessions}
                 self.list_rev = reply.revision
+                self.list_epoch = reply.epoch
                 self.list_synced = True
-                self.epoch = self.epoch or reply.epoch
                 buffered, self.list_buffer = self.list_buffer, []
                 for event in buffered:
                     self._on_list_event(event, applied)
@@ -269,10 +291,12 @@ class Subscription:
         mirror.pending_request = None
         if isinstance(reply, m.SessionSnapshot):
             mirror.state = reply.session
+            mirror.epoch = reply.epoch
             mirror.synced = True
             buffered, mirror.buffer = mirror.buffer, []
-            for event in buffered:
-                self._on_session_event(event, applied)
+            for stream_epoch, event in buffered:
+                if stream_epoch is None or stream_epoch == reply.epoch:
+                    self._on_session_event(event, applied)
             applied.append(reply)
         elif isinstance(reply, m.Error):
             mirror.synced = False
@@ -287,7 +311,12 @@ class Subscription:
             mirror.buffer.clear()
             return
         if not mirror.synced:
-            mirror.buffer.append(event)
+            mirror.buffer.append((self.epoch, event))
+            return
+        if self.epoch is not None and mirror.epoch != self.epoch:
+            # The stream is still the previous daemon's (this snapshot's reply overtook
+            # the reconnect) or already the next one's (the resync is under way).
+            self.stats.dropped_old += 1
             return
         current = mirror.state.revision
         if event.rev <= current:
@@ -295,7 +324,7 @@ class Subscription:
             return
         if event.rev != current + 1:
             self.stats.gaps += 1
-            mirror.buffer = [event]
+            mirror.buffer = [(self.epoch, event)]
             self.resync(mirror)
             return
         apply_event(mirror.state, event)
@@ -308,15 +337,19 @@ class Subscription:
         if not self.list_synced:
             self.list_buffer.append(event)
             return
+        if event.epoch != self.list_epoch:
+            # Another daemon life: the old one's stragglers are dropped, the new one's
+            # first event starts a resync (if its heartbeat has not already).
+            if event.epoch == self.epoch:
+                self._resync_list()
+                self.list_buffer = [event]
+            return
         if event.lrev <= self.list_rev:
             return
         if event.lrev != self.list_rev + 1:
             self.stats.gaps += 1
-            self.list_synced = False
+            self._resync_list()
             self.list_buffer = [event]
-            self.stats.resyncs += 1
-            if self.list_request is None:
-                self._request_list()
             return
         self.list_rev = event.lrev
         self.summaries[event.session.id] = event.session

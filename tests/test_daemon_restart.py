@@ -90,3 +90,41 @@ def test_sigterm_flushes_everything(daemon_factory, tmp_path):
     assert len(messages[sid]) == live.total_message_count
     assert sessions[sid] == ("active", "reply")
     assert contents[-1][3] == "x" * 8 * 300
+
+
+def test_reconnected_mirror_never_mixes_two_daemon_lives(daemon_factory, tmp_path):
+    """The stream's first message after a reconnect names the new epoch, so a mirror
+    that follows one session (no list, heartbeats far apart) resyncs at once instead of
+    applying the restarted daemon's deltas to the old daemon's state."""
+    from orbitdock.client import snapshot_bytes
+
+    home = tmp_path / "home"
+    d = daemon_factory(home=home, ORBITDOCK_GATEWAY__HEARTBEAT_INTERVAL_S="60")
+    client = d.client()
+    sid = client.request(m.CreateSession(provider="scripted", cwd="/w")).session.id
+    sub = d.subscription()
+    sub.watch_session(sid)
+    assert sub.wait_synced(10)
+    client.request(m.SendMessage(session_id=sid, content="/burst 40"))
+    assert wait_until(lambda: sub.poll(0.05) is not None and sub.state(sid) is not None
+                      and sub.state(sid).work_status == "reply", 15)
+    old_epoch = sub.epoch
+    d.kill9()
+    d.start()
+    client = d.client()
+    new_epoch = client.request(m.GetStatus()).epoch
+    assert new_epoch != old_epoch
+    for n in range(3):
+        client.request(m.SendMessage(session_id=sid, content=f"/burst {20 + n}"))
+        assert wait_until(lambda: client.request(
+            m.SubscribeSession(session_id=sid)).session.work_status == "reply", 15)
+
+    def mirrored() -> bool:
+        sub.poll(0.05)
+        state = sub.state(sid)
+        return state is not None and snapshot_bytes(state) == snapshot_bytes(
+            client.request(m.SubscribeSession(session_id=sid)).session)
+
+    # Far sooner than the next heartbeat (60 s): learned from the reconnect itself.
+    assert wait_until(mirrored, 10)
+    assert sub.epoch == new_epoch and sub.stats.epoch_changes == 1

@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 POLL_MS = 20  # longest sleep of the loop when nothing arrives
 PROGRESS_S = 1.0  # period of progress reports to the tool
-HEARTBEAT_DOUBT = 1.5  # heartbeat intervals without one before the mirror is not trusted
 MAX_SAMPLES = 4_000_000  # latency samples kept per subscriber; beyond, reservoir sampling
 FINAL_SYNC_S = 60.0  # final check: longest wait for mirrors to reach the server's revisions
 DRAIN_POLL_S = 0.05
@@ -93,7 +92,6 @@ class LoadSubscription(Subscription):
         self.conflicts: list[tuple[str, int, int, float, float]] = []
         self.seen_text: dict[str, str] = {}
         self.request_errors = 0
-        self.doubtful_skips = 0
 
     # ------------------------------------------------------------ library hooks
     def resync(self, mirror) -> None:
@@ -101,10 +99,10 @@ class LoadSubscription(Subscription):
             self.gaps_by_sid[mirror.session_id] += 1
         super().resync(mirror)
 
-    def resync_all(self) -> None:
+    def resync_all(self, current_epoch: str | None = None) -> None:
         self._resyncing_all = True
         try:
-            super().resync_all()
+            super().resync_all(current_epoch)
         finally:
             self._resyncing_all = False
 
@@ -151,17 +149,7 @@ class LoadSubscription(Subscription):
                 self.watch_session(sid)
 
     def record_seen(self, sid: str) -> None:
-        """Remember every complete message of a session whose turn has ended.
-
-        Not while a heartbeat is overdue: after a daemon restart the reconnected SUB
-        gets the new daemon's events before its first heartbeat, and the library
-        applies those whose revision happens to follow the mirror's onto the old
-        state; until the new epoch is seen (and the mirror resynced) the mirror may
-        mix both lives. A later turn end or the final check records it instead.
-        """
-        if time.monotonic() - self.last_heartbeat > HEARTBEAT_DOUBT * self.hb_interval:
-            self.doubtful_skips += 1
-            return
+        """Remember every complete message of a session whose turn has ended."""
         state = self.state(sid)
         if state is None or state.current_turn_id is not None:
             return
@@ -223,8 +211,7 @@ def _final(sub: LoadSubscription, driver, server: dict[str, tuple[int, int]]) ->
            "mismatched": mismatched,
            "behind": behind, "dup_ids": dup_ids, "samples": sub.samples.dump(),
            "gaps_by_sid": dict(sub.gaps_by_sid), "stats": dataclasses.asdict(sub.stats),
-           "backend_events": sub.backend_events, "request_errors": sub.request_errors,
-           "doubtful_skips": sub.doubtful_skips}
+           "backend_events": sub.backend_events, "request_errors": sub.request_errors}
     if driver is not None:
         out["driver"] = driver.report()
     return out

@@ -282,6 +282,7 @@ class Welcome(Event, tag="welcome", kw_only=True):
     """Sent on a topic when the XPUB sees a subscription to it: the subscription is live."""
 
     topic: str
+    epoch: str = ""  # the daemon's epoch (empty from a gateway that predates the field)
 
 
 REQUEST_TYPES: tuple[type[Request], ...] = (
