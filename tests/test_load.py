@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO
 from orbitdock.codex.install import CodexNotFound, find_codex
 from orbitdock.load.model import ModelParams, plan_reply, prompt_for, reply_text, tag_for
-from orbitdock.load.verify import DbMessages, Kill, Verdict, check_seen
+from orbitdock.load.verify import DbMessages, Kill, Verdict, check_duplicates, check_seen
 
 RUN_TIMEOUT_S = 110  # the tool bounds itself; this only catches a hang
 
@@ -74,6 +74,21 @@ def test_loss_check_allows_only_uncommitted_at_a_kill():
     v = Verdict()
     check_seen(v, [seen], final, [Kill(110.0, at_kill)], grace_s=1.0)
     assert (v.uncommitted_at_kill, v.uncommitted_late, v.lost) == (1, 0, 2), v.examples
+
+
+def test_a_reply_the_model_generated_twice_is_not_a_duplicate():
+    tag = tag_for(1, 2, "steer")
+    working = f"Working on {tag}. filler"
+    rows = DbMessages()
+    rows.rows["s"] = [(f"s:m{i}", i, "assistant", working, None, None) for i in (1, 2)]
+    rows.rows["s"].append(("s:m3", 3, "user", f"{tag} prompt", None, None))
+    rows.rows["s"].append(("s:m4", 4, "user", f"{tag} prompt", None, None))
+    v = Verdict()
+    check_duplicates(v, rows, [], {tag: ["slow", "slow", "steered"]})  # sampled twice
+    assert v.duplicated == 1  # only the prompt
+    v = Verdict()
+    check_duplicates(v, rows, [], {tag: ["slow", "steered"]})
+    assert v.duplicated == 2
 
 
 # ---------------------------------------------------------------- scenarios

@@ -242,7 +242,7 @@ class Run:
         db = verify.read_db(self.ctl.db_path)
         v = verify.Verdict()
         verify.check_seen(v, finals, db, self.kill_log.kills, c.grace_s)
-        verify.check_duplicates(v, db, finals)
+        verify.check_duplicates(v, db, finals, transcript and transcript["served"])
         driver = finals[0].get("driver", {})
         outcomes = driver.get("outcomes", [])
         expected = {o[1]: self.expected_reply(o[1], o[2]) for o in outcomes}

@@ -170,7 +170,24 @@ def _later_committed(mid: str, db: DbMessages) -> bool:
     return seq.isdigit() and bool(rows) and max(r[1] for r in rows) > int(seq)
 
 
-def check_duplicates(v: Verdict, final_db: DbMessages, finals: list[dict[str, Any]]) -> None:
+# An assistant reply's opening names the model step that generated it (see model.py).
+REPLY_STEPS = (("Working on ", "slow"), ("Done ", "final"), ("Steered ", "steered"))
+
+
+def generated_times(text: str, served: dict[str, list[str]] | None) -> int:
+    """How often the model generated this assistant reply (at least once).
+
+    Codex can sample the same turn again (a steer that lands after the first
+    request, a retried stream), and the model then really says it twice."""
+    found = TAG_RE.search(text)
+    if served is None or found is None:
+        return 1
+    step = next((s for prefix, s in REPLY_STEPS if text.startswith(prefix)), None)
+    return max(1, served.get(found.group(0), []).count(step)) if step else 1
+
+
+def check_duplicates(v: Verdict, final_db: DbMessages, finals: list[dict[str, Any]],
+                     served: dict[str, list[str]] | None = None) -> None:
     for sid, rows in final_db.rows.items():
         counts: Counter[tuple[str, str]] = Counter()
         for _mid, _seq, mtype, content, tool_input, _turn in rows:
@@ -178,9 +195,12 @@ def check_duplicates(v: Verdict, final_db: DbMessages, finals: list[dict[str, An
             if text and any(t in text for t in TAGGED):
                 counts[(mtype, text)] += 1
         for (mtype, text), n in counts.items():
-            if n > 1:
-                v.duplicated += n - 1
+            allowed = generated_times(text, served) if mtype == "assistant" else 1
+            if n > allowed:
+                v.duplicated += n - allowed
                 v.note(f"duplicated in {sid}: {n}× {mtype} {text[:60]!r}")
+            elif n > 1:
+                v.note(f"{sid}: {mtype} {text[:60]!r} {n}×, generated {allowed}× by the model")
     for fin in finals:
         if fin["dup_ids"]:
             v.duplicated += fin["dup_ids"]
