@@ -65,7 +65,7 @@ class SessionActor(pykka.ThreadingActor):
                  connector_factory: Callable[[SessionState], Connector] | None,
                  epoch: str, restored: bool = False,
                  pending_request: ClientRequest | None = None,
-                 disabled_reason: str | None = None):
+                 disabled_reason: str | None = None, last_approval: int = 0):
         super().__init__()
         self.epoch = epoch
         self.cfg = config
@@ -79,6 +79,7 @@ class SessionActor(pykka.ThreadingActor):
         self.restored = restored
         self.pending_request = pending_request
         self.disabled_reason = disabled_reason  # set when the supervisor gave up restarting
+        self.last_approval = last_approval  # a restored session numbers approvals on after it
         self.connector: Connector | None = None
         self.outlet: Outlet | None = None
         self.core: SessionCore | None = None
@@ -90,7 +91,7 @@ class SessionActor(pykka.ThreadingActor):
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
         self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
-        self.core = SessionCore(self.state)
+        self.core = SessionCore(self.state, last_approval=self.last_approval)
         if self.disabled_reason is not None:
             self.connector_factory = None
             self.core.reset_after_restart(self.disabled_reason)
@@ -276,7 +277,8 @@ class SessionActor(pykka.ThreadingActor):
 
     def _decide(self, req: ClientRequest, approval_id: str, decision: str,
                 answers: dict[str, list[str]] | None) -> None:
-        connector = self._ensure_connector()
+        # Looked up before the connector: an unknown or decided id must not wake an idle
+        # session's backend (thread/resume), and is stale whatever the session is.
         try:
             key = self.core.begin_decision(approval_id, decision)
         except KeyError:
@@ -284,8 +286,8 @@ class SessionActor(pykka.ThreadingActor):
                         f"approval {approval_id} is no longer pending")
             return
         try:
-            connector.respond(_Decision(req, approval_id), key, decision=decision,
-                              answers=answers)
+            self._ensure_connector().respond(_Decision(req, approval_id), key,
+                                             decision=decision, answers=answers)
         except ConnectorError:
             self.core.finish_decision(approval_id, accepted=False)
             raise

@@ -38,6 +38,7 @@ from orbitdock.protocol.errors import ErrorCode
 from orbitdock.protocol.models import PROVIDERS, SessionState
 from orbitdock.restart_policy import RestartPolicy
 from orbitdock.session_core import display_name_of
+from orbitdock.store.queries import LAST_APPROVAL
 from orbitdock.store.rows import state_from_row
 from orbitdock.transport import Outlet
 
@@ -75,7 +76,7 @@ class SupervisorActor(pykka.ThreadingActor):
             state = self._load_state(row)
             if state.thread_id and state.integration_mode == "direct":
                 self.owned_threads[state.thread_id] = state.id
-            self._spawn(state, restored=True)
+            self._spawn(state, restored=True, last_approval=row[LAST_APPROVAL])
         logger.info("restored %d sessions", len(rows))
 
     def on_stop(self) -> None:
@@ -112,13 +113,13 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _spawn(self, state: SessionState, *, restored: bool, script: list[dict] | None = None,
                pending_request: ClientRequest | None = None,
-               disabled_reason: str | None = None) -> pykka.ActorRef:
+               disabled_reason: str | None = None, last_approval: int = 0) -> pykka.ActorRef:
         ref = SessionActor.start(
             self.cfg, state, ctx=self.ctx, inproc_endpoint=self.inproc_endpoint,
             persistence=self.persistence, supervisor=self.actor_ref,
             connector_factory=self._connector_factory(state, script), epoch=self.epoch,
             restored=restored, pending_request=pending_request,
-            disabled_reason=disabled_reason)
+            disabled_reason=disabled_reason, last_approval=last_approval)
         self.sessions[state.id] = ref
         return ref
 
@@ -308,7 +309,8 @@ class SupervisorActor(pykka.ThreadingActor):
                 self._deliver(sid, message)
             return
         state = self._load_state(row)
-        self._spawn(state, restored=True, disabled_reason=disabled_reason)
+        self._spawn(state, restored=True, disabled_reason=disabled_reason,
+                    last_approval=row[LAST_APPROVAL])
         self.outlet.publish(sid, m.SessionReset(session_id=sid, rev=state.revision,
                                                 reason="session actor restarted"))
         for message in held:

@@ -18,13 +18,13 @@ from typing import Any, Callable, Hashable
 
 import msgspec
 
+from orbitdock.approvals import ApprovalBook
 from orbitdock.connectors import events as be
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import (
     ApprovalRequest,
     Message,
     MessageChanges,
-    Question,
     SessionState,
     StateChanges,
     TokenUsage,
@@ -61,19 +61,16 @@ def display_name_of(state: SessionState) -> str:
 
 
 class SessionCore:
-    def __init__(self, state: SessionState, clock: Callable[[], float] = time.time):
+    def __init__(self, state: SessionState, clock: Callable[[], float] = time.time,
+                 last_approval: int = 0):
+        """``last_approval``: the highest approval number the restored session ever had."""
         self.state = state
         self.clock = clock
-        self._approval_keys: dict[str, Hashable] = {}  # approval id -> backend key
-        self._approval_ids: dict[Hashable, str] = {}  # backend key -> approval id
+        self._approvals = ApprovalBook(state.id, state.approvals, last_approval)
         self._items: dict[str, str] = {}  # backend item id -> message id
         # Tool rows a restart closed while their tool still ran: after restoration
         # ``_items`` is empty, so these are where late completions belong.
         self._closed_by_restart: set[str] = set()
-        self._deciding: dict[str, str] = {}  # approval id -> decision sent, not yet confirmed
-        self._next_approval = 1 + max(
-            (int(a.id.rsplit(":a", 1)[-1]) for a in state.approvals if ":a" in a.id), default=0
-        )
         self.events: list[m.SessionEvent] = []
         self.commands: list[Any] = []
         self._ts = 0.0
@@ -302,34 +299,23 @@ class SessionCore:
         return best[0].id if best else None
 
     def _on_ApprovalRequest(self, ev: be.ApprovalRequest) -> None:
-        approval_id = f"{self.state.id}:a{self._next_approval}"
-        self._next_approval += 1
-        request = ApprovalRequest(
-            id=approval_id, session_id=self.state.id, type=ev.type, method=ev.method,
-            turn_id=ev.turn_id or self.state.current_turn_id, command=ev.command, cwd=ev.cwd,
-            file_path=ev.file_path, diff=ev.diff, reason=ev.reason,
-            questions=[msgspec.convert(q, Question) for q in ev.questions],
-            available_decisions=list(ev.available_decisions), payload=dict(ev.payload),
-            created_at=self._ts)
-        self._approval_keys[approval_id] = ev.key
-        self._approval_ids[ev.key] = approval_id
+        request = self._approvals.open(ev, self.state.current_turn_id, self._ts)
         self._emit(m.ApprovalRequested(session_id=self.state.id, rev=0, request=request))
         self.commands.append(cmd.SaveApproval(self.state.id, request))
         self._set_work(self._idle_status("waiting"))
 
     def _resolve(self, approval_id: str, decision: str) -> None:
-        self._deciding.pop(approval_id, None)
-        key = self._approval_keys.pop(approval_id, None)
-        self._approval_ids.pop(key, None)
+        self._approvals.close(approval_id)
         self._emit(m.ApprovalResolved(session_id=self.state.id, rev=0, approval_id=approval_id,
                                       decision=decision))
         self.commands.append(cmd.DecideApproval(self.state.id, approval_id, decision, self._ts))
         self._set_work(self._idle_status("waiting"))
 
     def _on_ApprovalCleared(self, ev: be.ApprovalCleared) -> None:
-        approval_id = self._approval_ids.get(ev.key)
-        if approval_id is not None and any(a.id == approval_id for a in self.state.approvals):
-            self._resolve(approval_id, self._deciding.pop(approval_id, "withdrawn"))
+        approval_id = self._approvals.id_for(ev.key)
+        if approval_id is not None and self.approval(approval_id) is not None:
+            decision = self._approvals.end(approval_id)
+            self._resolve(approval_id, "withdrawn" if decision is None else decision)
 
     def _withdraw_approvals(self, decision: str) -> None:
         for approval in list(self.state.approvals):
@@ -396,14 +382,13 @@ class SessionCore:
         decision the backend rejects leaves it pending instead of lost.
         Raises KeyError when the approval is gone or already being decided.
         """
-        if self.approval(approval_id) is None or approval_id in self._deciding:
+        if self.approval(approval_id) is None:
             raise KeyError(approval_id)
-        self._deciding[approval_id] = decision
-        return self._approval_keys.get(approval_id)
+        return self._approvals.begin(approval_id, decision)
 
     def finish_decision(self, approval_id: str, accepted: bool, now: float | None = None) -> None:
         self._ts = self.clock() if now is None else now
-        decision = self._deciding.pop(approval_id, None)
+        decision = self._approvals.end(approval_id)
         if accepted and decision is not None and self.approval(approval_id) is not None:
             self._resolve(approval_id, decision)
             self._persist_session()

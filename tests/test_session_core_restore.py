@@ -38,7 +38,7 @@ class Store:
         row = queries.load_session(self.conn, SID)
         state = state_from_row(row, queries.load_messages(self.conn, SID, MEMORY_MESSAGES),
                                queries.load_pending_approvals(self.conn, SID), MEMORY_MESSAGES)
-        core = SessionCore(state, clock=lambda: 100.0)
+        core = SessionCore(state, clock=lambda: 100.0, last_approval=row[queries.LAST_APPROVAL])
         core.reset_after_restart("orbitdockd restarted while this turn ran")
         return core
 
@@ -119,3 +119,27 @@ def test_rows_a_restart_closed_are_not_reused_once_a_new_turn_starts(tmp_path):
 
     rows = store.tool_rows()
     assert [r[2] for r in rows] == [None, "done"]  # the old row stays as the restart left it
+
+
+def test_approval_ids_go_on_after_the_highest_the_session_ever_had(tmp_path):
+    """With every approval decided nothing pending is left to count from: a reused
+    a1 would be refused by the approvals upsert, which keeps the decided row."""
+    store = Store(tmp_path / "orbitdock.db")
+    core = started_core(store)
+    for key, command, decision in (("k1", "first", "accept"), ("k2", "other", "decline")):
+        core.handle(be.ApprovalRequest(key, "exec", command=command))
+        approval_id = core.state.approvals[0].id
+        core.begin_decision(approval_id, decision)
+        core.finish_decision(approval_id, accepted=True)
+    store.save(core)
+    core = store.restore()
+
+    core.handle(be.TurnStarted("turn-2"))
+    core.handle(be.ApprovalRequest("k3", "exec", command="second"))
+    store.save(core)
+
+    assert [a.id for a in core.state.approvals] == [f"{SID}:a3"]
+    assert store.conn.execute(
+        "SELECT id, command, decision FROM approvals ORDER BY id").fetchall() == [
+        (f"{SID}:a1", "first", "accept"), (f"{SID}:a2", "other", "decline"),
+        (f"{SID}:a3", "second", None)]

@@ -43,7 +43,10 @@ class ScriptedConnector(Connector):
         self._wait_timeout_s = wait_timeout_s
         self._emit: Emit | None = None
         self._turn: _Turn | None = None
-        self._turn_ids = itertools.count(1)
+        # Turn ids key the turns rows (session, turn id): a connector life of its own in each
+        # id keeps a restored or resumed session from reusing, and overwriting, an earlier one.
+        self._life = uuid.uuid4().hex
+        self._turn_numbers = itertools.count(1)
 
     def start(self, emit: Emit, *, resume_thread_id: str | None = None) -> None:
         self._emit = emit
@@ -57,8 +60,8 @@ class ScriptedConnector(Connector):
         if self._turn is not None and self._turn.is_alive():
             raise ConnectorError("invalid_state", "a turn is already running; interrupt it first")
         reply = self._script.pop(0) if self._script else _directive(text)
-        self._turn = _Turn(self._emit, f"turn-{next(self._turn_ids)}", text, reply,
-                           self._wait_timeout_s)
+        turn_id = f"turn-{next(self._turn_numbers)}-{self._life}"
+        self._turn = _Turn(self._emit, turn_id, text, reply, self._wait_timeout_s)
         self._turn.start()
         self._emit(be.CommandResult(token, True, {"turn_id": self._turn.turn_id}))
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import apsw
 
+from orbitdock.approvals import ID_SEPARATOR
 from orbitdock.protocol.models import ApprovalRequest, Message
 from orbitdock.store.sql import (
     APPROVAL_COLUMNS,
@@ -24,19 +25,28 @@ from orbitdock.store.sql import (
     message_from_row,
 )
 
-_SESSION_SELECT = f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions"
+LAST_APPROVAL = "last_approval"
+# The highest n of the session's approval ids "<session id>:a<n>", decided or not: a
+# restored session numbers on after it (a reused id would clash with the decided row).
+_NUMBER_AT = f"length(a.session_id) + {len(ID_SEPARATOR) + 1}"  # substr() counts from 1
+_LAST_APPROVAL_SQL = (
+    f"coalesce((SELECT max(CAST(substr(a.id, {_NUMBER_AT}) AS INTEGER)) "
+    "FROM approvals a WHERE a.session_id = sessions.id), 0)"
+)
+_SESSION_SELECT = f"SELECT {', '.join(SESSION_COLUMNS)}, {_LAST_APPROVAL_SQL} FROM sessions"
 _MESSAGE_SELECT = f"SELECT {', '.join(MESSAGE_COLUMNS[1:])} FROM messages"
 
 
 def _session_dict(row: tuple) -> dict[str, Any]:
-    out = dict(zip(SESSION_COLUMNS, row))
+    out = dict(zip((*SESSION_COLUMNS, LAST_APPROVAL), row))
     for name in SESSION_JSON_COLUMNS:
         out[name] = from_json(out[name])
     return out
 
 
 def load_sessions(conn: apsw.Connection, limit: int | None = None) -> list[dict[str, Any]]:
-    """Every session row, newest activity first (sessions_last_activity index)."""
+    """Every session row (plus ``last_approval``), newest activity first
+    (sessions_last_activity index)."""
     rows = conn.execute(
         f"{_SESSION_SELECT} ORDER BY last_activity_at DESC, id LIMIT ?",
         (-1 if limit is None else int(limit),),
