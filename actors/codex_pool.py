@@ -11,10 +11,16 @@ else can add work to it, so the ops that never ran are collected here and
 re-posted to the replacement process, after the resume of their session.
 
 When a process dies, each session that was working gets BackendLost, is placed
-on a fresh process and resumed there (``thread/resume``, bounded by
+on another process and resumed there (``thread/resume``, bounded by
 ``resume_timeout_s``); its connector then emits BackendRecovered, or
 BackendLost(fatal=True) with codex's error text. Sessions on other processes
-see nothing.
+see nothing. All the resumes are in flight at once (nothing waits for one
+answer before sending the next), but one codex process works through its
+resumes largely one after another, so recovery spreads them: at most
+``recovery_batch`` to any one process, processes with room first, fresh ones for
+the rest, never more than ``threads_per_process`` on one. Sessions whose turn or
+approval was cut (someone is waiting) are placed first, on the processes already
+running.
 """
 
 from __future__ import annotations
@@ -31,10 +37,10 @@ import pykka
 
 from orbitdock.codex import jsonrpc as rpc
 from orbitdock.codex.appserver import AppServerProcess
-from orbitdock.codex.connector import (Attach, Command, Detach, Release, SinkOp, ThreadBound,
-                                       ThreadSink)
 from orbitdock.codex.install import CodexNotFound, find_codex
 from orbitdock.codex.mapping import model_options
+from orbitdock.codex.sink import (Attach, Command, Detach, Release, SinkOp, ThreadBound,
+                                  ThreadSink)
 from orbitdock.config import CodexConfig
 from orbitdock.protocol.models import ModelOption
 
@@ -183,11 +189,8 @@ class CodexPoolActor(pykka.ThreadingActor):
         # after its session unsubscribed: resuming it anywhere else would be refused.
         proc = home if home in self._hosted else self._least_loaded()
         if proc is None:
-            try:
-                proc = self._spawn()
-            except (OSError, CodexNotFound) as exc:
-                logger.error("cannot start codex app-server: %s", exc)
-                sink.on_lost(f"cannot start codex app-server: {exc}")
+            proc = self._spawn_for(sink)
+            if proc is None:
                 return None
         self._hosted[proc].add(sink)
         self._where[sink] = proc
@@ -236,11 +239,7 @@ class CodexPoolActor(pykka.ThreadingActor):
             return
         if sinks or unrun:
             logger.warning("%s exited (%s); %d session(s) to recover", proc, reason, len(sinks))
-        recovering = [sink for sink in sinks if sink.on_lost(reason)]
-        for sink in recovering:
-            target = self._place(sink)
-            if target is not None:
-                target.post(_Recover(sink))
+        self._recover([sink for sink in sinks if sink.on_lost(reason)])
         for op in unrun:
             target = self._where.get(op.sink) if isinstance(op, SinkOp) else None
             if target is not None:
@@ -249,6 +248,40 @@ class CodexPoolActor(pykka.ThreadingActor):
                 self._list_models(op.reply, retried=True)  # not tied to a process: retry once
             else:
                 op.fail(reason)
+
+    def _spawn_for(self, sink: ThreadSink) -> AppServerProcess | None:
+        """A fresh process for ``sink``, or None after telling the sink why not (fatal)."""
+        try:
+            return self._spawn()
+        except (OSError, CodexNotFound) as exc:
+            logger.error("cannot start codex app-server: %s", exc)
+            sink.on_lost(f"cannot start codex app-server: {exc}")
+            return None
+
+    def _recover(self, sinks: list[ThreadSink]) -> None:
+        """Place the sessions of a dead process and resume them (see the module docstring)."""
+        batch = max(1, min(self._config.recovery_batch, self._config.threads_per_process))
+        wave: dict[AppServerProcess, int] = {}  # resumes sent to each process by this call
+        for sink in sorted(sinks, key=lambda s: not s.was_busy):  # stable: busy ones first
+            home = self._homes.get(sink.thread_id or "")
+            proc = home if home in self._hosted else self._recovery_target(wave, batch)
+            if proc is None:
+                proc = self._spawn_for(sink)
+                if proc is None:
+                    continue
+            wave[proc] = wave.get(proc, 0) + 1
+            self._hosted[proc].add(sink)
+            self._where[sink] = proc
+            proc.post(_Recover(sink))
+
+    def _recovery_target(self, wave: dict[AppServerProcess, int],
+                         batch: int) -> AppServerProcess | None:
+        """A running process with room and fewer than ``batch`` resumes of this wave."""
+        open_procs = [p for p in self._procs
+                      if len(self._hosted[p]) < self._config.threads_per_process
+                      and wave.get(p, 0) < batch]
+        return min(open_procs, key=lambda p: (wave.get(p, 0), len(self._hosted[p])),
+                   default=None)
 
     # ------------------------------------------------------------ queries
     def _list_models(self, reply: ModelsReply, retried: bool = False) -> None:

@@ -85,6 +85,7 @@ class CodexConfig:
     start_timeout_s: float = 20.0  # spawn -> initialize reply
     request_timeout_s: float = 30.0  # any JSON-RPC request to app-server
     resume_timeout_s: float = 10.0  # thread/resume after a crash or restart
+    recovery_batch: int = 8  # a dead app-server's sessions resumed on any one process at most
     stop_timeout_s: float = 3.0  # close stdin, then SIGTERM, then SIGKILL
 
 

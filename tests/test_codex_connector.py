@@ -150,6 +150,100 @@ def test_unstartable_codex_fails_sessions_and_models(base_dir):
         pool.stop(timeout=10)
 
 
+FAKE_RECOVERY_SERVER = r"""
+import itertools, json, os, sys
+barrier = int(os.environ["FAKE_RESUME_BARRIER"])  # resumes held until this many arrived
+ids = itertools.count(1)
+held = []
+def send(obj): sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
+def item(tid, turn, text):
+    return {"threadId": tid, "turnId": turn, "item": {
+        "type": "userMessage", "id": f"item-{next(ids)}",
+        "content": [{"type": "text", "text": text, "text_elements": []}]}}
+for line in sys.stdin:
+    msg = json.loads(line)
+    method, params = msg.get("method"), msg.get("params") or {}
+    if method == "initialize":
+        send({"id": msg["id"], "result": {"userAgent": "fake/0.169.0 (test)"}})
+    elif method == "thread/start":
+        send({"id": msg["id"], "result": {"thread": {"id": f"T{os.getpid()}-{next(ids)}",
+                                                      "path": None}, "model": "m"}})
+    elif method == "turn/start":
+        # The prompt says what codex manages to send before it dies (the test kills it).
+        tid, text = params["threadId"], params["input"][0]["text"]
+        turn = f"U-{next(ids)}"
+        if "ECHO-FIRST" in text:
+            send({"method": "turn/started", "params": {"threadId": tid, "turn": {"id": turn}}})
+            send({"method": "item/completed", "params": item(tid, turn, text)})
+        send({"id": msg["id"], "result": {"turn": {"id": turn, "status": "inProgress"}}})
+        if "STARTED" in text or "ECHOED" in text:
+            send({"method": "turn/started", "params": {"threadId": tid, "turn": {"id": turn}}})
+        if "ECHOED" in text:
+            send({"method": "item/completed", "params": item(tid, turn, text)})
+    elif method == "turn/steer":
+        send({"id": msg["id"], "result": {"turnId": params["expectedTurnId"]}})
+    elif method == "thread/resume":
+        held.append(msg)
+        if len(held) >= barrier:  # never reached if the client waited for each answer
+            for m in held:
+                send({"id": m["id"], "result": {"thread": {"id": m["params"]["threadId"]}}})
+            held.clear()
+"""
+
+
+def test_lost_process_keeps_acknowledged_prompts_and_resumes_concurrently(base_dir):
+    """Problem 3 and 6 without codex: what a dying app-server leaves, and how it is resumed.
+
+    Each session's prompt stops the fake at another point after the ``turn/start``
+    answer (then the fake is killed): its turn is closed failed either way, and its
+    prompt appears exactly once. The 6 sessions are then resumed 3 per process
+    (``recovery_batch``), the waiting ones first, and each new process answers no
+    ``thread/resume`` before it holds all 3: they must all be in flight at once.
+    """
+    script = base_dir / "fake_recovery_server.py"
+    script.write_text(FAKE_RECOVERY_SERVER)
+    binary = base_dir / "fake-recovery-codex"
+    binary.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
+    binary.chmod(0o755)
+    env = {**os.environ, "FAKE_RESUME_BARRIER": "3"}
+    config = CodexConfig(threads_per_process=6, recovery_batch=3, resume_timeout_s=5)
+    pool = CodexPoolActor.start(config, env=env, binary=binary)
+    try:
+        sessions = [Session(pool, base_dir) for _ in range(6)]
+        threads = [s.start().thread_id for s in sessions]
+        idle1, silent, started, echoed, first, idle2 = sessions
+        prompts = {silent: "silent prompt", started: "STARTED prompt", echoed: "ECHOED prompt",
+                   first: "ECHO-FIRST prompt"}
+        turn_ids = {s: s.send(text).result["turn_id"] for s, text in prompts.items()}
+        started.wait(ev.TurnStarted)
+        started.connector.steer(50, "steer that codex acknowledged")
+        assert started.result(50).ok
+        echoed.wait(ev.UserMessage)
+        assert first.since(ev.UserMessage)  # echoed before the answer send() waited for
+        (proc,) = pool.ask(Describe(), timeout=5)
+        os.kill(proc["pid"], signal.SIGKILL)
+        for session in sessions:
+            session.wait(ev.BackendRecovered)
+        for session, text in prompts.items():
+            turn_id = turn_ids[session]
+            assert [e.turn_id for e in session.since(ev.TurnStarted)] == [turn_id]
+            (done,) = session.since(ev.TurnCompleted)
+            assert (done.turn_id, done.status) == (turn_id, "failed") and "SIGKILL" in done.error
+            users = [e.text for e in session.since(ev.UserMessage)]
+            expected = [text] + (["steer that codex acknowledged"] if session is started else [])
+            assert users == expected, (text, users)
+        for session in (idle1, idle2):
+            assert not session.since(ev.TurnCompleted) and not session.since(ev.UserMessage)
+        procs = pool.ask(Describe(), timeout=5)
+        assert [p["load"] for p in procs] == [3, 3]
+        # the four sessions with a cut turn were placed first: the idle two come last
+        assert set(procs[0]["threads"]) < set(threads[1:5])
+        assert {threads[0], threads[5]} < set(procs[1]["threads"])
+        assert silent.send("after recovery").ok
+    finally:
+        pool.stop(timeout=10)
+
+
 class Session:
     """A connector plus the queue its events land in, with bounded waits."""
 

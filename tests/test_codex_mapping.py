@@ -12,6 +12,7 @@ import logging
 from orbitdock.codex import jsonrpc as rpc
 from orbitdock.codex.mapping import (ThreadMapper, build_reply, model_options, patch_diff,
                                      thread_started)
+from orbitdock.codex.prompts import OpenTurn, PromptLedger
 from orbitdock.connectors import events as ev
 
 T, U = "01a212cf-d5ea", "01a212cf-d6ea"
@@ -259,3 +260,53 @@ def test_jsonrpc_classification_and_garbage(caplog):
     assert buf.feed(b":2}\n\n") == [b'{"b":2}', b""] and buf.flush() == b""
     assert rpc.encode_request(4, "turn/start", {"threadId": "t"}) == (
         b'{"id":4,"method":"turn/start","params":{"threadId":"t"}}\n')
+
+
+# ---------------------------------------------------------------- PromptLedger (problem 3)
+def test_ledger_acknowledged_prompt_never_started_is_reported_on_loss():
+    ledger = PromptLedger()
+    ledger.acked(ledger.sent("hello"), U)
+    assert ledger.lost() == [OpenTurn(U, started=False, prompts=["hello"])]
+    assert ledger.lost() == []  # reported once
+
+
+def test_ledger_started_but_not_echoed_keeps_the_prompt():
+    ledger = PromptLedger()
+    ledger.acked(ledger.sent("hello"), U)
+    ledger.started(U)
+    assert ledger.lost() == [OpenTurn(U, started=True, prompts=["hello"])]
+
+
+def test_ledger_echo_in_either_order_is_never_duplicated():
+    after = PromptLedger()  # the usual order: answer, turn/started, echo
+    after.acked(after.sent("hello"), U)
+    after.started(U)
+    after.echoed(U, "hello")
+    assert after.lost() == [OpenTurn(U, started=True)]
+    before = PromptLedger()  # echo read before the answer to turn/start
+    pending = before.sent("hello")
+    before.started(U)
+    before.echoed(U, "hello")
+    before.acked(pending, U)
+    assert before.lost() == [OpenTurn(U, started=True)]
+    reworded = PromptLedger()  # an echo under other text still accounts for the prompt
+    pending = reworded.sent("hello")
+    reworded.echoed(U, "hello (normalised)")
+    reworded.acked(pending, U)
+    assert reworded.lost() == [OpenTurn(U)]
+
+
+def test_ledger_steers_completion_and_refusals():
+    ledger = PromptLedger()
+    ledger.acked(ledger.sent("start"), U)
+    ledger.started(U)
+    ledger.echoed(U, "start")
+    ledger.acked(ledger.sent("steer it"), U)  # acknowledged steer, echo still to come
+    assert ledger.lost() == [OpenTurn(U, started=True, prompts=["steer it"])]
+    ledger.dropped(ledger.sent("refused"))  # codex answered with an error: no prompt taken
+    late = ledger.sent("fast")
+    ledger.started("U2")
+    ledger.echoed("U2", "fast")
+    ledger.completed("U2")
+    ledger.acked(late, "U2")  # read after its turn completed: must not reopen it
+    assert ledger.lost() == []

@@ -1,9 +1,10 @@
 """One ``codex app-server`` child process and the threads that own its pipes.
 
 Thread ownership:
-- reader thread: stdout, plus everything routed from it: the pending-request
-  table, the thread-id -> sink routes, and the sinks it hosts (their state and
-  their server requests). Nobody else touches these, so none of them is locked.
+- reader thread: stdout, plus everything routed from it: the JSON-RPC state
+  (``RpcPeer``, in ``rpc_peer``: the pending-request table and the thread-id ->
+  sink routes) and the sinks it hosts (their state and their server requests).
+  Nobody else touches these, so none of them is locked.
   Work for the reader (a sink command, a registration, a model/list) arrives as
   ``Op`` objects on a queue; a self-pipe wakes the reader's ``select`` so it can
   also expire request deadlines without polling.
@@ -19,7 +20,6 @@ the exit callback the poster can collect the ops that never ran (``unrun_ops``).
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import os
 import queue
@@ -32,26 +32,16 @@ import time
 from typing import Any, Callable, Protocol
 
 from orbitdock.codex import jsonrpc as rpc
+from orbitdock.codex.rpc_peer import BROADCAST_METHODS, Callback, RpcPeer, Sink
 from orbitdock.config import CodexConfig
+
+__all__ = ["AppServerProcess", "BROADCAST_METHODS", "Callback", "Op", "Sink"]
 
 logger = logging.getLogger(__name__)
 
-Callback = Callable[[Any, "rpc.RpcError | None"], None]  # (result, error)
 READ_CHUNK = 1 << 16
 STDERR_TAIL_LINES = 20  # kept to explain an unexpected exit
-# Account-level notifications carry no threadId; every hosted session wants them.
-BROADCAST_METHODS = frozenset({"account/rateLimits/updated"})
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # codex colours its stderr even into a pipe
-
-
-class Sink(Protocol):
-    """What a hosted session must offer the reader (all called on the reader thread)."""
-
-    def on_notification(self, method: str, params: dict[str, Any]) -> None: ...
-
-    def on_server_request(self, req_id: int | str, method: str, params: dict[str, Any]) -> None: ...
-
-    def superseded(self) -> None: ...
 
 
 class Op(Protocol):
@@ -62,16 +52,21 @@ class Op(Protocol):
     def fail(self, reason: str) -> None: ...
 
 
-class AppServerProcess:
-    """Spawns, initializes and serves one app-server; see the module docstring."""
+class AppServerProcess(RpcPeer):
+    """Spawns, initializes and serves one app-server; see the module docstring.
+
+    Sinks and ops talk JSON-RPC through the ``RpcPeer`` methods (``request``,
+    ``reply``, ``route``...), on the reader thread only.
+    """
 
     def __init__(self, proc_id: int, argv: list[str], *, env: dict[str, str],
                  config: CodexConfig, on_exit: Callable[["AppServerProcess", str], None],
                  cwd: str | None = None):
+        super().__init__(config)
         self.proc_id = proc_id
         self.argv = argv
         self.version: str | None = None  # from the initialize userAgent
-        self._env, self._cwd, self._config, self._on_exit = env, cwd, config, on_exit
+        self._env, self._cwd, self._on_exit = env, cwd, on_exit
         self._popen: subprocess.Popen[bytes] | None = None
         self._inbox: queue.SimpleQueue[Op | tuple[str, Any]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
@@ -81,11 +76,8 @@ class AppServerProcess:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-        # --- owned by the reader thread
+        # --- owned by the reader thread (so is everything in RpcPeer)
         self._lines = rpc.LineBuffer()
-        self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[str, Callback, float]] = {}
-        self._routes: dict[str, Sink] = {}
         self._ready = False
         self._failure: str | None = None  # why we killed it ourselves (initialize failed)
         self._deferred: list[Op] = []
@@ -167,31 +159,8 @@ class AppServerProcess:
                 os.close(self._wake_w)
                 self._wake_r = self._wake_w = -1
 
-    # ------------------------------------------------------------ reader thread only
-    def request(self, method: str, params: dict[str, Any] | None, callback: Callback,
-                timeout: float | None = None) -> None:
-        req_id = next(self._ids)
-        deadline = time.monotonic() + (timeout or self._config.request_timeout_s)
-        self._pending[req_id] = (method, callback, deadline)
-        self._out.put(rpc.encode_request(req_id, method, params))
-
-    def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
-        self._out.put(rpc.encode_notification(method, params))
-
-    def reply(self, req_id: int | str, result: Any) -> None:
-        self._out.put(rpc.encode_result(req_id, result))
-
-    def route(self, thread_id: str, sink: Sink) -> None:
-        old = self._routes.get(thread_id)
-        if old is not None and old is not sink:
-            logger.warning("%s: thread %s re-attached; the previous session stops receiving",
-                           self, thread_id)
-            old.superseded()
-        self._routes[thread_id] = sink
-
-    def unroute(self, thread_id: str, sink: Sink) -> None:
-        if self._routes.get(thread_id) is sink:
-            del self._routes[thread_id]
+    def _send(self, line: bytes) -> None:
+        self._out.put(line)
 
     # ------------------------------------------------------------ threads
     def _wake(self) -> None:
@@ -252,10 +221,7 @@ class AppServerProcess:
             self._on_initialized, timeout=self._config.start_timeout_s)
         reason = None
         while reason is None:
-            timeout = None
-            if self._pending:
-                timeout = max(0.0, min(d for _, _, d in self._pending.values()) - time.monotonic())
-            readable, _, _ = select.select([fd, self._wake_r], [], [], timeout)
+            readable, _, _ = select.select([fd, self._wake_r], [], [], self._next_timeout())
             if self._wake_r in readable:
                 os.read(self._wake_r, 4096)
                 reason = self._drain_inbox()
@@ -304,55 +270,6 @@ class AppServerProcess:
         except Exception:  # a bug in one session's op must not stop the process
             logger.exception("%s: op %r failed", self, op)
 
-    def _dispatch(self, line: bytes) -> None:
-        msg = rpc.parse_line(line, source=repr(self))
-        try:
-            if isinstance(msg, rpc.Response):
-                self._on_response(msg)
-            elif isinstance(msg, rpc.Notification):
-                self._on_notification(msg)
-            elif isinstance(msg, rpc.ServerRequest):
-                self._on_server_request(msg)
-        except Exception:  # a mapping bug must not take every hosted session down
-            logger.exception("%s: handling %s failed: %s", self, type(msg).__name__,
-                             rpc.raw_preview(line))
-
-    def _on_response(self, msg: rpc.Response) -> None:
-        entry = self._pending.pop(msg.id, None) if isinstance(msg.id, int) else None
-        if entry is None:
-            logger.warning("%s: response to unknown request id %r", self, msg.id)
-            return
-        method, callback, _ = entry
-        if msg.error is not None:
-            logger.debug("%s: %s failed: %s", self, method, msg.error.message)
-        callback(msg.result, msg.error)
-
-    def _on_notification(self, msg: rpc.Notification) -> None:
-        thread_id = msg.params.get("threadId")
-        if thread_id is None:
-            if msg.method in BROADCAST_METHODS:
-                for sink in list(self._routes.values()):
-                    sink.on_notification(msg.method, msg.params)
-            else:
-                logger.debug("%s: %s (no thread)", self, msg.method)
-            return
-        sink = self._routes.get(thread_id)
-        if sink is None:
-            logger.debug("%s: %s for unhosted thread %s", self, msg.method, thread_id)
-            return
-        sink.on_notification(msg.method, msg.params)
-
-    def _on_server_request(self, msg: rpc.ServerRequest) -> None:
-        sink = self._routes.get(msg.params.get("threadId", ""))
-        if sink is None:
-            # Unanswered, it would block that turn forever.
-            logger.warning("%s: %s for unhosted thread %s; refusing", self, msg.method,
-                           msg.params.get("threadId"))
-            self._out.put(rpc.encode_error(msg.id, rpc.NO_SUCH_THREAD,
-                                           "no session hosts this thread"))
-            return
-        sink.on_server_request(msg.id, msg.method, msg.params)
-
     def _on_initialized(self, result: Any, error: rpc.RpcError | None) -> None:
         if error is not None:
             if error.code == rpc.PROCESS_EXITED:
@@ -372,13 +289,6 @@ class AppServerProcess:
         for op in deferred:
             self._run(op)
 
-    def _call(self, method: str, callback: Callback, result: Any,
-              error: rpc.RpcError | None) -> None:
-        try:
-            callback(result, error)
-        except Exception:  # one session's bug must not stop the reader for all of them
-            logger.exception("%s: callback for %s failed", self, method)
-
     def _exit_reason(self, reason: str) -> str:
         if self._failure:
             return self._failure
@@ -393,14 +303,6 @@ class AppServerProcess:
         tail = " | ".join(list(self._stderr_tail)[-3:]) if code else ""
         return f"app-server exited with code {code}" + (f": {tail}" if tail else "")
 
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for req_id in [i for i, (_, _, d) in self._pending.items() if d <= now]:
-            method, callback, _ = self._pending.pop(req_id)
-            logger.warning("%s: %s timed out", self, method)
-            self._call(method, callback, None,
-                       rpc.RpcError(rpc.TIMEOUT, f"codex did not answer {method} in time"))
-
     def _finish(self, reason: str) -> None:
         if not self._stopping:
             # Initialize timed out, stdout closed early, or the child died: whatever is
@@ -413,11 +315,8 @@ class AppServerProcess:
         if not self._stopping:
             reason = self._exit_reason(reason)
             logger.warning("%s: %s", self, reason)
-        pending, self._pending = self._pending, {}
-        for method, callback, _ in pending.values():
-            self._call(method, callback, None, rpc.RpcError(rpc.PROCESS_EXITED, reason))
+        self._close_peer(reason)
         self._unrun = self._deferred
-        self._routes.clear()
         self._on_exit(self, "stopped" if self._stopping else reason)
 
 

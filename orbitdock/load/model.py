@@ -35,10 +35,6 @@ FILLER = "the quick brown fox jumps over the lazy dog while the load runs on; "
 # (a crashed tool must not leave it serving forever).
 ORPHAN_TIMEOUT_S = 3600.0
 CONTROL_POLL_S = 1.0  # how often the control loop checks the pipe and the parent
-# Listen backlog. socketserver's default (5) overflows when 200 sessions' app-servers
-# connect at once; codex runs with request_max_retries=0, so a refused connection
-# fails the turn ("stream disconnected before completion: error sending request").
-LISTEN_BACKLOG = 1024
 
 
 def tag_for(session_index: int, turn: int, kind: str) -> str:
@@ -141,11 +137,6 @@ class LoadModel(SimServer):
         self._tlock = threading.Lock()  # guards the transcript (handler threads write it)
         self._by_tag: dict[str, list[str]] = {}
         self._counts: Counter[str] = Counter()
-
-    def start(self) -> "LoadModel":
-        super().start()
-        self._httpd.socket.listen(LISTEN_BACKLOG)  # re-listen: only raises the backlog
-        return self
 
     def take_reply(self, body: bytes) -> dict:
         try:

@@ -1,4 +1,5 @@
-"""``orbitdock-sim --port P --script FILE``: run the scripted Responses API until a signal.
+"""``orbitdock-sim --port P --script FILE [--backlog N]``: run the scripted Responses API
+until a signal.
 
 Prints the base URL (the value for ``model_providers.<id>.base_url``) as its first
 line on stdout, so a wrapper script can read it.
@@ -13,7 +14,7 @@ import sys
 import threading
 
 from orbitdock.sim.script import load_script
-from orbitdock.sim.server import SimServer
+from orbitdock.sim.server import LISTEN_BACKLOG, SimServer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Scripted OpenAI Responses API on 127.0.0.1 for running codex offline.")
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free port)")
     parser.add_argument("--script", help="JSON file with the list of scripted replies")
+    parser.add_argument("--backlog", type=int, default=LISTEN_BACKLOG,
+                        help=f"listen backlog: connections queued before accept "
+                             f"(default: {LISTEN_BACKLOG})")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -38,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    if args.backlog < 1:
+        parser.error(f"--backlog must be at least 1, got {args.backlog}")
     try:
-        server = SimServer(script, port=args.port).start()
+        server = SimServer(script, port=args.port, listen_backlog=args.backlog).start()
     except OSError as exc:
         print(f"orbitdock-sim: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
         return 1

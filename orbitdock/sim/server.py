@@ -21,7 +21,7 @@ import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from orbitdock.sim.script import (
     SCRIPT_EXHAUSTED_TEXT,
@@ -46,12 +46,20 @@ MAX_DELAY_S = 10.0
 READ_TIMEOUT_S = 10.0
 # stop() waits this long for the server thread to finish.
 STOP_JOIN_S = 5.0
+# Listen backlog (socketserver's default is 5). Hundreds of app-servers may connect at
+# once, and codex runs with request_max_retries=0: a refused connection fails the turn
+# ("stream disconnected before completion: error sending request").
+LISTEN_BACKLOG = 1024
 
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # a held stream must never keep the process alive
     allow_reuse_address = True
     sim: "SimServer"
+
+    def __init__(self, address: tuple[str, int], backlog: int):
+        self.request_queue_size = backlog  # read by server_activate() -> listen()
+        super().__init__(address, _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -176,9 +184,12 @@ class SimServer:
     """The scripted Responses API on 127.0.0.1; ``url`` is the base_url codex wants."""
 
     def __init__(self, script: list[dict] | None = None, host: str = "127.0.0.1",
-                 port: int = 0):
+                 port: int = 0, listen_backlog: int = LISTEN_BACKLOG):
+        if listen_backlog < 1:
+            raise ValueError(f"listen_backlog must be at least 1, got {listen_backlog}")
         self._host = host
         self._port = port
+        self.listen_backlog = listen_backlog
         self._lock = threading.Lock()  # guards everything below (see module docstring)
         self._changed = threading.Condition(self._lock)
         self._script: list[dict] = validate_script(script or [])
@@ -193,8 +204,8 @@ class SimServer:
 
     # --- lifecycle -----------------------------------------------------------------
 
-    def start(self) -> "SimServer":
-        httpd = _HTTPServer((self._host, self._port), _Handler)
+    def start(self) -> Self:
+        httpd = _HTTPServer((self._host, self._port), self.listen_backlog)
         httpd.sim = self
         self._httpd = httpd
         self._thread = threading.Thread(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ import pytest
 
 import orbitdock
 from orbitdock.sim import SCRIPT_EXHAUSTED_TEXT, SimServer
-from orbitdock.sim.server import HOLD_POLL_S
+from orbitdock.sim.server import HOLD_POLL_S, LISTEN_BACKLOG, _HTTPServer
 
 HTTP_TIMEOUT_S = 5.0
 
@@ -184,7 +185,8 @@ def test_a_misspelt_script_key_is_rejected(sim: SimServer):
 def test_console_script_prints_url_and_stops_on_sigterm(tmp_path):
     script = tmp_path / "script.json"
     script.write_text(json.dumps([{"text": "from file"}]))
-    proc = subprocess.Popen([sys.executable, "-m", "orbitdock.sim", "--script", str(script)],
+    proc = subprocess.Popen([sys.executable, "-m", "orbitdock.sim", "--script", str(script),
+                             "--backlog", "64"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             cwd=Path(orbitdock.__file__).parent.parent)
     try:
@@ -200,3 +202,31 @@ def test_console_script_prints_url_and_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(HTTP_TIMEOUT_S)
+
+
+def test_listen_backlog_queues_a_burst_of_connections():
+    """200 app-servers connecting at once are queued, not dropped (socketserver's default is 5).
+
+    The server below listens exactly as ``SimServer`` does but never accepts, so every
+    connection has to fit in the backlog; with a backlog of 5 the 6th connect hangs.
+    """
+    assert LISTEN_BACKLOG == 1024 and SimServer().listen_backlog == LISTEN_BACKLOG
+    server = _HTTPServer(("127.0.0.1", 0), SimServer().listen_backlog)
+    connections: list[socket.socket] = []
+    try:
+        for _ in range(200):
+            connections.append(socket.create_connection(server.server_address,
+                                                        timeout=HTTP_TIMEOUT_S))
+    finally:
+        for conn in connections:
+            conn.close()
+        server.server_close()
+    assert len(connections) == 200
+
+
+def test_listen_backlog_is_a_constructor_parameter():
+    with SimServer([{"text": "small backlog"}], listen_backlog=16) as server:
+        assert server._httpd.request_queue_size == 16
+        assert b"small backlog" in post(server.url + "/responses", {"input": []})[2]
+    with pytest.raises(ValueError, match="at least 1"):
+        SimServer(listen_backlog=0)
