@@ -37,7 +37,7 @@ from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode
 from orbitdock.protocol.models import PROVIDERS, SessionState
 from orbitdock.restart_policy import RestartPolicy
-from orbitdock.session_core import display_name_of
+from orbitdock.display import display_name_of
 from orbitdock.store.queries import LAST_APPROVAL
 from orbitdock.store.rows import state_from_row
 from orbitdock.transport import Outlet

@@ -68,6 +68,8 @@ class PersistenceConfig:
 @dataclass
 class SessionsConfig:
     memory_messages: int = 200  # messages kept in an actor (and sent in a snapshot)
+    tool_output_max_chars: int = 262_144  # a tool row keeps the tail of its output beyond this
+    flush_max_events: int = 64  # backend events an actor with more queued handles before it publishes
     restore_limit: int = 5000  # sessions brought back into actors at start, newest first
     restart_max: int = 5  # crashes within restart_window_s before a session is left failed
     restart_window_s: float = 60.0  # the window restart_max counts crashes in

@@ -30,41 +30,25 @@ from orbitdock.protocol.models import (
     TokenUsage,
     attention_for,
 )
+from orbitdock.display import display_name_of, output_tail, prompt_name  # noqa: F401
+from orbitdock.session_row import SessionRow
 from orbitdock.store import commands as cmd
 from orbitdock.sync import apply_event, summary_of
 
-NAME_CHARS = 72  # upstream's display-name length for prompt-derived names
 LAST_MESSAGE_CHARS = 200
 QUESTION_TYPES = ("question", "elicitation")
 
-# Columns of the sessions table that mirror SessionState fields one to one.
-PERSISTED_FIELDS = (
-    "provider", "status", "work_status", "attention_reason", "integration_mode", "display_name",
-    "custom_name", "summary", "first_prompt", "last_message", "project_path", "project_name",
-    "git_branch", "model", "approval_policy", "sandbox_mode", "prompt_count", "tool_count",
-    "last_tool", "started_at", "last_activity_at", "ended_at", "end_reason", "revision",
-    "current_turn_id", "turn_count", "current_plan", "plan_explanation", "current_diff",
-    "last_error", "thread_id", "transcript_path", "total_message_count",
-)
-
-
-def prompt_name(text: str) -> str:
-    collapsed = " ".join(text.split())
-    return collapsed if len(collapsed) <= NAME_CHARS else collapsed[:NAME_CHARS] + "…"
-
-
-def display_name_of(state: SessionState) -> str:
-    for candidate in (state.custom_name, state.summary, state.first_prompt):
-        if candidate:
-            return prompt_name(candidate)
-    return state.project_name or state.id
-
-
 class SessionCore:
     def __init__(self, state: SessionState, clock: Callable[[], float] = time.time,
-                 last_approval: int = 0):
-        """``last_approval``: the highest approval number the restored session ever had."""
+                 last_approval: int = 0, tool_output_max_chars: int = 262_144):
+        """``last_approval``: the highest approval number the restored session ever had.
+
+        ``tool_output_max_chars``: a tool row keeps at most about this much of its
+        output, the tail (a build's last lines are the ones that matter). Bounded, a
+        long-running command costs neither unbounded memory nor, per streamed chunk,
+        a copy of everything it printed before."""
         self.state = state
+        self._output_max = tool_output_max_chars
         self.clock = clock
         self._approvals = ApprovalBook(state.id, state.approvals, last_approval)
         self._items: dict[str, str] = {}  # backend item id -> message id
@@ -74,10 +58,16 @@ class SessionCore:
         self.events: list[m.SessionEvent] = []
         self.commands: list[Any] = []
         self._ts = 0.0
+        self._row = SessionRow()
 
     # ------------------------------------------------------------ plumbing
     def drain(self) -> tuple[list[m.SessionEvent], list[Any]]:
-        """Take the wire events and write commands produced since the last drain."""
+        """Take the wire events and write commands produced since the last drain.
+
+        The session row is written here, once per drain, with what changed since
+        the last write: a burst of events drained together costs one row update,
+        placed first (a new session's row must exist before its turns and messages)."""
+        self._persist_session(first=True)
         events, commands = self.events, self.commands
         self.events, self.commands = [], []
         return events, commands
@@ -96,10 +86,11 @@ class SessionCore:
         self._emit(m.SessionDelta(session_id=self.state.id, rev=0,
                                   changes=StateChanges(**real)))
 
-    def _persist_session(self) -> None:
-        fields = {f: getattr(self.state, f) for f in PERSISTED_FIELDS}
-        fields["token_usage"] = msgspec.structs.asdict(self.state.token_usage)
-        self.commands.append(cmd.SaveSession(self.state.id, fields))
+    def _persist_session(self, first: bool = False) -> None:
+        fields = self._row.changes(self.state)
+        if fields:
+            self.commands.insert(0 if first else len(self.commands),
+                                 cmd.SaveSession(self.state.id, fields))
 
     def _persist_message(self, message: Message) -> None:
         self.commands.append(cmd.SaveMessage(self.state.id, msgspec.structs.replace(message)))
@@ -156,7 +147,6 @@ class SessionCore:
         handler = getattr(self, "_on_" + type(event).__name__, None)
         if handler is not None:
             handler(event)
-        self._persist_session()
 
     def _on_ThreadStarted(self, ev: be.ThreadStarted) -> None:
         self._delta(thread_id=ev.thread_id, transcript_path=ev.transcript_path or self.state.transcript_path)
@@ -253,8 +243,15 @@ class SessionCore:
 
     def _on_ToolOutputDelta(self, ev: be.ToolOutputDelta) -> None:
         message_id = self._items.get(ev.item_id)
-        if message_id is not None and self._message(message_id) is not None:
+        msg = self._message(message_id) if message_id is not None else None
+        if msg is None:
+            return
+        kept = len(msg.tool_output or "")
+        if kept + len(ev.delta) <= self._output_max:
             self._update(message_id, tool_output_append=ev.delta)
+        else:  # cut to half, so the copies this costs stay linear in the output
+            self._update(message_id, tool_output=output_tail(
+                (msg.tool_output or "") + ev.delta, self._output_max // 2))
 
     def _on_ToolCompleted(self, ev: be.ToolCompleted) -> None:
         if ev.status in ("declined", "failed"):
@@ -270,10 +267,12 @@ class SessionCore:
         if message_id is None:
             name = ev.tool_name or "tool"
             self._append("tool", name, item_id=ev.item_id, tool_name=name,
-                         tool_input=ev.tool_input, tool_output=ev.output, is_error=ev.is_error,
-                         duration_ms=ev.duration_ms)
+                         tool_input=ev.tool_input,
+                         tool_output=output_tail(ev.output, self._output_max),
+                         is_error=ev.is_error, duration_ms=ev.duration_ms)
         else:
-            self._update(message_id, tool_output=ev.output, is_error=ev.is_error,
+            self._update(message_id, tool_output=output_tail(ev.output, self._output_max),
+                         is_error=ev.is_error,
                          duration_ms=ev.duration_ms, is_in_progress=False)
         self._delta(tool_count=self.state.tool_count + 1,
                     last_tool=ev.tool_name or self.state.last_tool)

@@ -170,3 +170,40 @@ def test_client_mirror_equals_server_state(seed):
     assert snapshot_bytes(snapshot) == snapshot_bytes(core.state)
     assert len(core.state.messages) <= 50
     assert core.state.revision > 1000
+
+
+def test_tool_output_keeps_a_bounded_tail_and_mirrors_agree():
+    core = SessionCore(SessionState(id="od-t", provider="scripted"), tool_output_max_chars=1000)
+    mirror = msgspec.msgpack.decode(msgspec.msgpack.encode(core.state), type=SessionState)
+
+    def play(*events):
+        for event in events:
+            core.handle(event)
+            for wire in core.drain()[0]:
+                apply_event(mirror, codec.decode_inbound(codec.encode(wire)))
+
+    play(be.TurnStarted("u1"), be.ToolStarted("c", "Shell", "make"))
+    lines = [f"line {n:05d}\n" for n in range(2000)]  # 22 000 characters
+    play(*(be.ToolOutputDelta("c", line) for line in lines))
+    tool = core.state.messages[-1]
+    assert len(tool.tool_output) <= 1000 + 60
+    assert tool.tool_output.endswith("line 01999\n") and "earlier characters not kept" in tool.tool_output
+    assert snapshot_bytes(mirror) == snapshot_bytes(core.state)
+    play(be.ToolCompleted("c", "".join(lines), duration_ms=5))
+    tool = core.state.messages[-1]
+    assert tool.tool_output.startswith("[… 21000 earlier characters not kept …]\n")
+    assert tool.tool_output.endswith("".join(lines)[-1000:]) and not tool.is_in_progress
+    assert snapshot_bytes(mirror) == snapshot_bytes(core.state)
+
+
+def test_session_row_writes_only_what_changed():
+    core = new_core()
+    feed(core, be.TurnStarted("u1"))
+    writes = [c for c in feed(core, be.AgentMessageDelta("i", "He"))[1]
+              if isinstance(c, cmd.SaveSession)]
+    assert writes and set(writes[-1].fields) <= {"revision", "last_activity_at",
+                                                  "total_message_count"}
+    fresh = SessionCore(core.state)  # a restored or restarted actor writes the whole row
+    fresh.handle(be.AgentMessageDelta("i", "llo"))
+    full = [c for c in fresh.drain()[1] if isinstance(c, cmd.SaveSession)][-1]
+    assert {"provider", "status", "work_status", "token_usage"} <= set(full.fields)

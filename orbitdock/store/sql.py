@@ -64,6 +64,7 @@ APPROVAL_COLUMNS = (
 TURN_COLUMNS = ("status", "started_at", "ended_at", "plan", "plan_explanation", "diff", "error")
 TURN_JSON_COLUMNS = frozenset({"plan"})
 _TURN_SETTABLE = frozenset(TURN_COLUMNS)
+_SESSION_ACCEPTED = _SESSION_SETTABLE | {"id", "token_usage"}  # what a SaveSession may carry
 
 ROLLOUT_COLUMNS = ("path", "offset", "session_id", "size", "mtime", "ignore_existing", "updated_at")
 
@@ -118,7 +119,7 @@ def check_fields(cmd: Any) -> None:
     the bad command is dropped. (Cheap: names and types, no encoding.)
     """
     if type(cmd) is SaveSession:
-        allowed, json_cols = _SESSION_SETTABLE | {"id", "token_usage"}, SESSION_JSON_COLUMNS
+        allowed, json_cols = _SESSION_ACCEPTED, SESSION_JSON_COLUMNS
     elif type(cmd) is SaveTurn:
         allowed, json_cols = _TURN_SETTABLE, TURN_JSON_COLUMNS
     else:
