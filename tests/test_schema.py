@@ -98,9 +98,9 @@ def test_column_lists_match_the_schema(tmp_path, pcfg):
 
 def test_session_persisted_fields_are_columns():
     """The session core persists these fields; each must be a sessions column."""
-    core = pytest.importorskip("orbitdock.session_core")
-    assert set(core.PERSISTED_FIELDS) <= set(sql.SESSION_COLUMNS)
+    from orbitdock.session_row import PERSISTED_FIELDS
 
+    assert set(PERSISTED_FIELDS) <= set(sql.SESSION_COLUMNS)
 
 @pytest.mark.parametrize(("query", "plan_has"), [
     ("SELECT * FROM messages WHERE session_id='s' AND seq<5 ORDER BY seq DESC LIMIT 10",
