@@ -148,7 +148,12 @@ class SessionActor(pykka.ThreadingActor):
 
     def _emit(self, event: Any) -> None:
         # Called on connector threads: only hand the event to this actor's inbox.
-        self.actor_ref.tell(Backend(event, time.time()))
+        try:
+            self.actor_ref.tell(Backend(event, time.time()))
+        except pykka.ActorDeadError:
+            # Stopped (shutdown, end) while its backend was still finishing a turn:
+            # the state was already settled and persisted; nothing left to deliver to.
+            self._log.debug("backend event after stop dropped: %s", type(event).__name__)
 
     def _start_connector(self, resume: bool) -> None:
         self.connector = self.connector_factory(self.state)
