@@ -183,16 +183,14 @@ class SessionActor(pykka.ThreadingActor):
             self.persistence.tell(commands)  # one inbox message for the lot: in order
         last = self._last_summary
         now = time.monotonic()
-        if (last is not None and now - self._summary_sent_at < self._summary_period
-                and all(type(event) is m.MessageUpdated for event in events)):
-            return  # a streamed delta moves no list field but the activity time: wait
+        # Within the period after a send, a change of activity time alone can wait.
+        recent = last is not None and now - self._summary_sent_at < self._summary_period
+        if recent and all(type(event) is m.MessageUpdated for event in events):
+            return  # streamed deltas move no list field but the activity time
         summary = self.core.summary()
-        if summary == last:
+        if summary == last or (recent and msgspec.structs.replace(
+                summary, last_activity_at=last.last_activity_at) == last):
             return
-        if (last is not None and now - self._summary_sent_at < self._summary_period
-                and msgspec.structs.replace(summary, last_activity_at=last.last_activity_at)
-                == last):
-            return  # only the activity time moved: the list can wait for the next period
         self._last_summary = summary
         self._summary_sent_at = now
         self.outlet.summary(summary)

@@ -30,7 +30,7 @@ from orbitdock.protocol.models import (
     TokenUsage,
     attention_for,
 )
-from orbitdock.display import display_name_of, output_tail, prompt_name  # noqa: F401
+from orbitdock.display import display_name_of, output_tail
 from orbitdock.session_row import SessionRow
 from orbitdock.store import commands as cmd
 from orbitdock.sync import apply_event, summary_of
@@ -67,7 +67,9 @@ class SessionCore:
         The session row is written here, once per drain, with what changed since
         the last write: a burst of events drained together costs one row update,
         placed first (a new session's row must exist before its turns and messages)."""
-        self._persist_session(first=True)
+        fields = self._row.changes(self.state)
+        if fields:
+            self.commands.insert(0, cmd.SaveSession(self.state.id, fields))
         events, commands = self.events, self.commands
         self.events, self.commands = [], []
         return events, commands
@@ -85,12 +87,6 @@ class SessionCore:
             return
         self._emit(m.SessionDelta(session_id=self.state.id, rev=0,
                                   changes=StateChanges(**real)))
-
-    def _persist_session(self, first: bool = False) -> None:
-        fields = self._row.changes(self.state)
-        if fields:
-            self.commands.insert(0 if first else len(self.commands),
-                                 cmd.SaveSession(self.state.id, fields))
 
     def _persist_message(self, message: Message) -> None:
         self.commands.append(cmd.SaveMessage(self.state.id, msgspec.structs.replace(message)))
@@ -372,7 +368,6 @@ class SessionCore:
         self._withdraw_approvals("session_ended")
         self._delta(current_turn_id=None, ended_at=self._ts)
         self._emit(m.SessionEnded(session_id=self.state.id, rev=0, reason=reason))
-        self._persist_session()
 
     def begin_decision(self, approval_id: str, decision: str) -> Hashable:
         """Note a client's decision on its way to the backend; returns the key to answer.
@@ -390,7 +385,6 @@ class SessionCore:
         decision = self._approvals.end(approval_id)
         if accepted and decision is not None and self.approval(approval_id) is not None:
             self._resolve(approval_id, decision)
-            self._persist_session()
 
     def approval(self, approval_id: str) -> ApprovalRequest | None:
         return next((a for a in self.state.approvals if a.id == approval_id), None)
@@ -398,12 +392,10 @@ class SessionCore:
     def rename(self, name: str | None, now: float | None = None) -> None:
         self._ts = self.clock() if now is None else now
         self._rename(custom_name=name)
-        self._persist_session()
 
     def configure(self, now: float | None = None, **config: Any) -> None:
         self._ts = self.clock() if now is None else now
         self._delta(**{k: v for k, v in config.items() if v is not None})
-        self._persist_session()
 
     def reset_after_restart(self, reason: str, now: float | None = None) -> None:
         """After a daemon or actor restart, nothing of a live turn survives: settle the status."""
@@ -418,7 +410,6 @@ class SessionCore:
                 self._on_TurnCompleted(be.TurnCompleted(self.state.current_turn_id, "interrupted",
                                                         reason))
             self._delta(last_error=reason)
-            self._persist_session()
 
     def summary(self):
         return summary_of(self.state)

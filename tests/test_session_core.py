@@ -11,7 +11,8 @@ from orbitdock.client import snapshot_bytes
 from orbitdock.connectors import events as be
 from orbitdock.protocol import codec
 from orbitdock.protocol.models import SessionState
-from orbitdock.session_core import SessionCore, display_name_of, prompt_name
+from orbitdock.display import display_name_of, prompt_name
+from orbitdock.session_core import SessionCore
 from orbitdock.store import commands as cmd
 from orbitdock.sync import apply_event
 
