@@ -5,8 +5,10 @@ appender process writes 0.169-format ``item_completed`` AgentMessage lines,
 paced, round-robin over the files, each stamped with the wall-clock time of the
 append; a subscriber process (``orbitdock.client.Subscription``) watching every
 session records ``receive time - event ts`` (the session events carry the line's
-timestamp). In the same run, the floor: a plain watchdog observer + offset read +
-orjson parse in its own process, timing append -> parsed.
+timestamp). In the same run, once the daemon has stopped, the floor: the same
+appender over the same files, received by a plain watchdog observer + offset read +
+orjson parse in its own process, timing append -> parsed. The two phases run one
+after the other so each has the machine (two cores) to itself.
 
     .venv/bin/python bench/bench_watcher.py [--files 1,200] [--rate 200] [--duration 10]
                                             [--runs 3]
@@ -147,6 +149,23 @@ def floor_proc(root, ready, result_q, stop_at_holder):
     result_q.put({"latencies": latencies})
 
 
+def run_phase(files, rate: float, duration: float, receiver, args: tuple) -> dict:
+    """Start ``receiver`` in its own process, append for ``duration``, collect its result."""
+    stop_at = mp.Value("d", 0.0)
+    results, ready = mp.Queue(), mp.Event()
+    proc = mp.Process(target=receiver, args=(*args, ready, results, stop_at))
+    proc.start()
+    if not ready.wait(READY_TIMEOUT_S):
+        proc.kill()
+        raise RuntimeError(f"{receiver.__name__} did not get ready in time")
+    start_at = time.time() + 0.5
+    stop_at.value = start_at + duration + DRAIN_S
+    sent = appender(files, rate, duration, start_at)
+    got = results.get(timeout=READY_TIMEOUT_S * 4)
+    proc.join(READY_TIMEOUT_S)
+    return {**got, "sent": sent}
+
+
 def run_once(n_files: int, rate: float, duration: float) -> dict:
     from orbitdock.client import Client
     from orbitdock.protocol import messages as m
@@ -167,29 +186,14 @@ def run_once(n_files: int, rate: float, duration: float) -> dict:
                     time.sleep(0.1)
                 else:
                     raise RuntimeError("watcher did not create every session in time")
-            stop_at = mp.Value("d", 0.0)
-            results = mp.Queue()
-            sub_ready, floor_ready = mp.Event(), mp.Event()
-            procs = [mp.Process(target=subscriber_proc,
-                                args=(daemon.endpoints, ids, sub_ready, results, stop_at)),
-                     mp.Process(target=floor_proc,
-                                args=(str(codex_home / "sessions"), floor_ready, results,
-                                      stop_at))]
-            for p in procs:
-                p.start()
-            sub_ready.wait(READY_TIMEOUT_S)
-            floor_ready.wait(READY_TIMEOUT_S)
-            start_at = time.time() + 0.5
-            stop_at.value = start_at + duration + DRAIN_S
-            sent = appender(files, rate, duration, start_at)
-            got = [results.get(timeout=READY_TIMEOUT_S * 4) for _ in procs]
-            for p in procs:
-                p.join(READY_TIMEOUT_S)
-            sub = next(r for r in got if "gaps" in r)
-            floor = next(r for r in got if "gaps" not in r)
-            out = {"sent": sent, "received": len(sub["latencies"]), "gaps": sub["gaps"],
-                   "lat": summarize(sub["latencies"]), "floor": summarize(floor["latencies"]),
-                   "floor_received": len(floor["latencies"])}
+            sub = run_phase(files, rate, duration, subscriber_proc,
+                            (daemon.endpoints, ids))
+        # The floor gets the machine to itself too: on two cores, a watchdog of its
+        # own running beside the daemon's would measure each under the other's load.
+        floor = run_phase(files, rate, duration, floor_proc, (str(codex_home / "sessions"),))
+        out = {"sent": sub["sent"], "received": len(sub["latencies"]), "gaps": sub["gaps"],
+               "lat": summarize(sub["latencies"]), "floor": summarize(floor["latencies"]),
+               "floor_received": len(floor["latencies"])}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
