@@ -94,7 +94,8 @@ class SessionActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         self.core = SessionCore(self.state, last_approval=self.last_approval,
-                                tool_output_max_chars=self.cfg.sessions.tool_output_max_chars)
+                                tool_output_max_chars=self.cfg.sessions.tool_output_max_chars,
+                                life=self.epoch)
         if self.disabled_reason is not None:
             self.connector_factory = None
             self.core.reset_after_restart(self.disabled_reason)

@@ -30,6 +30,7 @@ from actors.messages import (
     ThreadOwned,
 )
 from actors.session import SessionActor
+from orbitdock.approvals import approval_session
 from orbitdock.config import Config
 from orbitdock.connectors.base import Connector
 from orbitdock.connectors.scripted import ScriptedConnector
@@ -191,7 +192,7 @@ class SupervisorActor(pykka.ThreadingActor):
         else:
             session_id = getattr(r, "session_id", None)
             if session_id is None and hasattr(r, "approval_id"):
-                session_id = r.approval_id.rpartition(":a")[0]
+                session_id = approval_session(r.approval_id)
         if session_id in self.restarting:
             self.restarting[session_id].append(req)
             return

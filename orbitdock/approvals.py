@@ -4,11 +4,13 @@ Split from ``session_core``. The FIFO queue itself is ``SessionState.approvals``
 (kept by the reducer); this numbers the requests and remembers, for each pending
 one, the backend key that answers it and a client decision on its way.
 
-Ids are ``<session id>:a<n>`` and ``n`` never repeats within a session, across
-restarts too: a restored session goes on after the highest ``n`` it ever had
-(``last_number``, from the approvals table). A reused id would be refused by the
-approvals upsert, which keeps the earlier life's decided row, and a late
-decision for that earlier request would answer the new one.
+Ids are ``<session id>:a<n>-<life>``. ``n`` counts the session's requests and goes
+on across restarts after the highest ``n`` in the approvals table
+(``last_number``). ``<life>`` is the daemon's epoch: a request published in the
+last commit window before a ``kill -9`` is not in that table, so the next life
+hands out its ``n`` again, and only the life part keeps the two ids apart. A
+reused id would be refused by the approvals upsert, which keeps the earlier
+life's row, and a late decision for that earlier request would answer the new one.
 """
 
 from __future__ import annotations
@@ -20,19 +22,29 @@ import msgspec
 from orbitdock.connectors import events as be
 from orbitdock.protocol.models import ApprovalRequest, Question
 
-ID_SEPARATOR = ":a"  # approval id = session id + ID_SEPARATOR + number
+ID_SEPARATOR = ":a"  # approval id = session id + ID_SEPARATOR + number [+ LIFE_SEPARATOR + life]
+LIFE_SEPARATOR = "-"
+LIFE_CHARS = 8  # of the daemon's hex epoch: 2**32 lives before two may look alike
 
 
 def approval_number(approval_id: str) -> int:
-    """The ``n`` of ``<session id>:a<n>``; 0 for an id not of that form."""
-    _, sep, number = approval_id.rpartition(ID_SEPARATOR)
+    """The ``n`` of ``<session id>:a<n>[-<life>]``; 0 for an id not of that form."""
+    _, sep, rest = approval_id.rpartition(ID_SEPARATOR)
+    number = rest.partition(LIFE_SEPARATOR)[0]
     return int(number) if sep and number.isdigit() else 0
+
+
+def approval_session(approval_id: str) -> str:
+    """The session id an approval id belongs to ("" for an id not of that form)."""
+    return approval_id.rpartition(ID_SEPARATOR)[0]
 
 
 class ApprovalBook:
     def __init__(self, session_id: str, pending: Iterable[ApprovalRequest] = (),
-                 last_number: int = 0):
+                 last_number: int = 0, life: str = ""):
+        """``life``: the daemon epoch (tests may leave it out: ids without a life part)."""
         self._session_id = session_id
+        self._life = f"{LIFE_SEPARATOR}{life[:LIFE_CHARS]}" if life else ""
         self._last = max([last_number, *(approval_number(a.id) for a in pending)])
         self._keys: dict[str, Hashable] = {}  # approval id -> backend key
         self._ids: dict[Hashable, str] = {}  # backend key -> approval id
@@ -41,7 +53,7 @@ class ApprovalBook:
     def open(self, ev: be.ApprovalRequest, turn_id: str | None, now: float) -> ApprovalRequest:
         """The client-facing request for a backend's, under the session's next id."""
         self._last += 1
-        approval_id = f"{self._session_id}{ID_SEPARATOR}{self._last}"
+        approval_id = f"{self._session_id}{ID_SEPARATOR}{self._last}{self._life}"
         self._keys[approval_id] = ev.key
         self._ids[ev.key] = approval_id
         return ApprovalRequest(

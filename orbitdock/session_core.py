@@ -40,8 +40,10 @@ QUESTION_TYPES = ("question", "elicitation")
 
 class SessionCore:
     def __init__(self, state: SessionState, clock: Callable[[], float] = time.time,
-                 last_approval: int = 0, tool_output_max_chars: int = 262_144):
-        """``last_approval``: the highest approval number the restored session ever had.
+                 last_approval: int = 0, tool_output_max_chars: int = 262_144,
+                 life: str = ""):
+        """``last_approval``: the highest approval number the restored session ever had;
+        ``life``: the daemon epoch, part of every approval id (``orbitdock.approvals``).
 
         ``tool_output_max_chars``: a tool row keeps at most about this much of its
         output, the tail (a build's last lines are the ones that matter). Bounded, a
@@ -50,7 +52,7 @@ class SessionCore:
         self.state = state
         self._output_max = tool_output_max_chars
         self.clock = clock
-        self._approvals = ApprovalBook(state.id, state.approvals, last_approval)
+        self._approvals = ApprovalBook(state.id, state.approvals, last_approval, life)
         self._items: dict[str, str] = {}  # backend item id -> message id
         # Tool rows a restart closed while their tool still ran: after restoration
         # ``_items`` is empty, so these are where late completions belong.

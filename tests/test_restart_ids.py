@@ -1,6 +1,6 @@
 """Ids stay unique across a daemon restart, and a stale approval id never wakes a backend.
 
-Approval ids (``<sid>:a<n>``) and scripted turn ids key rows of their own
+Approval ids (``<sid>:a<n>-<life>``) and scripted turn ids key rows of their own
 (``approvals``, ``turns``): an id reused by a restored session would overwrite,
 or be refused next to, the earlier life's row.
 """
@@ -17,6 +17,7 @@ import zmq
 from actors.messages import ClientRequest
 from actors.session import SessionActor
 from conftest import wait_until
+from orbitdock.approvals import approval_number
 from orbitdock.client import RemoteError
 from orbitdock.config import Config
 from orbitdock.connectors.scripted import ScriptedConnector
@@ -64,11 +65,15 @@ def test_approval_ids_continue_after_kill9(daemon_factory, tmp_path):
     client.request(m.SendMessage(session_id=sid, content="/approve second-command"))
     assert wait_until(lambda: state(client, sid).approvals, WAIT_S)
     second = state(client, sid).approvals[0].id
-    assert second != first and second == f"{sid}:a2"
-    # A late answer to the earlier life's request must not decide the new one.
-    with pytest.raises(RemoteError) as info:
-        client.request(m.ApproveTool(approval_id=first, decision="decline"))
-    assert info.value.code == "stale_approval"
+    assert approval_number(first) == 1 and approval_number(second) == 2
+    # A late answer to the earlier life's request must not decide the new one; nor may
+    # an answer to an a2 the earlier life published but never committed before the kill.
+    uncommitted = first.replace(":a1-", ":a2-")
+    assert uncommitted != second
+    for stale in (first, uncommitted):
+        with pytest.raises(RemoteError) as info:
+            client.request(m.ApproveTool(approval_id=stale, decision="decline"))
+        assert info.value.code == "stale_approval"
     assert [a.id for a in state(client, sid).approvals] == [second]
     client.request(m.ApproveTool(approval_id=second, decision="accept"))
     assert wait_until(lambda: state(client, sid).work_status == "reply", WAIT_S)

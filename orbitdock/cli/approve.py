@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from orbitdock.approvals import approval_session
 from orbitdock.cli.common import CommandFailed, Context, pass_ctx
 from orbitdock.protocol import messages as m
 
@@ -44,7 +45,7 @@ def answer(ctx: Context, approval_id: str, answers: tuple[str, ...]) -> None:
             qid, value = "", item
         parsed.setdefault(qid, []).append(value)
     if "" in parsed:
-        reply = ctx.request(m.SubscribeSession(session_id=approval_id.rpartition(":a")[0]))
+        reply = ctx.request(m.SubscribeSession(session_id=approval_session(approval_id)))
         pending = next((a for a in reply.session.approvals if a.id == approval_id), None)
         if pending is None or not pending.questions:
             raise CommandFailed(f"approval {approval_id} has no pending question")

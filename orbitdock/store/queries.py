@@ -26,8 +26,8 @@ from orbitdock.store.sql import (
 )
 
 LAST_APPROVAL = "last_approval"
-# The highest n of the session's approval ids "<session id>:a<n>", decided or not: a
-# restored session numbers on after it (a reused id would clash with the decided row).
+# The highest n of the session's approval ids "<session id>:a<n>-<life>", decided or not:
+# a restored session numbers on after it. CAST keeps the digits before the "-<life>".
 _NUMBER_AT = f"length(a.session_id) + {len(ID_SEPARATOR) + 1}"  # substr() counts from 1
 _LAST_APPROVAL_SQL = (
     f"coalesce((SELECT max(CAST(substr(a.id, {_NUMBER_AT}) AS INTEGER)) "
