@@ -21,6 +21,12 @@ resumes largely one after another, so recovery spreads them: at most
 the rest, never more than ``threads_per_process`` on one. Sessions whose turn or
 approval was cut (someone is waiting) are placed first, on the processes already
 running.
+
+While any session runs, ``spare_processes`` idle processes are kept started and
+initialized. New sessions fill processes that already serve sessions before an
+idle one, so a spare stays empty until the others are full; recovery takes idle
+processes first, so a crash's resumes need no process start. A used spare is
+replaced ``spare_delay_s`` later, when the resumes have had the CPU.
 """
 
 from __future__ import annotations
@@ -59,6 +65,11 @@ class ListModels:
 @dataclass(slots=True)
 class Describe:
     """``ask`` only: [{proc_id, pid, version, load, threads}] for status and tests."""
+
+
+@dataclass(slots=True)
+class _TopUpSpares:  # from the spare timer: start idle processes up to spare_processes
+    pass
 
 
 @dataclass(slots=True)
@@ -128,6 +139,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         self._hosted: dict[AppServerProcess, set[ThreadSink]] = {}
         self._where: dict[ThreadSink, AppServerProcess] = {}
         self._homes: dict[str, AppServerProcess] = {}  # thread id -> process that loaded it
+        self._spare_timer: threading.Timer | None = None  # one pending top-up at most
         self._stopping = False
 
     # ------------------------------------------------------------ messages
@@ -152,12 +164,16 @@ class CodexPoolActor(pykka.ThreadingActor):
             return self._describe()
         elif isinstance(message, _ProcessExited):
             self._on_exited(message.proc, message.reason)
+        elif isinstance(message, _TopUpSpares):
+            self._top_up_spares()
         else:
             logger.warning("codex pool: unexpected message %r", message)
         return None
 
     def on_stop(self) -> None:
         self._stopping = True
+        if self._spare_timer is not None:
+            self._spare_timer.cancel()
         deadline = time.monotonic() + self._config.stop_timeout_s
         threads = [threading.Thread(target=proc.stop, args=(deadline,), daemon=True)
                    for proc in self._procs]
@@ -174,6 +190,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         proc = self._place(sink)
         if proc is not None:
             proc.post(_Begin(sink))
+            self._schedule_spares()
 
     def _command(self, op: SinkOp) -> None:
         proc = self._where.get(op.sink)
@@ -197,9 +214,11 @@ class CodexPoolActor(pykka.ThreadingActor):
         return proc
 
     def _least_loaded(self) -> AppServerProcess | None:
+        """The least-loaded process with room, idle ones (the spares) last."""
         open_procs = [p for p in self._procs
                       if len(self._hosted[p]) < self._config.threads_per_process]
-        return min(open_procs, key=lambda p: len(self._hosted[p]), default=None)
+        return min(open_procs, key=lambda p: (not self._hosted[p], len(self._hosted[p])),
+                   default=None)
 
     def _spawn(self) -> AppServerProcess:
         binary = self._binary or find_codex(self._config.binary)
@@ -240,6 +259,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         if sinks or unrun:
             logger.warning("%s exited (%s); %d session(s) to recover", proc, reason, len(sinks))
         self._recover([sink for sink in sinks if sink.on_lost(reason)])
+        self._schedule_spares()
         for op in unrun:
             target = self._where.get(op.sink) if isinstance(op, SinkOp) else None
             if target is not None:
@@ -282,6 +302,36 @@ class CodexPoolActor(pykka.ThreadingActor):
                       and wave.get(p, 0) < batch]
         return min(open_procs, key=lambda p: (wave.get(p, 0), len(self._hosted[p])),
                    default=None)
+
+    # ------------------------------------------------------------ spares
+    def _spares_missing(self) -> int:
+        if self._stopping or not any(self._hosted.get(p) for p in self._procs):
+            return 0  # no session runs: nothing to recover, no spare to keep
+        idle = sum(1 for p in self._procs if not self._hosted[p])
+        return max(0, self._config.spare_processes - idle)
+
+    def _schedule_spares(self) -> None:
+        if self._spare_timer is not None or not self._spares_missing():
+            return
+        self._spare_timer = threading.Timer(self._config.spare_delay_s, self._tell_top_up)
+        self._spare_timer.daemon = True
+        self._spare_timer.start()
+
+    def _tell_top_up(self) -> None:  # runs on the timer thread: a message, nothing else
+        try:
+            self.actor_ref.tell(_TopUpSpares())
+        except pykka.ActorDeadError:
+            pass
+
+    def _top_up_spares(self) -> None:
+        self._spare_timer = None
+        for _ in range(self._spares_missing()):
+            try:
+                proc = self._spawn()
+            except (OSError, CodexNotFound) as exc:
+                logger.warning("cannot start a spare codex app-server: %s", exc)
+                return
+            logger.info("started %s as a spare", proc)
 
     # ------------------------------------------------------------ queries
     def _list_models(self, reply: ModelsReply, retried: bool = False) -> None:

@@ -88,6 +88,8 @@ class CodexConfig:
     request_timeout_s: float = 30.0  # any JSON-RPC request to app-server
     resume_timeout_s: float = 10.0  # thread/resume after a crash or restart
     recovery_batch: int = 8  # a dead app-server's sessions resumed on any one process at most
+    spare_processes: int = 1  # idle app-servers kept started while sessions run, for recovery
+    spare_delay_s: float = 2.0  # a used spare is replaced this long after, not amid the resumes
     stop_timeout_s: float = 3.0  # close stdin, then SIGTERM, then SIGKILL
 
 

@@ -61,8 +61,8 @@ def codex_env(base_dir, sim) -> dict[str, str]:
 @pytest.fixture
 def pool(codex_env, codex_binary, sim):
     sim.reset()
-    ref = CodexPoolActor.start(CodexConfig(threads_per_process=4), env=codex_env,
-                               binary=codex_binary)
+    ref = CodexPoolActor.start(CodexConfig(threads_per_process=4, spare_processes=0),
+                               env=codex_env, binary=codex_binary)
     yield ref
     ref.stop(timeout=10)
 
@@ -206,7 +206,8 @@ def test_lost_process_keeps_acknowledged_prompts_and_resumes_concurrently(base_d
     binary.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
     binary.chmod(0o755)
     env = {**os.environ, "FAKE_RESUME_BARRIER": "3"}
-    config = CodexConfig(threads_per_process=6, recovery_batch=3, resume_timeout_s=5)
+    config = CodexConfig(threads_per_process=6, recovery_batch=3, resume_timeout_s=5,
+                         spare_processes=0)
     pool = CodexPoolActor.start(config, env=env, binary=binary)
     try:
         sessions = [Session(pool, base_dir) for _ in range(6)]
@@ -240,6 +241,47 @@ def test_lost_process_keeps_acknowledged_prompts_and_resumes_concurrently(base_d
         assert set(procs[0]["threads"]) < set(threads[1:5])
         assert {threads[0], threads[5]} < set(procs[1]["threads"])
         assert silent.send("after recovery").ok
+    finally:
+        pool.stop(timeout=10)
+
+
+def describe_when(pool, loads: list[int]) -> list[dict[str, Any]]:
+    """The pool's processes once their loads are ``loads`` (bounded wait)."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        procs = pool.ask(Describe(), timeout=5)
+        if [p["load"] for p in procs] == loads or time.monotonic() > deadline:
+            assert [p["load"] for p in procs] == loads
+            return procs
+        time.sleep(0.02)
+
+
+def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
+    """A spare stays empty while others have room, then hosts a dead process's resumes."""
+    script = base_dir / "fake_recovery_server.py"
+    script.write_text(FAKE_RECOVERY_SERVER)
+    binary = base_dir / "fake-recovery-codex"
+    binary.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
+    binary.chmod(0o755)
+    env = {**os.environ, "FAKE_RESUME_BARRIER": "2"}  # both resumes in flight on one process
+    config = CodexConfig(threads_per_process=2, recovery_batch=2, resume_timeout_s=5,
+                         spare_processes=1, spare_delay_s=0.05)
+    pool = CodexPoolActor.start(config, env=env, binary=binary)
+    try:
+        assert pool.ask(Describe(), timeout=5) == []  # no session: no spare either
+        first = Session(pool, base_dir)
+        first.start()
+        spare = describe_when(pool, [1, 0])[1]
+        second = Session(pool, base_dir)
+        second.start()
+        busy, idle = describe_when(pool, [2, 0])
+        assert idle["pid"] == spare["pid"]  # the second session did not spread onto it
+        os.kill(busy["pid"], signal.SIGKILL)
+        for session in (first, second):
+            session.wait(ev.BackendRecovered)
+        host, new_spare = describe_when(pool, [2, 0])
+        assert host["pid"] == spare["pid"] and new_spare["pid"] not in (busy["pid"], spare["pid"])
+        assert sorted(host["threads"]) == sorted(busy["threads"])
     finally:
         pool.stop(timeout=10)
 
@@ -458,8 +500,8 @@ def test_killed_process_is_recovered(codex_env, codex_binary, sim, base_dir):
     sim.set_script([{"match": "remember", "text": "noted ALPHA-7"},
                     {"match": "wait a while", "text": "parked", "hold": 60},
                     {"match": "bystander", "text": "untouched"}])
-    pool = CodexPoolActor.start(CodexConfig(threads_per_process=2), env=codex_env,
-                                binary=codex_binary)
+    pool = CodexPoolActor.start(CodexConfig(threads_per_process=2, spare_processes=0),
+                                env=codex_env, binary=codex_binary)
     try:
         victim, neighbour, bystander = (Session(pool, base_dir) for _ in range(3))
         for session in (victim, neighbour, bystander):

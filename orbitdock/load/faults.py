@@ -4,7 +4,7 @@
   home, check that every direct session came back with the right status and
   message window (``verify.restore_check``), then let the driver go on. The DB
   read is also the reference for "was it committed at the kill" in the loss check.
-* kill -9 of one app-server: its sessions must report the loss and be resumed
+* kill -9 of one app-server that serves sessions: its sessions must report the loss and be resumed
   on another process (``last_error`` set to "backend lost…" then cleared), the
   others must not notice.
 * a slow subscriber: SIGSTOP (a client that stops reading, including its zmq
@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import psutil
+
 from orbitdock.load.daemon_ctl import DaemonCtl, app_server_pids, reap_orphans
 from orbitdock.load.report import percentile
 from orbitdock.load.verify import Kill, read_db, restore_check
@@ -33,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 RESUME_WINDOW_S = 5.0  # a "backend lost" this soon after a codex kill belongs to that kill
 RESUME_GIVE_UP_S = 15.0  # not cleared by then: not resumed
+BUSY_WINDOW_S = 0.5  # an app-server that used CPU in this window before a kill serves sessions
+BUSY_CPU_S = 0.02  # ... more than this much (two clock ticks); an idle spare uses none
 
 
 @dataclass
@@ -73,11 +77,35 @@ def kill_daemon_summary(log: KillLog) -> dict[str, Any]:
             "message_mismatch": log.message_mismatch, "notes": log.notes}
 
 
+def busy_app_servers(pids: list[int]) -> list[int]:
+    """The app-servers among ``pids`` that worked during the last ``BUSY_WINDOW_S``.
+
+    Those host running sessions. An idle spare (``codex.spare_processes``) does not:
+    killing it would cost no session anything and flatter the recovery figures.
+    """
+    def cpu(pid: int) -> float | None:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            return None
+        return times.user + times.system
+
+    before = {pid: cpu(pid) for pid in pids}
+    time.sleep(BUSY_WINDOW_S)
+    busy = []
+    for pid, was in before.items():
+        now = cpu(pid)
+        if was is not None and now is not None and now - was > BUSY_CPU_S:
+            busy.append(pid)
+    return busy
+
+
 def kill_codex_once(ctl: DaemonCtl, rng: random.Random) -> tuple[float, int] | None:
+    """kill -9 one app-server that is serving sessions (any one, if none looks busy)."""
     pids = app_server_pids(ctl.pid) if ctl.pid else []
     if not pids:
         return None
-    pid = rng.choice(pids)
+    pid = rng.choice(busy_app_servers(pids) or pids)
     at = time.time()
     try:
         os.kill(pid, signal.SIGKILL)
