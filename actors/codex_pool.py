@@ -13,8 +13,9 @@ re-posted to the replacement process, after the resume of their session.
 When a process dies, each session that was working gets BackendLost, is placed
 on another process and resumed there (``thread/resume``, bounded by
 ``resume_timeout_s``); its connector then emits BackendRecovered, or
-BackendLost(fatal=True) with codex's error text. Sessions on other processes
-see nothing. All the resumes are in flight at once (nothing waits for one
+BackendLost(fatal=True) with codex's error text. A process that dies while its
+sessions are still resuming sends them round again (``recovery_attempts`` in a
+row at most). Sessions on other processes see nothing. All the resumes are in flight at once (nothing waits for one
 answer before sending the next), but one codex process works through its
 resumes largely one after another, so recovery spreads them: at most
 ``recovery_batch`` to any one process, processes with room first, fresh ones for

@@ -183,6 +183,8 @@ for line in sys.stdin:
     elif method == "turn/steer":
         send({"id": msg["id"], "result": {"turnId": params["expectedTurnId"]}})
     elif method == "thread/resume":
+        if os.path.exists(os.environ.get("FAKE_HOLD_RESUMES", "")):
+            continue  # never answered: the test kills this process mid-resume
         held.append(msg)
         if len(held) >= barrier:  # never reached if the client waited for each answer
             for m in held:
@@ -282,6 +284,52 @@ def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
         host, new_spare = describe_when(pool, [2, 0])
         assert host["pid"] == spare["pid"] and new_spare["pid"] not in (busy["pid"], spare["pid"])
         assert sorted(host["threads"]) == sorted(busy["threads"])
+    finally:
+        pool.stop(timeout=10)
+
+
+def kill_host(pool, session: "Session") -> None:
+    """kill -9 the one process and wait for the pool to host ``session`` on a new one."""
+    (proc,) = pool.ask(Describe(), timeout=5)
+    os.kill(proc["pid"], signal.SIGKILL)
+    assert not session.wait(ev.BackendLost).fatal
+    deadline = time.monotonic() + WAIT_S
+    while [(p["pid"] != proc["pid"], p["load"]) for p in pool.ask(Describe(), timeout=5)] \
+            != [(True, 1)]:
+        assert time.monotonic() < deadline, "the session was not placed on a new process"
+        time.sleep(0.02)
+
+
+def test_resume_cut_by_another_death_is_resumed_again(base_dir):
+    """Under load a resume takes seconds: a death that cuts it resumes again, a bounded
+    number of times in a row (``recovery_attempts``) so a failing codex cannot loop."""
+    script = base_dir / "fake_recovery_server.py"
+    script.write_text(FAKE_RECOVERY_SERVER)
+    binary = base_dir / "fake-recovery-codex"
+    binary.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
+    binary.chmod(0o755)
+    hold = base_dir / f"hold-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "FAKE_RESUME_BARRIER": "1", "FAKE_HOLD_RESUMES": str(hold)}
+    config = CodexConfig(threads_per_process=2, spare_processes=0, recovery_attempts=1,
+                         resume_timeout_s=5)
+    pool = CodexPoolActor.start(config, env=env, binary=binary)
+    try:
+        session = Session(pool, base_dir, config=config)
+        thread_id = session.start().thread_id
+        hold.touch()
+        kill_host(pool, session)  # ready -> resuming, held by the new process
+        hold.unlink()
+        kill_host(pool, session)  # cuts that resume: resumed again, and answered
+        assert session.wait(ev.BackendRecovered)
+        assert "while resuming" in session.since(ev.BackendLost)[-1].reason
+        hold.touch()
+        kill_host(pool, session)  # a success reset the count: one more cut is allowed
+        kill_host(pool, session)
+        (proc,) = pool.ask(Describe(), timeout=5)
+        os.kill(proc["pid"], signal.SIGKILL)  # the second cut in a row: give up
+        fatal = session.wait(ev.BackendLost)
+        assert fatal.fatal and "SIGKILL" in fatal.reason
+        assert [e.thread_id for e in session.since(ev.ThreadStarted)] == [thread_id]
     finally:
         pool.stop(timeout=10)
 

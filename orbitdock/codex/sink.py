@@ -92,6 +92,9 @@ class ThreadSink:
         self._requests: dict[int | str, tuple[str, dict[str, Any]]] = {}
         self._deferred: list[SinkOp] = []
         self._had_turn = False  # decides whether a failed resume may fall back to a new thread
+        self._announced = False  # ThreadStarted emitted (thread/start or the first resume)
+        self._cut = False  # BackendLost emitted and not yet answered by BackendRecovered
+        self._recoveries_left = config.recovery_attempts  # losses in a row while resuming
         self.was_busy = False  # set by on_lost: a turn or a server request was cut (pool reads it)
 
     def __repr__(self) -> str:
@@ -119,7 +122,7 @@ class ThreadSink:
         """Re-attach to a fresh process after the old one died."""
         self._ctx = ctx
         if self.state == "resuming":
-            self._resume(ctx, initial=False)
+            self._resume(ctx, initial=not self._announced)
 
     def _resume(self, ctx: AppServerProcess, *, initial: bool) -> None:
         self.state = "resuming"
@@ -143,6 +146,7 @@ class ThreadSink:
         self._ctx.route(self.thread_id, self)  # type: ignore[union-attr]
         self._tell_pool_bound()
         self.state = "ready"
+        self._announced = True
         self._emit(started)
         if recovering:
             self._emit(ev.BackendRecovered(detail="the thread had no turns; started a new one"))
@@ -151,6 +155,8 @@ class ThreadSink:
     def _on_resumed(self, result: Any, error: rpc.RpcError | None, initial: bool) -> None:
         if self.state != "resuming":
             return
+        if error is not None and error.code == rpc.PROCESS_EXITED:
+            return  # the pool's on_lost follows and decides whether to resume again
         if error is not None:
             self._ctx.unroute(self.thread_id, self)  # type: ignore[union-attr, arg-type]
             if not initial and not self._had_turn:
@@ -166,18 +172,22 @@ class ThreadSink:
         self._had_turn = True  # a resumable thread has a rollout
         self._tell_pool_bound()
         self.state = "ready"
+        self._recoveries_left = self._config.recovery_attempts
         if initial:
+            self._announced = True
             self._emit(mapping.thread_started(result or {}, fallback_cwd=self.cwd))
-        else:
+        if self._cut or not initial:
+            self._cut = False
             self._emit(ev.BackendRecovered(detail=f"thread {self.thread_id} resumed"))
         self._run_deferred()
 
     def on_lost(self, reason: str) -> bool:
         """The hosting process died (called by the pool, which owns the sink now).
 
-        Returns whether the pool should resume the thread in another process: only a
-        session that was working. One that was still starting/resuming gives up, so a
-        codex that cannot start does not loop.
+        Returns whether the pool should resume the thread in another process: a
+        session that was working, or one whose resume this death cut (under load a
+        resume can take seconds), ``recovery_attempts`` times in a row at most, so a
+        codex that cannot start does not loop. One still starting gives up.
         """
         self._ctx = None
         self.was_busy = bool(self._requests)
@@ -186,7 +196,13 @@ class ThreadSink:
             self.was_busy = self._close_open_turns(reason) > 0 or self.was_busy
             self._mapper.reset()
             self.state = "resuming"
+            self._cut = True
             self._emit(ev.BackendLost(reason=reason))
+            return True
+        if self.state == "resuming" and self._recoveries_left > 0:
+            self._recoveries_left -= 1
+            self._cut = True
+            self._emit(ev.BackendLost(reason=f"{reason} (while resuming)"))
             return True
         if self.state in ("new", "starting", "resuming"):
             self._fatal(reason)

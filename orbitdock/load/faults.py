@@ -143,6 +143,7 @@ def kill_codex_summary(kills: list[tuple[float, int]], backend_events: list[tupl
             "resume_p50_s": percentile(resume, 50) if resume else None,
             "resume_max_s": resume[-1] if resume else None,
             "resumed_late": sum(1 for r in resume if r > resume_limit_s),
+            "resume_s": [round(r, 3) for r in resume],  # every recovery, for the tail's shape
             "other_gaps": sum(n for sid, n in gaps_by_sid.items() if sid not in affected)}
 
 
