@@ -26,8 +26,9 @@ running.
 While any session runs, ``spare_processes`` idle processes are kept started and
 initialized. New sessions fill processes that already serve sessions before an
 idle one, so a spare stays empty until the others are full; recovery takes idle
-processes first, so a crash's resumes need no process start. A used spare is
-replaced ``spare_delay_s`` later, when the resumes have had the CPU.
+processes first, so a crash's resumes need no process start. ``spare_delay_s``
+after a change (when the resumes have had the CPU) a used spare is replaced and
+idle processes beyond ``spare_processes`` (left by ended sessions) are stopped.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Describe:
 
 
 @dataclass(slots=True)
-class _TopUpSpares:  # from the spare timer: start idle processes up to spare_processes
+class _BalanceSpares:  # from the spare timer: idle processes up (or down) to spare_processes
     pass
 
 
@@ -153,20 +154,22 @@ class CodexPoolActor(pykka.ThreadingActor):
             proc = self._unassign(message.sink)
             if proc is not None:
                 proc.post(_Detach(message.sink))
+                self._schedule_spares()
         elif isinstance(message, ThreadBound):
             proc = self._where.get(message.sink)
             if proc is not None:
                 self._homes[message.thread_id] = proc
         elif isinstance(message, Release):
             self._unassign(message.sink)
+            self._schedule_spares()
         elif isinstance(message, ListModels):
             self._list_models(message.reply)
         elif isinstance(message, Describe):
             return self._describe()
         elif isinstance(message, _ProcessExited):
             self._on_exited(message.proc, message.reason)
-        elif isinstance(message, _TopUpSpares):
-            self._top_up_spares()
+        elif isinstance(message, _BalanceSpares):
+            self._balance_spares()
         else:
             logger.warning("codex pool: unexpected message %r", message)
         return None
@@ -283,6 +286,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         """Place the sessions of a dead process and resume them (see the module docstring)."""
         batch = max(1, min(self._config.recovery_batch, self._config.threads_per_process))
         wave: dict[AppServerProcess, int] = {}  # resumes sent to each process by this call
+        idle_before = {p for p in self._procs if not self._hosted[p]}
         for sink in sorted(sinks, key=lambda s: not s.was_busy):  # stable: busy ones first
             home = self._homes.get(sink.thread_id or "")
             proc = home if home in self._hosted else self._recovery_target(wave, batch)
@@ -294,6 +298,10 @@ class CodexPoolActor(pykka.ThreadingActor):
             self._hosted[proc].add(sink)
             self._where[sink] = proc
             proc.post(_Recover(sink))
+        if wave:
+            logger.info("resuming on %s", ", ".join(
+                f"{proc} ({count}, {'idle' if proc in idle_before else 'busy'})"
+                for proc, count in wave.items()))
 
     def _recovery_target(self, wave: dict[AppServerProcess, int],
                          batch: int) -> AppServerProcess | None:
@@ -305,27 +313,41 @@ class CodexPoolActor(pykka.ThreadingActor):
                    default=None)
 
     # ------------------------------------------------------------ spares
+    def _idle(self) -> list[AppServerProcess]:
+        return [p for p in self._procs if not self._hosted[p]]
+
     def _spares_missing(self) -> int:
         if self._stopping or not any(self._hosted.get(p) for p in self._procs):
             return 0  # no session runs: nothing to recover, no spare to keep
-        idle = sum(1 for p in self._procs if not self._hosted[p])
-        return max(0, self._config.spare_processes - idle)
+        return max(0, self._config.spare_processes - len(self._idle()))
+
+    def _idle_excess(self) -> list[AppServerProcess]:
+        """Idle processes beyond ``spare_processes`` (ended sessions, recoveries), those
+        holding no loaded thread first: each costs an app-server's memory for nothing."""
+        if self._stopping:
+            return []
+        idle = self._idle()
+        homes = set(self._homes.values())
+        return sorted(idle, key=lambda p: p in homes)[:max(0, len(idle) -
+                                                          self._config.spare_processes)]
 
     def _schedule_spares(self) -> None:
-        if self._spare_timer is not None or not self._spares_missing():
+        if self._spare_timer is not None or not (self._spares_missing() or self._idle_excess()):
             return
-        self._spare_timer = threading.Timer(self._config.spare_delay_s, self._tell_top_up)
+        self._spare_timer = threading.Timer(self._config.spare_delay_s, self._tell_balance)
         self._spare_timer.daemon = True
         self._spare_timer.start()
 
-    def _tell_top_up(self) -> None:  # runs on the timer thread: a message, nothing else
+    def _tell_balance(self) -> None:  # runs on the timer thread: a message, nothing else
         try:
-            self.actor_ref.tell(_TopUpSpares())
+            self.actor_ref.tell(_BalanceSpares())
         except pykka.ActorDeadError:
             pass
 
-    def _top_up_spares(self) -> None:
+    def _balance_spares(self) -> None:
         self._spare_timer = None
+        for proc in self._idle_excess():
+            self._retire(proc)
         for _ in range(self._spares_missing()):
             try:
                 proc = self._spawn()
@@ -333,6 +355,16 @@ class CodexPoolActor(pykka.ThreadingActor):
                 logger.warning("cannot start a spare codex app-server: %s", exc)
                 return
             logger.info("started %s as a spare", proc)
+
+    def _retire(self, proc: AppServerProcess) -> None:
+        """Stop an idle process: off the books at once, so nothing is placed on it."""
+        self._procs.remove(proc)
+        self._hosted.pop(proc, None)
+        self._homes = {t: p for t, p in self._homes.items() if p is not proc}
+        logger.info("stopping %s: idle beyond codex.spare_processes", proc)
+        # stop() waits for the child; its exit comes back as _ProcessExited, with no sessions
+        threading.Thread(target=proc.stop, name=f"codex-{proc.proc_id}-retire",
+                         daemon=True).start()
 
     # ------------------------------------------------------------ queries
     def _list_models(self, reply: ModelsReply, retried: bool = False) -> None:

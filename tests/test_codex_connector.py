@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from actors.codex_pool import CodexPoolActor, Describe, list_models
@@ -259,7 +260,8 @@ def describe_when(pool, loads: list[int]) -> list[dict[str, Any]]:
 
 
 def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
-    """A spare stays empty while others have room, then hosts a dead process's resumes."""
+    """A spare stays empty while others have room, then hosts a dead process's resumes;
+    idle processes beyond the spare count are stopped."""
     script = base_dir / "fake_recovery_server.py"
     script.write_text(FAKE_RECOVERY_SERVER)
     binary = base_dir / "fake-recovery-codex"
@@ -284,6 +286,15 @@ def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
         host, new_spare = describe_when(pool, [2, 0])
         assert host["pid"] == spare["pid"] and new_spare["pid"] not in (busy["pid"], spare["pid"])
         assert sorted(host["threads"]) == sorted(busy["threads"])
+        for session in (first, second):
+            session.connector.stop()
+        # two idle processes, one spare wanted: the one holding no loaded thread goes
+        (kept,) = describe_when(pool, [0])
+        assert kept["pid"] == host["pid"]
+        deadline = time.monotonic() + WAIT_S
+        while psutil.pid_exists(new_spare["pid"]):  # stopped and reaped
+            assert time.monotonic() < deadline, "the retired process is still running"
+            time.sleep(0.02)
     finally:
         pool.stop(timeout=10)
 

@@ -14,6 +14,7 @@ actors/) so this package never imports the actors layer.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,9 +131,15 @@ class ThreadSink:
         params = _compact({"threadId": self.thread_id, "excludeTurns": True, "cwd": self.cwd,
                            "model": self.model, "approvalPolicy": self.approval_policy,
                            "sandbox": self.sandbox_mode})
-        ctx.request("thread/resume", params,
-                    lambda result, error: self._on_resumed(result, error, initial),
-                    timeout=self._config.resume_timeout_s)
+        sent_at = time.monotonic()
+
+        def resumed(result: Any, error: rpc.RpcError | None) -> None:
+            if error is None:
+                logger.info("thread %s resumed on %s in %.2fs", self.thread_id, ctx,
+                            time.monotonic() - sent_at, extra=self._log_extra)
+            self._on_resumed(result, error, initial)
+
+        ctx.request("thread/resume", params, resumed, timeout=self._config.resume_timeout_s)
 
     def _on_started(self, result: Any, error: rpc.RpcError | None, recovering: bool) -> None:
         if self.state != "starting":
