@@ -89,6 +89,7 @@ class CodexConfig:
     resume_timeout_s: float = 30.0  # thread/resume after a crash or restart (slow under load)
     recovery_batch: int = 8  # a dead app-server's sessions resumed on any one process at most
     recovery_attempts: int = 3  # resumes cut by another process death, in a row, before giving up
+    recovery_on_busy: bool = False  # resume on processes serving sessions too (fewer, slower)
     spare_processes: int = 1  # idle app-servers kept started while sessions run, for recovery
     spare_delay_s: float = 2.0  # a used spare is replaced this long after, not amid the resumes
     stop_timeout_s: float = 3.0  # close stdin, then SIGTERM, then SIGKILL
