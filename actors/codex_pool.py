@@ -42,14 +42,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pykka
 
-from orbitdock.codex import jsonrpc as rpc
 from orbitdock.codex.appserver import AppServerProcess
 from orbitdock.codex.install import CodexNotFound, find_codex
-from orbitdock.codex.mapping import model_options
+from orbitdock.codex.pool_ops import Begin, ModelsOp, ModelsReply, Recover
+from orbitdock.codex.pool_ops import Detach as DetachOp
 from orbitdock.codex.sink import (Attach, Command, Detach, Release, SinkOp, ThreadBound,
                                   ThreadSink)
 from orbitdock.config import CodexConfig
@@ -57,7 +57,6 @@ from orbitdock.protocol.models import ModelOption
 
 logger = logging.getLogger(__name__)
 
-ModelsReply = Callable[[list[ModelOption] | None, str | None], None]  # (models, error)
 
 
 @dataclass(slots=True)
@@ -81,55 +80,6 @@ class _BalanceSpares:  # from the spare timer: idle processes up (or down) to sp
 class _ProcessExited:
     proc: AppServerProcess
     reason: str
-
-
-# ---------------------------------------------------------------- ops run on a reader
-@dataclass(slots=True)
-class _Begin:
-    sink: ThreadSink
-
-    def run(self, ctx: AppServerProcess) -> None:
-        self.sink.begin(ctx)
-
-    def fail(self, reason: str) -> None:  # the pool's on_lost already covers the sink
-        pass
-
-
-@dataclass(slots=True)
-class _Recover(_Begin):
-    def run(self, ctx: AppServerProcess) -> None:
-        self.sink.recover(ctx)
-
-
-@dataclass(slots=True)
-class _Detach(_Begin):
-    def run(self, ctx: AppServerProcess) -> None:
-        self.sink.detach(ctx)
-
-
-@dataclass(slots=True)
-class _ModelsOp:
-    reply: ModelsReply
-    retried: bool = False  # re-posted once if its process died first; never loops
-
-    def run(self, ctx: AppServerProcess) -> None:
-        collected: list[dict[str, Any]] = []
-
-        def page(result: Any, error: rpc.RpcError | None) -> None:
-            if error is not None:
-                self.fail(error.message)
-                return
-            collected.extend((result or {}).get("data") or [])
-            cursor = (result or {}).get("nextCursor")
-            if cursor:
-                ctx.request("model/list", {"cursor": cursor}, page)
-            else:
-                self.reply(model_options(collected), None)
-
-        ctx.request("model/list", {}, page)
-
-    def fail(self, reason: str) -> None:
-        self.reply(None, reason)
 
 
 class CodexPoolActor(pykka.ThreadingActor):
@@ -156,7 +106,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         elif isinstance(message, Detach):
             proc = self._unassign(message.sink)
             if proc is not None:
-                proc.post(_Detach(message.sink))
+                proc.post(DetachOp(message.sink))
                 self._schedule_spares()
         elif isinstance(message, ThreadBound):
             proc = self._where.get(message.sink)
@@ -196,7 +146,7 @@ class CodexPoolActor(pykka.ThreadingActor):
     def _attach(self, sink: ThreadSink) -> None:
         proc = self._place(sink)
         if proc is not None:
-            proc.post(_Begin(sink))
+            proc.post(Begin(sink))
             self._schedule_spares()
 
     def _command(self, op: SinkOp) -> None:
@@ -270,8 +220,8 @@ class CodexPoolActor(pykka.ThreadingActor):
         for op in unrun:
             target = self._where.get(op.sink) if isinstance(op, SinkOp) else None
             if target is not None:
-                target.post(op)  # after the _Recover above: the sink defers it until resumed
-            elif isinstance(op, _ModelsOp) and not op.retried:
+                target.post(op)  # after the Recover above: the sink defers it until resumed
+            elif isinstance(op, ModelsOp) and not op.retried:
                 self._list_models(op.reply, retried=True)  # not tied to a process: retry once
             else:
                 op.fail(reason)
@@ -302,7 +252,7 @@ class CodexPoolActor(pykka.ThreadingActor):
             wave[proc] = wave.get(proc, 0) + 1
             self._hosted[proc].add(sink)
             self._where[sink] = proc
-            proc.post(_Recover(sink))
+            proc.post(Recover(sink))
         if wave:
             logger.info("resuming on %s", ", ".join(
                 f"{proc} ({count}, {'idle' if proc in idle_before else 'busy'})"
@@ -383,7 +333,7 @@ class CodexPoolActor(pykka.ThreadingActor):
             except (OSError, CodexNotFound) as exc:
                 reply(None, f"cannot start codex app-server: {exc}")
                 return
-        proc.post(_ModelsOp(reply, retried))
+        proc.post(ModelsOp(reply, retried))
 
     def _describe(self) -> list[dict[str, Any]]:
         return [{"proc_id": p.proc_id, "pid": p.pid, "version": p.version,
