@@ -48,8 +48,7 @@ import pykka
 
 from orbitdock.codex.appserver import AppServerProcess
 from orbitdock.codex.install import CodexNotFound, find_codex
-from orbitdock.codex.pool_ops import Begin, ModelsOp, ModelsReply, Recover
-from orbitdock.codex.pool_ops import Detach as DetachOp
+from orbitdock.codex.pool_ops import Begin, DetachOp, ModelsOp, ModelsReply, Recover
 from orbitdock.codex.sink import (Attach, Command, Detach, Release, SinkOp, ThreadBound,
                                   ThreadSink)
 from orbitdock.config import CodexConfig
@@ -94,7 +93,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         self._hosted: dict[AppServerProcess, set[ThreadSink]] = {}
         self._where: dict[ThreadSink, AppServerProcess] = {}
         self._homes: dict[str, AppServerProcess] = {}  # thread id -> process that loaded it
-        self._spare_timer: threading.Timer | None = None  # one pending top-up at most
+        self._spare_timer: threading.Timer | None = None  # one pending balance at most
         self._stopping = False
 
     # ------------------------------------------------------------ messages
@@ -255,7 +254,7 @@ class CodexPoolActor(pykka.ThreadingActor):
             proc.post(Recover(sink))
         if wave:
             logger.info("resuming on %s", ", ".join(
-                f"{proc} ({count}, {'idle' if proc in idle_before else 'busy'})"
+                f"{proc} ({count}, {'idle or new' if proc in idle_before else 'busy'})"
                 for proc, count in wave.items()))
 
     def _recovery_target(self, wave: dict[AppServerProcess, int], batch: int,

@@ -36,7 +36,7 @@ class Recover(Begin):
 
 
 @dataclass(slots=True)
-class Detach(Begin):
+class DetachOp(Begin):
     def run(self, ctx: AppServerProcess) -> None:
         self.sink.detach(ctx)
 

@@ -183,7 +183,7 @@ class ThreadSink:
         if initial:
             self._announced = True
             self._emit(mapping.thread_started(result or {}, fallback_cwd=self.cwd))
-        if self._cut or not initial:
+        if self._cut:  # always so after a loss; only an initial resume may have none
             self._cut = False
             self._emit(ev.BackendRecovered(detail=f"thread {self.thread_id} resumed"))
         self._run_deferred()

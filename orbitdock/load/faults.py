@@ -4,9 +4,9 @@
   home, check that every direct session came back with the right status and
   message window (``verify.restore_check``), then let the driver go on. The DB
   read is also the reference for "was it committed at the kill" in the loss check.
-* kill -9 of one app-server that serves sessions: its sessions must report the loss and be resumed
-  on another process (``last_error`` set to "backend lost…" then cleared), the
-  others must not notice.
+* kill -9 of one app-server that serves sessions: its sessions must report the
+  loss and be resumed on another process (``last_error`` set to "backend lost…"
+  then cleared), the others must not notice.
 * a slow subscriber: SIGSTOP (a client that stops reading, including its zmq
   I/O thread) then SIGCONT; the daemon's memory must stay bounded (its
   per-subscriber queue is ``gateway.subscriber_hwm``), the others' latency
