@@ -55,10 +55,16 @@ class RolloutIdle:
 
 @dataclass(slots=True)
 class SessionCrashed:
-    """A session actor's on_failure tells the supervisor, which restarts it by policy."""
+    """A session actor's on_failure tells the supervisor, which restarts it by policy.
+
+    ``undelivered`` is what was still queued in the dead actor's inbox (client
+    requests, rollout batches), oldest first: the successor gets it before anything
+    sent to the session after the crash.
+    """
 
     session_id: str
     error: str
+    undelivered: list[Any] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -94,15 +100,28 @@ class ModelsReady:
 
 
 @dataclass(slots=True)
-class Redeliver:
-    """A message a crashed session actor had not handled; goes to its successor."""
-
-    session_id: str
-    message: Any
-
-
-@dataclass(slots=True)
 class AttachWatcher:
     """The daemon tells the supervisor where the watcher is (it starts after the gateway)."""
 
     watcher: Any
+
+
+@dataclass(slots=True)
+class RouteRequest:
+    """The watcher asks which actor a passive session has (orbitdock.rollout.routes)."""
+
+    session_id: str
+    reply_to: Any  # the watcher's ActorRef
+
+
+@dataclass(slots=True)
+class RouteAnswer:
+    """The supervisor's answer, sent once every earlier watcher message was passed on.
+
+    ``ref`` None: no such session. ``passive`` False: the thread belongs to a direct
+    session, so its rollout keeps going through the supervisor.
+    """
+
+    session_id: str
+    ref: Any | None
+    passive: bool = True

@@ -22,7 +22,6 @@ import zmq
 from actors.messages import (
     Backend,
     ClientRequest,
-    Redeliver,
     RolloutBatch,
     RolloutIdle,
     SessionCrashed,
@@ -128,12 +127,12 @@ class SessionActor(pykka.ThreadingActor):
                 self._log.exception("connector stop after crash failed")
             self.connector = None
         if self.supervisor is not None:
-            self.supervisor.tell(SessionCrashed(self.session_id, repr(exc_value)))
             # Hand back what was queued for us (client requests, rollout batches) so the
-            # restarted actor handles it instead of it vanishing with this inbox.
-            for message in self._drain_inbox():
-                if not isinstance(message, Backend):  # the old backend is gone with us
-                    self.supervisor.tell(Redeliver(self.session_id, message))
+            # restarted actor handles it first instead of it vanishing with this inbox.
+            # pykka marked us stopped before this hook, so nothing joins the inbox now.
+            undelivered = [message for message in self._drain_inbox()
+                           if not isinstance(message, Backend)]  # the old backend is gone
+            self.supervisor.tell(SessionCrashed(self.session_id, repr(exc_value), undelivered))
         if self.outlet is not None:
             self.outlet.close()
             self.outlet = None

@@ -22,10 +22,11 @@ from actors.messages import (
     AttachWatcher,
     ClientRequest,
     ModelsReady,
-    Redeliver,
     ReplyMessages,
     RolloutBatch,
     RolloutIdle,
+    RouteAnswer,
+    RouteRequest,
     SessionCrashed,
     ThreadOwned,
 )
@@ -64,6 +65,8 @@ class SupervisorActor(pykka.ThreadingActor):
         self.owned_threads: dict[str, str] = {}  # codex thread id -> direct session id
         # Sessions between a crash and their restart: messages for them wait here.
         self.restarting: dict[str, list[Any]] = {}
+        # Watchers asking for a restarting session's actor: answered once it runs again.
+        self.route_waiters: dict[str, list[pykka.ActorRef]] = {}
         self.policies: dict[str, RestartPolicy] = {}
         self.outlet: Outlet | None = None
         self.watcher: pykka.ActorRef | None = None
@@ -146,8 +149,8 @@ class SupervisorActor(pykka.ThreadingActor):
                 ref.tell(message)
         elif isinstance(message, SessionCrashed):
             self._restart(message)
-        elif isinstance(message, Redeliver):
-            self._deliver(message.session_id, message.message)
+        elif isinstance(message, RouteRequest):
+            self._answer_route(message)
         elif isinstance(message, tuple) and message and message[0] == "restart_now":
             self._restart_now(message[1])
         elif isinstance(message, ModelsReady):
@@ -193,23 +196,15 @@ class SupervisorActor(pykka.ThreadingActor):
             session_id = getattr(r, "session_id", None)
             if session_id is None and hasattr(r, "approval_id"):
                 session_id = approval_session(r.approval_id)
-        if session_id in self.restarting:
-            self.restarting[session_id].append(req)
-            return
         ref = self.sessions.get(session_id or "")
-        if ref is None:
+        if ref is None and session_id not in self.restarting:
             what = f"approval {r.approval_id}" if hasattr(r, "approval_id") else "session"
             self._error(req, ErrorCode.NOT_FOUND, f"no such {what}: {session_id}", session_id)
             return
         if isinstance(r, m.GetMessages):
             self.persistence.tell(ReplyMessages(req))
             return
-        try:
-            ref.tell(req)
-        except pykka.ActorDeadError:
-            # It crashed and its SessionCrashed is on the way: the restart follows shortly.
-            self._error(req, ErrorCode.UNAVAILABLE, "session is restarting after a crash; retry",
-                        session_id)
+        self._tell_or_hold(session_id, ref, req)
 
     def _create(self, req: ClientRequest, r: m.CreateSession) -> None:
         if r.provider not in PROVIDERS:
@@ -242,28 +237,28 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _deliver(self, session_id: str, message: Any) -> None:
         """Send to a session, or hold it while the session is being restarted."""
-        if session_id in self.restarting:
-            self.restarting[session_id].append(message)
-            return
         ref = self.sessions.get(session_id)
-        if ref is None:
+        if ref is None and session_id not in self.restarting:
             if isinstance(message, ClientRequest):
                 self._error(message, ErrorCode.NOT_FOUND, f"no such session: {session_id}",
                             session_id)
             return
-        try:
-            ref.tell(message)
-        except pykka.ActorDeadError:
-            if isinstance(message, ClientRequest):
-                self._error(message, ErrorCode.UNAVAILABLE,
-                            "session is restarting after a crash; retry", session_id)
+        self._tell_or_hold(session_id, ref, message)
+
+    def _tell_or_hold(self, session_id: str, ref: pykka.ActorRef | None, message: Any) -> None:
+        # A dead ref still in the map crashed and its SessionCrashed is on the way:
+        # what comes for it meanwhile waits for the successor, behind what it had queued.
+        if session_id not in self.restarting:
+            try:
+                ref.tell(message)
+                return
+            except pykka.ActorDeadError:
+                pass
+        self.restarting.setdefault(session_id, []).append(message)
 
     def _rollout(self, batch: RolloutBatch) -> None:
-        if batch.session_id in self.restarting:
-            self.restarting[batch.session_id].append(batch)
-            return
         ref = self.sessions.get(batch.session_id)
-        if ref is None:
+        if ref is None and batch.session_id not in self.restarting:
             if batch.session_id in self.owned_threads or batch.meta is None:
                 # Our own direct session's rollout (or lines with no session_meta yet):
                 # keep the file position, create no shadow session.
@@ -278,7 +273,19 @@ class SupervisorActor(pykka.ThreadingActor):
                 message_limit=self.cfg.sessions.memory_messages)
             state.display_name = display_name_of(state)
             ref = self._spawn(state, restored=False)
-        ref.tell(batch)
+        self._tell_or_hold(batch.session_id, ref, batch)
+
+    def _answer_route(self, request: RouteRequest) -> None:
+        """Tell the watcher a passive session's actor, after every batch it sent before."""
+        sid = request.session_id
+        if sid in self.owned_threads:
+            request.reply_to.tell(RouteAnswer(sid, None, passive=False))
+            return
+        ref = self.sessions.get(sid)
+        if sid in self.restarting or (ref is not None and not ref.is_alive()):
+            self.route_waiters.setdefault(sid, []).append(request.reply_to)
+            return
+        request.reply_to.tell(RouteAnswer(sid, ref))
 
     # ------------------------------------------------------------ restarts
     def _restart(self, crash: SessionCrashed) -> None:
@@ -287,7 +294,8 @@ class SupervisorActor(pykka.ThreadingActor):
             self.cfg.sessions.restart_max, self.cfg.sessions.restart_window_s,
             self.cfg.sessions.restart_backoff_s))
         self.sessions.pop(sid, None)
-        self.restarting.setdefault(sid, [])
+        # What the dead actor had queued is older than anything held since: it goes first.
+        self.restarting.setdefault(sid, [])[:0] = crash.undelivered
         delay = policy.next_delay(time.monotonic())
         if delay is None:
             logger.error("session crashed more than %d times in %.0fs; giving up on it",
@@ -304,15 +312,16 @@ class SupervisorActor(pykka.ThreadingActor):
         held = self.restarting.pop(sid, [])
         timeout = self.cfg.persistence.ask_timeout_s
         row = self.persistence.proxy().load_session(sid).get(timeout=timeout)
+        ref = None
         if row is None:
             logger.error("crashed session has no row; cannot restart", extra={"session_id": sid})
-            for message in held:
-                self._deliver(sid, message)
-            return
-        state = self._load_state(row)
-        self._spawn(state, restored=True, disabled_reason=disabled_reason,
-                    last_approval=row[LAST_APPROVAL])
-        self.outlet.publish(sid, m.SessionReset(session_id=sid, rev=state.revision,
-                                                reason="session actor restarted"))
+        else:
+            state = self._load_state(row)
+            ref = self._spawn(state, restored=True, disabled_reason=disabled_reason,
+                              last_approval=row[LAST_APPROVAL])
+            self.outlet.publish(sid, m.SessionReset(session_id=sid, rev=state.revision,
+                                                    reason="session actor restarted"))
         for message in held:
             self._deliver(sid, message)
+        for watcher in self.route_waiters.pop(sid, []):
+            watcher.tell(RouteAnswer(sid, ref))

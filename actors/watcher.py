@@ -37,7 +37,7 @@ from typing import Any
 import pykka
 from watchdog.observers import Observer
 
-from actors.messages import ClientRequest, RolloutBatch, RolloutIdle
+from actors.messages import ClientRequest, RolloutBatch, RolloutIdle, RouteAnswer, RouteRequest
 from orbitdock.connectors.events import NameUpdated
 from orbitdock.protocol import messages as m
 from orbitdock.rollout.follow import FollowedFile
@@ -45,6 +45,7 @@ from orbitdock.rollout.fsevents import EVENT_KINDS, FsEventHandler, Hint, Moved,
 from orbitdock.rollout.git import GitResolver
 from orbitdock.rollout.legacy_state import LEGACY_FILE, load_legacy_offsets
 from orbitdock.rollout.reader import RolloutReader
+from orbitdock.rollout.routes import SessionRoutes
 from orbitdock.rollout.scan import INDEX_FILE, index_names, moved_twin, recent_dirs, scan
 from orbitdock.transport import Outlet
 
@@ -72,6 +73,9 @@ class WatcherActor(pykka.ThreadingActor):
         self.home = Path(os.path.abspath(os.path.expanduser(str(codex_home))))
         self.roots = [str(self.home / "sessions"), str(self.home / "archived_sessions")]
         self.supervisor, self.persistence = supervisor, persistence
+        # Passive sessions' batches go straight to their actors once the supervisor says
+        # which (one hop less on the append -> client path); see orbitdock.rollout.routes.
+        self.routes = SessionRoutes(supervisor.tell, self._ask_route)
         self.files: dict[str, FollowedFile] = {}
         self.sessions: dict[str, _Session] = {}
         self.unknown: dict[str, tuple[int, float]] = {}  # older files left for import_rollouts
@@ -184,7 +188,9 @@ class WatcherActor(pykka.ThreadingActor):
             "lines_parsed": sum(f["lines"] for f in files),
             "malformed_lines": sum(f["malformed"] for f in files),
             "errors": sum(f["errors"] for f in files), "unknown_types": dict(unknown),
-            "counters": dict(self.counters), "files": files}
+            "counters": dict(self.counters, routes_asked=self.routes.asked,
+                             direct_sends=self.routes.direct),
+            "files": files}
 
     # ------------------------------------------------------------ inbox
     def on_receive(self, message: Any) -> Any:
@@ -194,6 +200,8 @@ class WatcherActor(pykka.ThreadingActor):
             self._on_moved(message.src, message.dest)
         elif isinstance(message, Tick):
             getattr(self, "_tick_" + message.kind)(message.key)
+        elif isinstance(message, RouteAnswer):
+            self.routes.answer(message.session_id, message.ref, passive=message.passive)
         elif isinstance(message, ClientRequest) and self.outlet is not None:
             self._on_request(message)
         return None
@@ -301,7 +309,7 @@ class WatcherActor(pykka.ThreadingActor):
             return
         s.idle_sent = True
         self.counters["idle_sent"] += 1
-        self.supervisor.tell(RolloutIdle(sid))
+        self.routes.send(sid, RolloutIdle(sid))
 
     # ------------------------------------------------------------ reading
     def _track(self, path: str, offset: int, session_id: str | None, mtime: float) -> None:
@@ -337,11 +345,14 @@ class WatcherActor(pykka.ThreadingActor):
             # any session_meta: keep the position, create nothing.
             self.persistence.tell(batch.offset)
             return
-        self.supervisor.tell(RolloutBatch(sid, batch.events, batch.offset, meta=f.meta,
-                                          timestamps=batch.times))
+        self.routes.send(sid, RolloutBatch(sid, batch.events, batch.offset, meta=f.meta,
+                                           timestamps=batch.times))
         self.counters["batches"] += 1
         if batch.lines:
             self._touch(sid, path, batch.mtime)
+
+    def _ask_route(self, sid: str) -> None:
+        self.supervisor.tell(RouteRequest(sid, self.actor_ref))
 
     def _continue_later(self, f: FollowedFile, delay: bool = False) -> None:
         if f.continuing:
@@ -357,7 +368,8 @@ class WatcherActor(pykka.ThreadingActor):
 
     def _backlogged(self) -> bool:
         limit = self.wcfg.backlog_limit
-        deep = any(ref.actor_inbox.qsize() > limit for ref in (self.supervisor, self.persistence))
+        deep = (any(ref.actor_inbox.qsize() > limit for ref in (self.supervisor, self.persistence))
+                or self.routes.backlogged(limit))
         if not deep:
             self.backoff = 0.0
         else:
@@ -399,8 +411,8 @@ class WatcherActor(pykka.ThreadingActor):
         for path in self.sessions.get(sid, _Session()).paths:
             f = self.files.get(path)
             if f is not None and f.meta is not None:
-                self.supervisor.tell(RolloutBatch(sid, [NameUpdated(name)], f.position(),
-                                                  meta=f.meta))
+                self.routes.send(sid, RolloutBatch(sid, [NameUpdated(name)], f.position(),
+                                                   meta=f.meta))
                 return
 
     def _known(self, path: str) -> bool:
