@@ -16,6 +16,7 @@ import pytest
 
 from conftest import REPO
 from orbitdock.codex.install import CodexNotFound, find_codex
+from orbitdock.load.faults import kill_codex_summary
 from orbitdock.load.model import ModelParams, plan_reply, prompt_for, reply_text, tag_for
 from orbitdock.load.verify import DbMessages, Kill, Verdict, check_duplicates, check_seen
 
@@ -92,6 +93,17 @@ def test_a_reply_the_model_generated_twice_is_not_a_duplicate():
 
 
 # ---------------------------------------------------------------- scenarios
+def test_a_recovery_cut_by_the_next_kill_is_judged_under_that_kill():
+    kills = [(100.0, 1), (110.0, 2)]
+    events = [("a", "lost", 100.1), ("a", "cleared", 100.6),  # resumed in 0.6 s
+              ("b", "lost", 100.1), ("b", "lost", 110.1),  # still resuming when kill 2 came
+              ("b", "cleared", 111.0),  # then resumed 1.0 s after kill 2
+              ("c", "lost", 110.2)]  # never cleared
+    summary = kill_codex_summary(kills, events, {}, resume_limit_s=2.0)
+    assert summary["cut_by_next_kill"] == 1 and summary["not_resumed"] == 1
+    assert summary["resume_s"] == [0.6, 1.0] and summary["affected"] == 3
+
+
 def test_scripted_fast_mode(tmp_path):
     res = load(tmp_path, "--provider", "scripted", "--sessions", "5", "--duration", "5")
     assert res["turns_completed"] > 20 and res["turns_other"] == 0

@@ -119,7 +119,7 @@ def kill_codex_summary(kills: list[tuple[float, int]], backend_events: list[tupl
     """Match each kill with the sessions that reported the loss and their recovery."""
     affected: set[str] = set()
     resume: list[float] = []
-    not_resumed = 0
+    not_resumed = cut = 0
     events = sorted(backend_events, key=lambda e: e[2])
     starts = sorted(at for at, _pid in kills)
     for i, at in enumerate(starts):
@@ -131,14 +131,21 @@ def kill_codex_summary(kills: list[tuple[float, int]], backend_events: list[tupl
                 lost.setdefault(sid, ts)
         for sid, lost_ts in lost.items():
             affected.add(sid)
-            cleared = next((ts for s, kind, ts in events
-                            if s == sid and kind == "cleared" and ts >= lost_ts), None)
-            if cleared is None or cleared - at > RESUME_GIVE_UP_S:
+            # Judged per attempt: a recovery ends cleared, or cut when the next kill hits
+            # the process still resuming it (that loss is then judged under the next kill).
+            outcome = next(((kind, ts) for s, kind, ts in events
+                            if s == sid and ts > lost_ts), None)
+            if outcome is None or outcome[1] - at > RESUME_GIVE_UP_S:
                 not_resumed += 1
+            elif outcome[0] == "cleared":
+                resume.append(outcome[1] - at)
+            elif outcome[1] >= until:
+                cut += 1
             else:
-                resume.append(cleared - at)
+                not_resumed += 1
     resume.sort()
     return {"kills": len(kills), "affected": len(affected), "not_resumed": not_resumed,
+            "cut_by_next_kill": cut,
             "recoveries": len(resume),
             "resume_p50_s": percentile(resume, 50) if resume else None,
             "resume_max_s": resume[-1] if resume else None,

@@ -139,7 +139,8 @@ def _fault_text(key: str, f: dict[str, Any]) -> str:
         return (f"{f['kills']} kills, {f.get('recoveries', 0)} recoveries of {f['affected']} "
                 f"sessions, resume p50/max {ms(f.get('resume_p50_s'))}/"
                 f"{ms(f.get('resume_max_s'))} ms ({f.get('resumed_late', 0)} over the target), "
-                f"not resumed {f['not_resumed']}, gaps on other sessions {f['other_gaps']}")
+                f"not resumed {f['not_resumed']}, cut by the next kill "
+                f"{f.get('cut_by_next_kill', 0)}, gaps on other sessions {f['other_gaps']}")
     if key == "slow":
         return (f"stopped {f['paused_s']:.0f} s; daemon RSS {mb(f['rss_before'])} -> peak "
                 f"{mb(f['rss_peak'])}; others' p99 {ms(f['others_p99_during'])} ms during vs "
