@@ -212,10 +212,7 @@ class SessionActor(pykka.ThreadingActor):
         elif isinstance(message, ClientRequest):
             self._on_request(message)
         elif isinstance(message, RolloutBatch):
-            times = message.timestamps or [None] * len(message.events)
-            for event, ts in zip(message.events, times):
-                self.core.handle(event, now=ts)
-            self._flush(atomic_tail=message.offset)
+            self._apply_rollout(message)
         elif isinstance(message, RolloutIdle):
             self.core.end("timeout")
             self._flush()
@@ -228,6 +225,21 @@ class SessionActor(pykka.ThreadingActor):
                                 or self.actor_inbox.empty()):
             self._flush()
         return None
+
+    def _apply_rollout(self, batch: RolloutBatch) -> None:
+        times = batch.timestamps or [None] * len(batch.events)
+        for event, ts in zip(batch.events, times):
+            try:
+                self.core.handle(event, now=ts)
+            except Exception:  # noqa: BLE001 - see below
+                # One event we cannot apply must not crash the actor: that would drop
+                # the whole batch, and re-read after a restart it would crash again
+                # until the restart policy gave up on the session.
+                self._log.exception("rollout %s: a %s before byte %d could not be applied; "
+                                    "skipped (code %s)", batch.offset.path,
+                                    type(event).__name__, batch.offset.offset,
+                                    ErrorCode.INTERNAL)
+        self._flush(atomic_tail=batch.offset)
 
     def _on_backend(self, event: Any, at: float | None = None) -> None:
         if isinstance(event, be.CommandResult):

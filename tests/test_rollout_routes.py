@@ -1,9 +1,9 @@
 """Watcher -> session actor routes: order across the supervisor fence and across a crash.
 
-The unit tests drive ``SessionRoutes`` with fake actors. The last test runs a real
-daemon in this process (its actors, SQLite file and gateway), follows a rollout being
-appended to, crashes the passive session's actor mid-stream and checks that every
-line became exactly one message row, in order.
+The unit tests drive ``SessionRoutes`` with fake actors. The others run a real daemon
+in this process (its actors, SQLite file and gateway) following a rollout being
+appended to: its passive session's actor crashes mid-stream, or one of its events
+cannot be applied; every line must still become exactly one message row, in order.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from orbitdock.client import Client, find_daemon
 from orbitdock.config import Config
 from orbitdock.protocol import messages as m
 from orbitdock.rollout.routes import SessionRoutes
+from orbitdock.session_core import SessionCore
 
 WAIT_S = 15.0
 CRASH_AFTER_S = 0.2
@@ -189,3 +190,29 @@ def session_ref(session_id: str) -> pykka.ActorRef | None:
         except pykka.ActorDeadError:
             pass  # a crashed one on its way out
     return None
+
+
+def test_an_event_the_session_cannot_apply_is_skipped_and_the_rest_kept(daemon_in_process,
+                                                                         tmp_path, monkeypatch,
+                                                                         caplog):
+    original = SessionCore.handle
+
+    def handle(self, event, now=None):
+        if getattr(event, "text", None) == "line 2":
+            raise ValueError("a line this build cannot apply")
+        return original(self, event, now=now)
+
+    monkeypatch.setattr(SessionCore, "handle", handle)
+    tid = str(uuid.uuid4())
+    path = today(tmp_path) / f"rollout-2026-11-25T00-00-00-{tid}.jsonl"
+    # one write: all five lines arrive in one batch, around the one that fails
+    path.write_text(meta_line(tid, str(tmp_path)) + "".join(agent_line(n) for n in range(5)))
+    db_path = daemon_in_process.layout.db_path
+    wait_for(lambda: db_path.exists() and len(assistant_rows(db_path, tid)) >= 4)
+    with open(path, "a") as fh:
+        fh.write(agent_line(5))
+    wait_for(lambda: len(assistant_rows(db_path, tid)) >= 5)
+    assert assistant_rows(db_path, tid) == [f"line {n}" for n in (0, 1, 3, 4, 5)]
+    assert session_ref(tid) is not None  # the same actor: it never crashed
+    assert any("could not be applied; skipped (code internal)" in r.getMessage()
+               for r in caplog.records)
