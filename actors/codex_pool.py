@@ -178,9 +178,11 @@ class CodexPoolActor(pykka.ThreadingActor):
 
     def _spawn(self) -> AppServerProcess:
         binary = self._binary or find_codex(self._config.binary)
-        proc = AppServerProcess(next(self._ids), [str(binary), "app-server"], env=self._env,
-                                config=self._config, on_exit=self._exited_from_reader,
-                                cwd=self._cwd)
+        overrides = [arg for item in self._config.config_overrides.split(";") if item.strip()
+                     for arg in ("-c", item.strip())]
+        proc = AppServerProcess(next(self._ids), [str(binary), "app-server", *overrides],
+                                env=self._env, config=self._config,
+                                on_exit=self._exited_from_reader, cwd=self._cwd)
         proc.start()
         self._procs.append(proc)
         self._hosted[proc] = set()

@@ -299,6 +299,25 @@ def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
         pool.stop(timeout=10)
 
 
+def test_config_overrides_reach_every_app_server(base_dir):
+    script = base_dir / "fake_recovery_server.py"
+    script.write_text(FAKE_RECOVERY_SERVER)
+    binary = base_dir / "fake-codex-with-args"
+    binary.write_text(f'#!/bin/sh\nexec {sys.executable} {script} "$@"\n')
+    binary.chmod(0o755)
+    config = CodexConfig(spare_processes=0,
+                         config_overrides='features.shell_snapshot=false; model="gpt-x"')
+    pool = CodexPoolActor.start(config, env={**os.environ, "FAKE_RESUME_BARRIER": "1"},
+                                binary=binary)
+    try:
+        Session(pool, base_dir).start()
+        (proc,) = describe_when(pool, [1])
+        assert psutil.Process(proc["pid"]).cmdline()[2:] == [
+            "app-server", "-c", "features.shell_snapshot=false", "-c", 'model="gpt-x"']
+    finally:
+        pool.stop(timeout=10)
+
+
 def kill_host(pool, session: "Session") -> None:
     """kill -9 the one process and wait for the pool to host ``session`` on a new one."""
     (proc,) = pool.ask(Describe(), timeout=5)
