@@ -32,6 +32,11 @@ idle one, so a spare stays empty until the others are full; recovery takes the
 spare first, so a crash's first resumes need no process start. ``spare_delay_s``
 after a change (when the resumes have had the CPU) a used spare is replaced and
 idle processes beyond ``spare_processes`` (left by ended sessions) are stopped.
+
+Processes serving sessions run ``codex.session_nice`` below the daemon's
+priority; spares and processes resuming a dead one's sessions keep the daemon's
+until those resumes are done (``orbitdock.codex.priority``), so on saturated
+cores recovery is not queued behind every other session's work.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import pykka
 from orbitdock.codex.appserver import AppServerProcess
 from orbitdock.codex.install import CodexNotFound, find_codex
 from orbitdock.codex.pool_ops import Begin, DetachOp, ModelsOp, ModelsReply, Recover
+from orbitdock.codex.priority import app_server_argv, raise_nice
 from orbitdock.codex.sink import (Attach, Command, Detach, Release, SinkOp, ThreadBound,
                                   ThreadSink)
 from orbitdock.config import CodexConfig
@@ -93,6 +99,8 @@ class CodexPoolActor(pykka.ThreadingActor):
         self._hosted: dict[AppServerProcess, set[ThreadSink]] = {}
         self._where: dict[ThreadSink, AppServerProcess] = {}
         self._homes: dict[str, AppServerProcess] = {}  # thread id -> process that loaded it
+        self._boosted: set[AppServerProcess] = set()  # still at the daemon's priority
+        self._resuming: dict[AppServerProcess, set[ThreadSink]] = {}  # recoveries in flight
         self._spare_timer: threading.Timer | None = None  # one pending balance at most
         self._stopping = False
 
@@ -103,6 +111,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         elif isinstance(message, Attach):
             self._attach(message.sink)
         elif isinstance(message, Detach):
+            self._resume_done(message.sink)
             proc = self._unassign(message.sink)
             if proc is not None:
                 proc.post(DetachOp(message.sink))
@@ -111,7 +120,9 @@ class CodexPoolActor(pykka.ThreadingActor):
             proc = self._where.get(message.sink)
             if proc is not None:
                 self._homes[message.thread_id] = proc
+            self._resume_done(message.sink)
         elif isinstance(message, Release):
+            self._resume_done(message.sink)
             self._unassign(message.sink)
             self._schedule_spares()
         elif isinstance(message, ListModels):
@@ -162,9 +173,11 @@ class CodexPoolActor(pykka.ThreadingActor):
         # after its session unsubscribed: resuming it anywhere else would be refused.
         proc = home if home in self._hosted else self._least_loaded()
         if proc is None:
-            proc = self._spawn_for(sink)
+            proc = self._spawn_for(sink, recovery=False)
             if proc is None:
                 return None
+        if not self._resuming.get(proc):
+            self._settle(proc)  # a spare taking new sessions becomes an ordinary process
         self._hosted[proc].add(sink)
         self._where[sink] = proc
         return proc
@@ -176,17 +189,39 @@ class CodexPoolActor(pykka.ThreadingActor):
         return min(open_procs, key=lambda p: (not self._hosted[p], len(self._hosted[p])),
                    default=None)
 
-    def _spawn(self) -> AppServerProcess:
+    def _spawn(self, *, recovery: bool) -> AppServerProcess:
+        """Start a process: at the daemon's priority for a spare or a recovery, else niced."""
         binary = self._binary or find_codex(self._config.binary)
-        overrides = [arg for item in self._config.config_overrides.split(";") if item.strip()
-                     for arg in ("-c", item.strip())]
-        proc = AppServerProcess(next(self._ids), [str(binary), "app-server", *overrides],
-                                env=self._env, config=self._config,
+        argv = app_server_argv(str(binary), self._config.config_overrides,
+                               0 if recovery else self._config.session_nice)
+        proc = AppServerProcess(next(self._ids), argv, env=self._env, config=self._config,
                                 on_exit=self._exited_from_reader, cwd=self._cwd)
         proc.start()
         self._procs.append(proc)
         self._hosted[proc] = set()
+        if recovery and self._config.session_nice > 0:
+            self._boosted.add(proc)
         return proc
+
+    def _settle(self, proc: AppServerProcess) -> None:
+        """Nice a boosted process like the others: it serves sessions now."""
+        if proc not in self._boosted:
+            return
+        self._boosted.discard(proc)
+        changed = raise_nice(proc.pid, self._config.session_nice) if proc.pid else 0
+        logger.info("%s serves sessions: nice +%d (%d threads)", proc,
+                    self._config.session_nice, changed)
+
+    def _resume_done(self, sink: ThreadSink) -> None:
+        """A recovering session resumed (or gave up): settle its process after the last."""
+        proc = self._where.get(sink)
+        pending = self._resuming.get(proc) if proc is not None else None
+        if pending is None or sink not in pending:
+            return
+        pending.discard(sink)
+        if not pending:
+            del self._resuming[proc]
+            self._settle(proc)
 
     def _unassign(self, sink: ThreadSink) -> AppServerProcess | None:
         proc = self._where.pop(sink, None)
@@ -205,6 +240,8 @@ class CodexPoolActor(pykka.ThreadingActor):
     def _on_exited(self, proc: AppServerProcess, reason: str) -> None:
         if proc in self._procs:
             self._procs.remove(proc)
+        self._boosted.discard(proc)
+        self._resuming.pop(proc, None)
         sinks = self._hosted.pop(proc, set())
         unrun = proc.unrun_ops()
         self._homes = {t: p for t, p in self._homes.items() if p is not proc}
@@ -227,10 +264,10 @@ class CodexPoolActor(pykka.ThreadingActor):
             else:
                 op.fail(reason)
 
-    def _spawn_for(self, sink: ThreadSink) -> AppServerProcess | None:
+    def _spawn_for(self, sink: ThreadSink, *, recovery: bool) -> AppServerProcess | None:
         """A fresh process for ``sink``, or None after telling the sink why not (fatal)."""
         try:
-            return self._spawn()
+            return self._spawn(recovery=recovery)
         except (OSError, CodexNotFound) as exc:
             logger.error("cannot start codex app-server: %s", exc)
             sink.on_lost(f"cannot start codex app-server: {exc}")
@@ -246,11 +283,13 @@ class CodexPoolActor(pykka.ThreadingActor):
             proc = (home if home in self._hosted
                     else self._recovery_target(wave, batch, idle_before))
             if proc is None:
-                proc = self._spawn_for(sink)
+                proc = self._spawn_for(sink, recovery=True)
                 if proc is None:
                     continue
                 idle_before.add(proc)
             wave[proc] = wave.get(proc, 0) + 1
+            if proc in self._boosted:
+                self._resuming.setdefault(proc, set()).add(sink)
             self._hosted[proc].add(sink)
             self._where[sink] = proc
             proc.post(Recover(sink))
@@ -309,7 +348,7 @@ class CodexPoolActor(pykka.ThreadingActor):
             self._retire(proc)
         for _ in range(self._spares_missing()):
             try:
-                proc = self._spawn()
+                proc = self._spawn(recovery=True)
             except (OSError, CodexNotFound) as exc:
                 logger.warning("cannot start a spare codex app-server: %s", exc)
                 return
@@ -319,6 +358,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         """Stop an idle process: off the books at once, so nothing is placed on it."""
         self._procs.remove(proc)
         self._hosted.pop(proc, None)
+        self._boosted.discard(proc)
         self._homes = {t: p for t, p in self._homes.items() if p is not proc}
         logger.info("stopping %s: idle beyond codex.spare_processes", proc)
         # stop() waits for the child; its exit comes back as _ProcessExited, with no sessions
@@ -330,7 +370,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         proc = min(self._procs, key=lambda p: len(self._hosted[p]), default=None)
         if proc is None:
             try:
-                proc = self._spawn()
+                proc = self._spawn(recovery=False)
             except (OSError, CodexNotFound) as exc:
                 reply(None, f"cannot start codex app-server: {exc}")
                 return

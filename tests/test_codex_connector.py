@@ -259,6 +259,17 @@ def describe_when(pool, loads: list[int]) -> list[dict[str, Any]]:
         time.sleep(0.02)
 
 
+def nice_when(pid: int, value: int) -> bool:
+    """True once every thread of ``pid`` has nice ``value`` (bounded wait)."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        values = {os.getpriority(os.PRIO_PROCESS, t.id) for t in psutil.Process(pid).threads()}
+        if values == {value}:
+            return True
+        assert time.monotonic() < deadline, f"pid {pid}: nice {values}, expected {value}"
+        time.sleep(0.02)
+
+
 def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
     """A spare stays empty while others have room, then hosts a dead process's resumes;
     idle processes beyond the spare count are stopped."""
@@ -269,13 +280,16 @@ def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
     binary.chmod(0o755)
     env = {**os.environ, "FAKE_RESUME_BARRIER": "2"}  # both resumes in flight on one process
     config = CodexConfig(threads_per_process=2, recovery_batch=2, resume_timeout_s=5,
-                         spare_processes=1, spare_delay_s=0.05)
+                         spare_processes=1, spare_delay_s=0.05, session_nice=5)
     pool = CodexPoolActor.start(config, env=env, binary=binary)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
     try:
         assert pool.ask(Describe(), timeout=5) == []  # no session: no spare either
         first = Session(pool, base_dir)
         first.start()
-        spare = describe_when(pool, [1, 0])[1]
+        working, spare = describe_when(pool, [1, 0])
+        # sessions' work yields to recovery: the spare keeps the daemon's priority
+        assert nice_when(working["pid"], ours + 5) and nice_when(spare["pid"], ours)
         second = Session(pool, base_dir)
         second.start()
         busy, idle = describe_when(pool, [2, 0])
@@ -286,6 +300,9 @@ def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
         host, new_spare = describe_when(pool, [2, 0])
         assert host["pid"] == spare["pid"] and new_spare["pid"] not in (busy["pid"], spare["pid"])
         assert sorted(host["threads"]) == sorted(busy["threads"])
+        # its resumes done, the old spare is an ordinary process (every thread); the new
+        # spare waits at the daemon's priority
+        assert nice_when(host["pid"], ours + 5) and nice_when(new_spare["pid"], ours)
         for session in (first, second):
             session.connector.stop()
         # two idle processes, one spare wanted: the one holding no loaded thread goes
