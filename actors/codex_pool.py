@@ -29,9 +29,10 @@ is waiting) are placed first.
 While any session runs, ``spare_processes`` idle processes are kept started and
 initialized. New sessions fill processes that already serve sessions before an
 idle one, so a spare stays empty until the others are full; recovery takes the
-spare first, so a crash's first resumes need no process start. ``spare_delay_s``
-after a change (when the resumes have had the CPU) a used spare is replaced and
-idle processes beyond ``spare_processes`` (left by ended sessions) are stopped.
+spare first, so a crash's first resumes need no process start. A used spare is
+replaced ``spare_delay_s`` after the last resume of a recovery is done (a process
+start would take CPU from them), and idle processes beyond ``spare_processes``
+(left by ended sessions) are stopped.
 
 Processes serving sessions run ``codex.session_nice`` below the daemon's
 priority; spares and processes resuming a dead one's sessions keep the daemon's
@@ -222,6 +223,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         if not pending:
             del self._resuming[proc]
             self._settle(proc)
+            self._schedule_spares()  # held back while resumes were running
 
     def _unassign(self, sink: ThreadSink) -> AppServerProcess | None:
         proc = self._where.pop(sink, None)
@@ -288,8 +290,7 @@ class CodexPoolActor(pykka.ThreadingActor):
                     continue
                 idle_before.add(proc)
             wave[proc] = wave.get(proc, 0) + 1
-            if proc in self._boosted:
-                self._resuming.setdefault(proc, set()).add(sink)
+            self._resuming.setdefault(proc, set()).add(sink)
             self._hosted[proc].add(sink)
             self._where[sink] = proc
             proc.post(Recover(sink))
@@ -317,6 +318,8 @@ class CodexPoolActor(pykka.ThreadingActor):
     def _spares_missing(self) -> int:
         if self._stopping or not any(self._hosted.get(p) for p in self._procs):
             return 0  # no session runs: nothing to recover, no spare to keep
+        if self._resuming:
+            return 0  # a process start would take CPU from the resumes: after them
         return max(0, self._config.spare_processes - len(self._idle()))
 
     def _idle_excess(self) -> list[AppServerProcess]:

@@ -152,11 +152,29 @@ def test_unstartable_codex_fails_sessions_and_models(base_dir):
 
 
 FAKE_RECOVERY_SERVER = r"""
-import itertools, json, os, sys
+import itertools, json, os, sys, threading, time
 barrier = int(os.environ["FAKE_RESUME_BARRIER"])  # resumes held until this many arrived
+gate = os.environ.get("FAKE_RESUME_GATE", "")  # and, if set, until this file exists
 ids = itertools.count(1)
 held = []
-def send(obj): sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
+lock = threading.Lock()
+def send(obj):
+    with lock:
+        sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
+def answer_held():
+    with lock:
+        ready = len(held) >= barrier and (not gate or os.path.exists(gate))
+        batch = held[:] if ready else []
+        if ready:
+            held.clear()
+    for m in batch:
+        send({"id": m["id"], "result": {"thread": {"id": m["params"]["threadId"]}}})
+def gatekeeper():  # answers what the closed gate held once it opens
+    while True:
+        time.sleep(0.02)
+        answer_held()
+if gate:
+    threading.Thread(target=gatekeeper, daemon=True).start()
 def item(tid, turn, text):
     return {"threadId": tid, "turnId": turn, "item": {
         "type": "userMessage", "id": f"item-{next(ids)}",
@@ -186,11 +204,9 @@ for line in sys.stdin:
     elif method == "thread/resume":
         if os.path.exists(os.environ.get("FAKE_HOLD_RESUMES", "")):
             continue  # never answered: the test kills this process mid-resume
-        held.append(msg)
-        if len(held) >= barrier:  # never reached if the client waited for each answer
-            for m in held:
-                send({"id": m["id"], "result": {"thread": {"id": m["params"]["threadId"]}}})
-            held.clear()
+        with lock:
+            held.append(msg)
+        answer_held()  # never answers if the client waited for each answer
 """
 
 
@@ -278,7 +294,10 @@ def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
     binary = base_dir / "fake-recovery-codex"
     binary.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
     binary.chmod(0o755)
-    env = {**os.environ, "FAKE_RESUME_BARRIER": "2"}  # both resumes in flight on one process
+    gate = base_dir / f"gate-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "FAKE_RESUME_BARRIER": "2",  # both resumes in flight on one process
+           "FAKE_RESUME_GATE": str(gate)}  # and answered once the test opens the gate
+    gate.touch()
     config = CodexConfig(threads_per_process=2, recovery_batch=2, resume_timeout_s=5,
                          spare_processes=1, spare_delay_s=0.05, session_nice=5)
     pool = CodexPoolActor.start(config, env=env, binary=binary)
@@ -294,7 +313,13 @@ def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
         second.start()
         busy, idle = describe_when(pool, [2, 0])
         assert idle["pid"] == spare["pid"]  # the second session did not spread onto it
+        gate.unlink()
         os.kill(busy["pid"], signal.SIGKILL)
+        # while the resumes run no spare is started (its start would take their CPU)
+        (host,) = describe_when(pool, [2])
+        time.sleep(0.3)  # six times spare_delay_s
+        assert [p["pid"] for p in pool.ask(Describe(), timeout=5)] == [host["pid"]]
+        gate.touch()
         for session in (first, second):
             session.wait(ev.BackendRecovered)
         host, new_spare = describe_when(pool, [2, 0])
