@@ -65,6 +65,7 @@ class SessionCrashed:
     session_id: str
     error: str
     undelivered: list[Any] = field(default_factory=list)
+    at_start: bool = False  # its on_start raised (a restart may fail the same way)
 
 
 @dataclass(slots=True)

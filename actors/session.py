@@ -91,6 +91,23 @@ class SessionActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
+        try:
+            self._start()
+        except Exception as exc:
+            # pykka stops an actor whose on_start raised without calling on_failure: tell
+            # the supervisor, which would otherwise hold this session's messages for a
+            # restart that never comes.
+            self._log.exception("session actor failed to start")
+            self.actor_stopped.set()  # refuse tells from now on, as pykka will, then drain
+            if self.supervisor is not None:
+                self.supervisor.tell(SessionCrashed(self.session_id, repr(exc),
+                                                    self._undelivered(), at_start=True))
+            if self.outlet is not None:  # pykka calls no on_stop either
+                self.outlet.close()
+                self.outlet = None
+            raise
+
+    def _start(self) -> None:
         self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         self.core = SessionCore(self.state, last_approval=self.last_approval,
                                 tool_output_max_chars=self.cfg.sessions.tool_output_max_chars,
@@ -130,21 +147,23 @@ class SessionActor(pykka.ThreadingActor):
             # Hand back what was queued for us (client requests, rollout batches) so the
             # restarted actor handles it first instead of it vanishing with this inbox.
             # pykka marked us stopped before this hook, so nothing joins the inbox now.
-            undelivered = [message for message in self._drain_inbox()
-                           if not isinstance(message, Backend)]  # the old backend is gone
-            self.supervisor.tell(SessionCrashed(self.session_id, repr(exc_value), undelivered))
+            self.supervisor.tell(SessionCrashed(self.session_id, repr(exc_value),
+                                                self._undelivered()))
         if self.outlet is not None:
             self.outlet.close()
             self.outlet = None
 
-    def _drain_inbox(self) -> list[Any]:
+    def _undelivered(self) -> list[Any]:
+        """Empty the inbox of a stopped actor: what its successor must handle, in order
+        (backend events are left out: the old backend is gone with this actor)."""
         drained = []
         while True:
             try:
                 envelope = self.actor_inbox.get_nowait()
             except queue.Empty:
                 return drained
-            drained.append(envelope.message)
+            if not isinstance(envelope.message, Backend):
+                drained.append(envelope.message)
 
     def _emit(self, event: Any) -> None:
         # Called on connector threads: only hand the event to this actor's inbox.

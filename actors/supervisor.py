@@ -67,6 +67,9 @@ class SupervisorActor(pykka.ThreadingActor):
         self.restarting: dict[str, list[Any]] = {}
         # Watchers asking for a restarting session's actor: answered once it runs again.
         self.route_waiters: dict[str, list[pykka.ActorRef]] = {}
+        # Sessions whose actor could not even start, after every restart: their messages
+        # are refused (rollout lines stay uncommitted, read again by the next daemon).
+        self.failed: dict[str, str] = {}
         self.policies: dict[str, RestartPolicy] = {}
         self.outlet: Outlet | None = None
         self.watcher: pykka.ActorRef | None = None
@@ -196,6 +199,9 @@ class SupervisorActor(pykka.ThreadingActor):
             session_id = getattr(r, "session_id", None)
             if session_id is None and hasattr(r, "approval_id"):
                 session_id = approval_session(r.approval_id)
+        if session_id in self.failed:
+            self._refuse(session_id, req)
+            return
         ref = self.sessions.get(session_id or "")
         if ref is None and session_id not in self.restarting:
             what = f"approval {r.approval_id}" if hasattr(r, "approval_id") else "session"
@@ -237,6 +243,9 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _deliver(self, session_id: str, message: Any) -> None:
         """Send to a session, or hold it while the session is being restarted."""
+        if session_id in self.failed:
+            self._refuse(session_id, message)
+            return
         ref = self.sessions.get(session_id)
         if ref is None and session_id not in self.restarting:
             if isinstance(message, ClientRequest):
@@ -257,6 +266,9 @@ class SupervisorActor(pykka.ThreadingActor):
         self.restarting.setdefault(session_id, []).append(message)
 
     def _rollout(self, batch: RolloutBatch) -> None:
+        if batch.session_id in self.failed:
+            self._refuse(batch.session_id, batch)
+            return
         ref = self.sessions.get(batch.session_id)
         if ref is None and batch.session_id not in self.restarting:
             if batch.session_id in self.owned_threads or batch.meta is None:
@@ -278,7 +290,7 @@ class SupervisorActor(pykka.ThreadingActor):
     def _answer_route(self, request: RouteRequest) -> None:
         """Tell the watcher a passive session's actor, after every batch it sent before."""
         sid = request.session_id
-        if sid in self.owned_threads:
+        if sid in self.owned_threads or sid in self.failed:
             request.reply_to.tell(RouteAnswer(sid, None, passive=False))
             return
         ref = self.sessions.get(sid)
@@ -297,6 +309,9 @@ class SupervisorActor(pykka.ThreadingActor):
         # What the dead actor had queued is older than anything held since: it goes first.
         self.restarting.setdefault(sid, [])[:0] = crash.undelivered
         delay = policy.next_delay(time.monotonic())
+        if delay is None and crash.at_start:
+            self._abandon(sid, crash.error)  # even a disabled actor could not start
+            return
         if delay is None:
             logger.error("session crashed more than %d times in %.0fs; giving up on it",
                          policy.max_restarts, policy.window_s, extra={"session_id": sid})
@@ -306,21 +321,37 @@ class SupervisorActor(pykka.ThreadingActor):
         logger.warning("restarting crashed session in %.2fs", delay, extra={"session_id": sid})
         threading.Timer(delay, self.actor_ref.tell, args=(("restart_now", sid),)).start()
 
+    def _abandon(self, sid: str, error: str) -> None:
+        logger.error("session actor cannot start (%s); refusing its messages until the "
+                     "daemon restarts", error, extra={"session_id": sid})
+        self.failed[sid] = error
+        for message in self.restarting.pop(sid, []):
+            self._refuse(sid, message)
+        for watcher in self.route_waiters.pop(sid, []):
+            watcher.tell(RouteAnswer(sid, None, passive=False))
+
+    def _refuse(self, sid: str, message: Any) -> None:
+        if isinstance(message, ClientRequest):
+            self._error(message, ErrorCode.INTERNAL,
+                        f"session cannot start: {self.failed[sid]}", sid)
+        else:
+            logger.debug("dropping %s for a session that cannot start", type(message).__name__,
+                         extra={"session_id": sid})
+
     def _restart_now(self, sid: str, disabled_reason: str | None = None) -> None:
         if sid in self.sessions:
             return
-        held = self.restarting.pop(sid, [])
         timeout = self.cfg.persistence.ask_timeout_s
         row = self.persistence.proxy().load_session(sid).get(timeout=timeout)
-        ref = None
-        if row is None:
-            logger.error("crashed session has no row; cannot restart", extra={"session_id": sid})
-        else:
-            state = self._load_state(row)
-            ref = self._spawn(state, restored=True, disabled_reason=disabled_reason,
-                              last_approval=row[LAST_APPROVAL])
-            self.outlet.publish(sid, m.SessionReset(session_id=sid, rev=state.revision,
-                                                    reason="session actor restarted"))
+        if row is None:  # it crashed before its first save: nothing to restart from
+            self._abandon(sid, "its actor failed before saving any state")
+            return
+        held = self.restarting.pop(sid, [])
+        state = self._load_state(row)
+        ref = self._spawn(state, restored=True, disabled_reason=disabled_reason,
+                          last_approval=row[LAST_APPROVAL])
+        self.outlet.publish(sid, m.SessionReset(session_id=sid, rev=state.revision,
+                                                reason="session actor restarted"))
         for message in held:
             self._deliver(sid, message)
         for watcher in self.route_waiters.pop(sid, []):

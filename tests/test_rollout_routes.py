@@ -21,7 +21,7 @@ import pytest
 
 from actors.daemon import Daemon
 from actors.session import SessionActor
-from orbitdock.client import Client, find_daemon
+from orbitdock.client import Client, RemoteError, find_daemon
 from orbitdock.config import Config
 from orbitdock.protocol import messages as m
 from orbitdock.rollout.routes import SessionRoutes
@@ -216,3 +216,32 @@ def test_an_event_the_session_cannot_apply_is_skipped_and_the_rest_kept(daemon_i
     assert session_ref(tid) is not None  # the same actor: it never crashed
     assert any("could not be applied; skipped (code internal)" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_session_actor_that_cannot_start_is_given_up_without_holding_its_lines(
+        daemon_in_process, tmp_path, monkeypatch):
+    def broken_start(self):
+        raise RuntimeError("cannot start in this test")
+
+    monkeypatch.setattr(SessionActor, "_start", broken_start)
+    tid = str(uuid.uuid4())
+    path = today(tmp_path) / f"rollout-2026-11-25T00-00-00-{tid}.jsonl"
+    path.write_text(meta_line(tid, str(tmp_path)) + agent_line(0))
+    with Client(find_daemon(daemon_in_process.cfg), timeout=5.0) as client:
+        def refused() -> bool:
+            try:
+                client.request(m.SubscribeSession(session_id=tid))
+            except RemoteError as exc:
+                return exc.code == "internal" and "cannot start" in str(exc)
+            return False
+
+        wait_for(refused)  # every restart failed too: given up, with a coded error
+        with open(path, "a") as fh:
+            for n in range(1, 50):
+                fh.write(agent_line(n))
+        time.sleep(0.5)
+        status = client.request(m.RolloutsStatus()).report
+        # the watcher holds nothing for it: its lines go to the supervisor, which drops
+        # them uncommitted (the file keeps them for the next daemon start)
+        assert status["files"][0]["lag"] == 0 and status["counters"]["direct_sends"] == 0
+        assert client.request(m.GetStatus()) is not None  # the daemon carries on
