@@ -10,6 +10,8 @@ Pieces the actor ``actors.watcher.WatcherActor`` drives (no actor state in any o
 - ``follow.FollowedFile``: one file's reader -> parser -> git/name enrichment, per batch;
 - ``scan``: finding rollout files, codex's session_index.jsonl names;
 - ``fsevents``: the watchdog handler and timer threads (they only ``tell`` the actor);
+- ``routes.SessionRoutes``: where each session's batches go (the supervisor first, then
+  straight to the session actor once the supervisor has named it);
 - ``naming``: injected-context detection and prompt-derived names;
 - ``git.GitResolver``: branch and repository root from ``.git`` without running git;
 - ``legacy_state.load_legacy_offsets``: upstream OrbitDock's saved positions.
