@@ -16,7 +16,7 @@ actor commits both in one transaction. Offsets of files that create no session
 (our own app-server threads, lines before any session_meta) go straight to
 persistence. Work per message is bounded (``batch_lines``), so a 600 MB import
 streams in batches interleaved with live files and ``status()`` calls, and it
-pauses while a downstream mailbox is deeper than ``backlog_limit``.
+pauses while a downstream inbox holds more than ``backlog_limit`` messages (batches).
 
 This actor schedules, routes and keeps sessions' idle clocks; the pure parts
 live in ``orbitdock.rollout``: ``follow`` (one file: reader -> parser -> git

@@ -10,6 +10,10 @@ the occasional large tool output, then measures in the same run:
 * reader only:   RolloutReader.read_lines(batch_lines) until EOF (no decoding);
 * reader+parser: what the watcher does per batch, minus the actor messages.
 
+With ``--daemon`` it also imports the file through a whole daemon (watcher -> session
+actor -> persistence, into SQLite), from start to the file's offset committed, with the
+daemon's peak RSS: what a user waits for when orbitdock meets a big transcript.
+
 Each mode runs in its own child process (so peak RSS is that mode's alone), ``--runs``
 times, interleaved; the table shows the median MB/s and lines/s and the child's peak
 RSS (sampled every 5 ms) and its growth over the RSS after imports. The file is read
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -41,6 +46,8 @@ TURN_SOURCES = ("exec_patch_question.jsonl", "mcp_plan_search.jsonl", "app_serve
 BIG_OUTPUT_EVERY = 50  # every 50th turn carries a 64 KB command output (logs, test runs)
 MODES = ("raw", "reader", "parser")
 RSS_SAMPLE_S = 0.005
+DAEMON_POLL_S = 0.1  # how often the whole-daemon import is checked (and its RSS sampled)
+DAEMON_IMPORT_TIMEOUT_S = 3600.0
 
 
 def _turn_lines() -> list[list[bytes]]:
@@ -124,6 +131,50 @@ def _child(mode: str, path: str) -> None:
                       "rss_base": base, "rss_peak": peak[0]}))
 
 
+def _daemon_import(path: Path) -> dict:
+    """Import ``path`` through a daemon on a throw-away CODEX_HOME; seconds to committed."""
+    import apsw
+
+    from common import BenchDaemon
+    from orbitdock.client import Client
+    from orbitdock.protocol import messages as m
+
+    codex_home = Path(tempfile.mkdtemp(prefix="orbitdock-bench-codex-"))
+    day = codex_home / "sessions" / time.strftime("%Y/%m/%d")
+    day.mkdir(parents=True)
+    linked = day / f"rollout-2026-11-25T00-00-00-{uuid.uuid4()}.jsonl"
+    os.link(path, linked)  # followed at start: modified just now
+    size = linked.stat().st_size
+    t0 = time.perf_counter()
+    peak, rows = 0, 0
+    with BenchDaemon(env={"CODEX_HOME": str(codex_home)}, watcher=True) as daemon:
+        proc = psutil.Process(daemon.proc.pid)
+        db_path = daemon.config.paths.data_dir + "/orbitdock.db"
+        with Client(daemon.endpoints, timeout=30) as client:
+            deadline = time.monotonic() + DAEMON_IMPORT_TIMEOUT_S
+            while time.monotonic() < deadline:
+                peak = max(peak, proc.memory_info().rss)
+                client.request(m.RolloutsStatus())
+                conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
+                try:
+                    conn.set_busy_timeout(2000)
+                    done = conn.execute("SELECT offset FROM rollout_offsets WHERE path=?",
+                                        (str(linked),)).fetchall()
+                    if done and done[0][0] >= size:
+                        rows = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+                        break
+                except apsw.Error:
+                    pass  # schema not there yet
+                finally:
+                    conn.close()
+                time.sleep(DAEMON_POLL_S)
+            else:
+                raise RuntimeError("the daemon did not finish the import in time")
+    elapsed = time.perf_counter() - t0
+    linked.unlink()
+    return {"seconds": elapsed, "rows": rows, "rss_peak": peak}
+
+
 def _run(mode: str, path: Path) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", mode, "--path", str(path)],
                          check=True, capture_output=True, text=True, timeout=900)
@@ -135,6 +186,8 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=200)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--path", help="use (or, with --child, read) this rollout file")
+    ap.add_argument("--daemon", action="store_true",
+                    help="also import through a whole daemon (slow: SQLite rows)")
     ap.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -176,6 +229,15 @@ def main() -> None:
               f"(mean {size / results['raw'][0]['lines']:.0f} B/line); median of {args.runs}\n")
         print(markdown_table(["mode", "MB/s", "lines/s", "vs raw", "peak RSS MB (+run)", "events"],
                              rows))
+        if args.daemon:
+            runs = [_daemon_import(path) for _ in range(args.runs)]
+            secs = median(r["seconds"] for r in runs)
+            print("\n" + markdown_table(
+                ["whole daemon (start -> offset committed)", "MB/s", "rows/s", "vs raw",
+                 "daemon peak RSS MB", "message rows"],
+                [["watcher -> session actor -> SQLite", f"{size / 1e6 / secs:.1f}",
+                  f"{runs[0]['rows'] / secs / 1000:.1f}k", f"{raw_s / secs:.3f}x",
+                  f"{max(r['rss_peak'] for r in runs) / 2**20:.0f}", runs[0]["rows"]]]))
     finally:
         if tmp is not None:
             for p in tmp.iterdir():

@@ -107,7 +107,7 @@ class WatcherConfig:
     read_chunk_bytes: int = 1_048_576  # bounded reads: memory independent of file size
     batch_lines: int = 500  # lines per RolloutBatch (and per actor message), so big imports stream
     max_line_bytes: int = 67_108_864  # a longer line is skipped (logged), bounding reader memory
-    backlog_limit: int = 2_000  # a long import pauses while a downstream mailbox is deeper
+    backlog_limit: int = 16  # a long import pauses while a downstream inbox holds more batches
 
 
 @dataclass
