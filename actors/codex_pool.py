@@ -34,10 +34,9 @@ replaced ``spare_delay_s`` after the last resume of a recovery is done (a proces
 start would take CPU from them), and idle processes beyond ``spare_processes``
 (left by ended sessions) are stopped.
 
-Processes serving sessions run ``codex.session_nice`` below the daemon's
-priority; spares and processes resuming a dead one's sessions keep the daemon's
-until those resumes are done (``orbitdock.codex.priority``), so on saturated
-cores recovery is not queued behind every other session's work.
+With ``codex.session_nice``, processes serving sessions run niced while spares and
+recovering ones keep the daemon's priority until their resumes are done
+(``orbitdock.codex.priority``).
 """
 
 from __future__ import annotations
