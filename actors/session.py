@@ -99,12 +99,7 @@ class SessionActor(pykka.ThreadingActor):
             # restart that never comes.
             self._log.exception("session actor failed to start")
             self.actor_stopped.set()  # refuse tells from now on, as pykka will, then drain
-            if self.supervisor is not None:
-                self.supervisor.tell(SessionCrashed(self.session_id, repr(exc),
-                                                    self._undelivered(), at_start=True))
-            if self.outlet is not None:  # pykka calls no on_stop either
-                self.outlet.close()
-                self.outlet = None
+            self._hand_over(repr(exc), at_start=True)  # pykka calls no on_stop either
             raise
 
     def _start(self) -> None:
@@ -143,12 +138,15 @@ class SessionActor(pykka.ThreadingActor):
             except Exception:
                 self._log.exception("connector stop after crash failed")
             self.connector = None
+        # pykka marked us stopped before this hook, so nothing joins the inbox now.
+        self._hand_over(repr(exc_value))
+
+    def _hand_over(self, error: str, at_start: bool = False) -> None:
+        """Report the crash with what was queued for us (client requests, rollout batches),
+        so the restarted actor handles it first instead of it vanishing with this inbox."""
         if self.supervisor is not None:
-            # Hand back what was queued for us (client requests, rollout batches) so the
-            # restarted actor handles it first instead of it vanishing with this inbox.
-            # pykka marked us stopped before this hook, so nothing joins the inbox now.
-            self.supervisor.tell(SessionCrashed(self.session_id, repr(exc_value),
-                                                self._undelivered()))
+            self.supervisor.tell(SessionCrashed(self.session_id, error, self._undelivered(),
+                                                at_start=at_start))
         if self.outlet is not None:
             self.outlet.close()
             self.outlet = None

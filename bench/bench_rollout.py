@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -136,8 +137,7 @@ def _daemon_import(path: Path) -> dict:
     import apsw
 
     from common import BenchDaemon
-    from orbitdock.client import Client
-    from orbitdock.protocol import messages as m
+    from orbitdock.paths import layout
 
     codex_home = Path(tempfile.mkdtemp(prefix="orbitdock-bench-codex-"))
     day = codex_home / "sessions" / time.strftime("%Y/%m/%d")
@@ -149,29 +149,27 @@ def _daemon_import(path: Path) -> dict:
     peak, rows = 0, 0
     with BenchDaemon(env={"CODEX_HOME": str(codex_home)}, watcher=True) as daemon:
         proc = psutil.Process(daemon.proc.pid)
-        db_path = daemon.config.paths.data_dir + "/orbitdock.db"
-        with Client(daemon.endpoints, timeout=30) as client:
-            deadline = time.monotonic() + DAEMON_IMPORT_TIMEOUT_S
-            while time.monotonic() < deadline:
-                peak = max(peak, proc.memory_info().rss)
-                client.request(m.RolloutsStatus())
-                conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
-                try:
-                    conn.set_busy_timeout(2000)
-                    done = conn.execute("SELECT offset FROM rollout_offsets WHERE path=?",
-                                        (str(linked),)).fetchall()
-                    if done and done[0][0] >= size:
-                        rows = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
-                        break
-                except apsw.Error:
-                    pass  # schema not there yet
-                finally:
-                    conn.close()
-                time.sleep(DAEMON_POLL_S)
-            else:
-                raise RuntimeError("the daemon did not finish the import in time")
+        db_path = str(layout(daemon.config).db_path)
+        deadline = time.monotonic() + DAEMON_IMPORT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            peak = max(peak, proc.memory_info().rss)
+            conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
+            try:
+                conn.set_busy_timeout(2000)
+                done = conn.execute("SELECT offset FROM rollout_offsets WHERE path=?",
+                                    (str(linked),)).fetchall()
+                if done and done[0][0] >= size:
+                    rows = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+                    break
+            except apsw.Error:
+                pass  # schema not there yet
+            finally:
+                conn.close()
+            time.sleep(DAEMON_POLL_S)
+        else:
+            raise RuntimeError("the daemon did not finish the import in time")
     elapsed = time.perf_counter() - t0
-    linked.unlink()
+    shutil.rmtree(codex_home)
     return {"seconds": elapsed, "rows": rows, "rss_peak": peak}
 
 

@@ -239,9 +239,8 @@ def test_a_session_actor_that_cannot_start_is_given_up_without_holding_its_lines
         with open(path, "a") as fh:
             for n in range(1, 50):
                 fh.write(agent_line(n))
-        time.sleep(0.5)
-        status = client.request(m.RolloutsStatus()).report
         # the watcher holds nothing for it: its lines go to the supervisor, which drops
         # them uncommitted (the file keeps them for the next daemon start)
-        assert status["files"][0]["lag"] == 0 and status["counters"]["direct_sends"] == 0
+        wait_for(lambda: client.request(m.RolloutsStatus()).report["files"][0]["lag"] == 0)
+        assert client.request(m.RolloutsStatus()).report["counters"]["direct_sends"] == 0
         assert client.request(m.GetStatus()) is not None  # the daemon carries on
