@@ -525,3 +525,42 @@ def test_rollouts_cli_status_import_since_and_session_show(start_daemon, codex_h
     status = json.loads(ctl(d.home, "--json", "rollouts", "status"))
     assert (status["files_followed"], status["files_unknown"], status["lag_bytes"]) == (2, 0, 0)
     assert {f["session_id"] for f in status["files"]} == {recent_tid, older_tid}
+
+
+def test_a_reverted_thread_continues_in_its_new_file_without_duplicates(start_daemon,
+                                                                        codex_home):
+    """thread/revert makes codex go on in ``rollout-…-<thread>_<uuid>.jsonl`` (same thread
+    id, a new session_meta, the ordinals continuing): the same session, every message
+    once, and both files' offsets kept across a daemon restart."""
+    tid = "01a212ca-fc7f-71a1-aa6f-e4940a55f50b"  # app_server_turns*.jsonl, codex 0.169
+
+    def as_terminal_client(name: str) -> bytes:  # recorded by orbitdock's own client
+        return (FIXTURES / name).read_bytes().replace(b'"originator":"orbitdock"',
+                                                      b'"originator":"codex_vscode"')
+
+    original = rollout_path(codex_home, tid)
+    reverted = original.with_name(f"{original.stem}_{uuid.uuid4()}.jsonl")
+    before = ["First prompt please", "Run a command", "Ask me a question", "slow one",
+              "this one fails"]
+
+    def prompts(st) -> list[str]:
+        return [x.content for x in st.messages if x.type == "user"]
+
+    d = start_daemon()
+    client = d.client()
+    append(original, as_terminal_client("app_server_turns.jsonl"))
+    wait_session(client, tid, lambda s: prompts(s) == before)
+    append(reverted, as_terminal_client("app_server_turns_revert.jsonl"))
+    st = wait_session(client, tid, lambda s: "post revert" in [x.content for x in s.messages])
+    assert prompts(st) == before + ["after revert"] and st.prompt_count == 6
+    assert [s.id for s in client.request(m.SubscribeList()).sessions] == [tid]
+    assert wait_until(lambda: all(file_status(client, p)["lag"] == 0
+                                  for p in (original, reverted)), SHOW_S)
+    shown = snapshot_bytes(session(client, tid))
+
+    d.close_clients()
+    d.stop()
+    client = start_daemon().client()
+    assert wait_until(lambda: all((file_status(client, p) or {}).get("lag") == 0
+                                  for p in (original, reverted)), SHOW_S)
+    assert snapshot_bytes(session(client, tid)) == shown  # nothing read twice
