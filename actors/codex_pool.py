@@ -1,9 +1,10 @@
 """CodexPoolActor: the codex app-server processes behind every direct Codex session.
 
-Owns (on the pool actor's thread): the list of live processes, which session
-sink is hosted where, and which process last held each thread id. Sessions are
-packed up to ``codex.threads_per_process`` per process, least-loaded first;
-processes start lazily on the first session (or model list) that needs one.
+Owns (on the pool actor's thread) the live processes and their books: which
+session sink is hosted where and which process last held each thread id
+(``orbitdock.codex.placement.PoolBook``, which also holds the placement rules).
+Sessions are packed up to ``codex.threads_per_process`` per process, least-loaded
+first; processes start lazily on the first session (or model list) that needs one.
 
 The pool is the only poster to a process. That is what makes crash recovery
 race-free: when a process exits (its reader tells us, as its last act) nothing
@@ -53,6 +54,7 @@ import pykka
 
 from orbitdock.codex.appserver import AppServerProcess
 from orbitdock.codex.install import CodexNotFound, find_codex
+from orbitdock.codex.placement import PoolBook
 from orbitdock.codex.pool_ops import Begin, DetachOp, ModelsOp, ModelsReply, Recover
 from orbitdock.codex.priority import app_server_argv, raise_nice
 from orbitdock.codex.sink import (Attach, Command, Detach, Release, SinkOp, ThreadBound,
@@ -95,12 +97,8 @@ class CodexPoolActor(pykka.ThreadingActor):
         super().__init__()
         self._config, self._env, self._binary, self._cwd = config, env, binary, cwd
         self._ids = itertools.count(1)
-        self._procs: list[AppServerProcess] = []
-        self._hosted: dict[AppServerProcess, set[ThreadSink]] = {}
-        self._where: dict[ThreadSink, AppServerProcess] = {}
-        self._homes: dict[str, AppServerProcess] = {}  # thread id -> process that loaded it
+        self._book: PoolBook[AppServerProcess] = PoolBook(config)  # where every session is
         self._boosted: set[AppServerProcess] = set()  # still at the daemon's priority
-        self._resuming: dict[AppServerProcess, set[ThreadSink]] = {}  # recoveries in flight
         self._spare_timer: threading.Timer | None = None  # one pending balance at most
         self._stopping = False
 
@@ -112,18 +110,16 @@ class CodexPoolActor(pykka.ThreadingActor):
             self._attach(message.sink)
         elif isinstance(message, Detach):
             self._resume_done(message.sink)
-            proc = self._unassign(message.sink)
+            proc = self._book.unassign(message.sink)
             if proc is not None:
                 proc.post(DetachOp(message.sink))
                 self._schedule_spares()
         elif isinstance(message, ThreadBound):
-            proc = self._where.get(message.sink)
-            if proc is not None:
-                self._homes[message.thread_id] = proc
+            self._book.bound(message.sink, message.thread_id)
             self._resume_done(message.sink)
         elif isinstance(message, Release):
             self._resume_done(message.sink)
-            self._unassign(message.sink)
+            self._book.unassign(message.sink)
             self._schedule_spares()
         elif isinstance(message, ListModels):
             self._list_models(message.reply)
@@ -143,14 +139,14 @@ class CodexPoolActor(pykka.ThreadingActor):
             self._spare_timer.cancel()
         deadline = time.monotonic() + self._config.stop_timeout_s
         threads = [threading.Thread(target=proc.stop, args=(deadline,), daemon=True)
-                   for proc in self._procs]
+                   for proc in self._book.procs]
         for thread in threads:  # in parallel: N processes cost one stop timeout, not N
             thread.start()
         for thread in threads:
             thread.join(timeout=3 * self._config.stop_timeout_s)
-        for proc in self._procs:
+        for proc in list(self._book.procs):
             proc.close()
-        self._procs.clear()
+            self._book.drop(proc)
 
     # ------------------------------------------------------------ placement
     def _attach(self, sink: ThreadSink) -> None:
@@ -160,7 +156,7 @@ class CodexPoolActor(pykka.ThreadingActor):
             self._schedule_spares()
 
     def _command(self, op: SinkOp) -> None:
-        proc = self._where.get(op.sink)
+        proc = self._book.where.get(op.sink)
         if proc is None:
             op.fail("the codex session is not attached (stopped or failed)")
         else:
@@ -168,26 +164,17 @@ class CodexPoolActor(pykka.ThreadingActor):
 
     def _place(self, sink: ThreadSink) -> AppServerProcess | None:
         """Choose (or start) the process for ``sink``; on failure the sink is told (fatal)."""
-        home = self._homes.get(sink.thread_id or "")
         # A thread stays loaded (and writer-locked) in the process that had it, even
         # after its session unsubscribed: resuming it anywhere else would be refused.
-        proc = home if home in self._hosted else self._least_loaded()
+        proc = self._book.live_home(sink) or self._book.least_loaded()
         if proc is None:
             proc = self._spawn_for(sink, recovery=False)
             if proc is None:
                 return None
-        if not self._resuming.get(proc):
+        if not self._book.is_resuming(proc):
             self._settle(proc)  # a spare taking new sessions becomes an ordinary process
-        self._hosted[proc].add(sink)
-        self._where[sink] = proc
+        self._book.assign(sink, proc)
         return proc
-
-    def _least_loaded(self) -> AppServerProcess | None:
-        """The least-loaded process with room, idle ones (the spares) last."""
-        open_procs = [p for p in self._procs
-                      if len(self._hosted[p]) < self._config.threads_per_process]
-        return min(open_procs, key=lambda p: (not self._hosted[p], len(self._hosted[p])),
-                   default=None)
 
     def _spawn(self, *, recovery: bool) -> AppServerProcess:
         """Start a process: at the daemon's priority for a spare or a recovery, else niced."""
@@ -197,8 +184,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         proc = AppServerProcess(next(self._ids), argv, env=self._env, config=self._config,
                                 on_exit=self._exited_from_reader, cwd=self._cwd)
         proc.start()
-        self._procs.append(proc)
-        self._hosted[proc] = set()
+        self._book.add(proc)
         if recovery and self._config.session_nice > 0:
             self._boosted.add(proc)
         return proc
@@ -214,21 +200,10 @@ class CodexPoolActor(pykka.ThreadingActor):
 
     def _resume_done(self, sink: ThreadSink) -> None:
         """A recovering session resumed (or gave up): settle its process after the last."""
-        proc = self._where.get(sink)
-        pending = self._resuming.get(proc) if proc is not None else None
-        if pending is None or sink not in pending:
-            return
-        pending.discard(sink)
-        if not pending:
-            del self._resuming[proc]
+        proc = self._book.resume_done(sink)
+        if proc is not None:
             self._settle(proc)
             self._schedule_spares()  # held back while resumes were running
-
-    def _unassign(self, sink: ThreadSink) -> AppServerProcess | None:
-        proc = self._where.pop(sink, None)
-        if proc is not None:
-            self._hosted[proc].discard(sink)
-        return proc
 
     # ------------------------------------------------------------ crashes
     def _exited_from_reader(self, proc: AppServerProcess, reason: str) -> None:
@@ -239,15 +214,9 @@ class CodexPoolActor(pykka.ThreadingActor):
             proc.close()
 
     def _on_exited(self, proc: AppServerProcess, reason: str) -> None:
-        if proc in self._procs:
-            self._procs.remove(proc)
         self._boosted.discard(proc)
-        self._resuming.pop(proc, None)
-        sinks = self._hosted.pop(proc, set())
+        sinks = self._book.drop(proc)
         unrun = proc.unrun_ops()
-        self._homes = {t: p for t, p in self._homes.items() if p is not proc}
-        for sink in sinks:
-            self._where.pop(sink, None)
         if self._stopping:
             for op in unrun:
                 op.fail("orbitdock is shutting down")
@@ -257,7 +226,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         self._recover([sink for sink in sinks if sink.on_lost(reason)])
         self._schedule_spares()
         for op in unrun:
-            target = self._where.get(op.sink) if isinstance(op, SinkOp) else None
+            target = self._book.where.get(op.sink) if isinstance(op, SinkOp) else None
             if target is not None:
                 target.post(op)  # after the Recover above: the sink defers it until resumed
             elif isinstance(op, ModelsOp) and not op.retried:
@@ -276,60 +245,29 @@ class CodexPoolActor(pykka.ThreadingActor):
 
     def _recover(self, sinks: list[ThreadSink]) -> None:
         """Place the sessions of a dead process and resume them (see the module docstring)."""
-        batch = max(1, min(self._config.recovery_batch, self._config.threads_per_process))
         wave: dict[AppServerProcess, int] = {}  # resumes sent to each process by this call
-        idle_before = set(self._idle())  # and, below, this wave's fresh processes
+        idle_before = set(self._book.idle())  # and, below, this wave's fresh processes
         for sink in sorted(sinks, key=lambda s: not s.was_busy):  # stable: busy ones first
-            home = self._homes.get(sink.thread_id or "")
-            proc = (home if home in self._hosted
-                    else self._recovery_target(wave, batch, idle_before))
+            proc = self._book.live_home(sink) or self._book.recovery_target(wave, idle_before)
             if proc is None:
                 proc = self._spawn_for(sink, recovery=True)
                 if proc is None:
                     continue
                 idle_before.add(proc)
             wave[proc] = wave.get(proc, 0) + 1
-            self._resuming.setdefault(proc, set()).add(sink)
-            self._hosted[proc].add(sink)
-            self._where[sink] = proc
+            self._book.start_resume(sink, proc)
             proc.post(Recover(sink))
         if wave:
             logger.info("resuming on %s", ", ".join(
                 f"{proc} ({count}, {'idle or new' if proc in idle_before else 'busy'})"
                 for proc, count in wave.items()))
 
-    def _recovery_target(self, wave: dict[AppServerProcess, int], batch: int,
-                         idle: set[AppServerProcess]) -> AppServerProcess | None:
-        """A running process with room and fewer than ``batch`` resumes of this wave:
-        an idle one, or (``recovery_on_busy``) one already serving sessions, where codex
-        resumes a thread behind its sessions' work (0.6 s against 0.1 s each, loaded)."""
-        open_procs = [p for p in self._procs
-                      if len(self._hosted[p]) < self._config.threads_per_process
-                      and wave.get(p, 0) < batch
-                      and (p in idle or self._config.recovery_on_busy)]
-        return min(open_procs, key=lambda p: (wave.get(p, 0), len(self._hosted[p])),
-                   default=None)
-
     # ------------------------------------------------------------ spares
-    def _idle(self) -> list[AppServerProcess]:
-        return [p for p in self._procs if not self._hosted[p]]
-
     def _spares_missing(self) -> int:
-        if self._stopping or not any(self._hosted.get(p) for p in self._procs):
-            return 0  # no session runs: nothing to recover, no spare to keep
-        if self._resuming:
-            return 0  # a process start would take CPU from the resumes: after them
-        return max(0, self._config.spare_processes - len(self._idle()))
+        return 0 if self._stopping else self._book.spares_missing()
 
     def _idle_excess(self) -> list[AppServerProcess]:
-        """Idle processes beyond ``spare_processes`` (ended sessions, recoveries), those
-        holding no loaded thread first: each costs an app-server's memory for nothing."""
-        if self._stopping:
-            return []
-        idle = self._idle()
-        homes = set(self._homes.values())
-        return sorted(idle, key=lambda p: p in homes)[:max(0, len(idle) -
-                                                          self._config.spare_processes)]
+        return [] if self._stopping else self._book.idle_excess()
 
     def _schedule_spares(self) -> None:
         if self._spare_timer is not None or not (self._spares_missing() or self._idle_excess()):
@@ -358,10 +296,8 @@ class CodexPoolActor(pykka.ThreadingActor):
 
     def _retire(self, proc: AppServerProcess) -> None:
         """Stop an idle process: off the books at once, so nothing is placed on it."""
-        self._procs.remove(proc)
-        self._hosted.pop(proc, None)
+        self._book.drop(proc)
         self._boosted.discard(proc)
-        self._homes = {t: p for t, p in self._homes.items() if p is not proc}
         logger.info("stopping %s: idle beyond codex.spare_processes", proc)
         # stop() waits for the child; its exit comes back as _ProcessExited, with no sessions
         threading.Thread(target=proc.stop, name=f"codex-{proc.proc_id}-retire",
@@ -369,7 +305,7 @@ class CodexPoolActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------ queries
     def _list_models(self, reply: ModelsReply, retried: bool = False) -> None:
-        proc = min(self._procs, key=lambda p: len(self._hosted[p]), default=None)
+        proc = self._book.least_busy()
         if proc is None:
             try:
                 proc = self._spawn(recovery=False)
@@ -380,9 +316,8 @@ class CodexPoolActor(pykka.ThreadingActor):
 
     def _describe(self) -> list[dict[str, Any]]:
         return [{"proc_id": p.proc_id, "pid": p.pid, "version": p.version,
-                 "load": len(self._hosted[p]),
-                 "threads": sorted(t for t, home in self._homes.items() if home is p)}
-                for p in self._procs]
+                 "load": len(self._book.hosted[p]), "threads": self._book.threads_of(p)}
+                for p in self._book.procs]
 
 
 def list_models(pool: pykka.ActorRef, timeout: float) -> list[ModelOption]:
