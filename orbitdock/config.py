@@ -87,6 +87,7 @@ class CodexConfig:
     start_timeout_s: float = 20.0  # spawn -> initialize reply
     request_timeout_s: float = 30.0  # any JSON-RPC request to app-server
     resume_timeout_s: float = 30.0  # thread/resume after a crash or restart (slow under load)
+    setups_in_flight: int = 4  # thread/start + thread/resume sent at once per app-server; more wait
     recovery_batch: int = 8  # a dead app-server's sessions resumed on any one process at most
     recovery_attempts: int = 3  # resumes cut by another process death, in a row, before giving up
     recovery_on_busy: bool = False  # resume on processes serving sessions too (fewer, slower)

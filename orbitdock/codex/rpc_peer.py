@@ -2,10 +2,17 @@
 
 ``RpcPeer`` holds what the reader thread of an ``AppServerProcess`` owns about the
 protocol: the request ids, the pending-request table with its deadlines, and the
-thread-id -> sink routes. Nobody but that reader thread touches them, so none of
-them is locked. It knows nothing about processes or pipes: outgoing lines go to
+thread-id -> sink routes, and the queue of thread set-ups waiting for a slot.
+Nobody but that reader thread touches them, so none of them is locked. It knows nothing about processes or pipes: outgoing lines go to
 ``_send`` (the writer thread's queue, in ``AppServerProcess``), incoming lines come
 in through ``_dispatch``.
+
+Thread set-ups (``thread/start``, ``thread/resume``) are heavy for codex (a login-shell
+snapshot, git probes, the rollout) and it works through them largely one after
+another. At most ``codex.setups_in_flight`` are sent at once; the rest wait here, in
+order, and each one's deadline starts when it is sent. So a burst (200 sessions
+created at once, a dead process's sessions resumed) cannot time out requests that
+codex has not even begun, and a timeout still means codex stalled.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections import deque
 from typing import Any, Callable, Protocol
 
 from orbitdock.codex import jsonrpc as rpc
@@ -23,6 +31,7 @@ logger = logging.getLogger(__name__)
 Callback = Callable[[Any, "rpc.RpcError | None"], None]  # (result, error)
 # Account-level notifications carry no threadId; every hosted session wants them.
 BROADCAST_METHODS = frozenset({"account/rateLimits/updated"})
+SETUP_METHODS = frozenset({"thread/start", "thread/resume"})  # gated: see the docstring
 
 
 class Sink(Protocol):
@@ -43,6 +52,10 @@ class RpcPeer:
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, Callback, float]] = {}
         self._routes: dict[str, Sink] = {}
+        # set-ups waiting for a slot: (method, params, callback, timeout), oldest first
+        self._setups_waiting: deque[tuple[str, dict[str, Any] | None, Callback,
+                                          float | None]] = deque()
+        self._setups_sent: set[int] = set()  # request ids of set-ups in flight
 
     def _send(self, line: bytes) -> None:  # pragma: no cover - the process provides it
         raise NotImplementedError
@@ -52,13 +65,27 @@ class RpcPeer:
                 timeout: float | None = None) -> None:
         """Send a request; ``callback(result, error)`` runs on the reader thread.
 
-        Any number may be in flight at once: responses are matched by id, and each
-        request fails on its own deadline (``timeout`` or ``request_timeout_s``).
+        Responses are matched by id, and each request fails on its own deadline
+        (``timeout`` or ``request_timeout_s``, from when it is sent). Any number may be
+        in flight at once, except thread set-ups (see the module docstring).
         """
+        if method in SETUP_METHODS and \
+                len(self._setups_sent) >= max(1, self._config.setups_in_flight):
+            self._setups_waiting.append((method, params, callback, timeout))
+            return
         req_id = next(self._ids)
         deadline = time.monotonic() + (timeout or self._config.request_timeout_s)
         self._pending[req_id] = (method, callback, deadline)
+        if method in SETUP_METHODS:
+            self._setups_sent.add(req_id)
         self._send(rpc.encode_request(req_id, method, params))
+
+    def _settled(self, req_id: int) -> None:
+        """A request got its answer (or timed out): a set-up's slot goes to the next one."""
+        if req_id in self._setups_sent:
+            self._setups_sent.discard(req_id)
+            if self._setups_waiting:
+                self.request(*self._setups_waiting.popleft())
 
     def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         self._send(rpc.encode_notification(method, params))
@@ -103,6 +130,7 @@ class RpcPeer:
         if entry is None:
             logger.warning("%s: response to unknown request id %r", self, msg.id)
             return
+        self._settled(msg.id)  # type: ignore[arg-type]
         method, callback, _ = entry
         if msg.error is not None:
             logger.debug("%s: %s failed: %s", self, method, msg.error.message)
@@ -145,6 +173,7 @@ class RpcPeer:
         now = time.monotonic()
         for req_id in [i for i, (_, _, d) in self._pending.items() if d <= now]:
             method, callback, _ = self._pending.pop(req_id)
+            self._settled(req_id)
             logger.warning("%s: %s timed out", self, method)
             self._call(method, callback, None,
                        rpc.RpcError(rpc.TIMEOUT, f"codex did not answer {method} in time"))
@@ -152,6 +181,10 @@ class RpcPeer:
     def _close_peer(self, reason: str) -> None:
         """The connection is gone: fail every request in flight, forget the routes."""
         pending, self._pending = self._pending, {}
+        waiting, self._setups_waiting = self._setups_waiting, deque()
+        self._setups_sent.clear()
         for method, callback, _ in pending.values():
+            self._call(method, callback, None, rpc.RpcError(rpc.PROCESS_EXITED, reason))
+        for method, _params, callback, _timeout in waiting:
             self._call(method, callback, None, rpc.RpcError(rpc.PROCESS_EXITED, reason))
         self._routes.clear()
