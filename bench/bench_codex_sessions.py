@@ -99,7 +99,8 @@ def report(recs: dict[tuple[int, int], list[dict]], started: str, wall: float,
             f"{fmt_ms(med('appr_p50'))} / {fmt_ms(med('appr_p99'))} "
             f"(steady {fmt_ms(med('appr_steady_p99'))})",
             f"{fmt_ms(med('rtt_p50'))} / {fmt_ms(med('rtt_p99'))}",
-            f"{100 * med('completion'):.1f}% ({med('completed'):.0f})",
+            f"{100 * med('completion'):.1f}% ({med('completed'):.0f}); worst run "
+            f"{100 * min(r['completion'] for r in rs):.1f}%",
             f"{med('turns_per_s'):.1f}",
             f"{fmt_ms(med('lat_p50'))} / {fmt_ms(med('lat_p99'))} (steady "
             f"{fmt_ms(med('lat_steady_p99'))}; floor {fmt_ms(med('floor_p99'))})",
@@ -107,12 +108,13 @@ def report(recs: dict[tuple[int, int], list[dict]], started: str, wall: float,
             f"{med('codex_rss') / 2**20:.0f}",
             f"{slopes[(n, tpp)]:.1f}" if (n, tpp) in slopes else "—",
             f"{sum(r['lost'] for r in rs)} / {sum(r['duplicated'] for r in rs)}",
+            f"{sum(not r['ok'] for r in rs)}",
         ])
     header = ["sessions", "codex processes", "runs", "approval→client p50/p99 ms (steady p99)",
               "approval round trip p50/p99 ms", "turns completed", "turns/s",
               "delta p50/p99 ms (steady p99; pyzmq floor p99 during load)", "daemon RSS MB",
               "app-servers",
-              "app-server RSS MB", "marginal MB/session", "lost / dup"]
+              "app-server RSS MB", "marginal MB/session", "lost / dup", "runs failing checks"]
     return "\n".join([
         f"Run {started}, {wall / 60:.1f} min: `{command_line()}`", "",
         f"Machine: {machine}", "", markdown_table(header, rows), ""])
@@ -149,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
                     json.dump({f"{k[0]}x{k[1]}": v for k, v in recs.items()}, fh, indent=1,
                               default=str)
     print(report(recs, started, time.monotonic() - t0, machine))
-    return 0
+    failed = [r["failures"] for rs in recs.values() for r in rs if not r["ok"]]
+    for failures in failed:  # a median can hide a failed run: name each one, and exit 1
+        print(f"FAILED run: {failures}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
