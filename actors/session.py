@@ -85,6 +85,7 @@ class SessionActor(pykka.ThreadingActor):
         self._last_summary = None
         self._summary_sent_at = 0.0
         self._summary_period = config.gateway.list_coalesce_ms / 1000.0
+        self._backend_failed = False  # the last connector gave up; its successor clears that
         self._flush_max = config.sessions.flush_max_events
         self._unflushed = 0  # backend events handled since the last publish
         self._log = logging.LoggerAdapter(logger, {"session_id": state.id})
@@ -175,6 +176,15 @@ class SessionActor(pykka.ThreadingActor):
     def _start_connector(self, resume: bool) -> None:
         self.connector = self.connector_factory(self.state)
         self.connector.start(self._emit, resume_thread_id=self.state.thread_id if resume else None)
+
+    def _drop_failed_connector(self) -> None:
+        """The backend gave up for good (codex refused the thread, never answered, or cannot
+        start): the next prompt, decision or resume starts a new connector instead of
+        being refused by the dead one until the daemon restarts."""
+        if self.connector is not None:
+            self.connector.stop()
+            self.connector = None
+        self._backend_failed = True
 
     def _ensure_connector(self) -> Connector:
         if self.connector is None:
@@ -279,8 +289,14 @@ class SessionActor(pykka.ThreadingActor):
                                 event.error_message or "backend refused the command")
             return
         self.core.handle(event, now=at)
-        if isinstance(event, be.ThreadStarted) and self.supervisor is not None:
-            self.supervisor.tell(ThreadOwned(event.thread_id, self.session_id))
+        if isinstance(event, be.BackendLost) and event.fatal:
+            self._drop_failed_connector()
+        elif isinstance(event, be.ThreadStarted):
+            if self.supervisor is not None:
+                self.supervisor.tell(ThreadOwned(event.thread_id, self.session_id))
+            if self._backend_failed:
+                self._backend_failed = False
+                self.core.handle(be.BackendRecovered("a new backend took over"), now=at)
         self._unflushed += 1  # published by on_receive (see there)
 
     def _on_request(self, req: ClientRequest) -> None:

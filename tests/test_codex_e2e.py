@@ -384,3 +384,51 @@ def test_missing_codex_binary_is_a_clear_error(daemon_factory, tmp_path):
     assert client.request(m.GetStatus()).sessions == 0
     warnings = [line for line in d.log_lines() if "codex sessions unavailable" in line]
     assert warnings and "no-such-codex" in warnings[0]
+
+
+DROP_FIRST_THREAD_START = r'''
+import json, os, subprocess, sys, threading
+real, log = os.environ["REAL_CODEX"], os.environ["PROXY_LOG"]
+if sys.argv[1:2] != ["app-server"]:
+    os.execv(real, [real, *sys.argv[1:]])
+child = subprocess.Popen([real, *sys.argv[1:]], stdin=subprocess.PIPE, stdout=sys.stdout)
+dropped = os.path.exists(log)  # one drop per test, whichever process sees it first
+for line in sys.stdin:
+    method = json.loads(line).get("method")
+    with open(log, "a") as fh:
+        fh.write(f"{method}\n")
+    if method == "thread/start" and not dropped:
+        dropped = True  # codex never hears of it: orbitdock's request times out
+        continue
+    child.stdin.write(line.encode())
+    child.stdin.flush()
+child.stdin.close()
+sys.exit(child.wait())
+'''
+
+
+def test_a_session_whose_thread_start_timed_out_starts_again_on_the_next_prompt(
+        codex_daemon, sim, tmp_path):
+    """The backend gave up (codex never answered thread/start): the session says so, and
+    the next prompt gets a new backend instead of ``unavailable`` until a restart."""
+    script, log = tmp_path / "drop_first_thread_start.py", tmp_path / "proxy.log"
+    script.write_text(DROP_FIRST_THREAD_START)
+    shim = tmp_path / "codex-proxy"
+    shim.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$@\"\n")
+    shim.chmod(0o755)
+    d = codex_daemon(ORBITDOCK_CODEX__BINARY=str(shim), ORBITDOCK_CODEX__REQUEST_TIMEOUT_S="3",
+                     REAL_CODEX=str(find_codex()), PROXY_LOG=str(log))
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace, policy="never")
+    assert wait_until(lambda: "thread/start failed" in (state(client, sid).last_error or ""),
+                      TURN_TIMEOUT_S), state(client, sid)
+    assert state(client, sid).thread_id is None
+
+    sim.set_script([{"text": "second time lucky"}])
+    before = state(client, sid).turn_count
+    client.request(m.SendMessage(session_id=sid, content="are you there?"),
+                   timeout=TURN_TIMEOUT_S)
+    st = wait_turn_done(client, sid, before)
+    assert st.messages[-1].content == "second time lucky"
+    assert st.thread_id is not None and st.last_error is None
+    assert log.read_text().splitlines().count("thread/start") == 2
