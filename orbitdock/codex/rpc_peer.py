@@ -1,11 +1,11 @@
 """The JSON-RPC side of one app-server connection: requests in flight, routes to sinks.
 
 ``RpcPeer`` holds what the reader thread of an ``AppServerProcess`` owns about the
-protocol: the request ids, the pending-request table with its deadlines, and the
-thread-id -> sink routes, and the queue of thread set-ups waiting for a slot.
-Nobody but that reader thread touches them, so none of them is locked. It knows nothing about processes or pipes: outgoing lines go to
-``_send`` (the writer thread's queue, in ``AppServerProcess``), incoming lines come
-in through ``_dispatch``.
+protocol: the request ids, the pending-request table with its deadlines, the
+thread-id -> sink routes and the queue of thread set-ups waiting for a slot. Nobody
+but that reader thread touches them, so none of them is locked. It knows nothing
+about processes or pipes: outgoing lines go to ``_send`` (the writer thread's queue,
+in ``AppServerProcess``), incoming lines come in through ``_dispatch``.
 
 Thread set-ups (``thread/start``, ``thread/resume``) are heavy for codex (a login-shell
 snapshot, git probes, the rollout) and it works through them largely one after
