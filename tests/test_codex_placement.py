@@ -112,4 +112,9 @@ def test_no_spare_without_sessions_and_idle_excess_stops_threadless_processes_fi
     book.bound(sink, "t1")
     book.unassign(sink)  # a still has t1 loaded
     assert book.idle_excess() == [b, c]  # a is kept: t1 can come back to it
-    assert book.least_busy() in (a, b, c)
+
+
+def test_requests_tied_to_no_session_go_to_the_least_busy_process():
+    book, (a, b, c) = book_with([3, 1, 2])
+    assert book.least_busy() is b
+    assert PoolBook(CodexConfig()).least_busy() is None  # the pool starts one
