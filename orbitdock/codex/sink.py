@@ -114,10 +114,11 @@ class ThreadSink:
 
     def _start_thread(self, ctx: AppServerProcess, *, recovering: bool) -> None:
         self.state = "starting"
+        asked_at = time.monotonic()  # the logged time includes any wait for a set-up slot
         ctx.request("thread/start", _compact({
             "cwd": self.cwd, "model": self.model, "approvalPolicy": self.approval_policy,
             "sandbox": self.sandbox_mode}),
-            lambda result, error: self._on_started(result, error, recovering))
+            lambda result, error: self._on_started(result, error, recovering, asked_at))
 
     def recover(self, ctx: AppServerProcess) -> None:
         """Re-attach to a fresh process after the old one died."""
@@ -131,23 +132,26 @@ class ThreadSink:
         params = _compact({"threadId": self.thread_id, "excludeTurns": True, "cwd": self.cwd,
                            "model": self.model, "approvalPolicy": self.approval_policy,
                            "sandbox": self.sandbox_mode})
-        sent_at = time.monotonic()
+        asked_at = time.monotonic()  # the logged time includes any wait for a set-up slot
 
         def resumed(result: Any, error: rpc.RpcError | None) -> None:
             if error is None:
                 logger.info("thread %s resumed on %s in %.2fs", self.thread_id, ctx,
-                            time.monotonic() - sent_at, extra=self._log_extra)
+                            time.monotonic() - asked_at, extra=self._log_extra)
             self._on_resumed(result, error, initial)
 
         ctx.request("thread/resume", params, resumed, timeout=self._config.resume_timeout_s)
 
-    def _on_started(self, result: Any, error: rpc.RpcError | None, recovering: bool) -> None:
+    def _on_started(self, result: Any, error: rpc.RpcError | None, recovering: bool,
+                    asked_at: float) -> None:
         if self.state != "starting":
             return
         if error is not None:
             self._fatal(f"thread/start failed: {error.message}")
             return
         started = mapping.thread_started(result or {}, fallback_cwd=self.cwd)
+        logger.info("thread %s started on %s in %.2fs", started.thread_id, self._ctx,
+                    time.monotonic() - asked_at, extra=self._log_extra)
         self.thread_id = started.thread_id
         self.model = self.model or started.model
         self._ctx.route(self.thread_id, self)  # type: ignore[union-attr]
