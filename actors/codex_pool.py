@@ -57,8 +57,9 @@ from orbitdock.codex.install import CodexNotFound, find_codex
 from orbitdock.codex.placement import PoolBook
 from orbitdock.codex.pool_ops import Begin, DetachOp, ModelsOp, ModelsReply, Recover
 from orbitdock.codex.priority import app_server_argv, raise_nice
-from orbitdock.codex.sink import (Attach, Command, Detach, Release, SinkOp, ThreadBound,
-                                  ThreadSink)
+from orbitdock.codex.pool_messages import (Attach, Command, Detach, Release, SinkOp,
+                                           ThreadBound)
+from orbitdock.codex.sink import ThreadSink
 from orbitdock.config import CodexConfig
 from orbitdock.protocol.models import ModelOption
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import pykka
 
-from orbitdock.codex.sink import (Attach, Command, Detach, Release, SinkOp, ThreadBound,
-                                  ThreadSink)
+from orbitdock.codex.pool_messages import (Attach, Command, Detach, Release, SinkOp,
+                                           ThreadBound)
+from orbitdock.codex.sink import ThreadSink
 from orbitdock.config import CodexConfig
 from orbitdock.connectors.base import Connector, ConnectorError, Emit
 

@@ -1,4 +1,4 @@
-"""ThreadSink: the backend state of one direct Codex session, and the pool messages.
+"""ThreadSink: the backend state of one direct Codex session.
 
 ``ThreadSink`` holds that session's thread id, open turns (with the prompts codex
 acknowledged but has not echoed, ``prompts.PromptLedger``), open server requests
@@ -7,15 +7,14 @@ while a crashed process is being replaced it is owned by the pool actor, which
 hands it to the new process's reader. Only ``emit`` (thread safe by contract)
 leaves it. The session actor's side is ``connector.CodexConnector``.
 
-The messages between connector, sink and ``actors.codex_pool`` live here (not in
-actors/) so this package never imports the actors layer.
+The messages between connector, sink and ``actors.codex_pool`` are in
+``orbitdock.codex.pool_messages``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -23,55 +22,13 @@ import pykka
 from orbitdock.codex import jsonrpc as rpc
 from orbitdock.codex import mapping
 from orbitdock.codex.appserver import AppServerProcess
+from orbitdock.codex.pool_messages import Release, SinkOp, ThreadBound
 from orbitdock.codex.prompts import Pending, PromptLedger
 from orbitdock.config import CodexConfig
 from orbitdock.connectors import events as ev
 from orbitdock.connectors.base import Emit
 
 logger = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------- pool messages
-@dataclass(slots=True)
-class Attach:  # host this session: thread/start, or thread/resume if it has a thread id
-    sink: "ThreadSink"
-
-
-@dataclass(slots=True)
-class Command:  # run one connector command on the session's current process
-    op: "SinkOp"
-
-
-@dataclass(slots=True)
-class Detach:  # the session stopped: unsubscribe its thread, free its slot
-    sink: "ThreadSink"
-
-
-@dataclass(slots=True)
-class ThreadBound:  # from a sink: its thread is loaded in its process (resume affinity)
-    sink: "ThreadSink"
-    thread_id: str
-
-
-@dataclass(slots=True)
-class Release:  # from a sink that failed for good: free its slot
-    sink: "ThreadSink"
-
-
-@dataclass(slots=True)
-class SinkOp:
-    """One connector command, run by the sink on its hosting reader thread."""
-
-    sink: "ThreadSink"
-    name: str  # a ThreadSink.cmd_<name> method
-    token: Any = None
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def run(self, ctx: AppServerProcess) -> None:
-        self.sink.command(ctx, self)
-
-    def fail(self, reason: str) -> None:
-        self.sink.fail_op(self, "unavailable", reason)
 
 
 class ThreadSink:
