@@ -18,10 +18,10 @@ persistence. Work per message is bounded (``batch_lines``), so a 600 MB import
 streams in batches interleaved with live files and ``status()`` calls, and it
 pauses while a downstream inbox holds more than ``backlog_limit`` messages (batches).
 
-This actor schedules, routes and keeps sessions' idle clocks; the pure parts
-live in ``orbitdock.rollout``: ``follow`` (one file: reader -> parser -> git
-and name enrichment), ``fsevents`` (the two threads and what they tell) and
-``scan`` (finding rollouts, codex's name index).
+This actor schedules and routes; the pure parts live in ``orbitdock.rollout``:
+``follow`` (one file: reader -> parser -> git and name enrichment), ``fsevents``
+(the two threads and what they tell), ``scan`` (finding rollouts, codex's name
+index), ``idle`` (sessions' inactivity clocks) and ``routes``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from orbitdock.protocol import messages as m
 from orbitdock.rollout.follow import FollowedFile
 from orbitdock.rollout.fsevents import EVENT_KINDS, FsEventHandler, Hint, Moved, Tick, Timer
 from orbitdock.rollout.git import GitResolver
+from orbitdock.rollout.idle import IDLE, LATER, IdleClocks
 from orbitdock.rollout.legacy_state import LEGACY_FILE, load_legacy_offsets
 from orbitdock.rollout.reader import RolloutReader
 from orbitdock.rollout.routes import SessionRoutes
@@ -50,14 +50,6 @@ from orbitdock.rollout.scan import INDEX_FILE, index_names, moved_twin, recent_d
 from orbitdock.transport import Outlet
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class _Session:
-    paths: set[str] = field(default_factory=set)
-    last_write: float = 0.0  # newest mtime of its files: when codex last wrote a line
-    idle_sent: bool = False
-    check_pending: bool = False
 
 
 class WatcherActor(pykka.ThreadingActor):
@@ -77,7 +69,7 @@ class WatcherActor(pykka.ThreadingActor):
         # which (one hop less on the append -> client path); see orbitdock.rollout.routes.
         self.routes = SessionRoutes(supervisor.tell, self._ask_route)
         self.files: dict[str, FollowedFile] = {}
-        self.sessions: dict[str, _Session] = {}
+        self.idle = IdleClocks(self.wcfg.inactivity_timeout_s)
         self.unknown: dict[str, tuple[int, float]] = {}  # older files left for import_rollouts
         self.names: dict[str, str] = {}  # thread id -> codex name (session_index.jsonl)
         self.index = RolloutReader(str(self.home / INDEX_FILE),
@@ -182,8 +174,8 @@ class WatcherActor(pykka.ThreadingActor):
         return {
             "codex_home": str(self.home), "observing": self.observer is not None,
             "files_followed": len(self.files), "files_unknown": len(self.unknown),
-            "sessions": len(self.sessions),
-            "sessions_idle": sum(1 for s in self.sessions.values() if s.idle_sent),
+            "sessions": len(self.idle.sessions),
+            "sessions_idle": sum(1 for s in self.idle.sessions.values() if s.idle_sent),
             "lag_bytes": sum(f["lag"] for f in files),
             "lines_parsed": sum(f["lines"] for f in files),
             "malformed_lines": sum(f["malformed"] for f in files),
@@ -255,10 +247,7 @@ class WatcherActor(pykka.ThreadingActor):
         logger.info("rollout moved %s -> %s", src, dest)  # archive / unarchive keep the inode
         f.move_to(dest)
         self.files[dest] = f
-        sid = f.parser.thread_id
-        if sid in self.sessions:
-            self.sessions[sid].paths.discard(src)
-            self.sessions[sid].paths.add(dest)
+        self.idle.moved(f.parser.thread_id, src, dest)
         self._process(dest, f, force_offset=True)
 
     def _tick_flush(self, _key: str) -> None:
@@ -294,22 +283,15 @@ class WatcherActor(pykka.ThreadingActor):
         self.timer.schedule(self.wcfg.sweep_interval_s, Tick("sweep"))
 
     def _tick_idle(self, sid: str) -> None:
-        s = self.sessions.get(sid)
-        if s is None:
-            return
-        s.check_pending = False
-        if s.idle_sent:
-            return
-        if any(p in self.files and self.files[p].continuing for p in s.paths):
-            self._schedule_idle(sid, s, self.wcfg.sweep_interval_s)  # still importing
-            return
-        remaining = s.last_write + self.wcfg.inactivity_timeout_s - time.time()
-        if remaining > 0:
-            self._schedule_idle(sid, s, remaining)
-            return
-        s.idle_sent = True
-        self.counters["idle_sent"] += 1
-        self.routes.send(sid, RolloutIdle(sid))
+        importing = any(p in self.files and self.files[p].continuing
+                        for p in self.idle.paths(sid))
+        verdict, delay = self.idle.check(sid, time.time(), importing,
+                                         retry_s=self.wcfg.sweep_interval_s)
+        if verdict == LATER:
+            self._schedule_idle(sid, delay)
+        elif verdict == IDLE:
+            self.counters["idle_sent"] += 1
+            self.routes.send(sid, RolloutIdle(sid))
 
     # ------------------------------------------------------------ reading
     def _track(self, path: str, offset: int, session_id: str | None, mtime: float) -> None:
@@ -378,16 +360,11 @@ class WatcherActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------ sessions, names, files
     def _touch(self, sid: str, path: str, mtime: float) -> None:
-        s = self.sessions.setdefault(sid, _Session())
-        s.paths.add(path)
-        s.last_write = max(s.last_write, mtime)
-        s.idle_sent = False
-        if not s.check_pending:
-            remaining = s.last_write + self.wcfg.inactivity_timeout_s - time.time()
-            self._schedule_idle(sid, s, remaining)
+        delay = self.idle.touch(sid, path, mtime, time.time())
+        if delay is not None:
+            self._schedule_idle(sid, delay)
 
-    def _schedule_idle(self, sid: str, s: _Session, delay: float) -> None:
-        s.check_pending = True
+    def _schedule_idle(self, sid: str, delay: float) -> None:
         if self.timer is None:  # on_start: the timer starts after the first scan
             self.actor_ref.tell(Tick("idle", sid))
         else:
@@ -408,7 +385,7 @@ class WatcherActor(pykka.ThreadingActor):
                 self._announce_name(tid, name)
 
     def _announce_name(self, sid: str, name: str) -> None:
-        for path in self.sessions.get(sid, _Session()).paths:
+        for path in self.idle.paths(sid):
             f = self.files.get(path)
             if f is not None and f.meta is not None:
                 self.routes.send(sid, RolloutBatch(sid, [NameUpdated(name)], f.position(),
