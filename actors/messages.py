@@ -126,3 +126,59 @@ class RouteAnswer:
     session_id: str
     ref: Any | None
     passive: bool = True
+
+
+# ---------------------------------------------------------------- persistence reads (ask)
+# The persistence actor answers these (each flushes first: never ask on the event path).
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSessions:
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSession:
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadMessages:
+    session_id: str
+    limit: int
+    before_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CountMessages:
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPendingApprovals:
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadTurns:
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRolloutOffsets:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class GetConfigValue:
+    key: str

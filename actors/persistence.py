@@ -29,14 +29,15 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import apsw
 import pykka
 
-from actors.messages import ReplyMessages, Tick
+from actors.messages import (CountMessages, Flush, GetConfigValue, LoadMessages,
+                             LoadPendingApprovals, LoadRolloutOffsets, LoadSession,
+                             LoadSessions, LoadTurns, ReplyMessages, Stats, Tick)
 from orbitdock import config as config_mod
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode
@@ -48,61 +49,6 @@ from orbitdock.transport import Outlet
 logger = logging.getLogger(__name__)
 
 _FLUSH = "flush"
-
-
-# ---------------------------------------------------------------- read requests (ask)
-
-
-@dataclass(frozen=True, slots=True)
-class Flush:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Stats:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class LoadSessions:
-    limit: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LoadSession:
-    session_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class LoadMessages:
-    session_id: str
-    limit: int
-    before_seq: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CountMessages:
-    session_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class LoadPendingApprovals:
-    session_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class LoadTurns:
-    session_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class LoadRolloutOffsets:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class GetConfigValue:
-    key: str
 
 
 # ---------------------------------------------------------------- helper threads

@@ -22,11 +22,11 @@ import apsw
 import pytest
 import zmq
 
-from actors.messages import ClientRequest, ReplyMessages, Tick
-from actors.persistence import (
-    CountMessages, Flush, GetConfigValue, LoadMessages, LoadPendingApprovals, LoadSession, Stats,
-    PersistenceActor,
+from actors.messages import (
+    ClientRequest, CountMessages, Flush, GetConfigValue, LoadMessages, LoadPendingApprovals,
+    LoadSession, ReplyMessages, Stats, Tick,
 )
+from actors.persistence import PersistenceActor
 from orbitdock.config import Config
 from orbitdock.protocol import codec
 from orbitdock.protocol import messages as pm
