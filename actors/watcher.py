@@ -171,11 +171,11 @@ class WatcherActor(pykka.ThreadingActor):
         for f in self.files.values():
             unknown.update(f.parser.unknown)
         files = [f.report() for f in self.files.values()]
+        sessions, idle = self.idle.counts()
         return {
             "codex_home": str(self.home), "observing": self.observer is not None,
             "files_followed": len(self.files), "files_unknown": len(self.unknown),
-            "sessions": len(self.idle.sessions),
-            "sessions_idle": sum(1 for s in self.idle.sessions.values() if s.idle_sent),
+            "sessions": sessions, "sessions_idle": idle,
             "lag_bytes": sum(f["lag"] for f in files),
             "lines_parsed": sum(f["lines"] for f in files),
             "malformed_lines": sum(f["malformed"] for f in files),

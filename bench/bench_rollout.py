@@ -146,30 +146,33 @@ def _daemon_import(path: Path) -> dict:
     os.link(path, linked)  # followed at start: modified just now
     size = linked.stat().st_size
     t0 = time.perf_counter()
-    peak, rows = 0, 0
-    with BenchDaemon(env={"CODEX_HOME": str(codex_home)}, watcher=True) as daemon:
-        proc = psutil.Process(daemon.proc.pid)
-        db_path = str(layout(daemon.config).db_path)
-        deadline = time.monotonic() + DAEMON_IMPORT_TIMEOUT_S
-        while time.monotonic() < deadline:
-            peak = max(peak, proc.memory_info().rss)
-            conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
-            try:
-                conn.set_busy_timeout(2000)
-                done = conn.execute("SELECT offset FROM rollout_offsets WHERE path=?",
-                                    (str(linked),)).fetchall()
-                if done and done[0][0] >= size:
-                    rows = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
-                    break
-            except apsw.Error:
-                pass  # schema not there yet
-            finally:
-                conn.close()
-            time.sleep(DAEMON_POLL_S)
-        else:
-            raise RuntimeError("the daemon did not finish the import in time")
-    elapsed = time.perf_counter() - t0
-    shutil.rmtree(codex_home)
+    peak, rows, conn = 0, 0, None
+    try:
+        with BenchDaemon(env={"CODEX_HOME": str(codex_home)}, watcher=True) as daemon:
+            proc = psutil.Process(daemon.proc.pid)
+            db_path = str(layout(daemon.config).db_path)
+            deadline = time.monotonic() + DAEMON_IMPORT_TIMEOUT_S
+            while time.monotonic() < deadline:
+                peak = max(peak, proc.memory_info().rss)
+                try:
+                    if conn is None:  # one read connection, once the daemon made the file
+                        conn = apsw.Connection(db_path, flags=apsw.SQLITE_OPEN_READONLY)
+                        conn.set_busy_timeout(2000)
+                    done = conn.execute("SELECT offset FROM rollout_offsets WHERE path=?",
+                                        (str(linked),)).fetchall()
+                    if done and done[0][0] >= size:
+                        rows = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+                        break
+                except apsw.Error:
+                    pass  # no file or schema yet
+                time.sleep(DAEMON_POLL_S)
+            else:
+                raise RuntimeError("the daemon did not finish the import in time")
+        elapsed = time.perf_counter() - t0
+    finally:
+        if conn is not None:
+            conn.close()
+        shutil.rmtree(codex_home, ignore_errors=True)
     return {"seconds": elapsed, "rows": rows, "rss_peak": peak}
 
 

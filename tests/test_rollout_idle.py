@@ -13,6 +13,7 @@ def test_idle_after_the_timeout_from_the_newest_write_and_live_again_on_a_new_li
     assert clocks.touch("s", "b.jsonl", mtime=1050.0, now=1050.0) is None  # one check pending
     assert clocks.check("s", now=1120.0, importing=False, retry_s=1.0) == (LATER, 50.0)
     assert clocks.check("s", now=1170.0, importing=False, retry_s=1.0) == (IDLE, 0.0)
+    assert clocks.counts() == (1, 1)
     assert clocks.check("s", now=1200.0, importing=False, retry_s=1.0) == (NOTHING, 0.0)
     assert clocks.touch("s", "b.jsonl", mtime=1300.0, now=1300.0) == TIMEOUT_S  # live again
     assert clocks.paths("s") == {"a.jsonl", "b.jsonl"}

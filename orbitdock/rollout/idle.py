@@ -59,6 +59,10 @@ class IdleClocks:
         clock.idle_sent = True
         return IDLE, 0.0
 
+    def counts(self) -> tuple[int, int]:
+        """(sessions with a clock, those told they are idle), for the watcher's status."""
+        return len(self.sessions), sum(1 for c in self.sessions.values() if c.idle_sent)
+
     def paths(self, sid: str) -> set[str]:
         clock = self.sessions.get(sid)
         return clock.paths if clock is not None else set()
