@@ -36,8 +36,8 @@ start would take CPU from them), and idle processes beyond ``spare_processes``
 (left by ended sessions) are stopped.
 
 With ``codex.session_nice``, processes serving sessions run niced while spares and
-recovering ones keep the daemon's priority until their resumes are done
-(``orbitdock.codex.priority``).
+recovering ones keep the daemon's priority until their resumes are done; on Linux that
+weighs only with ``codex.shared_session`` (``orbitdock.codex.priority``).
 """
 
 from __future__ import annotations

@@ -95,6 +95,7 @@ class CodexConfig:
     spare_delay_s: float = 2.0  # a used spare is replaced this long after, not amid the resumes
     config_overrides: str = ""  # "key=value;key=value": codex -c overrides for our app-servers only
     session_nice: int = 0  # app-servers serving sessions run this much nicer; recovery does not
+    shared_session: bool = False  # app-servers in the daemon's session, where session_nice counts
     stop_timeout_s: float = 3.0  # close stdin, then SIGTERM, then SIGKILL
 
 

@@ -299,7 +299,8 @@ def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
            "FAKE_RESUME_GATE": str(gate)}  # and answered once the test opens the gate
     gate.touch()
     config = CodexConfig(threads_per_process=2, recovery_batch=2, resume_timeout_s=5,
-                         spare_processes=1, spare_delay_s=0.05, session_nice=5)
+                         spare_processes=1, spare_delay_s=0.05, session_nice=5,
+                         shared_session=True)
     pool = CodexPoolActor.start(config, env=env, binary=binary)
     ours = os.getpriority(os.PRIO_PROCESS, 0)
     try:
@@ -309,6 +310,9 @@ def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
         working, spare = describe_when(pool, [1, 0])
         # sessions' work yields to recovery: the spare keeps the daemon's priority
         assert nice_when(working["pid"], ours + 5) and nice_when(spare["pid"], ours)
+        for proc in (working, spare):  # nice values only count within one session
+            assert os.getsid(proc["pid"]) == os.getsid(0)  # (Linux's autogroup scheduler)
+            assert os.getpgid(proc["pid"]) == proc["pid"]  # still stopped as a group
         second = Session(pool, base_dir)
         second.start()
         busy, idle = describe_when(pool, [2, 0])
@@ -356,6 +360,7 @@ def test_config_overrides_reach_every_app_server(base_dir):
         (proc,) = describe_when(pool, [1])
         assert psutil.Process(proc["pid"]).cmdline()[2:] == [
             "app-server", "-c", "features.shell_snapshot=false", "-c", 'model="gpt-x"']
+        assert os.getsid(proc["pid"]) == proc["pid"]  # by default a session of its own
     finally:
         pool.stop(timeout=10)
 

@@ -95,7 +95,11 @@ class AppServerProcess(RpcPeer):
         """Spawn and begin ``initialize``; returns at once (ops wait for the reply)."""
         self._popen = subprocess.Popen(
             self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=self._env, cwd=self._cwd, start_new_session=True)
+            env=self._env, cwd=self._cwd,
+            # Always its own process group (signalled as one); a session of its own unless
+            # ``codex.shared_session`` (orbitdock.codex.priority explains the choice).
+            **({"process_group": 0} if self._config.shared_session
+               else {"start_new_session": True}))
         logger.info("started %s: %s", self, " ".join(self.argv))
         # The reader starts last: when a child dies at once, the reader joins the
         # stderr and waiter threads, which must already be running.
