@@ -56,7 +56,7 @@ from orbitdock.codex.appserver import AppServerProcess
 from orbitdock.codex.install import CodexNotFound, find_codex
 from orbitdock.codex.placement import PoolBook
 from orbitdock.codex.pool_ops import Begin, DetachOp, ModelsOp, ModelsReply, Recover
-from orbitdock.codex.priority import app_server_argv, raise_nice
+from orbitdock.codex.priority import app_server_argv, nice_is_inert, raise_nice
 from orbitdock.codex.pool_messages import (Attach, Command, Detach, Release, SinkOp,
                                            ThreadBound)
 from orbitdock.codex.sink import ThreadSink
@@ -102,6 +102,10 @@ class CodexPoolActor(pykka.ThreadingActor):
         self._boosted: set[AppServerProcess] = set()  # still at the daemon's priority
         self._spare_timer: threading.Timer | None = None  # one pending balance at most
         self._stopping = False
+        if nice_is_inert(config.session_nice, config.shared_session):
+            logger.warning("codex.session_nice = %d has no effect between app-servers: Linux's "
+                           "autogroup scheduler is on and codex.shared_session is off "
+                           "(orbitdock.codex.priority)", config.session_nice)
 
     # ------------------------------------------------------------ messages
     def on_receive(self, message: Any) -> Any:

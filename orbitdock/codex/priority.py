@@ -37,6 +37,21 @@ import psutil
 logger = logging.getLogger(__name__)
 
 
+AUTOGROUP_FLAG = "/proc/sys/kernel/sched_autogroup_enabled"
+
+
+def nice_is_inert(session_nice: int, shared_session: bool, flag: str = AUTOGROUP_FLAG) -> bool:
+    """True when ``session_nice`` cannot weigh app-servers against each other or the daemon:
+    each leads a session of its own and the kernel schedules sessions as groups."""
+    if session_nice <= 0 or shared_session:
+        return False
+    try:
+        with open(flag) as f:
+            return f.read().strip() == "1"
+    except OSError:  # no autogroup (another OS, or a kernel built without it)
+        return False
+
+
 def app_server_argv(binary: str, config_overrides: str, increment: int) -> list[str]:
     """``binary app-server`` with the ``-c`` overrides of ``codex.config_overrides``, niced."""
     overrides = [arg for item in config_overrides.split(";") if item.strip()
