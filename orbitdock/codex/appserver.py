@@ -98,8 +98,8 @@ class AppServerProcess(RpcPeer):
             env=self._env, cwd=self._cwd,
             # Always its own process group (signalled as one); a session of its own unless
             # ``codex.shared_session`` (orbitdock.codex.priority explains the choice).
-            **({"process_group": 0} if self._config.shared_session
-               else {"start_new_session": True}))
+            start_new_session=not self._config.shared_session,
+            process_group=0 if self._config.shared_session else None)
         logger.info("started %s: %s", self, " ".join(self.argv))
         # The reader starts last: when a child dies at once, the reader joins the
         # stderr and waiter threads, which must already be running.
