@@ -1,7 +1,7 @@
 """Direct Codex sessions at scale: N app-server threads, each turn one approval + streamed text.
 
     .venv/bin/python bench/bench_codex_sessions.py [--sessions 50,200] [--runs 3]
-        [--duration 60] [--unpooled 10,50] [--json FILE]
+        [--duration 60] [--unpooled 10,50] [--json FILE] [--keep]
 
 For each configuration it runs the load tool (``orbitdock.load.scenario.run``: its
 own daemon on a throw-away home, the load model on 127.0.0.1, subscriber
@@ -42,10 +42,11 @@ from orbitdock.load.scenario import RunConfig, run  # noqa: E402
 DURATION_PER_SESSION_S = 0.6  # a run lasts at least this many seconds per session
 
 
-def one(sessions: int, tpp: int | None, duration: float, subscribers: int) -> dict[str, Any]:
+def one(sessions: int, tpp: int | None, duration: float, subscribers: int,
+        keep: bool = False) -> dict[str, Any]:
     cfg = RunConfig(
         sessions=sessions, duration=duration, subscribers=subscribers,
-        threads_per_process=tpp, quiet=True, drain_s=120.0,
+        threads_per_process=tpp, quiet=True, drain_s=120.0, keep=keep,
         driver=DriverParams(kinds=("exec", "patch"), think_s=0.5,
                             ramp_s=min(20.0, duration / 3), turn_timeout_s=120.0),
         model=ModelParams())
@@ -70,7 +71,8 @@ def one(sessions: int, tpp: int | None, duration: float, subscribers: int) -> di
         "codex_procs": res["codex_procs"], "codex_rss": res["codex_rss"],
         "total_rss": total_rss, "cpu_pct": res["daemon_cpu_pct"],
         "lost": res["lost"], "duplicated": res["duplicated"], "ok": res["ok"],
-        "failures": res["failures"], "outcomes": outcomes,
+        "failures": res["failures"], "outcomes": outcomes, "examples": res["examples"],
+        "daemon_log": res["daemon_log"], "home": res["home"], "codex_home": res["codex_home"],
     }
 
 
@@ -128,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--subscribers", type=int, default=2)
     ap.add_argument("--json", help="write every run's record here")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep each run's daemon and codex homes (for post-mortems)")
     args = ap.parse_args(argv)
     configs = [(int(n), None) for n in args.sessions.split(",") if n] + \
               [(int(n), 1) for n in args.unpooled.split(",") if n]
@@ -139,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         for n, tpp in configs:
             # 200 sessions need ~60 s on 2 cores before every one has finished a first
             # turn: give large counts a longer run so the steady state is measured too.
-            rec = one(n, tpp, max(args.duration, DURATION_PER_SESSION_S * n), args.subscribers)
+            rec = one(n, tpp, max(args.duration, DURATION_PER_SESSION_S * n), args.subscribers,
+                      args.keep)
             recs.setdefault((n, rec["tpp"]), []).append(rec)
             print(f"run {run_no + 1}: {n} sessions tpp={rec['tpp']}: appr p99 "
                   f"{fmt_ms(rec['appr_p99'])} ms, {rec['completed']}/{rec['started']} turns, "

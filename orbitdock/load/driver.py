@@ -333,6 +333,8 @@ class Driver:
                     self._send(Pending("interrupt", sd.sid, now),
                                m.InterruptSession(session_id=sd.sid))
         if now - turn.sent_mono > self.p.turn_timeout_s:
+            if len(self.log.details) < 10:
+                self.log.details.append("turn timed out: " + self._describe(sd))
             self._finish(sd, "timeout", time.time())
             if sd.phase == "running":
                 self._send(Pending("interrupt", sd.sid, now), m.InterruptSession(session_id=sd.sid))

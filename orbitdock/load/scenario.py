@@ -271,7 +271,8 @@ class Run:
             "codex_rss": final_s.codex_rss if final_s else 0,
             "codex_rss_peak": max((s.codex_rss for s in self.samples), default=0),
             "mismatched": sum(len(f["mismatched"]) + len(f["behind"]) for f in finals),
-            "daemon_exit": rc, "daemon_log": logs,
+            "daemon_exit": rc, "daemon_log": logs, "home": str(self.ctl.home),
+            "codex_home": str(self.codex_home) if self.codex_home else None,
             "model_counts": transcript and transcript["counts"],
         }
         if c.kill_daemon:
@@ -293,7 +294,8 @@ class Run:
                    uncommitted_late=v.uncommitted_late, seen_messages=v.seen_messages,
                    checked_turns=v.checked_turns,
                    examples=v.examples + res["drain_busy_detail"][:10]
-                   + driver.get("details", []))
+                   + driver.get("details", [])
+                   + verify.explain_timeouts(outcomes, transcript and transcript["served"])[:10])
         res.update(report.steady_state(outcomes, len(self.direct), others, driver,
                                        self.load_started_wall))
         res["failures"] = failures(res, c)

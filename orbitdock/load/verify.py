@@ -24,6 +24,7 @@ Definitions (the daemon persists asynchronously, one transaction per ≤100 ms):
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ import apsw
 from orbitdock.load.model import TAG_RE
 
 TAGGED = ("[LOAD:", "[STEER:", "[PASSIVE:")
+# A complete tag names one turn; an interrupted reply cut inside its tag ("Done [LOAD:s")
+# does not, so several turns' cut replies can be identical without being duplicates.
+WHOLE_TAG_RE = re.compile(TAG_RE.pattern + r"|\[PASSIVE:p\d+:t\d+\]")
 
 
 def message_digest(mtype: str, content: str, tool_input: str | None) -> int:
@@ -192,7 +196,7 @@ def check_duplicates(v: Verdict, final_db: DbMessages, finals: list[dict[str, An
         counts: Counter[tuple[str, str]] = Counter()
         for _mid, _seq, mtype, content, tool_input, _turn in rows:
             text = tool_input if mtype == "tool" else content
-            if text and any(t in text for t in TAGGED):
+            if text and WHOLE_TAG_RE.search(text):
                 counts[(mtype, text)] += 1
         for (mtype, text), n in counts.items():
             allowed = generated_times(text, served) if mtype == "assistant" else 1
@@ -240,6 +244,16 @@ def check_transcript(v: Verdict, outcomes: list[tuple], expected: dict[str, str]
                     if m and m.group(0) not in generated:
                         v.phantom += 1
                         v.note(f"{m.group(0)} reply in the database was never generated")
+
+
+def explain_timeouts(outcomes: list[tuple], served: dict[str, list[str]] | None) -> list[str]:
+    """For each timed-out turn, what the model served for it: which side stalled.
+
+    A direct turn is two samplings (a tool call, then after its output the final
+    reply); ["call"] alone means codex never came back with the tool's result.
+    """
+    return [f"{tag} ({sid}) timed out; the model served {(served or {}).get(tag, [])}"
+            for sid, tag, _kind, outcome, *_ in outcomes if outcome == "timeout"]
 
 
 def check_passive(v: Verdict, written: dict[str, list[tuple[str, str]]],
