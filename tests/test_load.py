@@ -9,6 +9,7 @@ benchmarks recorded in docs/RELIABILITY.md and docs/PERFORMANCE.md, not tests.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -18,7 +19,9 @@ from conftest import REPO
 from orbitdock.codex.install import CodexNotFound, find_codex
 from orbitdock.load.faults import kill_codex_summary
 from orbitdock.load.model import ModelParams, plan_reply, prompt_for, reply_text, tag_for
-from orbitdock.load.verify import DbMessages, Kill, Verdict, check_duplicates, check_seen
+from orbitdock.load.daemon_ctl import DaemonCtl
+from orbitdock.load.verify import (DbMessages, Kill, Verdict, check_duplicates, check_seen,
+                                  explain_timeouts)
 
 RUN_TIMEOUT_S = 110  # the tool bounds itself; this only catches a hang
 
@@ -90,6 +93,56 @@ def test_a_reply_the_model_generated_twice_is_not_a_duplicate():
     v = Verdict()
     check_duplicates(v, rows, [], {tag: ["slow", "steered"]})
     assert v.duplicated == 2
+
+
+def db_rows(*texts: tuple[str, str]) -> list[tuple]:
+    """(id, seq, type, content, tool_input, turn) rows, one per (type, content)."""
+    return [(f"m{i}", i, mtype, content, None, f"t{i}") for i, (mtype, content) in enumerate(texts)]
+
+
+def test_replies_cut_inside_their_tag_are_not_duplicates():
+    # three interrupted turns whose replies all stopped at the same character
+    db = DbMessages(rows={"s1": db_rows(*[("assistant", "Done [LOAD:s")] * 3)})
+    v = Verdict()
+    check_duplicates(v, db, [{"dup_ids": 0}])
+    assert v.duplicated == 0
+
+
+def test_a_whole_tagged_reply_stored_twice_is_a_duplicate():
+    text = "Done [LOAD:s0001:t00002:text]. the quick"
+    db = DbMessages(rows={"s1": db_rows(("assistant", text), ("assistant", text))})
+    v = Verdict()
+    check_duplicates(v, db, [{"dup_ids": 0}], {"[LOAD:s0001:t00002:text]": ["final"]})
+    assert v.duplicated == 1
+    assert "duplicated in s1" in v.examples[0]
+
+
+def test_passive_prompts_count_only_with_their_whole_tag():
+    db = DbMessages(rows={"s1": db_rows(("user", "[PASSIVE:p0001:t00002] keep going"),
+                                        ("user", "[PASSIVE:p0001:t00002] keep going"),
+                                        ("user", "[PASSIVE:p00"), ("user", "[PASSIVE:p00"))})
+    v = Verdict()
+    check_duplicates(v, db, [{"dup_ids": 0}])
+    assert v.duplicated == 1
+
+
+def test_timed_out_turns_name_what_the_model_served():
+    outcomes = [("s1", "[LOAD:s0001:t00002:exec]", "exec", "timeout", 0.0, 1.0, "t"),
+                ("s1", "[LOAD:s0001:t00003:text]", "text", "completed", 1.0, 2.0, "u")]
+    notes = explain_timeouts(outcomes, {"[LOAD:s0001:t00002:exec]": ["call"]})
+    assert notes == ["[LOAD:s0001:t00002:exec] (s1) timed out; the model served ['call']"]
+
+
+def test_the_daemon_leads_a_session_of_its_own(tmp_path):
+    # Linux's autogroup splits the CPU between sessions first: the daemon (and its
+    # app-servers under codex.shared_session) must not share a group with the clients.
+    ctl = DaemonCtl({}, watcher=False, home=tmp_path)
+    try:
+        ctl.start()
+        assert os.getsid(ctl.pid) == ctl.pid != os.getsid(0)
+    finally:
+        assert ctl.stop() == 0
+        ctl.cleanup()
 
 
 # ---------------------------------------------------------------- scenarios

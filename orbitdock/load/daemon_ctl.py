@@ -108,8 +108,12 @@ class DaemonCtl:
         args = [sys.executable, "-m", "actors.daemon"]
         if not self.watcher:
             args.append("--no-watcher")
+        # A session of its own, as when a service manager or a terminal starts it: with
+        # Linux's autogroup the CPU is split between sessions first, and the daemon (with
+        # its app-servers under codex.shared_session) must not share a group with this
+        # tool's subscribers and model server, which are the clients, not the server.
         self.proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                     stderr=self._stderr)
+                                     stderr=self._stderr, start_new_session=True)
         self.pid = self.proc.pid
         self.starts += 1
         deadline = time.monotonic() + START_TIMEOUT_S
