@@ -9,7 +9,6 @@ benchmarks recorded in docs/RELIABILITY.md and docs/PERFORMANCE.md, not tests.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -19,7 +18,6 @@ from conftest import REPO
 from orbitdock.codex.install import CodexNotFound, find_codex
 from orbitdock.load.faults import kill_codex_summary
 from orbitdock.load.model import ModelParams, plan_reply, prompt_for, reply_text, tag_for
-from orbitdock.load.daemon_ctl import DaemonCtl
 from orbitdock.load.verify import (DbMessages, Kill, Verdict, check_duplicates, check_seen,
                                   explain_timeouts)
 
@@ -131,18 +129,6 @@ def test_timed_out_turns_name_what_the_model_served():
                 ("s1", "[LOAD:s0001:t00003:text]", "text", "completed", 1.0, 2.0, "u")]
     notes = explain_timeouts(outcomes, {"[LOAD:s0001:t00002:exec]": ["call"]})
     assert notes == ["[LOAD:s0001:t00002:exec] (s1) timed out; the model served ['call']"]
-
-
-def test_the_daemon_leads_a_session_of_its_own(tmp_path):
-    # Linux's autogroup splits the CPU between sessions first: the daemon (and its
-    # app-servers under codex.shared_session) must not share a group with the clients.
-    ctl = DaemonCtl({}, watcher=False, home=tmp_path)
-    try:
-        ctl.start()
-        assert os.getsid(ctl.pid) == ctl.pid != os.getsid(0)
-    finally:
-        assert ctl.stop() == 0
-        ctl.cleanup()
 
 
 # ---------------------------------------------------------------- scenarios

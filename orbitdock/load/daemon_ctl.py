@@ -108,12 +108,13 @@ class DaemonCtl:
         args = [sys.executable, "-m", "actors.daemon"]
         if not self.watcher:
             args.append("--no-watcher")
-        # A session of its own, as when a service manager or a terminal starts it: with
-        # Linux's autogroup the CPU is split between sessions first, and the daemon (with
-        # its app-servers under codex.shared_session) must not share a group with this
-        # tool's subscribers and model server, which are the clients, not the server.
+        # In this tool's session, as when started from the terminal its clients run in.
+        # (Linux's autogroup splits the CPU between sessions first; every figure in
+        # docs/ was measured this way. A daemon in a session of its own was tried at
+        # 200 sessions and did no better: docs/RELIABILITY.md, "Nice values and Linux's
+        # autogroup".)
         self.proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                     stderr=self._stderr, start_new_session=True)
+                                     stderr=self._stderr)
         self.pid = self.proc.pid
         self.starts += 1
         deadline = time.monotonic() + START_TIMEOUT_S
