@@ -151,9 +151,10 @@ class LoadModel(SimServer):
         return reply
 
     def transcript(self) -> dict[str, Any]:
+        incidents = self.incidents()  # (under the server's own lock, not ours)
         with self._tlock:
             return {"served": {t: list(s) for t, s in self._by_tag.items()},
-                    "counts": dict(self._counts)}
+                    "counts": dict(self._counts), "incidents": incidents}
 
 
 def model_main(params: ModelParams, conn) -> None:

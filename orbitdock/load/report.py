@@ -119,6 +119,9 @@ def table(res: dict[str, Any]) -> str:
         ("mirrors != server", str(res.get("mismatched", 0))),
         ("daemon log errors / crashes", f"{res.get('daemon_log', {}).get('errors', 0)} / "
                                         f"{res.get('daemon_log', {}).get('crashes', 0)}"),
+        # connections the model server ended without a whole reply (sim.server incidents)
+        ("model server incidents", ", ".join(f"{k} {n}" for k, n in sorted(
+            (res.get("model_incidents") or {}).items())) or "0"),
         ("uncommitted at kill (allowed)", f"{res.get('uncommitted_at_kill', 0)} (oldest seen "
          f"{ms(res.get('uncommitted_max_age_s'))} ms before; "
          f"{res.get('uncommitted_late', 0)} older than the grace)"),

@@ -274,6 +274,7 @@ class Run:
             "daemon_exit": rc, "daemon_log": logs, "home": str(self.ctl.home),
             "codex_home": str(self.codex_home) if self.codex_home else None,
             "model_counts": transcript and transcript["counts"],
+            "model_incidents": transcript and transcript["incidents"],
         }
         if c.kill_daemon:
             res["kill_daemon"] = faults.kill_daemon_summary(self.kill_log)

@@ -61,6 +61,12 @@ class _HTTPServer(ThreadingHTTPServer):
         self.request_queue_size = backlog  # read by server_activate() -> listen()
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver would print to stderr and move on: count it, so a run can tell
+        # a model-server fault from a codex one
+        logger.exception("sim: handler for %s failed", client_address)
+        self.sim.incident("handler_error")
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # chunked encoding needs 1.1
@@ -69,6 +75,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         logger.debug("%s " + format, self.address_string(), *args)
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        # a request that timed out (READ_TIMEOUT_S) or did not parse: the client gets
+        # no reply, so a turn may fail for it
+        logger.warning("sim: %s " + format, self.address_string(), *args)
+        self.server.sim.incident("request_error")
 
     # --- routing -------------------------------------------------------------------
 
@@ -157,6 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if isinstance(event, Hold):
                     if not sim.hold(min(event.seconds, MAX_HOLD_S), self.connection):
                         logger.info("sim: client left during a hold; stream abandoned")
+                        sim.incident("stream_cut")
                         return
                     continue
                 if delay_s and isinstance(event, dict) and event["type"].endswith(".delta"):
@@ -167,6 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
             # codex hangs up on turn/interrupt (expected); a client that stops reading
             # for READ_TIMEOUT_S times out the write. Either way the stream is over.
             logger.info("sim: stream ended early (%s)", exc)
+            sim.incident("stream_cut")
 
 
 def _peer_closed(conn: socket.socket) -> bool:
@@ -195,6 +209,7 @@ class SimServer:
         self._script: list[dict] = validate_script(script or [])
         self._requests: list[dict] = []
         self._served = 0
+        self._incidents: dict[str, int] = {}  # kind -> count (see incident())
         self._exhausted = 0
         self._held = 0
         self._release_generation = 0
@@ -259,6 +274,7 @@ class SimServer:
             self._script = []
             self._requests = []
             self._served = self._exhausted = 0
+            self._incidents = {}
             self._release_generation += 1
             self._changed.notify_all()
 
@@ -276,6 +292,17 @@ class SimServer:
         with self._lock:
             return {"remaining": len(self._script), "requests": len(self._requests),
                     "served": self._served, "exhausted": self._exhausted, "held": self._held}
+
+    def incidents(self) -> dict[str, int]:
+        """Connections that ended without a whole reply, by kind: ``request_error`` (timed
+        out or unparsable; the client got nothing), ``handler_error`` (a bug here),
+        ``stream_cut`` (the client hung up mid-stream: expected on an interrupt)."""
+        with self._lock:
+            return dict(self._incidents)
+
+    def incident(self, kind: str) -> None:
+        with self._lock:
+            self._incidents[kind] = self._incidents.get(kind, 0) + 1
 
     # --- used by handler threads ---------------------------------------------------
 
