@@ -72,7 +72,8 @@ def one(sessions: int, tpp: int | None, duration: float, subscribers: int,
         "total_rss": total_rss, "cpu_pct": res["daemon_cpu_pct"],
         "lost": res["lost"], "duplicated": res["duplicated"], "ok": res["ok"],
         "failures": res["failures"], "outcomes": outcomes, "examples": res["examples"],
-        "daemon_log": res["daemon_log"], "home": res["home"], "codex_home": res["codex_home"],
+        "daemon_log": res["daemon_log"], "model_incidents": res["model_incidents"],
+        "home": res["home"], "codex_home": res["codex_home"],
     }
 
 
