@@ -35,9 +35,9 @@ replaced ``spare_delay_s`` after the last resume of a recovery is done (a proces
 start would take CPU from them), and idle processes beyond ``spare_processes``
 (left by ended sessions) are stopped.
 
-With ``codex.session_nice``, processes serving sessions run niced while spares and
+Processes serving sessions run niced (``codex.session_nice``) while spares and
 recovering ones keep the daemon's priority until their resumes are done; on Linux that
-weighs only with ``codex.shared_session`` (``orbitdock.codex.priority``).
+weighs only with ``codex.shared_session``, the default (``orbitdock.codex.priority``).
 """
 
 from __future__ import annotations

@@ -88,14 +88,14 @@ class CodexConfig:
     request_timeout_s: float = 30.0  # any JSON-RPC request to app-server
     resume_timeout_s: float = 30.0  # thread/resume after a crash or restart (slow under load)
     setups_in_flight: int = 4  # thread/start + thread/resume sent at once per app-server; more wait
-    recovery_batch: int = 8  # a dead app-server's sessions resumed on any one process at most
+    recovery_batch: int = 4  # a dead app-server's sessions resumed on any one process at most
     recovery_attempts: int = 3  # resumes cut by another process death, in a row, before giving up
     recovery_on_busy: bool = False  # resume on processes serving sessions too (fewer, slower)
     spare_processes: int = 1  # idle app-servers kept started while sessions run, for recovery
     spare_delay_s: float = 2.0  # a used spare is replaced this long after, not amid the resumes
     config_overrides: str = ""  # "key=value;key=value": codex -c overrides for our app-servers only
-    session_nice: int = 0  # app-servers serving sessions run this much nicer; recovery does not
-    shared_session: bool = False  # app-servers in the daemon's session, where session_nice counts
+    session_nice: int = 10  # app-servers serving sessions run this much nicer; recovery does not
+    shared_session: bool = True  # app-servers in the daemon's session, where session_nice counts
     stop_timeout_s: float = 3.0  # close stdin, then SIGTERM, then SIGKILL
 
 

@@ -345,22 +345,27 @@ def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
         pool.stop(timeout=10)
 
 
-def test_config_overrides_reach_every_app_server(base_dir):
+@pytest.mark.parametrize("shared", [True, False])
+def test_config_overrides_reach_every_app_server(base_dir, shared):
     script = base_dir / "fake_recovery_server.py"
     script.write_text(FAKE_RECOVERY_SERVER)
     binary = base_dir / "fake-codex-with-args"
     binary.write_text(f'#!/bin/sh\nexec {sys.executable} {script} "$@"\n')
     binary.chmod(0o755)
-    config = CodexConfig(spare_processes=0,
+    config = CodexConfig(spare_processes=0, shared_session=shared,
                          config_overrides='features.shell_snapshot=false; model="gpt-x"')
+    assert CodexConfig().shared_session  # the default
     pool = CodexPoolActor.start(config, env={**os.environ, "FAKE_RESUME_BARRIER": "1"},
                                 binary=binary)
     try:
         Session(pool, base_dir).start()
         (proc,) = describe_when(pool, [1])
-        assert psutil.Process(proc["pid"]).cmdline()[2:] == [
+        assert psutil.Process(proc["pid"]).cmdline()[-5:] == [
             "app-server", "-c", "features.shell_snapshot=false", "-c", 'model="gpt-x"']
-        assert os.getsid(proc["pid"]) == proc["pid"]  # by default a session of its own
+        # shared: in the daemon's session, where nice values count; else a session of
+        # its own; a process group of its own either way (stopped as one)
+        assert (os.getsid(proc["pid"]) == os.getsid(0)) is shared
+        assert os.getpgid(proc["pid"]) == proc["pid"]
     finally:
         pool.stop(timeout=10)
 

@@ -9,15 +9,16 @@ others niced it gets a larger share, and the daemon itself stays responsive whil
 codex saturates the cores (docs/RELIABILITY.md has the measurements).
 
 Nice values only weigh threads of one session against each other: Linux's autogroup
-scheduler (on by default) first splits the CPU evenly between sessions. By default each
-app-server has a session of its own, so every app-server gets an equal share whatever its
-nice value, and ``session_nice`` changes nothing between processes. With
-``codex.shared_session`` they stay in the daemon's session (each still its own process
-group), where the daemon and a recovering process outweigh the niced sessions' work. That
-is a trade-off, measured in docs/RELIABILITY.md: at saturation, approvals and deltas
-reach clients with a 10-15x lower tail and a killed process's sessions resume sooner, but
-200 sessions start ~25 s slower and complete a third fewer turns in two minutes. Commands
-codex runs in its sandbox start sessions of their own either way.
+scheduler (on by default) first splits the CPU evenly between sessions. So by default
+(``codex.shared_session``) app-servers stay in the daemon's session, each still its own
+process group, where the daemon and a recovering process outweigh the niced sessions'
+work. With a session each, every app-server would get an equal share whatever its nice
+value, and ``session_nice`` would change nothing between processes. The trade-off is
+measured in docs/RELIABILITY.md: with codex saturating the cores, approvals and deltas
+reach clients with a 10-50x lower tail and a killed process's sessions resume about
+twice as fast, while codex completes 15-35% fewer turns and 200 sessions created at once
+are set up ~25 s later. Commands codex runs in its sandbox start sessions of their own
+either way.
 
 Only ever *raising* nice values needs no privilege, so a process is started at the
 lower value when it may recover, and raised once it serves sessions. Linux keeps a
