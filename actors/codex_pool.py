@@ -25,7 +25,7 @@ work. So recovery spreads them: at most ``recovery_batch`` to any one process,
 idle processes first, fresh ones for the rest (processes already serving
 sessions too, with ``recovery_on_busy``), never more than
 ``threads_per_process`` on one. Sessions whose turn or approval was cut (someone
-is waiting) are placed first.
+is waiting) are dealt first, round-robin, so they lead every process's queue.
 
 While any session runs, ``spare_processes`` idle processes are kept started and
 initialized. New sessions fill processes that already serve sessions before an
@@ -249,17 +249,35 @@ class CodexPoolActor(pykka.ThreadingActor):
             return None
 
     def _recover(self, sinks: list[ThreadSink]) -> None:
-        """Place the sessions of a dead process and resume them (see the module docstring)."""
+        """Place the sessions of a dead process and resume them (see the module docstring).
+
+        Processes are chosen as if filled one after another, then the sessions are dealt
+        to them round-robin, busy ones first: each process resumes its sessions largely
+        one after another, so the cut sessions (someone is waiting) lead every queue
+        instead of stacking on the first process, where their restarted turns would also
+        slow that process's later resumes."""
         wave: dict[AppServerProcess, int] = {}  # resumes sent to each process by this call
         idle_before = set(self._book.idle())  # and, below, this wave's fresh processes
-        for sink in sorted(sinks, key=lambda s: not s.was_busy):  # stable: busy ones first
-            proc = self._book.live_home(sink) or self._book.recovery_target(wave, idle_before)
+        slots: list[tuple[int, int, AppServerProcess]] = []  # (place in its queue, order, proc)
+        homed: list[tuple[ThreadSink, AppServerProcess]] = []
+        ordered = sorted(sinks, key=lambda s: not s.was_busy)  # stable: busy ones first
+        dealt: list[ThreadSink] = []
+        for sink in ordered:
+            home = self._book.live_home(sink)
+            if home is not None:  # its thread is still loaded there: nowhere else will do
+                homed.append((sink, home))
+                wave[home] = wave.get(home, 0) + 1
+                continue
+            proc = self._book.recovery_target(wave, idle_before)
             if proc is None:
                 proc = self._spawn_for(sink, recovery=True)
                 if proc is None:
                     continue
                 idle_before.add(proc)
+            slots.append((wave.get(proc, 0), len(slots), proc))
             wave[proc] = wave.get(proc, 0) + 1
+            dealt.append(sink)
+        for sink, proc in homed + list(zip(dealt, (p for _, _, p in sorted(slots)))):
             self._book.start_resume(sink, proc)
             proc.post(Recover(sink))
         if wave:
