@@ -1,35 +1,30 @@
 """CodexConnector + CodexPoolActor end to end: the real pinned codex against SimServer.
 
 No daemon: a pool actor, connectors, and a queue per session collecting what
-they emit. Every wait is a bounded ``queue.get``. CODEX_HOME lives under
-``<repo>/.orbitdock-test`` (codex refuses helper binaries under /tmp).
+they emit (``codex_session.Session``). Every wait is a bounded ``queue.get``.
+CODEX_HOME lives under ``<repo>/.orbitdock-test`` (codex refuses helper binaries
+under /tmp). The pool's fault handling against fake app-servers is in
+test_codex_pool_faults.py.
 """
 
 from __future__ import annotations
 
 import os
-import queue
-import shutil
 import signal
-import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from actors.codex_pool import CodexPoolActor, Describe, list_models
-from orbitdock.codex.connector import CodexConnector
+from codex_session import WAIT_S, Session, make_base_dir
 from orbitdock.codex.home import clean_env, write_sim_codex_home
 from orbitdock.codex.install import CodexNotFound, find_codex
 from orbitdock.config import CodexConfig
 from orbitdock.connectors import events as ev
 from orbitdock.sim.server import SimServer
-
-TEST_ROOT = Path(__file__).resolve().parent.parent / ".orbitdock-test"
-WAIT_S = 15.0  # any single expected event; codex answers in well under a second
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +43,7 @@ def sim():
 
 @pytest.fixture(scope="module")
 def base_dir():
-    base = TEST_ROOT / f"connector-{uuid.uuid4().hex[:8]}"
-    base.mkdir(parents=True)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
+    yield from make_base_dir("connector")
 
 
 @pytest.fixture(scope="module")
@@ -73,400 +65,6 @@ def workspace(base_dir) -> Path:
     path = base_dir / f"ws-{uuid.uuid4().hex[:6]}"
     path.mkdir()
     return path
-
-
-FAKE_APP_SERVER = r'''
-import json, os, sys
-log = open(os.environ["FAKE_LOG"], "a")
-def send(obj): sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
-for line in sys.stdin:
-    log.write(line); log.flush()
-    msg = json.loads(line)
-    method, params = msg.get("method"), msg.get("params") or {}
-    if method == "initialize":
-        send({"id": msg["id"], "result": {"userAgent": "fake/0.169.0 (test)"}})
-    elif method == "thread/start":
-        sys.stdout.write("this is not json {\n")
-        sys.stdout.write("[1, 2, 3]\n")
-        send({"id": 0, "method": "item/commandExecution/requestApproval",
-              "params": {"threadId": "ghost", "turnId": "u", "itemId": "i"}})
-        send({"id": msg["id"], "result": {"thread": {"id": "T1", "path": None}, "model": "m"}})
-        send({"method": "turn/started", "params": {"threadId": "T1", "turn": {"id": "U1"}}})
-    elif method == "turn/start":
-        pass  # never answered: the request times out
-    elif method == "thread/name/set":
-        sys.stderr.write("fatal: boom\n"); sys.stderr.flush()
-        sys.exit(3)
-    elif method == "thread/resume":
-        send({"id": msg["id"], "error": {"code": -32600,
-              "message": "thread T1 already has an active writer"}})
-'''
-
-
-def test_protocol_faults_against_a_fake_app_server(base_dir):
-    """Garbage lines, an unhosted server request, a timeout, an exit and a refused resume."""
-    script = base_dir / "fake_app_server.py"
-    script.write_text(FAKE_APP_SERVER)
-    log = base_dir / f"fake-{uuid.uuid4().hex[:6]}.log"
-    binary = base_dir / "fake-codex"
-    binary.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
-    binary.chmod(0o755)
-    env = {**os.environ, "FAKE_LOG": str(log)}
-    pool = CodexPoolActor.start(CodexConfig(request_timeout_s=0.5, resume_timeout_s=2),
-                                env=env, binary=binary)
-    try:
-        session = Session(pool, base_dir)
-        assert session.start().thread_id == "T1"  # the garbage before it was skipped
-        deadline = time.monotonic() + WAIT_S
-        while '"error"' not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert '{"id":0,"error":{"code":-32052' in log.read_text()  # ghost request refused
-        refused = session.send("hello")
-        assert (refused.ok, refused.error_code) == (False, "timeout")
-        session.connector.rename(2, "x")
-        assert session.result(2).error_code == "backend_error"  # in flight when it exited
-        lost = session.wait(ev.BackendLost)
-        assert not lost.fatal and "code 3" in lost.reason and "fatal: boom" in lost.reason
-        fatal = session.wait(ev.BackendLost)
-        assert fatal.fatal and "active writer" in fatal.reason
-    finally:
-        pool.stop(timeout=10)
-
-
-def test_unstartable_codex_fails_sessions_and_models(base_dir):
-    binary = base_dir / "broken-codex"
-    binary.write_text("#!/bin/sh\necho 'cannot start: broken install' >&2\nexit 2\n")
-    binary.chmod(0o755)
-    pool = CodexPoolActor.start(CodexConfig(), env=dict(os.environ), binary=binary)
-    try:
-        session = Session(pool, base_dir)
-        session.connector.start(session.events.put)
-        session.connector.send_message(1, "hello")
-        lost = session.wait(ev.BackendLost)
-        assert lost.fatal and "code 2" in lost.reason and "broken install" in lost.reason
-        assert session.result(1).ok is False
-        with pytest.raises(RuntimeError, match="code 2"):
-            list_models(pool, timeout=WAIT_S)
-    finally:
-        pool.stop(timeout=10)
-
-
-FAKE_RECOVERY_SERVER = r"""
-import itertools, json, os, sys, threading, time
-barrier = int(os.environ["FAKE_RESUME_BARRIER"])  # resumes held until this many arrived
-gate = os.environ.get("FAKE_RESUME_GATE", "")  # and, if set, until this file exists
-ids = itertools.count(1)
-held = []
-lock = threading.Lock()
-def send(obj):
-    with lock:
-        sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
-def answer_held():
-    with lock:
-        ready = len(held) >= barrier and (not gate or os.path.exists(gate))
-        batch = held[:] if ready else []
-        if ready:
-            held.clear()
-    for m in batch:
-        send({"id": m["id"], "result": {"thread": {"id": m["params"]["threadId"]}}})
-def gatekeeper():  # answers what the closed gate held once it opens
-    while True:
-        time.sleep(0.02)
-        answer_held()
-if gate:
-    threading.Thread(target=gatekeeper, daemon=True).start()
-def item(tid, turn, text):
-    return {"threadId": tid, "turnId": turn, "item": {
-        "type": "userMessage", "id": f"item-{next(ids)}",
-        "content": [{"type": "text", "text": text, "text_elements": []}]}}
-for line in sys.stdin:
-    msg = json.loads(line)
-    method, params = msg.get("method"), msg.get("params") or {}
-    if method == "initialize":
-        send({"id": msg["id"], "result": {"userAgent": "fake/0.169.0 (test)"}})
-    elif method == "thread/start":
-        send({"id": msg["id"], "result": {"thread": {"id": f"T{os.getpid()}-{next(ids)}",
-                                                      "path": None}, "model": "m"}})
-    elif method == "turn/start":
-        # The prompt says what codex manages to send before it dies (the test kills it).
-        tid, text = params["threadId"], params["input"][0]["text"]
-        turn = f"U-{next(ids)}"
-        if "ECHO-FIRST" in text:
-            send({"method": "turn/started", "params": {"threadId": tid, "turn": {"id": turn}}})
-            send({"method": "item/completed", "params": item(tid, turn, text)})
-        send({"id": msg["id"], "result": {"turn": {"id": turn, "status": "inProgress"}}})
-        if "STARTED" in text or "ECHOED" in text:
-            send({"method": "turn/started", "params": {"threadId": tid, "turn": {"id": turn}}})
-        if "ECHOED" in text:
-            send({"method": "item/completed", "params": item(tid, turn, text)})
-    elif method == "turn/steer":
-        send({"id": msg["id"], "result": {"turnId": params["expectedTurnId"]}})
-    elif method == "thread/resume":
-        if os.path.exists(os.environ.get("FAKE_HOLD_RESUMES", "")):
-            continue  # never answered: the test kills this process mid-resume
-        with lock:
-            held.append(msg)
-        answer_held()  # never answers if the client waited for each answer
-"""
-
-
-def test_lost_process_keeps_acknowledged_prompts_and_resumes_concurrently(base_dir):
-    """Problem 3 and 6 without codex: what a dying app-server leaves, and how it is resumed.
-
-    Each session's prompt stops the fake at another point after the ``turn/start``
-    answer (then the fake is killed): its turn is closed failed either way, and its
-    prompt appears exactly once. The 6 sessions are then resumed 3 per process
-    (``recovery_batch``), the waiting ones dealt first, and each new process answers no
-    ``thread/resume`` before it holds all 3: they must all be in flight at once.
-    """
-    script = base_dir / "fake_recovery_server.py"
-    script.write_text(FAKE_RECOVERY_SERVER)
-    binary = base_dir / "fake-recovery-codex"
-    binary.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
-    binary.chmod(0o755)
-    env = {**os.environ, "FAKE_RESUME_BARRIER": "3"}
-    config = CodexConfig(threads_per_process=6, recovery_batch=3, resume_timeout_s=5,
-                         spare_processes=0)
-    pool = CodexPoolActor.start(config, env=env, binary=binary)
-    try:
-        sessions = [Session(pool, base_dir) for _ in range(6)]
-        threads = [s.start().thread_id for s in sessions]
-        idle1, silent, started, echoed, first, idle2 = sessions
-        prompts = {silent: "silent prompt", started: "STARTED prompt", echoed: "ECHOED prompt",
-                   first: "ECHO-FIRST prompt"}
-        turn_ids = {s: s.send(text).result["turn_id"] for s, text in prompts.items()}
-        started.wait(ev.TurnStarted)
-        started.connector.steer(50, "steer that codex acknowledged")
-        assert started.result(50).ok
-        echoed.wait(ev.UserMessage)
-        assert first.since(ev.UserMessage)  # echoed before the answer send() waited for
-        (proc,) = pool.ask(Describe(), timeout=5)
-        os.kill(proc["pid"], signal.SIGKILL)
-        for session in sessions:
-            session.wait(ev.BackendRecovered)
-        for session, text in prompts.items():
-            turn_id = turn_ids[session]
-            assert [e.turn_id for e in session.since(ev.TurnStarted)] == [turn_id]
-            (done,) = session.since(ev.TurnCompleted)
-            assert (done.turn_id, done.status) == (turn_id, "failed") and "SIGKILL" in done.error
-            users = [e.text for e in session.since(ev.UserMessage)]
-            expected = [text] + (["steer that codex acknowledged"] if session is started else [])
-            assert users == expected, (text, users)
-        for session in (idle1, idle2):
-            assert not session.since(ev.TurnCompleted) and not session.since(ev.UserMessage)
-        procs = pool.ask(Describe(), timeout=5)
-        assert [p["load"] for p in procs] == [3, 3]
-        # the four sessions with a cut turn were dealt first, round-robin: two lead each
-        # process's queue, and the idle two come last, one on each
-        for proc in procs:
-            assert len(set(proc["threads"]) & set(threads[1:5])) == 2
-            assert len(set(proc["threads"]) & {threads[0], threads[5]}) == 1
-        assert silent.send("after recovery").ok
-    finally:
-        pool.stop(timeout=10)
-
-
-def describe_when(pool, loads: list[int]) -> list[dict[str, Any]]:
-    """The pool's processes once their loads are ``loads`` (bounded wait)."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        procs = pool.ask(Describe(), timeout=5)
-        if [p["load"] for p in procs] == loads or time.monotonic() > deadline:
-            assert [p["load"] for p in procs] == loads
-            return procs
-        time.sleep(0.02)
-
-
-def nice_when(pid: int, value: int) -> bool:
-    """True once every thread of ``pid`` has nice ``value`` (bounded wait)."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        values = {os.getpriority(os.PRIO_PROCESS, t.id) for t in psutil.Process(pid).threads()}
-        if values == {value}:
-            return True
-        assert time.monotonic() < deadline, f"pid {pid}: nice {values}, expected {value}"
-        time.sleep(0.02)
-
-
-def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
-    """A spare stays empty while others have room, then hosts a dead process's resumes;
-    idle processes beyond the spare count are stopped."""
-    script = base_dir / "fake_recovery_server.py"
-    script.write_text(FAKE_RECOVERY_SERVER)
-    binary = base_dir / "fake-recovery-codex"
-    binary.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
-    binary.chmod(0o755)
-    gate = base_dir / f"gate-{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "FAKE_RESUME_BARRIER": "2",  # both resumes in flight on one process
-           "FAKE_RESUME_GATE": str(gate)}  # and answered once the test opens the gate
-    gate.touch()
-    config = CodexConfig(threads_per_process=2, recovery_batch=2, resume_timeout_s=5,
-                         spare_processes=1, spare_delay_s=0.05, session_nice=5,
-                         shared_session=True)
-    pool = CodexPoolActor.start(config, env=env, binary=binary)
-    ours = os.getpriority(os.PRIO_PROCESS, 0)
-    try:
-        assert pool.ask(Describe(), timeout=5) == []  # no session: no spare either
-        first = Session(pool, base_dir)
-        first.start()
-        working, spare = describe_when(pool, [1, 0])
-        # sessions' work yields to recovery: the spare keeps the daemon's priority
-        assert nice_when(working["pid"], ours + 5) and nice_when(spare["pid"], ours)
-        for proc in (working, spare):  # nice values only count within one session
-            assert os.getsid(proc["pid"]) == os.getsid(0)  # (Linux's autogroup scheduler)
-            assert os.getpgid(proc["pid"]) == proc["pid"]  # still stopped as a group
-        second = Session(pool, base_dir)
-        second.start()
-        busy, idle = describe_when(pool, [2, 0])
-        assert idle["pid"] == spare["pid"]  # the second session did not spread onto it
-        gate.unlink()
-        os.kill(busy["pid"], signal.SIGKILL)
-        # while the resumes run no spare is started (its start would take their CPU)
-        (host,) = describe_when(pool, [2])
-        time.sleep(0.3)  # six times spare_delay_s
-        assert [p["pid"] for p in pool.ask(Describe(), timeout=5)] == [host["pid"]]
-        gate.touch()
-        for session in (first, second):
-            session.wait(ev.BackendRecovered)
-        host, new_spare = describe_when(pool, [2, 0])
-        assert host["pid"] == spare["pid"] and new_spare["pid"] not in (busy["pid"], spare["pid"])
-        assert sorted(host["threads"]) == sorted(busy["threads"])
-        # its resumes done, the old spare is an ordinary process (every thread); the new
-        # spare waits at the daemon's priority
-        assert nice_when(host["pid"], ours + 5) and nice_when(new_spare["pid"], ours)
-        for session in (first, second):
-            session.connector.stop()
-        # two idle processes, one spare wanted: the one holding no loaded thread goes
-        (kept,) = describe_when(pool, [0])
-        assert kept["pid"] == host["pid"]
-        deadline = time.monotonic() + WAIT_S
-        while psutil.pid_exists(new_spare["pid"]):  # stopped and reaped
-            assert time.monotonic() < deadline, "the retired process is still running"
-            time.sleep(0.02)
-    finally:
-        pool.stop(timeout=10)
-
-
-@pytest.mark.parametrize("shared", [True, False])
-def test_config_overrides_reach_every_app_server(base_dir, shared):
-    script = base_dir / "fake_recovery_server.py"
-    script.write_text(FAKE_RECOVERY_SERVER)
-    binary = base_dir / "fake-codex-with-args"
-    binary.write_text(f'#!/bin/sh\nexec {sys.executable} {script} "$@"\n')
-    binary.chmod(0o755)
-    config = CodexConfig(spare_processes=0, shared_session=shared,
-                         config_overrides='features.shell_snapshot=false; model="gpt-x"')
-    assert CodexConfig().shared_session  # the default
-    pool = CodexPoolActor.start(config, env={**os.environ, "FAKE_RESUME_BARRIER": "1"},
-                                binary=binary)
-    try:
-        Session(pool, base_dir).start()
-        (proc,) = describe_when(pool, [1])
-        assert psutil.Process(proc["pid"]).cmdline()[-5:] == [
-            "app-server", "-c", "features.shell_snapshot=false", "-c", 'model="gpt-x"']
-        # shared: in the daemon's session, where nice values count; else a session of
-        # its own; a process group of its own either way (stopped as one)
-        assert (os.getsid(proc["pid"]) == os.getsid(0)) is shared
-        assert os.getpgid(proc["pid"]) == proc["pid"]
-    finally:
-        pool.stop(timeout=10)
-
-
-def kill_host(pool, session: "Session") -> None:
-    """kill -9 the one process and wait for the pool to host ``session`` on a new one."""
-    (proc,) = pool.ask(Describe(), timeout=5)
-    os.kill(proc["pid"], signal.SIGKILL)
-    assert not session.wait(ev.BackendLost).fatal
-    deadline = time.monotonic() + WAIT_S
-    while [(p["pid"] != proc["pid"], p["load"]) for p in pool.ask(Describe(), timeout=5)] \
-            != [(True, 1)]:
-        assert time.monotonic() < deadline, "the session was not placed on a new process"
-        time.sleep(0.02)
-
-
-def test_resume_cut_by_another_death_is_resumed_again(base_dir):
-    """Under load a resume takes seconds: a death that cuts it resumes again, a bounded
-    number of times in a row (``recovery_attempts``) so a failing codex cannot loop."""
-    script = base_dir / "fake_recovery_server.py"
-    script.write_text(FAKE_RECOVERY_SERVER)
-    binary = base_dir / "fake-recovery-codex"
-    binary.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
-    binary.chmod(0o755)
-    hold = base_dir / f"hold-{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "FAKE_RESUME_BARRIER": "1", "FAKE_HOLD_RESUMES": str(hold)}
-    config = CodexConfig(threads_per_process=2, spare_processes=0, recovery_attempts=1,
-                         resume_timeout_s=5)
-    pool = CodexPoolActor.start(config, env=env, binary=binary)
-    try:
-        session = Session(pool, base_dir, config=config)
-        thread_id = session.start().thread_id
-        hold.touch()
-        kill_host(pool, session)  # ready -> resuming, held by the new process
-        hold.unlink()
-        kill_host(pool, session)  # cuts that resume: resumed again, and answered
-        assert session.wait(ev.BackendRecovered)
-        assert "while resuming" in session.since(ev.BackendLost)[-1].reason
-        hold.touch()
-        kill_host(pool, session)  # a success reset the count: one more cut is allowed
-        kill_host(pool, session)
-        (proc,) = pool.ask(Describe(), timeout=5)
-        os.kill(proc["pid"], signal.SIGKILL)  # the second cut in a row: give up
-        fatal = session.wait(ev.BackendLost)
-        assert fatal.fatal and "SIGKILL" in fatal.reason
-        assert [e.thread_id for e in session.since(ev.ThreadStarted)] == [thread_id]
-    finally:
-        pool.stop(timeout=10)
-
-
-class Session:
-    """A connector plus the queue its events land in, with bounded waits."""
-
-    def __init__(self, pool, workspace: Path, **settings: Any):
-        settings.setdefault("approval_policy", "untrusted")
-        settings.setdefault("sandbox_mode", "workspace-write")
-        self.events: queue.Queue[ev.BackendEvent] = queue.Queue()
-        self.seen: list[ev.BackendEvent] = []
-        self.connector = CodexConnector(pool, cwd=str(workspace), **settings)
-        self._tokens = iter(range(1, 10_000))
-
-    def start(self, **kwargs: Any) -> ev.ThreadStarted:
-        self.connector.start(self.events.put, **kwargs)
-        return self.wait(ev.ThreadStarted)
-
-    def wait(self, kind: type, pred=lambda e: True, timeout: float = WAIT_S):
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                event = self.events.get(timeout=max(0.01, remaining))
-            except queue.Empty:
-                raise AssertionError(f"no {kind.__name__} within {timeout}s; saw "
-                                     f"{[type(e).__name__ for e in self.seen[-15:]]}") from None
-            self.seen.append(event)
-            if isinstance(event, ev.BackendLost) and event.fatal and kind is not ev.BackendLost:
-                raise AssertionError(f"session failed: {event.reason}")
-            if isinstance(event, kind) and pred(event):
-                return event
-
-    def result(self, token: Any) -> ev.CommandResult:
-        return self.wait(ev.CommandResult, lambda e: e.token == token)
-
-    def send(self, text: str) -> ev.CommandResult:
-        token = next(self._tokens)
-        self.connector.send_message(token, text)
-        return self.result(token)
-
-    def turn(self, text: str) -> ev.TurnCompleted:
-        assert self.send(text).ok
-        return self.wait(ev.TurnCompleted)
-
-    def respond(self, key: Any, decision: str | None = None, answers=None) -> ev.CommandResult:
-        token = next(self._tokens)
-        self.connector.respond(token, key, decision=decision, answers=answers)
-        return self.result(token)
-
-    def since(self, kind: type) -> list:
-        return [e for e in self.seen if isinstance(e, kind)]
 
 
 def exec_call(cmd: str) -> dict[str, Any]:

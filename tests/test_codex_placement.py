@@ -1,5 +1,5 @@
-"""PoolBook: the codex pool's placement rules, without processes (see test_codex_connector
-for the same rules against the real codex)."""
+"""PoolBook: the codex pool's placement rules, without processes (test_codex_pool_faults
+runs them against fake app-servers, test_codex_connector against the real codex)."""
 
 from __future__ import annotations
 
