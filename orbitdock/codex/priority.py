@@ -17,7 +17,7 @@ value, and ``session_nice`` would change nothing between processes. The trade-of
 measured in docs/RELIABILITY.md: with codex saturating the cores, approvals and deltas
 reach clients with a 10-50x lower tail and a killed process's sessions resume about
 twice as fast, while codex completes 15-35% fewer turns and 200 sessions created at once
-are set up ~25 s later. Commands codex runs in its sandbox start sessions of their own
+are set up 15-25 s later. Commands codex runs in its sandbox start sessions of their own
 either way.
 
 Only ever *raising* nice values needs no privilege, so a process is started at the
