@@ -258,7 +258,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         slow that process's later resumes."""
         wave: dict[AppServerProcess, int] = {}  # resumes sent to each process by this call
         idle_before = set(self._book.idle())  # and, below, this wave's fresh processes
-        slots: list[tuple[int, int, AppServerProcess]] = []  # (place in its queue, order, proc)
+        slots: list[tuple[int, AppServerProcess]] = []  # (place in its queue, proc), fill order
         homed: list[tuple[ThreadSink, AppServerProcess]] = []
         ordered = sorted(sinks, key=lambda s: not s.was_busy)  # stable: busy ones first
         dealt: list[ThreadSink] = []
@@ -274,10 +274,11 @@ class CodexPoolActor(pykka.ThreadingActor):
                 if proc is None:
                     continue
                 idle_before.add(proc)
-            slots.append((wave.get(proc, 0), len(slots), proc))
+            slots.append((wave.get(proc, 0), proc))
             wave[proc] = wave.get(proc, 0) + 1
             dealt.append(sink)
-        for sink, proc in homed + list(zip(dealt, (p for _, _, p in sorted(slots)))):
+        round_robin = [proc for _, proc in sorted(slots, key=lambda slot: slot[0])]  # stable
+        for sink, proc in homed + list(zip(dealt, round_robin)):
             self._book.start_resume(sink, proc)
             proc.post(Recover(sink))
         if wave:

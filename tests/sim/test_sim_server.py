@@ -6,11 +6,13 @@ import json
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -235,17 +237,19 @@ def test_listen_backlog_is_a_constructor_parameter():
 def test_connections_ended_without_a_reply_are_counted(sim: SimServer):
     """A bad request, and a client hanging up mid-stream, are incidents a load run reports
     (a turn that failed for the model server's sake is not codex's or orbitdock's)."""
-    host, port = sim.url.split("//")[1].split("/")[0].split(":")
-    with socket.create_connection((host, int(port)), timeout=HTTP_TIMEOUT_S) as conn:
+    url = urllib.parse.urlsplit(sim.url)
+    address = (url.hostname, url.port)
+    with socket.create_connection(address, timeout=HTTP_TIMEOUT_S) as conn:
         conn.sendall(b"NOT HTTP\r\n\r\n")
         assert b"400" in conn.recv(4096)  # (an HTTP/0.9-style reply: no status line)
     sim.set_script([{"text": "abcdef", "chunk": 1, "hold": 30}])
-    with socket.create_connection((host, int(port)), timeout=HTTP_TIMEOUT_S) as conn:
+    with socket.create_connection(address, timeout=HTTP_TIMEOUT_S) as conn:
         conn.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
         deadline = time.monotonic() + HTTP_TIMEOUT_S
         while sim.state()["held"] != 1 and time.monotonic() < deadline:
             time.sleep(HOLD_POLL_S)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        # close with a reset (linger on, 0 s): the server sees the client gone mid-hold
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     deadline = time.monotonic() + HTTP_TIMEOUT_S
     while "stream_cut" not in sim.incidents() and time.monotonic() < deadline:
         time.sleep(HOLD_POLL_S)
