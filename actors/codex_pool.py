@@ -25,7 +25,10 @@ work. So recovery spreads them: at most ``recovery_batch`` to any one process,
 idle processes first, fresh ones for the rest (processes already serving
 sessions too, with ``recovery_on_busy``), never more than
 ``threads_per_process`` on one. Sessions whose turn or approval was cut (someone
-is waiting) are dealt first, round-robin, so they lead every process's queue.
+is waiting) are dealt first, round-robin, so they lead every process's queue. Until
+a process's last resume of the wave is done (``resume_hold_s`` at most), the pool holds
+the new work of the sessions it resumed, in order: a turn started there would take the
+CPU the remaining resumes need.
 
 While any session runs, ``spare_processes`` idle processes are kept started and
 initialized. New sessions fill processes that already serve sessions before an
@@ -53,6 +56,7 @@ from typing import Any
 import pykka
 
 from orbitdock.codex.appserver import AppServerProcess
+from orbitdock.codex.held_work import HeldWork
 from orbitdock.codex.install import CodexNotFound, find_codex
 from orbitdock.codex.placement import PoolBook
 from orbitdock.codex.pool_ops import Begin, DetachOp, ModelsOp, ModelsReply, Recover
@@ -85,6 +89,12 @@ class _BalanceSpares:  # from the spare timer: idle processes up (or down) to sp
 
 
 @dataclass(slots=True)
+class _HoldExpired:  # from a hold timer: post the process's held work now
+    proc: AppServerProcess
+    timer: threading.Timer
+
+
+@dataclass(slots=True)
 class _ProcessExited:
     proc: AppServerProcess
     reason: str
@@ -101,6 +111,8 @@ class CodexPoolActor(pykka.ThreadingActor):
         self._book: PoolBook[AppServerProcess] = PoolBook(config)  # where every session is
         self._boosted: set[AppServerProcess] = set()  # still at the daemon's priority
         self._spare_timer: threading.Timer | None = None  # one pending balance at most
+        self._held: HeldWork[AppServerProcess, SinkOp] = HeldWork(
+            config.resume_hold_s, self._tell_hold_expired)  # work of resuming sessions
         self._stopping = False
         if nice_is_inert(config.session_nice, config.shared_session):
             logger.warning("codex.session_nice = %d has no effect between app-servers: Linux's "
@@ -134,6 +146,10 @@ class CodexPoolActor(pykka.ThreadingActor):
             self._on_exited(message.proc, message.reason)
         elif isinstance(message, _BalanceSpares):
             self._balance_spares()
+        elif isinstance(message, _HoldExpired):
+            if self._held.is_current(message.proc, message.timer):
+                self._book.end_hold(message.proc)
+                self._release_held(message.proc)
         else:
             logger.warning("codex pool: unexpected message %r", message)
         return None
@@ -142,6 +158,9 @@ class CodexPoolActor(pykka.ThreadingActor):
         self._stopping = True
         if self._spare_timer is not None:
             self._spare_timer.cancel()
+        for proc in self._held.holding():
+            for op in self._held.take(proc):
+                op.fail("orbitdock is shutting down")
         deadline = time.monotonic() + self._config.stop_timeout_s
         threads = [threading.Thread(target=proc.stop, args=(deadline,), daemon=True)
                    for proc in self._book.procs]
@@ -164,8 +183,21 @@ class CodexPoolActor(pykka.ThreadingActor):
         proc = self._book.where.get(op.sink)
         if proc is None:
             op.fail("the codex session is not attached (stopped or failed)")
+        elif self._held.hold_s > 0 and self._book.held_back(op.sink) is proc:
+            self._held.hold(proc, op)
         else:
             proc.post(op)
+
+    def _tell_hold_expired(self, proc: AppServerProcess, timer: threading.Timer) -> None:
+        try:  # runs on the hold's timer thread: a message, nothing else
+            self.actor_ref.tell(_HoldExpired(proc, timer))
+        except pykka.ActorDeadError:
+            pass  # stopped meanwhile: on_stop failed the held work
+
+    def _release_held(self, proc: AppServerProcess) -> None:
+        """Post the work held for ``proc``, in the order it came."""
+        for op in self._held.take(proc):
+            self._command(op)  # (a session that stopped meanwhile fails it)
 
     def _place(self, sink: ThreadSink) -> AppServerProcess | None:
         """Choose (or start) the process for ``sink``; on failure the sink is told (fatal)."""
@@ -208,6 +240,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         proc = self._book.resume_done(sink)
         if proc is not None:
             self._settle(proc)
+            self._release_held(proc)
             self._schedule_spares()  # held back while resumes were running
 
     # ------------------------------------------------------------ crashes
@@ -221,7 +254,7 @@ class CodexPoolActor(pykka.ThreadingActor):
     def _on_exited(self, proc: AppServerProcess, reason: str) -> None:
         self._boosted.discard(proc)
         sinks = self._book.drop(proc)
-        unrun = proc.unrun_ops()
+        unrun = proc.unrun_ops() + self._held.take(proc)  # the held work came later
         if self._stopping:
             for op in unrun:
                 op.fail("orbitdock is shutting down")
@@ -231,9 +264,8 @@ class CodexPoolActor(pykka.ThreadingActor):
         self._recover([sink for sink in sinks if sink.on_lost(reason)])
         self._schedule_spares()
         for op in unrun:
-            target = self._book.where.get(op.sink) if isinstance(op, SinkOp) else None
-            if target is not None:
-                target.post(op)  # after the Recover above: the sink defers it until resumed
+            if isinstance(op, SinkOp) and op.sink in self._book.where:
+                self._command(op)  # after the Recover above: held, or deferred by the sink
             elif isinstance(op, ModelsOp) and not op.retried:
                 self._list_models(op.reply, retried=True)  # not tied to a process: retry once
             else:

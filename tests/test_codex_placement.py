@@ -1,10 +1,14 @@
-"""PoolBook: the codex pool's placement rules, without processes (test_codex_pool_faults
+"""PoolBook and HeldWork: the codex pool's placement rules and held work, without processes (test_codex_pool_faults
 runs them against fake app-servers, test_codex_connector against the real codex)."""
 
 from __future__ import annotations
 
+import queue
 from dataclasses import dataclass
 
+import pytest
+
+from orbitdock.codex.held_work import HeldWork
 from orbitdock.codex.placement import PoolBook
 from orbitdock.config import CodexConfig
 
@@ -118,3 +122,34 @@ def test_requests_tied_to_no_session_go_to_the_least_busy_process():
     book, (a, b, c) = book_with([3, 1, 2])
     assert book.least_busy() is b
     assert PoolBook(CodexConfig()).least_busy() is None  # the pool starts one
+
+
+def test_sessions_of_a_recovery_are_held_back_until_its_last_resume_or_the_hold_ends():
+    book, (busy, fresh) = book_with([1, 0])
+    (bystander,) = book.hosted[busy]
+    first, second = Sink("t1"), Sink("t2")
+    for sink in (first, second):
+        book.start_resume(sink, fresh)
+    assert book.resume_done(first) is None  # resumed, but the process still resumes
+    assert book.held_back(first) is fresh and book.held_back(second) is fresh
+    assert book.held_back(bystander) is None  # sessions outside the recovery never wait
+    assert book.resume_done(second) is fresh
+    assert book.held_back(first) is None and book.held_back(second) is None
+    book.start_resume(first, busy)  # another wave, cut short by the hold's end
+    book.end_hold(busy)
+    assert book.held_back(first) is None and book.is_resuming(busy)
+
+
+def test_held_work_keeps_its_order_and_a_timer_bounds_each_hold():
+    expired: queue.Queue = queue.Queue()
+    held: HeldWork = HeldWork(0.05, lambda proc, timer: expired.put((proc, timer)))
+    held.hold("p1", "op1")
+    held.hold("p1", "op2")
+    proc, timer = expired.get(timeout=5)
+    assert proc == "p1" and held.is_current("p1", timer) and held.holding() == ["p1"]
+    assert held.take("p1") == ["op1", "op2"] and held.take("p1") == []
+    assert not held.is_current("p1", timer)  # a late expiry of an ended hold is ignored
+    held.hold("p2", "op3")
+    assert held.take("p2") == ["op3"]  # ended before its time: the timer never fires
+    with pytest.raises(queue.Empty):
+        expired.get(timeout=0.2)

@@ -116,6 +116,7 @@ FAKE_RECOVERY_SERVER = r"""
 import itertools, json, os, sys, threading, time
 barrier = int(os.environ["FAKE_RESUME_BARRIER"])  # resumes held until this many arrived
 gate = os.environ.get("FAKE_RESUME_GATE", "")  # and, if set, until this file exists
+gates = os.environ.get("FAKE_RESUME_GATES", "")  # or each until <gates>/<thread id> exists
 ids = itertools.count(1)
 held = []
 lock = threading.Lock()
@@ -136,6 +137,10 @@ def gatekeeper():  # answers what the closed gate held once it opens
         answer_held()
 if gate:
     threading.Thread(target=gatekeeper, daemon=True).start()
+def answer_when_open(m):
+    while not os.path.exists(os.path.join(gates, m["params"]["threadId"])):
+        time.sleep(0.02)
+    send({"id": m["id"], "result": {"thread": {"id": m["params"]["threadId"]}}})
 def item(tid, turn, text):
     return {"threadId": tid, "turnId": turn, "item": {
         "type": "userMessage", "id": f"item-{next(ids)}",
@@ -165,6 +170,9 @@ for line in sys.stdin:
     elif method == "thread/resume":
         if os.path.exists(os.environ.get("FAKE_HOLD_RESUMES", "")):
             continue  # never answered: the test kills this process mid-resume
+        if gates:
+            threading.Thread(target=answer_when_open, args=(msg,), daemon=True).start()
+            continue
         with lock:
             held.append(msg)
         answer_held()  # never answers if the client waited for each answer
@@ -219,6 +227,41 @@ def test_lost_process_keeps_acknowledged_prompts_and_resumes_concurrently(base_d
             assert len(set(proc["threads"]) & set(threads[1:5])) == 2
             assert len(set(proc["threads"]) & {threads[0], threads[5]}) == 1
         assert silent.send("after recovery").ok
+    finally:
+        pool.stop(timeout=10)
+
+
+@pytest.mark.parametrize("hold_s", [WAIT_S, 0.3])
+def test_resumed_sessions_work_waits_for_the_other_resumes(base_dir, hold_s):
+    """After a crash, a resumed session's new work is held until the last resume on its
+    process is done (a turn there would take the CPU that resume needs), or until
+    ``resume_hold_s`` has passed."""
+    binary = fake_codex(base_dir, FAKE_RECOVERY_SERVER)
+    gates = base_dir / f"gates-{uuid.uuid4().hex[:6]}"
+    gates.mkdir()
+    env = {**os.environ, "FAKE_RESUME_BARRIER": "1", "FAKE_RESUME_GATES": str(gates)}
+    config = CodexConfig(threads_per_process=2, recovery_batch=2, spare_processes=0,
+                         resume_timeout_s=WAIT_S, resume_hold_s=hold_s)
+    pool = CodexPoolActor.start(config, env=env, binary=binary)
+    try:
+        first, second = Session(pool, base_dir), Session(pool, base_dir)
+        first_id, second_id = (s.start().thread_id for s in (first, second))
+        (gates / first_id).touch()
+        (proc,) = pool.ask(Describe(), timeout=5)
+        os.kill(proc["pid"], signal.SIGKILL)
+        first.wait(ev.BackendRecovered)
+        first.connector.send_message("after", "after recovery")
+        first.connector.steer("steer", "and a steer")  # held behind it, in order
+        if hold_s == WAIT_S:
+            with pytest.raises(AssertionError, match="no CommandResult"):
+                first.wait(ev.CommandResult, timeout=0.5)  # the second is still resuming
+            (gates / second_id).touch()
+            second.wait(ev.BackendRecovered)
+        else:  # the hold ended: the work goes to codex with the second resume still open
+            assert not [e for e in second.seen if isinstance(e, ev.BackendRecovered)]
+        results = [first.wait(ev.CommandResult) for _ in range(2)]
+        assert [(r.token, r.ok) for r in results] == [("after", True), ("steer", True)]
+        assert second.send("the second works too").ok if hold_s == WAIT_S else True
     finally:
         pool.stop(timeout=10)
 

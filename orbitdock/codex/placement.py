@@ -12,6 +12,8 @@ The rules (the pool's module docstring says why):
 - new sessions go to the least-loaded process with room, idle ones (the spares) last;
 - a recovery puts at most ``batch`` resumes of one wave on a process, idle (or fresh)
   processes only unless ``recovery_on_busy``;
+- a session of a recovery still resuming on its process is *held back*: the pool keeps
+  its new work until the process's last resume of the wave is done, or the hold ends;
 - no spare is started while a recovery's resumes run; idle processes beyond the spares
   are stopped, those holding no loaded thread first.
 """
@@ -35,6 +37,7 @@ class PoolBook(Generic[P]):
         self.where: dict[Any, P] = {}  # sink -> its process
         self.homes: dict[str, P] = {}  # thread id -> process that loaded it
         self.resuming: dict[P, set[Any]] = {}  # recoveries in flight, per process
+        self.recovering: dict[P, set[Any]] = {}  # every sink of that wave, resumed or not
 
     # ------------------------------------------------------------ processes
     def add(self, proc: P) -> None:
@@ -46,6 +49,7 @@ class PoolBook(Generic[P]):
         if proc in self.procs:
             self.procs.remove(proc)
         self.resuming.pop(proc, None)
+        self.recovering.pop(proc, None)
         sinks = self.hosted.pop(proc, set())
         self.homes = {t: p for t, p in self.homes.items() if p is not proc}
         for sink in sinks:
@@ -99,6 +103,7 @@ class PoolBook(Generic[P]):
 
     def start_resume(self, sink: Any, proc: P) -> None:
         self.resuming.setdefault(proc, set()).add(sink)
+        self.recovering.setdefault(proc, set()).add(sink)
         self.assign(sink, proc)
 
     def resume_done(self, sink: Any) -> P | None:
@@ -111,10 +116,21 @@ class PoolBook(Generic[P]):
         if pending:
             return None
         del self.resuming[proc]
+        self.recovering.pop(proc, None)
         return proc
 
     def is_resuming(self, proc: P) -> bool:
         return bool(self.resuming.get(proc))
+
+    def held_back(self, sink: Any) -> P | None:
+        """``sink``'s process, while a recovery that includes ``sink`` still resumes there
+        (its new work would take the CPU the remaining resumes need)."""
+        proc = self.where.get(sink)
+        return proc if proc is not None and sink in self.recovering.get(proc, ()) else None
+
+    def end_hold(self, proc: P) -> None:
+        """Hold ``proc``'s recovered sessions back no longer (its resumes go on)."""
+        self.recovering.pop(proc, None)
 
     # ------------------------------------------------------------ spares
     def idle(self) -> list[P]:
