@@ -25,7 +25,8 @@ work. So recovery spreads them: at most ``recovery_batch`` to any one process,
 idle processes first, fresh ones for the rest (processes already serving
 sessions too, with ``recovery_on_busy``), never more than
 ``threads_per_process`` on one. Sessions whose turn or approval was cut (someone
-is waiting) are dealt first, round-robin, so they lead every process's queue. Until
+is waiting) are dealt first, round-robin, so they lead every process's queue. With
+``resume_hold_s`` > 0 (off by default: no gain measured), until
 a process's last resume of the wave is done (``resume_hold_s`` at most), the pool holds
 the new work of the sessions it resumed, in order: a turn started there would take the
 CPU the remaining resumes need.
@@ -149,7 +150,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         elif isinstance(message, _HoldExpired):
             if self._held.is_current(message.proc, message.timer):
                 self._book.end_hold(message.proc)
-                self._release_held(message.proc)
+                self._release_held(message.proc, "the hold ended; resumes still running")
         else:
             logger.warning("codex pool: unexpected message %r", message)
         return None
@@ -194,9 +195,12 @@ class CodexPoolActor(pykka.ThreadingActor):
         except pykka.ActorDeadError:
             pass  # stopped meanwhile: on_stop failed the held work
 
-    def _release_held(self, proc: AppServerProcess) -> None:
+    def _release_held(self, proc: AppServerProcess, why: str) -> None:
         """Post the work held for ``proc``, in the order it came."""
-        for op in self._held.take(proc):
+        ops = self._held.take(proc)
+        if ops:
+            logger.info("%s: posting %d held command(s) (%s)", proc, len(ops), why)
+        for op in ops:
             self._command(op)  # (a session that stopped meanwhile fails it)
 
     def _place(self, sink: ThreadSink) -> AppServerProcess | None:
@@ -240,7 +244,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         proc = self._book.resume_done(sink)
         if proc is not None:
             self._settle(proc)
-            self._release_held(proc)
+            self._release_held(proc, "its resumes are done")
             self._schedule_spares()  # held back while resumes were running
 
     # ------------------------------------------------------------ crashes

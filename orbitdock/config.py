@@ -90,7 +90,7 @@ class CodexConfig:
     setups_in_flight: int = 4  # thread/start + thread/resume sent at once per app-server; more wait
     recovery_batch: int = 4  # a dead app-server's sessions resumed on any one process at most
     recovery_attempts: int = 3  # resumes cut by another process death, in a row, before giving up
-    resume_hold_s: float = 2.0  # a recovered session's new work waits for its process's resumes
+    resume_hold_s: float = 0.0  # a recovered session's new work waits for its process's resumes
     recovery_on_busy: bool = False  # resume on processes serving sessions too (fewer, slower)
     spare_processes: int = 1  # idle app-servers kept started while sessions run, for recovery
     spare_delay_s: float = 2.0  # a used spare is replaced this long after, not amid the resumes
