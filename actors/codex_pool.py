@@ -26,10 +26,10 @@ idle processes first, fresh ones for the rest (processes already serving
 sessions too, with ``recovery_on_busy``), never more than
 ``threads_per_process`` on one. Sessions whose turn or approval was cut (someone
 is waiting) are dealt first, round-robin, so they lead every process's queue. With
-``resume_hold_s`` > 0 (off by default: no gain measured), until
-a process's last resume of the wave is done (``resume_hold_s`` at most), the pool holds
-the new work of the sessions it resumed, in order: a turn started there would take the
-CPU the remaining resumes need.
+``resume_hold_s`` > 0 (off by default: no gain was measured), the pool also holds the
+new work of the sessions it resumed on a process, in order, until that process's last
+resume is done or ``resume_hold_s`` has passed: a turn started there would take the CPU
+the remaining resumes need.
 
 While any session runs, ``spare_processes`` idle processes are kept started and
 initialized. New sessions fill processes that already serve sessions before an
