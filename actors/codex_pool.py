@@ -184,7 +184,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         proc = self._book.where.get(op.sink)
         if proc is None:
             op.fail("the codex session is not attached (stopped or failed)")
-        elif self._held.hold_s > 0 and self._book.held_back(op.sink) is proc:
+        elif self._held.hold_s > 0 and self._book.held_back(op.sink):
             self._held.hold(proc, op)
         else:
             proc.post(op)

@@ -1,5 +1,6 @@
-"""PoolBook and HeldWork: the codex pool's placement rules and held work, without processes (test_codex_pool_faults
-runs them against fake app-servers, test_codex_connector against the real codex)."""
+"""PoolBook and HeldWork: the codex pool's placement rules and held work, without
+processes (test_codex_pool_faults runs them against fake app-servers,
+test_codex_connector against the real codex)."""
 
 from __future__ import annotations
 
@@ -131,13 +132,13 @@ def test_sessions_of_a_recovery_are_held_back_until_its_last_resume_or_the_hold_
     for sink in (first, second):
         book.start_resume(sink, fresh)
     assert book.resume_done(first) is None  # resumed, but the process still resumes
-    assert book.held_back(first) is fresh and book.held_back(second) is fresh
-    assert book.held_back(bystander) is None  # sessions outside the recovery never wait
+    assert book.held_back(first) and book.held_back(second)
+    assert not book.held_back(bystander)  # sessions outside the recovery never wait
     assert book.resume_done(second) is fresh
-    assert book.held_back(first) is None and book.held_back(second) is None
+    assert not book.held_back(first) and not book.held_back(second)
     book.start_resume(first, busy)  # another wave, cut short by the hold's end
     book.end_hold(busy)
-    assert book.held_back(first) is None and book.is_resuming(busy)
+    assert not book.held_back(first) and book.is_resuming(busy)
 
 
 def test_held_work_keeps_its_order_and_a_timer_bounds_each_hold():

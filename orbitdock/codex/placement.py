@@ -122,11 +122,11 @@ class PoolBook(Generic[P]):
     def is_resuming(self, proc: P) -> bool:
         return bool(self.resuming.get(proc))
 
-    def held_back(self, sink: Any) -> P | None:
-        """``sink``'s process, while a recovery that includes ``sink`` still resumes there
-        (its new work would take the CPU the remaining resumes need)."""
+    def held_back(self, sink: Any) -> bool:
+        """Whether a recovery that includes ``sink`` still resumes on its process (its new
+        work would take the CPU the remaining resumes need)."""
         proc = self.where.get(sink)
-        return proc if proc is not None and sink in self.recovering.get(proc, ()) else None
+        return proc is not None and sink in self.recovering.get(proc, ())
 
     def end_hold(self, proc: P) -> None:
         """Hold ``proc``'s recovered sessions back no longer (its resumes go on)."""
