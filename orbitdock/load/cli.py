@@ -59,6 +59,9 @@ def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Send N malformed/hostile frames at the ROUTER during the load.")
 @click.option("--threads-per-process", type=click.IntRange(1, 1000),
               help="codex.threads_per_process for the daemon (1 = one app-server per session).")
+@click.option("--separate-sessions", is_flag=True,
+              help="Run the load model and each subscriber in a session of its own, as a "
+                   "remote model and clients elsewhere would be (Linux autogroups).")
 @click.option("--daemon-env", multiple=True, metavar="KEY=VALUE",
               help="Extra environment for the daemon (config overrides ORBITDOCK_<S>__<K>).")
 @click.option("--kinds", default="text,exec,patch", show_default=True,
@@ -86,8 +89,8 @@ def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--seed", type=int, default=1, show_default=True)
 def main_command(sessions, duration, subscribers, passive, passive_interval, provider, attach,
                  kill_daemon, kill_codex, slow_subscriber, slow_pause, fuzz,
-                 threads_per_process, daemon_env, kinds, steer_every, interrupt_every, think,
-                 ramp, turn_timeout, reply_chars, chunk, delay_ms, grace, drain, resume_limit,
+                 threads_per_process, separate_sessions, daemon_env, kinds, steer_every,
+                 interrupt_every, think, ramp, turn_timeout, reply_chars, chunk, delay_ms, grace, drain, resume_limit,
                  no_floor, json_path, quiet, keep, seed) -> None:
     """Load, fault and bad-input tool for orbitdockd: N live sessions, K subscribers,
     kill -9, crashed backends, fuzzing — and a check that nothing was lost."""
@@ -109,7 +112,8 @@ def main_command(sessions, duration, subscribers, passive, passive_interval, pro
         sessions=sessions, duration=duration, subscribers=subscribers, passive=passive,
         provider=provider, kill_daemon=kill_daemon, kill_codex=kill_codex,
         slow_subscriber=slow_subscriber, slow_pause=slow_pause, fuzz=fuzz, attach=attach,
-        threads_per_process=threads_per_process, daemon_env=_env_pairs(daemon_env),
+        threads_per_process=threads_per_process, separate_sessions=separate_sessions,
+        daemon_env=_env_pairs(daemon_env),
         driver=DriverParams(provider=provider, kinds=kind_list, steer_every=steer_every,
                             interrupt_every=interrupt_every, think_s=think,
                             ramp_s=min(10.0, duration / 4) if ramp is None else ramp,

@@ -11,7 +11,6 @@ is the difference to the first.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import shutil
 import tempfile
 import time
@@ -21,12 +20,12 @@ from array import array
 
 import zmq
 
+from orbitdock.load.children import start_child
 from orbitdock.protocol import codec
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import MessageChanges
 from orbitdock.protocol.topics import session_topic, split_frame
 
-SPAWN = mp.get_context("spawn")
 WARM, END = b"w|", b"e|"
 READY_S = 30.0
 MIN_RATE, MAX_COUNT = 50.0, 200_000
@@ -93,10 +92,7 @@ def measure(subscribers: int, sessions: int, rate: float, seconds: float,
     procs, conns = [], []
     try:
         for _ in range(subscribers):
-            parent, child = SPAWN.Pipe()
-            proc = SPAWN.Process(target=_sub, args=(endpoint, child), daemon=True)
-            proc.start()
-            child.close()
+            proc, parent = start_child(_sub, endpoint)
             procs.append(proc)
             conns.append(parent)
         deadline = time.monotonic() + READY_S

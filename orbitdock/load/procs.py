@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import time
 from typing import Any
 
 from orbitdock.client import Client
+from orbitdock.load.children import start_child
 from orbitdock.load.subscribers import SubSetup, subscriber_main
 from orbitdock.protocol import messages as m
 
 logger = logging.getLogger(__name__)
-SPAWN = mp.get_context("spawn")
 
 READY_TIMEOUT_S = 180.0  # 200 sessions x K subscribers take a while to snapshot on 2 cores
 JOIN_S = 10.0
@@ -30,12 +29,9 @@ class Procs:
         self.setups: list[SubSetup] = []
         self.latest: list[dict[str, Any]] = []
 
-    def start(self, setups: list[SubSetup]) -> None:
+    def start(self, setups: list[SubSetup], own_session: bool = False) -> None:
         for setup in setups:
-            parent, child = SPAWN.Pipe()
-            proc = SPAWN.Process(target=subscriber_main, args=(setup, child), daemon=True)
-            proc.start()
-            child.close()
+            proc, parent = start_child(subscriber_main, setup, own_session=own_session)
             self.procs.append(proc)
             self.conns.append(parent)
             self.setups.append(setup)

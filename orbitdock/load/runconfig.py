@@ -28,6 +28,7 @@ class RunConfig:
     fuzz: int = 0
     attach: bool = False
     threads_per_process: int | None = None
+    separate_sessions: bool = False  # model and subscribers each in a session of its own
     daemon_env: dict[str, str] = field(default_factory=dict)
     driver: DriverParams = field(default_factory=DriverParams)
     model: ModelParams = field(default_factory=ModelParams)

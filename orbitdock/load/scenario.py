@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing as mp
 import os
 import random
 import shutil
@@ -22,6 +21,7 @@ from typing import Any
 from orbitdock.client import Client
 from orbitdock.codex.home import write_sim_codex_home
 from orbitdock.load import faults, floor, fuzz, report, verify
+from orbitdock.load.children import start_child
 from orbitdock.load.checks import count, failures, log_errors, merge_counts
 from orbitdock.load.daemon_ctl import DaemonCtl, codex_home_dir
 from orbitdock.load.fuzz import fuzz_main
@@ -33,7 +33,6 @@ from orbitdock.load.subscribers import SubSetup, state_digest
 from orbitdock.protocol import messages as m
 
 logger = logging.getLogger(__name__)
-SPAWN = mp.get_context("spawn")
 
 MODEL_START_S = 30.0
 CREATE_TIMEOUT_S = 120.0  # all CreateSession replies (pipelined)
@@ -77,10 +76,8 @@ class Run:
         if c.threads_per_process:
             env["ORBITDOCK_CODEX__THREADS_PER_PROCESS"] = str(c.threads_per_process)
         if c.provider == "codex" and not c.attach:
-            parent, child = SPAWN.Pipe()
-            self.model_proc = SPAWN.Process(target=model_main, args=(c.model, child), daemon=True)
-            self.model_proc.start()
-            child.close()
+            self.model_proc, parent = start_child(model_main, c.model,
+                                                  own_session=c.separate_sessions)
             self.model_conn = parent
             if not parent.poll(MODEL_START_S):
                 raise RuntimeError("the load model did not start")
@@ -112,18 +109,14 @@ class Run:
         max_life = c.duration + c.drain_s + FINAL_TIMEOUT_S + 600
         setups = [SubSetup(i, role, sub_env, self.direct, c.driver if role == "driver" else None,
                            max_lifetime_s=max_life) for i, role in enumerate(roles)]
-        self.subs.start(setups)
+        self.subs.start(setups, own_session=c.separate_sessions)
         if self.passive is not None:
             self.passive.start()
         if c.fuzz:
-            parent, child = SPAWN.Pipe()
             max_bytes = self.ctl.config.gateway.max_frame_bytes
-            self.fuzzer = SPAWN.Process(target=fuzz_main, args=(
-                self.ctl.endpoints.request, c.fuzz, self.direct, max_bytes, c.seed,
-                c.duration + 5, child), daemon=True)
-            self.fuzzer.start()
-            child.close()
-            self.fuzz_conn = parent
+            self.fuzzer, self.fuzz_conn = start_child(
+                fuzz_main, self.ctl.endpoints.request, c.fuzz, self.direct, max_bytes, c.seed,
+                c.duration + 5, own_session=c.separate_sessions)
         if c.slow_subscriber:
             pause = c.slow_pause or c.duration / 2
             self.slow = faults.SlowSubscriber(self.subs.procs[-1].pid,
@@ -145,13 +138,11 @@ class Run:
 
     def start_floor(self, rate: float) -> None:
         """The pyzmq floor measured while the load runs (see ``floor``)."""
-        parent, child = SPAWN.Pipe()
-        self.floor_proc = SPAWN.Process(target=floor.floor_main, args=(
-            max(1, self.cfg.subscribers), len(self.direct) + self.cfg.passive, rate,
-            FLOOR_SECONDS, self.cfg.model.chunk, child))  # not daemonic: it has children
-        self.floor_proc.start()
-        child.close()
-        self.floor_conn = parent
+        self.floor_proc, self.floor_conn = start_child(
+            floor.floor_main, max(1, self.cfg.subscribers), len(self.direct) + self.cfg.passive,
+            rate, FLOOR_SECONDS, self.cfg.model.chunk,
+            daemon=False,  # it has children
+            own_session=self.cfg.separate_sessions)
 
     def floor_during(self) -> dict[str, Any] | None:
         if self.floor_conn is None:
