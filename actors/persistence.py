@@ -42,7 +42,7 @@ from orbitdock import config as config_mod
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode
 from orbitdock.protocol.models import ApprovalRequest, Message
-from orbitdock.store import queries, schema, sql
+from orbitdock.store import batches, queries, schema, sql
 from orbitdock.store.commands import Atomic, SaveSession, SaveTurn
 from orbitdock.transport import Outlet
 
@@ -240,7 +240,7 @@ class PersistenceActor(pykka.ThreadingActor):
             self._stats["failed_commands"] += 1
             logger.exception(
                 "persistence: bad %s dropped", type(cmd).__name__,
-                extra={"session_id": sql.session_id_of(cmd)},
+                extra={"session_id": batches.session_id_of(cmd)},
             )
             return
         if self._units >= self._pcfg.batch_size:
@@ -268,7 +268,7 @@ class PersistenceActor(pykka.ThreadingActor):
                 self._timer.arm()
             return 0
         try:
-            written, failed = sql.run_batch(conn, batch)
+            written, failed = batches.run_batch(conn, batch)
             self._stats["failed_commands"] += failed
             conn.execute("COMMIT")
         except Exception:

@@ -35,9 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import command_line, fmt_ms, machine_line, markdown_table, median  # noqa: E402
 
-from orbitdock.load.driver import DriverParams  # noqa: E402
 from orbitdock.load.model import ModelParams  # noqa: E402
 from orbitdock.load.scenario import RunConfig, run  # noqa: E402
+from orbitdock.load.turns import DriverParams  # noqa: E402
 
 DURATION_PER_SESSION_S = 0.6  # a run lasts at least this many seconds per session
 

@@ -66,7 +66,7 @@ def run_raw(cfg: Config, db: Path, messages: list[Message]) -> float:
         started = time.perf_counter()
         for i in range(0, len(rows), batch):
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(sql._MESSAGE_UPSERT, rows[i:i + batch])
+            conn.executemany(sql.MESSAGE_UPSERT, rows[i:i + batch])
             conn.execute("COMMIT")
         elapsed = time.perf_counter() - started
     finally:

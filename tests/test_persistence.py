@@ -211,7 +211,7 @@ def test_pending_approvals_oldest_first_and_first_decision_wins(start):
 
 def test_failing_commands_are_skipped_and_the_rest_of_the_batch_commits(start, caplog):
     ref, proxy, db = start()
-    caplog.set_level(logging.ERROR, logger="orbitdock.store.sql")
+    caplog.set_level(logging.ERROR, logger="orbitdock.store.batches")
     ref.tell(session())
     ref.tell(msg(1))
     ref.tell(SaveSession("no-provider", {"display_name": "x"}))  # NOT NULL provider

@@ -14,10 +14,10 @@ import sys
 
 import click
 
-from orbitdock.load.driver import DriverParams
 from orbitdock.load.model import KINDS, ModelParams
 from orbitdock.load.report import table
 from orbitdock.load.scenario import DaemonDied, RunConfig, run
+from orbitdock.load.turns import DriverParams
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP = 0, 1, 3
 

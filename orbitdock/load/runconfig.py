@@ -6,8 +6,8 @@ import subprocess
 from dataclasses import dataclass, field
 
 from orbitdock.load.daemon_ctl import REPO
-from orbitdock.load.driver import DriverParams
 from orbitdock.load.model import ModelParams
+from orbitdock.load.turns import DriverParams
 
 
 class DaemonDied(RuntimeError):

@@ -2,9 +2,9 @@
 
 Everything here runs on the persistence actor's thread with its one write
 connection; the functions hold no state. ``execute`` runs one command (an
-``Atomic`` runs its inner commands in order) and returns the rows it changed;
-``run_batch`` adds per-command failure isolation inside the caller's
-transaction. Read queries live in ``queries.py``.
+``Atomic`` runs its inner commands in order) and returns the rows it changed.
+Batches with per-command failure isolation are in ``batches.py``, read queries in
+``queries.py``.
 
 Column names are never taken from data as-is: ``fields`` keys are checked
 against the known column tuples before they are spliced into SQL text.
@@ -12,7 +12,6 @@ against the known column tuples before they are spliced into SQL text.
 
 from __future__ import annotations
 
-import logging
 import time
 from functools import lru_cache
 from typing import Any, Callable
@@ -68,7 +67,6 @@ _SESSION_ACCEPTED = _SESSION_SETTABLE | {"id", "token_usage"}  # what a SaveSess
 
 ROLLOUT_COLUMNS = ("path", "offset", "session_id", "size", "mtime", "ignore_existing", "updated_at")
 
-logger = logging.getLogger(__name__)
 
 _encode_json = msgspec.json.Encoder().encode
 
@@ -173,7 +171,7 @@ def save_session(conn: apsw.Connection, cmd: SaveSession) -> int:
 
 # ---------------------------------------------------------------- messages
 
-_MESSAGE_UPSERT = (
+MESSAGE_UPSERT = (
     _insert_sql("messages", MESSAGE_COLUMNS)
     + " ON CONFLICT(session_id, seq) DO UPDATE SET "
     + ", ".join(f"{c}=excluded.{c}" for c in MESSAGE_COLUMNS[2:])
@@ -201,7 +199,7 @@ def save_message(conn: apsw.Connection, cmd: SaveMessage) -> int:
     message = cmd.message
     if isinstance(message, dict):
         message = msgspec.convert(message, Message)
-    conn.execute(_MESSAGE_UPSERT, message_row(cmd.session_id, message))
+    conn.execute(MESSAGE_UPSERT, message_row(cmd.session_id, message))
     return 1
 
 
@@ -336,80 +334,3 @@ def execute(conn: apsw.Connection, cmd: Any) -> int:
     except KeyError:
         raise TypeError(f"not a persistence command: {type(cmd).__name__}") from None
     return executor(conn, cmd)
-
-
-def execute_batch(conn: apsw.Connection, cmds: list[Any]) -> int:
-    """Run commands in order with no isolation between them; returns rows changed.
-
-    Runs of consecutive SaveMessage go through one ``executemany`` (a streaming
-    session's batch is mostly messages), which saves the per-call overhead of
-    ``execute``. On an exception the caller cannot tell which command failed,
-    so it rolls back and replays with ``execute`` one command at a time.
-    """
-    written = 0
-    rows: list[tuple] = []
-    for cmd in cmds:
-        if type(cmd) is SaveMessage and type(cmd.message) is Message:
-            rows.append(message_row(cmd.session_id, cmd.message))
-            continue
-        if rows:
-            conn.executemany(_MESSAGE_UPSERT, rows)
-            written += len(rows)
-            rows = []
-        written += execute(conn, cmd)
-    if rows:
-        conn.executemany(_MESSAGE_UPSERT, rows)
-        written += len(rows)
-    return written
-
-
-def run_batch(conn: apsw.Connection, batch: list[Any]) -> tuple[int, int]:
-    """Run a batch inside the caller's transaction; returns (rows written, commands failed).
-
-    Each command is all-or-nothing and a failing one is logged and skipped. A
-    SAVEPOINT per command would cost about half again the insert itself
-    (~1.2 µs per row measured), so the batch first runs optimistically under one
-    savepoint; only if some command raises is that rolled back and the batch
-    replayed with a SAVEPOINT per command (``run_isolated``). The committed
-    result is the same either way; a failure costs one replay of its batch.
-    Raises only if SQLite itself rolled the whole transaction back (disk full,
-    I/O error): then the batch is lost and the caller must say so.
-    """
-    conn.execute("SAVEPOINT batch")
-    try:
-        written = execute_batch(conn, batch)
-    except Exception:
-        if conn.get_autocommit():
-            raise
-        conn.execute("ROLLBACK TO batch")
-    else:
-        conn.execute("RELEASE batch")
-        return written, 0
-    conn.execute("RELEASE batch")
-    return run_isolated(conn, batch)  # outside the except: no chained tracebacks
-
-
-def run_isolated(conn: apsw.Connection, batch: list[Any]) -> tuple[int, int]:
-    """Each command in its own SAVEPOINT; an Atomic is one command, so its inner
-    commands share that savepoint and stand or fall together."""
-    written = failed = 0
-    for cmd in batch:
-        conn.execute("SAVEPOINT cmd")
-        try:
-            written += execute(conn, cmd)
-        except Exception:
-            failed += 1
-            logger.exception("persistence: %s failed and was skipped", type(cmd).__name__,
-                             extra={"session_id": session_id_of(cmd)})
-            if conn.get_autocommit():
-                raise apsw.Error("transaction rolled back by SQLite") from None
-            conn.execute("ROLLBACK TO cmd")
-        conn.execute("RELEASE cmd")
-    return written, failed
-
-
-def session_id_of(cmd: Any) -> str | None:
-    """For log context: the session a command concerns (an Atomic: its first inner one)."""
-    if isinstance(cmd, Atomic):
-        return next((sid for c in cmd.commands if (sid := session_id_of(c))), None)
-    return getattr(cmd, "session_id", None)
