@@ -59,6 +59,7 @@ import pykka
 from orbitdock.codex.appserver import AppServerProcess
 from orbitdock.codex.held_work import HeldWork
 from orbitdock.codex.install import CodexNotFound, find_codex
+from orbitdock.codex.login_shell import check_in_background
 from orbitdock.codex.placement import PoolBook
 from orbitdock.codex.pool_ops import Begin, DetachOp, ModelsOp, ModelsReply, Recover
 from orbitdock.codex.priority import app_server_argv, nice_is_inert, raise_nice
@@ -69,7 +70,6 @@ from orbitdock.config import CodexConfig
 from orbitdock.protocol.models import ModelOption
 
 logger = logging.getLogger(__name__)
-
 
 
 @dataclass(slots=True)
@@ -109,6 +109,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         super().__init__()
         self._config, self._env, self._binary, self._cwd = config, env, binary, cwd
         self._ids = itertools.count(1)
+        self._shell_checked = False  # the login shell check runs once, with the first process
         self._book: PoolBook[AppServerProcess] = PoolBook(config)  # where every session is
         self._boosted: set[AppServerProcess] = set()  # still at the daemon's priority
         self._spare_timer: threading.Timer | None = None  # one pending balance at most
@@ -225,6 +226,10 @@ class CodexPoolActor(pykka.ThreadingActor):
         proc = AppServerProcess(next(self._ids), argv, env=self._env, config=self._config,
                                 on_exit=self._exited_from_reader, cwd=self._cwd)
         proc.start()
+        if not self._shell_checked and self._config.login_shell_warn_ms > 0:
+            self._shell_checked = True
+            check_in_background(self._env, self._config.login_shell_warn_ms / 1000,
+                                self._config.login_shell_timeout_s)
         self._book.add(proc)
         if recovery and self._config.session_nice > 0:
             self._boosted.add(proc)

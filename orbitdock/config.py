@@ -98,6 +98,8 @@ class CodexConfig:
     session_nice: int = 10  # app-servers serving sessions run this much nicer; recovery does not
     shared_session: bool = True  # app-servers in the daemon's session, where session_nice counts
     stop_timeout_s: float = 3.0  # close stdin, then SIGTERM, then SIGKILL
+    login_shell_warn_ms: float = 50.0  # warn when the login shell starts slower (0: no check)
+    login_shell_timeout_s: float = 10.0  # the check's longest wait for one shell start
 
 
 @dataclass
