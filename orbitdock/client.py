@@ -132,6 +132,5 @@ class Client:
         self.close()
 
 
-
 # Re-exported: the live half of the client library lives in orbitdock.subscription.
 from orbitdock.subscription import Mirror, Subscription, SyncStats, snapshot_bytes  # noqa: E402,F401

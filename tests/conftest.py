@@ -14,6 +14,7 @@ import pytest
 from orbitdock.client import Client, Subscription, find_daemon
 from orbitdock.config import load
 from orbitdock.protocol import messages as m
+from orbitdock.sim.server import SimServer
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 30.0  # generous: CI machines are shared and sometimes very loaded
@@ -129,3 +130,11 @@ def wait_until(predicate, timeout: float, poll=None, interval: float = 0.02) -> 
         else:
             time.sleep(interval)
     return predicate()
+
+
+@pytest.fixture
+def sim():
+    """The scripted model server on 127.0.0.1, started (codex and the demo talk to it)."""
+    with SimServer() as server:
+        server.start()
+        yield server
