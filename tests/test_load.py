@@ -9,6 +9,7 @@ benchmarks recorded in docs/RELIABILITY.md and docs/PERFORMANCE.md, not tests.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ import pytest
 
 from conftest import REPO
 from orbitdock.codex.install import CodexNotFound, find_codex
+from orbitdock.load.children import start_child
 from orbitdock.load.faults import kill_codex_summary
 from orbitdock.load.model import ModelParams, plan_reply, prompt_for, reply_text, tag_for
 from orbitdock.load.verify import (DbMessages, Kill, Verdict, check_duplicates, check_seen,
@@ -143,10 +145,29 @@ def test_a_recovery_cut_by_the_next_kill_is_judged_under_that_kill():
     assert summary["resume_s"] == [0.6, 1.0] and summary["affected"] == 3
 
 
+def _report_session(conn) -> None:
+    conn.send(os.getsid(0))
+    conn.close()
+
+
+@pytest.mark.parametrize("own_session", [False, True])
+def test_helpers_run_in_the_tools_session_unless_separated(own_session):
+    proc, conn = start_child(_report_session, own_session=own_session)
+    try:
+        assert conn.poll(30), "the child sent nothing"
+        child_sid = conn.recv()
+    finally:
+        proc.join(10)
+    assert (child_sid != os.getsid(0)) is own_session
+    assert (child_sid == proc.pid) is own_session  # setsid: it leads its own session
+
+
 def test_scripted_fast_mode(tmp_path):
-    res = load(tmp_path, "--provider", "scripted", "--sessions", "5", "--duration", "5")
+    res = load(tmp_path, "--provider", "scripted", "--sessions", "5", "--duration", "5",
+               "--separate-sessions")  # the model and subscribers in sessions of their own
     assert res["turns_completed"] > 20 and res["turns_other"] == 0
     assert res["approval_to_client"]["n"] > 0
+    assert res["config"]["separate_sessions"] is True
 
 
 @pytest.mark.codex

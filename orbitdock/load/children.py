@@ -7,7 +7,8 @@ one. By default the helpers (the load model, the subscribers) run in the tool's 
 which is also the daemon's, so under saturation they compete with the daemon and its
 app-servers on equal terms. In real use the model is remote and the clients run in
 other terminals or in an app, that is, in sessions of their own: ``own_session`` gives
-that arrangement (docs/RELIABILITY.md, "An app-server killed").
+that arrangement. Measured: it made no difference to recovery from a killed app-server
+(docs/RELIABILITY.md, "Are the tool's own processes in the way?").
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from typing import Any
 from orbitdock.client import Client
 from orbitdock.codex.home import write_sim_codex_home
 from orbitdock.load import faults, floor, fuzz, report, verify
-from orbitdock.load.children import start_child
 from orbitdock.load.checks import count, failures, log_errors, merge_counts
+from orbitdock.load.children import start_child
 from orbitdock.load.daemon_ctl import DaemonCtl, codex_home_dir
 from orbitdock.load.fuzz import fuzz_main
 from orbitdock.load.model import model_main, reply_text, steered_text
