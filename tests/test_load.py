@@ -168,6 +168,7 @@ def test_scripted_fast_mode(tmp_path):
     assert res["turns_completed"] > 20 and res["turns_other"] == 0
     assert res["approval_to_client"]["n"] > 0
     assert res["config"]["separate_sessions"] is True
+    assert res["login_shell"] is None  # no codex in this run
 
 
 @pytest.mark.codex
@@ -180,6 +181,8 @@ def test_codex_turns_with_approvals_steers_and_interrupts(tmp_path):
     assert set(outcomes) <= {"completed", "interrupted"}, outcomes
     assert res["approval_to_client"]["n"] >= 5 and res["gaps"] == 0
     assert res["checked_turns"] == outcomes["completed"]  # every reply matched the model's
+    shell = res["login_shell"]  # recorded: codex pays it per command and per resume
+    assert shell["shell"] and (shell["seconds"] is not None or shell["error"])
 
 
 @pytest.mark.codex

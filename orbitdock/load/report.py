@@ -110,6 +110,12 @@ def table(res: dict[str, Any]) -> str:
         ("codex processes / RSS (peak)", f"{res.get('codex_procs', 0)} / "
          f"{mb(res.get('codex_rss'))} ({mb(res.get('codex_rss_peak'))})"),
     ]
+    shell = res.get("login_shell")
+    if shell:
+        cost = (f"{shell['seconds'] * 1000:.0f} ms" if shell["seconds"] is not None
+                else shell["error"])
+        rehash = "; runs pyenv rehash" if shell["rehash_lines"] else ""
+        rows.append(("codex login shell start", f"{cost} ({shell['shell']}{rehash})"))
     for key, label in (("kill_daemon", "daemon kill -9 cycles"), ("kill_codex", "app-server kills"),
                        ("slow", "slow subscriber"), ("fuzz", "fuzzed frames"),
                        ("passive_check", "passive rollouts")):

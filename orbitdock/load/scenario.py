@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orbitdock.client import Client
+from orbitdock.codex import login_shell
 from orbitdock.codex.home import write_sim_codex_home
 from orbitdock.load import faults, floor, fuzz, report, verify
 from orbitdock.load.checks import count, failures, log_errors, merge_counts
@@ -42,6 +43,9 @@ PASSIVE_POLL_S = 0.5
 QUIET_S = 0.5  # pause before the final snapshots so the last flushes land
 FINAL_TIMEOUT_S = 120.0
 FLOOR_SECONDS = 5.0
+# Each run records how long codex's login shell takes to start: codex pays it per command
+# and per resume, and the figures depend on it (docs/RELIABILITY.md, "A heavy login shell").
+LOGIN_SHELL_TIMEOUT_S = 10.0
 
 
 class Run:
@@ -387,10 +391,13 @@ def run(cfg: RunConfig, out=sys.stdout) -> dict[str, Any]:
         r.say(f"orbitdock-load: {len(r.direct)} {cfg.provider} sessions, {cfg.passive} passive, "
               f"{cfg.subscribers} subscribers, {cfg.duration:.0f} s (daemon pid {r.ctl.pid}, "
               f"home {r.ctl.home})")
+        shell = (login_shell.measure(dict(os.environ, **cfg.daemon_env), LOGIN_SHELL_TIMEOUT_S)
+                 if cfg.provider == "codex" else None)
         load_before = os.getloadavg()
         load_s = r.load_phase()
         res = r.finish(load_s, started)
         res["config"] = dataclasses.asdict(cfg)
+        res["login_shell"] = dataclasses.asdict(shell) if shell else None
         res["loadavg"] = {"start": load_before, "end": os.getloadavg()}
         res["code_version"] = code_version()
         return res
