@@ -39,12 +39,14 @@ def test_a_slow_start_up_is_timed_and_warned_about(tmp_path):
 def test_pyenv_rehash_lines_are_named_and_no_rehash_ones_are_not(tmp_path):
     env = home_with(tmp_path, 'command -v pyenv >/dev/null && eval "$(pyenv init -)"\n'
                               '# eval "$(pyenv init -)"  (a comment)\n'
-                              'eval "$(pyenv init - --no-rehash)"\n')
+                              'eval "$(pyenv init - --no-rehash)"\n'
+                              'eval "$(pyenv init --path)"\n')
     start = login_shell.measure(env, TIMEOUT_S, shell=BASH)
     assert start.rehash_lines == ('~/.bashrc:1: command -v pyenv >/dev/null && '
                                   'eval "$(pyenv init -)"',)
     text = login_shell.warning(start, 10.0)  # fast, but the rehash is worth a warning
     assert text is not None and "--no-rehash" in text and "~/.bashrc:1" in text
+    assert "large part of the CPU" not in text  # fast: only the lock is worth saying
 
 
 def test_a_hanging_or_failing_shell_is_a_clear_result_not_a_hang(tmp_path):

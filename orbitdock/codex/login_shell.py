@@ -30,8 +30,9 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 RC_FILES = (".bashrc", ".bash_profile", ".profile", ".zshrc", ".zprofile")
-# ``pyenv init -`` without ``--no-rehash`` (the eval'd output runs ``pyenv rehash``)
-PYENV_REHASH = re.compile(r"pyenv\s+init\b(?!.*--no-rehash)")
+# ``pyenv init -`` without ``--no-rehash`` (its eval'd output runs ``pyenv rehash``;
+# ``pyenv init --path`` only sets PATH)
+PYENV_REHASH = re.compile(r"pyenv\s+init\b(?!.*(--no-rehash|--path))")
 RUNS = 2  # the first start may read cold files; the faster of two is the steady cost
 
 
@@ -92,14 +93,16 @@ def measure(env: Mapping[str, str], timeout_s: float, shell: str | None = None) 
 
 def warning(start: ShellStart, warn_s: float) -> str | None:
     """The operator's warning for ``start``, or None when the shell starts fast enough."""
-    if start.error is None and start.seconds is not None and start.seconds <= warn_s \
-            and not start.rehash_lines:
+    slow = start.seconds is None or start.seconds > warn_s
+    if not slow and not start.rehash_lines:
         return None
     cost = (f"takes {start.seconds * 1000:.0f} ms to start" if start.seconds is not None
             else start.error)
-    text = (f"the login shell ({start.shell} -lc) {cost}. codex starts one for every "
-            "command and every thread start or resume, so with many sessions this is a "
-            "large part of the CPU; a lighter ~/.profile / ~/.bashrc speeds every session up.")
+    text = f"the login shell ({start.shell} -lc) {cost}."
+    if slow:
+        text += (" codex starts one for every command and every thread start or resume, so "
+                 "with many sessions this is a large part of the CPU; a lighter ~/.profile / "
+                 "~/.bashrc speeds every session up.")
     if start.rehash_lines:
         text += (" These lines run `pyenv rehash`, which takes a lock that concurrent shells "
                  "queue on; add --no-rehash: " + "; ".join(start.rehash_lines))
