@@ -109,7 +109,6 @@ class CodexPoolActor(pykka.ThreadingActor):
         super().__init__()
         self._config, self._env, self._binary, self._cwd = config, env, binary, cwd
         self._ids = itertools.count(1)
-        self._shell_checked = False  # the login shell check runs once, with the first process
         self._book: PoolBook[AppServerProcess] = PoolBook(config)  # where every session is
         self._boosted: set[AppServerProcess] = set()  # still at the daemon's priority
         self._spare_timer: threading.Timer | None = None  # one pending balance at most
@@ -226,8 +225,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         proc = AppServerProcess(next(self._ids), argv, env=self._env, config=self._config,
                                 on_exit=self._exited_from_reader, cwd=self._cwd)
         proc.start()
-        if not self._shell_checked and self._config.login_shell_warn_ms > 0:
-            self._shell_checked = True
+        if proc.proc_id == 1 and self._config.login_shell_warn_ms > 0:  # once, with the first
             check_in_background(self._env, self._config.login_shell_warn_ms / 1000,
                                 self._config.login_shell_timeout_s)
         self._book.add(proc)

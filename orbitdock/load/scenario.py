@@ -43,9 +43,6 @@ PASSIVE_POLL_S = 0.5
 QUIET_S = 0.5  # pause before the final snapshots so the last flushes land
 FINAL_TIMEOUT_S = 120.0
 FLOOR_SECONDS = 5.0
-# Each run records how long codex's login shell takes to start: codex pays it per command
-# and per resume, and the figures depend on it (docs/RELIABILITY.md, "A heavy login shell").
-LOGIN_SHELL_TIMEOUT_S = 10.0
 
 
 class Run:
@@ -391,7 +388,10 @@ def run(cfg: RunConfig, out=sys.stdout) -> dict[str, Any]:
         r.say(f"orbitdock-load: {len(r.direct)} {cfg.provider} sessions, {cfg.passive} passive, "
               f"{cfg.subscribers} subscribers, {cfg.duration:.0f} s (daemon pid {r.ctl.pid}, "
               f"home {r.ctl.home})")
-        shell = (login_shell.measure(dict(os.environ, **cfg.daemon_env), LOGIN_SHELL_TIMEOUT_S)
+        # codex pays its login shell per command and per resume, and the figures depend on
+        # it (docs/RELIABILITY.md, "A heavy login shell"): each run records it.
+        shell = (login_shell.measure(dict(os.environ, **cfg.daemon_env),
+                                     r.ctl.config.codex.login_shell_timeout_s)
                  if cfg.provider == "codex" else None)
         load_before = os.getloadavg()
         load_s = r.load_phase()
