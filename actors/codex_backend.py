@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 import pykka
 
-from actors.codex_pool import CodexPoolActor, ListModels
+from actors.codex_pool import CodexPoolActor
+from orbitdock.codex.pool_messages import Describe, ListModels
 from orbitdock.codex.connector import CodexConnector
 from orbitdock.codex.install import CodexNotFound, check_codex
 from orbitdock.config import Config
@@ -25,14 +26,17 @@ from orbitdock.protocol.models import ModelOption, SessionState
 logger = logging.getLogger(__name__)
 
 ModelsCallback = Callable[[list[ModelOption] | None, str | None], None]
+ReportCallback = Callable[[dict[str, Any]], None]
 
 
 class CodexBackend:
-    def __init__(self, cfg: Config, pool: pykka.ActorRef, binary: str, version: str):
+    def __init__(self, cfg: Config, pool: pykka.ActorRef, binary: str, version: str,
+                 codex_home: str = ""):
         self.cfg = cfg
         self.pool = pool
         self.binary = binary
         self.version = version
+        self.codex_home = codex_home
 
     def connector_factory(self, state: SessionState) -> CodexConnector:
         return CodexConnector(self.pool, cwd=state.project_path or os.getcwd(), model=state.model,
@@ -43,6 +47,12 @@ class CodexBackend:
     def request_models(self, reply: ModelsCallback) -> None:
         """``reply`` runs on a codex reader thread: it must only hand the result on."""
         self.pool.tell(ListModels(reply=reply))
+
+    def request_status(self, reply: ReportCallback) -> None:
+        """``reply`` runs on the pool's thread with ``pool_report``'s report plus the binary."""
+        about = {"binary": self.binary, "version": self.version, "codex_home": self.codex_home,
+                 "expected_version": self.cfg.codex.expected_version}
+        self.pool.tell(Describe(reply=lambda report: reply({**about, **report})))
 
     def stop(self) -> None:
         try:
@@ -65,4 +75,4 @@ def codex_backend(cfg: Config, lay: Layout) -> CodexBackend | None:
     env: dict[str, Any] = dict(os.environ, CODEX_HOME=str(lay.codex_home))
     pool = CodexPoolActor.start(cfg.codex, env=env, binary=path)
     logger.info("codex %s at %s (CODEX_HOME %s)", version, path, lay.codex_home)
-    return CodexBackend(cfg, pool, str(path), version)
+    return CodexBackend(cfg, pool, str(path), version, str(lay.codex_home))

@@ -59,29 +59,18 @@ import pykka
 from orbitdock.codex.appserver import AppServerProcess
 from orbitdock.codex.held_work import HeldWork
 from orbitdock.codex.install import CodexNotFound, find_codex
-from orbitdock.codex.login_shell import check_in_background
+from orbitdock.codex.login_shell import ShellStart, check_in_background
 from orbitdock.codex.placement import PoolBook
 from orbitdock.codex.pool_ops import Begin, DetachOp, ModelsOp, ModelsReply, Recover
 from orbitdock.codex.priority import app_server_argv, nice_is_inert, raise_nice
-from orbitdock.codex.pool_messages import (Attach, Command, Detach, Release, SinkOp,
-                                           ThreadBound)
+from orbitdock.codex.pool_messages import (Attach, Command, Describe, Detach, ListModels,
+                                           Release, SinkOp, ThreadBound)
+from orbitdock.codex.pool_report import RecoveryStats, pool_report, process_rows
 from orbitdock.codex.sink import ThreadSink
 from orbitdock.config import CodexConfig
 from orbitdock.protocol.models import ModelOption
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class ListModels:
-    """``reply(models, None)`` or ``reply(None, error)``, called from a reader thread."""
-
-    reply: ModelsReply
-
-
-@dataclass(slots=True)
-class Describe:
-    """``ask`` only: [{proc_id, pid, version, load, threads}] for status and tests."""
 
 
 @dataclass(slots=True)
@@ -93,6 +82,11 @@ class _BalanceSpares:  # from the spare timer: idle processes up (or down) to sp
 class _HoldExpired:  # from a hold timer: post the process's held work now
     proc: AppServerProcess
     timer: threading.Timer
+
+
+@dataclass(slots=True)
+class _LoginShellChecked:  # from the login shell check's thread
+    start: ShellStart
 
 
 @dataclass(slots=True)
@@ -114,6 +108,8 @@ class CodexPoolActor(pykka.ThreadingActor):
         self._spare_timer: threading.Timer | None = None  # one pending balance at most
         self._held: HeldWork[AppServerProcess, SinkOp] = HeldWork(
             config.resume_hold_s, self._tell_hold_expired)  # work of resuming sessions
+        self._recoveries = RecoveryStats()
+        self._login_shell: ShellStart | None = None  # measured when the first process starts
         self._stopping = False
         if nice_is_inert(config.session_nice, config.shared_session):
             logger.warning("codex.session_nice = %d has no effect between app-servers: Linux's "
@@ -127,6 +123,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         elif isinstance(message, Attach):
             self._attach(message.sink)
         elif isinstance(message, Detach):
+            self._recoveries.forget(message.sink)
             self._resume_done(message.sink)
             proc = self._book.unassign(message.sink)
             if proc is not None:
@@ -134,15 +131,19 @@ class CodexPoolActor(pykka.ThreadingActor):
                 self._schedule_spares()
         elif isinstance(message, ThreadBound):
             self._book.bound(message.sink, message.thread_id)
+            self._recoveries.resumed_ok(message.sink)
             self._resume_done(message.sink)
         elif isinstance(message, Release):
+            self._recoveries.gave_up(message.sink)
             self._resume_done(message.sink)
             self._book.unassign(message.sink)
             self._schedule_spares()
         elif isinstance(message, ListModels):
             self._list_models(message.reply)
         elif isinstance(message, Describe):
-            return self._describe()
+            return self._describe(message)
+        elif isinstance(message, _LoginShellChecked):
+            self._login_shell = message.start
         elif isinstance(message, _ProcessExited):
             self._on_exited(message.proc, message.reason)
         elif isinstance(message, _BalanceSpares):
@@ -227,7 +228,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         proc.start()
         if proc.proc_id == 1 and self._config.login_shell_warn_ms > 0:  # once, with the first
             check_in_background(self._env, self._config.login_shell_warn_ms / 1000,
-                                self._config.login_shell_timeout_s)
+                                self._config.login_shell_timeout_s, self._tell_login_shell)
         self._book.add(proc)
         if recovery and self._config.session_nice > 0:
             self._boosted.add(proc)
@@ -268,7 +269,10 @@ class CodexPoolActor(pykka.ThreadingActor):
             return
         if sinks or unrun:
             logger.warning("%s exited (%s); %d session(s) to recover", proc, reason, len(sinks))
-        self._recover([sink for sink in sinks if sink.on_lost(reason)])
+        recovering = [sink for sink in sinks if sink.on_lost(reason)]
+        if sinks:
+            self._recoveries.lost(recovering, [s for s in sinks if s not in recovering])
+        self._recover(recovering)
         self._schedule_spares()
         for op in unrun:
             if isinstance(op, SinkOp) and op.sink in self._book.where:
@@ -288,41 +292,15 @@ class CodexPoolActor(pykka.ThreadingActor):
             return None
 
     def _recover(self, sinks: list[ThreadSink]) -> None:
-        """Place the sessions of a dead process and resume them (see the module docstring).
-
-        Processes are chosen as if filled one after another, then the sessions are dealt
-        to them round-robin, busy ones first: each process resumes its sessions largely
-        one after another, so the cut sessions (someone is waiting) lead every queue
-        instead of stacking on the first process, where their restarted turns would also
-        slow that process's later resumes."""
-        wave: dict[AppServerProcess, int] = {}  # resumes sent to each process by this call
-        idle_before = set(self._book.idle())  # and, below, this wave's fresh processes
-        slots: list[tuple[int, AppServerProcess]] = []  # (place in its queue, proc), fill order
-        homed: list[tuple[ThreadSink, AppServerProcess]] = []
-        ordered = sorted(sinks, key=lambda s: not s.was_busy)  # stable: busy ones first
-        dealt: list[ThreadSink] = []
-        for sink in ordered:
-            home = self._book.live_home(sink)
-            if home is not None:  # its thread is still loaded there: nowhere else will do
-                homed.append((sink, home))
-                wave[home] = wave.get(home, 0) + 1
-                continue
-            proc = self._book.recovery_target(wave, idle_before)
-            if proc is None:
-                proc = self._spawn_for(sink, recovery=True)
-                if proc is None:
-                    continue
-                idle_before.add(proc)
-            slots.append((wave.get(proc, 0), proc))
-            wave[proc] = wave.get(proc, 0) + 1
-            dealt.append(sink)
-        round_robin = [proc for _, proc in sorted(slots, key=lambda slot: slot[0])]  # stable
-        for sink, proc in homed + list(zip(dealt, round_robin)):
+        """Place the sessions of a dead process (``PoolBook.plan_recovery``) and resume them."""
+        plan, wave, idle = self._book.plan_recovery(
+            sinks, lambda sink: self._spawn_for(sink, recovery=True))
+        for sink, proc in plan:
             self._book.start_resume(sink, proc)
             proc.post(Recover(sink))
         if wave:
             logger.info("resuming on %s", ", ".join(
-                f"{proc} ({count}, {'idle or new' if proc in idle_before else 'busy'})"
+                f"{proc} ({count}, {'idle or new' if proc in idle else 'busy'})"
                 for proc, count in wave.items()))
 
     # ------------------------------------------------------------ spares
@@ -377,10 +355,18 @@ class CodexPoolActor(pykka.ThreadingActor):
                 return
         proc.post(ModelsOp(reply, retried))
 
-    def _describe(self) -> list[dict[str, Any]]:
-        return [{"proc_id": p.proc_id, "pid": p.pid, "version": p.version,
-                 "load": len(self._book.hosted[p]), "threads": self._book.threads_of(p)}
-                for p in self._book.procs]
+    def _describe(self, message: Describe) -> list[dict[str, Any]] | None:
+        if message.reply is None:
+            return process_rows(self._book)
+        message.reply(pool_report(self._book, self._recoveries, self._login_shell,
+                                  self._config.login_shell_warn_ms / 1000))
+        return None
+
+    def _tell_login_shell(self, start: ShellStart) -> None:  # on the check's thread
+        try:
+            self.actor_ref.tell(_LoginShellChecked(start))
+        except pykka.ActorDeadError:
+            pass
 
 
 def list_models(pool: pykka.ActorRef, timeout: float) -> list[ModelOption]:

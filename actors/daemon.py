@@ -51,11 +51,13 @@ class Daemon:
         inproc = inproc_endpoint(self.epoch)
         self.refs["persistence"] = PersistenceActor.start(
             self.cfg, self.layout.db_path, ctx=self.ctx, inproc_endpoint=inproc)
-        codex_factory, models_provider = self._codex_backend()
+        codex = self._codex_backend()
         self.refs["supervisor"] = SupervisorActor.start(
             self.cfg, ctx=self.ctx, inproc_endpoint=inproc, epoch=self.epoch,
-            persistence=self.refs["persistence"], codex_factory=codex_factory,
-            models_provider=models_provider)
+            persistence=self.refs["persistence"],
+            codex_factory=codex.connector_factory if codex else None,
+            models_provider=codex.request_models if codex else None,
+            codex_status_provider=codex.request_status if codex else None)
         self.refs["gateway"] = GatewayActor.start(
             self.cfg, self.ctx, epoch=self.epoch,
             request_endpoint=self.layout.request_endpoint,
@@ -81,17 +83,17 @@ class Daemon:
             if not ref.is_alive():
                 raise RuntimeError(f"{name} actor failed to start (see the log)")
 
-    def _codex_backend(self):
-        """The codex connector factory and model lister, or (None, None) when unavailable."""
+    def _codex_backend(self) -> Any:
+        """The ``CodexBackend`` (connector factory, model lister, status), or None when
+        codex is unavailable."""
         try:
             from actors.codex_backend import codex_backend
         except ImportError:
-            return None, None
+            return None
         backend = codex_backend(self.cfg, self.layout)
-        if backend is None:
-            return None, None
-        self.extras.append(backend)
-        return backend.connector_factory, backend.request_models
+        if backend is not None:
+            self.extras.append(backend)
+        return backend
 
     def _start_watcher(self) -> None:
         from actors.messages import AttachWatcher

@@ -101,6 +101,14 @@ class ModelsReady:
 
 
 @dataclass(slots=True)
+class CodexReportReady:
+    """The codex pool's report for a get_codex_status request, handed back to the supervisor."""
+
+    request: ClientRequest
+    report: dict[str, Any]
+
+
+@dataclass(slots=True)
 class AttachWatcher:
     """The daemon tells the supervisor where the watcher is (it starts after the gateway)."""
 

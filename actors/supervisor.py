@@ -21,6 +21,7 @@ import zmq
 from actors.messages import (
     AttachWatcher,
     ClientRequest,
+    CodexReportReady,
     ModelsReady,
     ReplyMessages,
     RolloutBatch,
@@ -52,7 +53,8 @@ ConnectorFactory = Callable[[SessionState], Connector]
 class SupervisorActor(pykka.ThreadingActor):
     def __init__(self, config: Config, *, ctx: zmq.Context, inproc_endpoint: str, epoch: str,
                  persistence: pykka.ActorRef, codex_factory: Callable[..., Connector] | None = None,
-                 models_provider: Callable[[], Any] | None = None):
+                 models_provider: Callable[..., Any] | None = None,
+                 codex_status_provider: Callable[..., Any] | None = None):
         super().__init__()
         self.cfg = config
         self.ctx = ctx
@@ -61,6 +63,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.persistence = persistence
         self.codex_factory = codex_factory
         self.models_provider = models_provider
+        self.codex_status_provider = codex_status_provider
         self.sessions: dict[str, pykka.ActorRef] = {}
         self.owned_threads: dict[str, str] = {}  # codex thread id -> direct session id
         # Sessions between a crash and their restart: messages for them wait here.
@@ -162,6 +165,8 @@ class SupervisorActor(pykka.ThreadingActor):
                             f"model/list failed: {message.error}")
             else:
                 self._reply(message.request, m.ModelsList(models=message.models))
+        elif isinstance(message, CodexReportReady):
+            self._reply(message.request, m.CodexStatus(report=message.report))
         elif isinstance(message, AttachWatcher):
             self.watcher = message.watcher
         elif isinstance(message, ThreadOwned):
@@ -185,6 +190,9 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         if isinstance(r, m.ListModels):
             self._list_models(req, r)
+            return
+        if isinstance(r, m.GetCodexStatus):
+            self._codex_status(req)
             return
         if r.scope == "watcher":
             if self.watcher is None or not self.watcher.is_alive():
@@ -240,6 +248,14 @@ class SupervisorActor(pykka.ThreadingActor):
         actor = self.actor_ref
         # The callback runs on a codex reader thread: it only tells this actor.
         self.models_provider(lambda models, error: actor.tell(ModelsReady(req, models, error)))
+
+    def _codex_status(self, req: ClientRequest) -> None:
+        if self.codex_status_provider is None:
+            self._error(req, ErrorCode.UNAVAILABLE, "codex is not available in this daemon")
+            return
+        actor = self.actor_ref
+        # The callback runs on the pool's thread: it only tells this actor.
+        self.codex_status_provider(lambda report: actor.tell(CodexReportReady(req, report)))
 
     def _deliver(self, session_id: str, message: Any) -> None:
         """Send to a session, or hold it while the session is being restarted."""

@@ -27,6 +27,9 @@ def test_cli_against_running_daemon(daemon):
     status = json.loads(ctl(home, "--json", "status").stdout)
     assert status["type"] == "server_status" and status["sessions"] == 0
     assert "uptime" in ctl(home, "status").stdout
+    codex = json.loads(ctl(home, "--json", "codex").stdout)  # no session yet: no process
+    assert codex["processes"] == [] and codex["recoveries"]["processes_lost"] == 0
+    assert "not measured yet" in ctl(home, "codex").stdout
 
     sid = ctl(home, "session", "create", "--provider", "scripted", "--cwd", str(REPO),
               "--name", "cli demo").stdout.strip()

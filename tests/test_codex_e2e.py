@@ -176,6 +176,8 @@ def test_missing_codex_binary_is_a_clear_error(daemon_factory, tmp_path):
     with pytest.raises(Exception, match="unavailable: codex is not available"):
         client.request(m.CreateSession(provider="codex", cwd=str(tmp_path)))
     assert client.request(m.GetStatus()).sessions == 0
+    with pytest.raises(Exception, match="unavailable: codex is not available"):
+        client.request(m.GetCodexStatus())
     warnings = [line for line in d.log_lines() if "codex sessions unavailable" in line]
     assert warnings and "no-such-codex" in warnings[0]
 

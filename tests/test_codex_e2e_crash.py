@@ -5,6 +5,7 @@ death kept exactly once. Shared fixtures in ``codex_daemon_env.py``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -24,6 +25,7 @@ from codex_daemon_env import (  # noqa: F401  (fixtures are found by name)
     wait_turn_done,
 )
 from conftest import wait_until
+from test_cli import ctl
 from orbitdock.codex.install import find_codex
 from orbitdock.protocol import messages as m
 
@@ -61,6 +63,14 @@ def test_app_server_killed_sessions_resume_and_others_stay_isolated(codex_daemon
           f"{sorted(round(t, 2) for t in recovered.values())} s")
     st = state(client, bystander)  # untouched (later turns' rate limits reach it, so look now)
     assert st.revision == revs[bystander] and st.last_error is None
+    report = json.loads(ctl(d.home, "--json", "codex").stdout)  # the daemon's own account
+    assert {k: report["recoveries"][k] for k in ("processes_lost", "resumed", "failed")} == \
+        {"processes_lost": 1, "resumed": 4, "failed": 0}
+    assert report["recoveries"]["slowest_s"] <= max(recovered.values())  # seen after it
+    hosted = {p["pid"]: set(p["sessions"]) for p in report["processes"]}
+    assert victim not in hosted and set(ids) == set().union(*hosted.values())
+    text = ctl(d.home, "codex", "--sessions").stdout
+    assert "1 app-server(s) lost; sessions resumed 4, failed 0" in text and victims[0] in text
     for i, sid in enumerate(victims):
         sim.append([{"match": f"AGAIN{i}", "text": f"back again {i}"}])
         before = state(client, sid).turn_count

@@ -8,8 +8,10 @@ import time
 
 import pytest
 
-from actors.codex_pool import CodexPoolActor, ListModels
+from actors.codex_pool import CodexPoolActor
+from conftest import wait_until
 from orbitdock.codex import login_shell
+from orbitdock.codex.pool_messages import Describe, ListModels
 from orbitdock.config import CodexConfig
 
 BASH = "/bin/bash"
@@ -79,5 +81,14 @@ def test_the_pool_checks_once_with_codexs_environment(tmp_path, caplog):
         warnings = [r for r in caplog.records if "login shell" in r.getMessage()]
         assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
         assert "ms to start" in warnings[0].getMessage()
+        reports: list[dict] = []
+
+        def shell_reported() -> bool:  # asks again each time; the answer comes on its own
+            pool.tell(Describe(reply=reports.append))
+            return bool(reports) and reports[-1]["login_shell"] is not None
+        assert wait_until(shell_reported, TIMEOUT_S)
+        shell = reports[-1]["login_shell"]  # what `orbitdockctl codex` shows
+        assert shell["shell"] == BASH and shell["ms"] >= 100 and "ms to start" in shell["warning"]
+        assert [p["state"] for p in reports[-1]["processes"]] == ["spare"]  # hosts nothing
     finally:
         pool.stop(timeout=10)

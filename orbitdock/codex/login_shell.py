@@ -11,7 +11,8 @@ outside codex's sandbox (the snapshots) queue on it.
 
 The codex pool runs ``check`` once, on a thread of its own (which owns the shell's child
 process), when it starts its first app-server; the result is logged, as a warning when
-the start-up takes longer than ``codex.login_shell_warn_ms``.
+the start-up takes longer than ``codex.login_shell_warn_ms``, and ``orbitdockctl codex``
+shows it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,10 +122,17 @@ def check(env: Mapping[str, str], warn_s: float, timeout_s: float) -> ShellStart
     return start
 
 
-def check_in_background(env: Mapping[str, str], warn_s: float,
-                        timeout_s: float) -> threading.Thread:
-    """``check`` on a daemon thread of its own (it owns the shell's child process)."""
-    thread = threading.Thread(target=check, args=(dict(env), warn_s, timeout_s),
-                              name="codex-login-shell-check", daemon=True)
+def check_in_background(env: Mapping[str, str], warn_s: float, timeout_s: float,
+                        on_done: Callable[[ShellStart], None] | None = None) -> threading.Thread:
+    """``check`` on a daemon thread of its own (it owns the shell's child process); the
+    result goes to ``on_done`` on that thread, which should only hand it on."""
+
+    def run() -> None:
+        start = check(env_copy, warn_s, timeout_s)
+        if on_done is not None:
+            on_done(start)
+
+    env_copy = dict(env)
+    thread = threading.Thread(target=run, name="codex-login-shell-check", daemon=True)
     thread.start()
     return thread

@@ -4,7 +4,7 @@ Pure bookkeeping, no processes and no threads: ``actors.codex_pool`` owns one
 ``PoolBook`` on its actor thread and asks it where a session goes, which processes are
 idle, how many spares are missing and which idle ones to stop. A process here is any
 hashable handle (``AppServerProcess`` in the daemon, plain objects in the tests); a sink
-is anything with a ``thread_id``.
+is anything with a ``thread_id`` (and, for a recovery, ``was_busy``).
 
 The rules (the pool's module docstring says why):
 - a thread goes back to the process that loaded it, while that process lives (codex
@@ -20,7 +20,7 @@ The rules (the pool's module docstring says why):
 
 from __future__ import annotations
 
-from typing import Any, Generic, Hashable, TypeVar
+from typing import Any, Callable, Generic, Hashable, TypeVar
 
 from orbitdock.config import CodexConfig
 
@@ -100,6 +100,42 @@ class PoolBook(Generic[P]):
                       and (p in idle or self.config.recovery_on_busy)]
         return min(open_procs, key=lambda p: (wave.get(p, 0), len(self.hosted[p])),
                    default=None)
+
+    def plan_recovery(self, sinks: list[Any], spawn: Callable[[Any], P | None]
+                      ) -> tuple[list[tuple[Any, P]], dict[P, int], set[P]]:
+        """Where each sink of a dead process resumes: ``(plan, wave, idle)``.
+
+        A sink whose thread is still loaded on a live process goes back there. The other
+        processes are chosen as if filled one after another (``recovery_target``; a fresh
+        one from ``spawn(sink)`` when none has room, which must add it to the book, or
+        None to leave the sink out), then the sinks are dealt to them round-robin, busy
+        ones (``was_busy``) first: each process resumes its sessions largely one after
+        another, so the cut sessions (someone is waiting) lead every queue instead of
+        stacking on the first process, where their restarted turns would also slow that
+        process's later resumes. ``wave`` counts the resumes per process, ``idle`` holds
+        the processes that were idle before, or fresh."""
+        wave: dict[P, int] = {}
+        idle = set(self.idle())
+        slots: list[tuple[int, P]] = []  # (place in its queue, proc), in fill order
+        homed: list[tuple[Any, P]] = []
+        dealt: list[Any] = []
+        for sink in sorted(sinks, key=lambda s: not s.was_busy):  # stable: busy ones first
+            home = self.live_home(sink)
+            if home is not None:  # its thread is still loaded there: nowhere else will do
+                homed.append((sink, home))
+                wave[home] = wave.get(home, 0) + 1
+                continue
+            proc = self.recovery_target(wave, idle)
+            if proc is None:
+                proc = spawn(sink)
+                if proc is None:
+                    continue
+                idle.add(proc)
+            slots.append((wave.get(proc, 0), proc))
+            wave[proc] = wave.get(proc, 0) + 1
+            dealt.append(sink)
+        round_robin = [proc for _, proc in sorted(slots, key=lambda slot: slot[0])]  # stable
+        return homed + list(zip(dealt, round_robin)), wave, idle
 
     def start_resume(self, sink: Any, proc: P) -> None:
         self.resuming.setdefault(proc, set()).add(sink)

@@ -8,10 +8,11 @@ reader thread, which owns the sink while it hosts it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # the sink imports these messages; only the type goes the other way
     from orbitdock.codex.appserver import AppServerProcess
+    from orbitdock.codex.pool_ops import ModelsReply
     from orbitdock.codex.sink import ThreadSink
 
 
@@ -39,6 +40,21 @@ class ThreadBound:  # from a sink: its thread is loaded in its process (resume a
 @dataclass(slots=True)
 class Release:  # from a sink that failed for good: free its slot
     sink: "ThreadSink"
+
+
+@dataclass(slots=True)
+class ListModels:
+    """``reply(models, None)`` or ``reply(None, error)``, called from a reader thread."""
+
+    reply: "ModelsReply"
+
+
+@dataclass(slots=True)
+class Describe:
+    """With ``ask`` and no reply: the process rows (``pool_report.process_rows``), for
+    tests. With ``reply``: the whole ``pool_report`` passed to it on the pool's thread."""
+
+    reply: Callable[[dict[str, Any]], None] | None = None
 
 
 @dataclass(slots=True)

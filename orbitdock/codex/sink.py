@@ -43,6 +43,7 @@ class ThreadSink:
         self.thread_id = resume_thread_id  # read by the pool only while it owns the sink
         self.state = "new"  # new | starting | resuming | ready | failed | stopped
         self._config, self._pool = config, pool
+        self.session_id = session_id  # orbitdock's id, for the pool's report
         self._log_extra = {"session_id": session_id}
         self._ctx: AppServerProcess | None = None
         self._mapper = mapping.ThreadMapper()

@@ -135,6 +135,12 @@ class ListModels(Request, tag="list_models", kw_only=True):
     provider: str = "codex"
 
 
+class GetCodexStatus(Request, tag="get_codex_status", kw_only=True):
+    """The codex app-servers behind direct sessions: processes, recoveries, login shell."""
+
+    scope: ClassVar[str] = "supervisor"
+
+
 class RolloutsStatus(Request, tag="rollouts_status", kw_only=True):
     scope: ClassVar[str] = "watcher"
 
@@ -205,6 +211,12 @@ class ModelsList(Reply, tag="models_list", kw_only=True):
 
 class RolloutsReport(Reply, tag="rollouts_report", kw_only=True):
     """The watcher's status (files followed, offsets, lag, errors) or an import's counters."""
+
+    report: dict[str, Any]
+
+
+class CodexStatus(Reply, tag="codex_status", kw_only=True):
+    """``orbitdock.codex.pool_report``'s report: binary, processes, recoveries, login shell."""
 
     report: dict[str, Any]
 
@@ -288,11 +300,12 @@ class Welcome(Event, tag="welcome", kw_only=True):
 REQUEST_TYPES: tuple[type[Request], ...] = (
     GetStatus, SubscribeList, SubscribeSession, GetMessages, CreateSession, SendMessage,
     SteerTurn, ApproveTool, AnswerQuestion, InterruptSession, EndSession, ResumeSession,
-    RenameSession, UpdateSessionConfig, ListModels, RolloutsStatus, ImportRollouts,
+    RenameSession, UpdateSessionConfig, ListModels, GetCodexStatus, RolloutsStatus,
+    ImportRollouts,
 )
 REPLY_TYPES: tuple[type[Reply], ...] = (
     Ack, Error, ServerStatus, SessionsList, SessionSnapshot, MessagesPage,
-    ApprovalDecisionResult, ModelsList, RolloutsReport,
+    ApprovalDecisionResult, ModelsList, CodexStatus, RolloutsReport,
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
     SessionDelta, MessageAppended, MessageUpdated, ApprovalRequested, ApprovalResolved,
