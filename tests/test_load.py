@@ -202,6 +202,9 @@ def test_app_server_kill_resumes_its_sessions_only(tmp_path):
     kc = res["kill_codex"]
     assert kc["kills"] >= 1 and kc["affected"] >= 1 and kc["not_resumed"] == 0
     assert kc["other_gaps"] == 0
+    account = kc["daemon_account"]  # the daemon's own count agrees
+    assert 1 <= account["processes_lost"] <= kc["kills"] and account["resumed"] >= 1
+    assert account["failed"] == 0 and account["resuming"] == 0
 
 
 def test_slow_subscriber_resyncs_by_snapshot(tmp_path):

@@ -58,6 +58,9 @@ def failures(res: dict[str, Any], c) -> list[str]:
     if kc and (kc["not_resumed"] or not kc["kills"]):
         out.append(f"app-server kill: {kc['not_resumed']} sessions not resumed"
                    if kc["kills"] else "app-server kill: no app-server to kill")
+    account = kc and kc.get("daemon_account")
+    if account and account["failed"]:
+        out.append(f"app-server kill: the daemon gave up on {account['failed']} sessions")
     fz = res.get("fuzz")
     if fz:
         allowed = fuzz.WINDOW * res["kill_daemon"]["cycles"] if kd else 0

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 WINDOW = 64  # frames in flight
 REPLY_WAIT_S = 10.0  # at the end, how long to wait for the last replies
+RESULT_WAIT_S = 30.0  # and the load run for the result after that (the sending may run late)
 TOO_LARGE_EVERY = 2000  # one oversized frame per this many (each is > 1 MB)
 CODES = {"bad_frame", "unknown_type", "invalid_field", "unsupported_version", "not_found",
          "stale_approval", "too_large", "invalid_state"}
@@ -149,3 +150,16 @@ def fuzz_main(endpoint: str, count: int, sids: list[str], max_bytes: int, seed: 
         sock.close(linger=0)
         ctx.term()
         conn.close()
+
+
+def collect(conn) -> dict:
+    """The fuzzer process's result from its end of the pipe; a failed one is marked so."""
+    if conn.poll(max_wait_s := RESULT_WAIT_S + REPLY_WAIT_S):
+        kind, value = conn.recv()
+        if kind == "fuzz":
+            return value
+        logger.error("fuzzer failed: %s", value)
+    else:
+        logger.error("fuzzer sent no result within %.0f s", max_wait_s)
+    return {"sent": 0, "errors": 0, "non_error": 0, "unanswered": 0, "undecodable": 0,
+            "elapsed_s": 0.0, "codes": {}, "failed": True}

@@ -41,6 +41,21 @@ def steady_state(outcomes: list[tuple], sessions: int, series: list[tuple[Any, A
             "approval_rtt_steady": summarize(pick("approval_rtt"))}
 
 
+def split_latencies(finals: list[dict[str, Any]], skip: tuple[float, float]
+                    ) -> tuple[list[float], list[tuple[list[float], list[float]]]]:
+    """The normal subscribers' delta latencies, all together and per subscriber as
+    (at, latency) series, without the in-load floor measurement's window ``skip`` (its
+    extra processes compete for the same 2 cores)."""
+    lat_all: list[float] = []
+    others = []
+    for fin in finals:
+        at, lat = unpack(fin["samples"]["at"]), unpack(fin["samples"]["lat"])
+        keep = [(a, x) for a, x in zip(at, lat) if not skip[0] <= a <= skip[1]]
+        lat_all.extend(x for _, x in keep)
+        others.append(([a for a, _ in keep], [x for _, x in keep]))
+    return lat_all, others
+
+
 def unpack(raw: bytes) -> array:
     out = array("d")
     out.frombytes(raw)
@@ -139,6 +154,15 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
 
 
+def _daemon_account(acc: dict[str, Any] | None) -> str:
+    """What the daemon itself counted (from finding a process dead, not from the kill)."""
+    if acc is None:
+        return "; the daemon's own account: unavailable"
+    return (f"; the daemon's own account: {acc['processes_lost']} lost, {acc['resumed']} "
+            f"resumed (mean/slowest {ms(acc['mean_s'])}/{ms(acc['slowest_s'])} ms), "
+            f"{acc['failed']} failed")
+
+
 def _fault_text(key: str, f: dict[str, Any]) -> str:
     if key == "kill_daemon":
         return (f"{f['cycles']} cycles, restart p50/max {f['restart_p50_s']:.2f}/"
@@ -149,7 +173,8 @@ def _fault_text(key: str, f: dict[str, Any]) -> str:
                 f"sessions, resume p50/max {ms(f.get('resume_p50_s'))}/"
                 f"{ms(f.get('resume_max_s'))} ms ({f.get('resumed_late', 0)} over the target), "
                 f"not resumed {f['not_resumed']}, cut by the next kill "
-                f"{f.get('cut_by_next_kill', 0)}, gaps on other sessions {f['other_gaps']}")
+                f"{f.get('cut_by_next_kill', 0)}, gaps on other sessions {f['other_gaps']}"
+                + _daemon_account(f.get("daemon_account")))
     if key == "slow":
         return (f"stopped {f['paused_s']:.0f} s; daemon RSS {mb(f['rss_before'])} -> peak "
                 f"{mb(f['rss_peak'])}; others' p99 {ms(f['others_p99_during'])} ms during vs "

@@ -211,7 +211,7 @@ class Run:
     # ------------------------------------------------------------ the checks
     def finish(self, load_s: float, started: float) -> dict[str, Any]:
         c = self.cfg
-        fuzz_res = self.fuzz_result()
+        fuzz_res = fuzz.collect(self.fuzz_conn) if self.fuzz_conn is not None else None
         drained = self.subs.drain(c.drain_s)
         written = self.passive_catchup()
         time.sleep(QUIET_S)
@@ -223,12 +223,13 @@ class Run:
         transcript = self.transcript()
         floor_during = self.floor_during()
         window = floor_during["window"] if floor_during else (0.0, 0.0)
-        lat_all, others = self.latencies(finals, window)
+        lat_all, others = report.split_latencies(finals[:c.subscribers], window)
         floor_res = None
         if c.floor and lat_all:
             rate = finals[0]["stats"]["events"] / max(1.0, load_s)
             floor_res = report.summarize(floor.measure(
                 max(1, c.subscribers), len(sids), rate, FLOOR_SECONDS, c.model.chunk))
+        codex_account = self.codex_account() if c.kill_codex else None
         rc = self.ctl.stop()
         logs = log_errors(self.ctl.log_path)
         db = verify.read_db(self.ctl.db_path)
@@ -274,6 +275,7 @@ class Run:
             gaps = merge_counts(f["gaps_by_sid"] for f in finals[: c.subscribers])
             res["kill_codex"] = faults.kill_codex_summary(
                 self.codex_kills, finals[0]["backend_events"], gaps, c.resume_limit_s)
+            res["kill_codex"]["daemon_account"] = codex_account
         if self.slow is not None:
             res["slow"] = self.slow.summary(others, finals[-1])
         if fuzz_res is not None:
@@ -301,17 +303,6 @@ class Run:
             return None
         return steered_text(tag, chars) if kind == "steer" else reply_text(tag, chars)
 
-    def fuzz_result(self) -> dict[str, Any] | None:
-        if self.fuzz_conn is None:
-            return None
-        if self.fuzz_conn.poll(30.0 + fuzz.REPLY_WAIT_S):
-            kind, value = self.fuzz_conn.recv()
-            if kind == "fuzz":
-                return value
-            logger.error("fuzzer failed: %s", value)
-        return {"sent": 0, "errors": 0, "non_error": 0, "unanswered": 0, "undecodable": 0,
-                "elapsed_s": 0.0, "codes": {}, "failed": True}
-
     def passive_catchup(self) -> dict[str, list[tuple[str, str]]] | None:
         if self.passive is None:
             return None
@@ -327,6 +318,14 @@ class Run:
             time.sleep(PASSIVE_POLL_S)
         return written
 
+    def codex_account(self) -> dict[str, Any] | None:
+        """The daemon's own count and timing of its recoveries (``orbitdockctl codex``)."""
+        try:
+            return self.client.request(m.GetCodexStatus()).report["recoveries"]
+        except Exception as exc:  # reported as missing, never a reason to lose the run
+            logger.error("could not read the daemon's codex report: %s", exc)
+            return None
+
     def transcript(self) -> dict[str, Any] | None:
         if self.model_conn is None:
             return None
@@ -334,19 +333,6 @@ class Run:
         if self.model_conn.poll(30):
             return self.model_conn.recv()[1]
         return None
-
-    def latencies(self, finals: list[dict[str, Any]],
-                  skip: tuple[float, float]) -> tuple[list[float], list[tuple]]:
-        """The normal subscribers' samples, without the in-load floor measurement's window
-        (its extra processes compete for the same 2 cores)."""
-        lat_all: list[float] = []
-        others = []
-        for fin in finals[:self.cfg.subscribers]:
-            at, lat = report.unpack(fin["samples"]["at"]), report.unpack(fin["samples"]["lat"])
-            keep = [(a, x) for a, x in zip(at, lat) if not skip[0] <= a <= skip[1]]
-            lat_all.extend(x for _, x in keep)
-            others.append(([a for a, _ in keep], [x for _, x in keep]))
-        return lat_all, others
 
     # ------------------------------------------------------------ teardown
     def cleanup(self) -> None:
