@@ -1,4 +1,5 @@
-"""CodexPoolActor against fake app-servers: protocol faults, crash recovery, spares, priority.
+"""CodexPoolActor against fake app-servers: protocol faults and crash recovery (the spare
+and priority in test_codex_pool_spares.py).
 
 Small Python scripts stand in for ``codex app-server`` so a test can hold, gate or
 refuse resumes at will and kill the process at an exact point; the real codex runs in
@@ -9,17 +10,14 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 import uuid
-from pathlib import Path
-from typing import Any
 
-import psutil
 import pytest
 
 from actors.codex_pool import CodexPoolActor, Describe, list_models
 from codex_session import WAIT_S, Session, make_base_dir
+from fake_app_server import FAKE_RECOVERY_SERVER, fake_codex
 from orbitdock.config import CodexConfig
 from orbitdock.connectors import events as ev
 
@@ -27,17 +25,6 @@ from orbitdock.connectors import events as ev
 @pytest.fixture(scope="module")
 def base_dir():
     yield from make_base_dir("pool-faults")
-
-
-def fake_codex(base_dir: Path, server_source: str) -> Path:
-    """An executable that runs ``server_source`` (a fake app-server) with its arguments."""
-    name = uuid.uuid4().hex[:6]
-    script = base_dir / f"fake_server_{name}.py"
-    script.write_text(server_source)
-    binary = base_dir / f"fake-codex-{name}"
-    binary.write_text(f'#!/bin/sh\nexec {sys.executable} {script} "$@"\n')
-    binary.chmod(0o755)
-    return binary
 
 
 FAKE_APP_SERVER = r'''
@@ -110,73 +97,6 @@ def test_unstartable_codex_fails_sessions_and_models(base_dir):
             list_models(pool, timeout=WAIT_S)
     finally:
         pool.stop(timeout=10)
-
-
-FAKE_RECOVERY_SERVER = r"""
-import itertools, json, os, sys, threading, time
-barrier = int(os.environ["FAKE_RESUME_BARRIER"])  # resumes held until this many arrived
-gate = os.environ.get("FAKE_RESUME_GATE", "")  # and, if set, until this file exists
-gates = os.environ.get("FAKE_RESUME_GATES", "")  # or each until <gates>/<thread id> exists
-ids = itertools.count(1)
-held = []
-lock = threading.Lock()
-def send(obj):
-    with lock:
-        sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
-def answer_held():
-    with lock:
-        ready = len(held) >= barrier and (not gate or os.path.exists(gate))
-        batch = held[:] if ready else []
-        if ready:
-            held.clear()
-    for m in batch:
-        send({"id": m["id"], "result": {"thread": {"id": m["params"]["threadId"]}}})
-def gatekeeper():  # answers what the closed gate held once it opens
-    while True:
-        time.sleep(0.02)
-        answer_held()
-if gate:
-    threading.Thread(target=gatekeeper, daemon=True).start()
-def answer_when_open(m):
-    while not os.path.exists(os.path.join(gates, m["params"]["threadId"])):
-        time.sleep(0.02)
-    send({"id": m["id"], "result": {"thread": {"id": m["params"]["threadId"]}}})
-def item(tid, turn, text):
-    return {"threadId": tid, "turnId": turn, "item": {
-        "type": "userMessage", "id": f"item-{next(ids)}",
-        "content": [{"type": "text", "text": text, "text_elements": []}]}}
-for line in sys.stdin:
-    msg = json.loads(line)
-    method, params = msg.get("method"), msg.get("params") or {}
-    if method == "initialize":
-        send({"id": msg["id"], "result": {"userAgent": "fake/0.169.0 (test)"}})
-    elif method == "thread/start":
-        send({"id": msg["id"], "result": {"thread": {"id": f"T{os.getpid()}-{next(ids)}",
-                                                      "path": None}, "model": "m"}})
-    elif method == "turn/start":
-        # The prompt says what codex manages to send before it dies (the test kills it).
-        tid, text = params["threadId"], params["input"][0]["text"]
-        turn = f"U-{next(ids)}"
-        if "ECHO-FIRST" in text:
-            send({"method": "turn/started", "params": {"threadId": tid, "turn": {"id": turn}}})
-            send({"method": "item/completed", "params": item(tid, turn, text)})
-        send({"id": msg["id"], "result": {"turn": {"id": turn, "status": "inProgress"}}})
-        if "STARTED" in text or "ECHOED" in text:
-            send({"method": "turn/started", "params": {"threadId": tid, "turn": {"id": turn}}})
-        if "ECHOED" in text:
-            send({"method": "item/completed", "params": item(tid, turn, text)})
-    elif method == "turn/steer":
-        send({"id": msg["id"], "result": {"turnId": params["expectedTurnId"]}})
-    elif method == "thread/resume":
-        if os.path.exists(os.environ.get("FAKE_HOLD_RESUMES", "")):
-            continue  # never answered: the test kills this process mid-resume
-        if gates:
-            threading.Thread(target=answer_when_open, args=(msg,), daemon=True).start()
-            continue
-        with lock:
-            held.append(msg)
-        answer_held()  # never answers if the client waited for each answer
-"""
 
 
 def test_lost_process_keeps_acknowledged_prompts_and_resumes_concurrently(base_dir):
@@ -265,104 +185,6 @@ def test_resumed_sessions_work_waits_for_the_other_resumes(base_dir, hold_s):
         if hold_s != WAIT_S:
             second.wait(ev.BackendRecovered)
         assert second.send("the second works too").ok
-    finally:
-        pool.stop(timeout=10)
-
-
-def describe_when(pool, loads: list[int]) -> list[dict[str, Any]]:
-    """The pool's processes once their loads are ``loads`` (bounded wait)."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        procs = pool.ask(Describe(), timeout=5)
-        if [p["load"] for p in procs] == loads or time.monotonic() > deadline:
-            assert [p["load"] for p in procs] == loads
-            return procs
-        time.sleep(0.02)
-
-
-def nice_when(pid: int, value: int) -> bool:
-    """True once every thread of ``pid`` has nice ``value`` (bounded wait)."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        values = {os.getpriority(os.PRIO_PROCESS, t.id) for t in psutil.Process(pid).threads()}
-        if values == {value}:
-            return True
-        assert time.monotonic() < deadline, f"pid {pid}: nice {values}, expected {value}"
-        time.sleep(0.02)
-
-
-def test_spare_process_is_kept_idle_and_takes_the_recovery(base_dir):
-    """A spare stays empty while others have room, then hosts a dead process's resumes;
-    idle processes beyond the spare count are stopped."""
-    binary = fake_codex(base_dir, FAKE_RECOVERY_SERVER)
-    gate = base_dir / f"gate-{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "FAKE_RESUME_BARRIER": "2",  # both resumes in flight on one process
-           "FAKE_RESUME_GATE": str(gate)}  # and answered once the test opens the gate
-    gate.touch()
-    config = CodexConfig(threads_per_process=2, recovery_batch=2, resume_timeout_s=5,
-                         spare_processes=1, spare_delay_s=0.05, session_nice=5,
-                         shared_session=True)
-    pool = CodexPoolActor.start(config, env=env, binary=binary)
-    ours = os.getpriority(os.PRIO_PROCESS, 0)
-    try:
-        assert pool.ask(Describe(), timeout=5) == []  # no session: no spare either
-        first = Session(pool, base_dir)
-        first.start()
-        working, spare = describe_when(pool, [1, 0])
-        # sessions' work yields to recovery: the spare keeps the daemon's priority
-        assert nice_when(working["pid"], ours + 5) and nice_when(spare["pid"], ours)
-        for proc in (working, spare):  # nice values only count within one session
-            assert os.getsid(proc["pid"]) == os.getsid(0)  # (Linux's autogroup scheduler)
-            assert os.getpgid(proc["pid"]) == proc["pid"]  # still stopped as a group
-        second = Session(pool, base_dir)
-        second.start()
-        busy, idle = describe_when(pool, [2, 0])
-        assert idle["pid"] == spare["pid"]  # the second session did not spread onto it
-        gate.unlink()
-        os.kill(busy["pid"], signal.SIGKILL)
-        # while the resumes run no spare is started (its start would take their CPU)
-        (host,) = describe_when(pool, [2])
-        time.sleep(0.3)  # six times spare_delay_s
-        assert [p["pid"] for p in pool.ask(Describe(), timeout=5)] == [host["pid"]]
-        gate.touch()
-        for session in (first, second):
-            session.wait(ev.BackendRecovered)
-        host, new_spare = describe_when(pool, [2, 0])
-        assert host["pid"] == spare["pid"] and new_spare["pid"] not in (busy["pid"], spare["pid"])
-        assert sorted(host["threads"]) == sorted(busy["threads"])
-        # its resumes done, the old spare is an ordinary process (every thread); the new
-        # spare waits at the daemon's priority
-        assert nice_when(host["pid"], ours + 5) and nice_when(new_spare["pid"], ours)
-        for session in (first, second):
-            session.connector.stop()
-        # two idle processes, one spare wanted: the one holding no loaded thread goes
-        (kept,) = describe_when(pool, [0])
-        assert kept["pid"] == host["pid"]
-        deadline = time.monotonic() + WAIT_S
-        while psutil.pid_exists(new_spare["pid"]):  # stopped and reaped
-            assert time.monotonic() < deadline, "the retired process is still running"
-            time.sleep(0.02)
-    finally:
-        pool.stop(timeout=10)
-
-
-@pytest.mark.parametrize("shared", [True, False])
-def test_config_overrides_reach_every_app_server(base_dir, shared):
-    binary = fake_codex(base_dir, FAKE_RECOVERY_SERVER)  # (it passes its arguments on)
-    config = CodexConfig(spare_processes=0, shared_session=shared,
-                         config_overrides='features.shell_snapshot=false; model="gpt-x"')
-    assert CodexConfig().shared_session  # the default
-    pool = CodexPoolActor.start(config, env={**os.environ, "FAKE_RESUME_BARRIER": "1"},
-                                binary=binary)
-    try:
-        Session(pool, base_dir).start()
-        (proc,) = describe_when(pool, [1])
-        assert psutil.Process(proc["pid"]).cmdline()[-5:] == [
-            "app-server", "-c", "features.shell_snapshot=false", "-c", 'model="gpt-x"']
-        # shared: in the daemon's session, where nice values count; else a session of
-        # its own; a process group of its own either way (stopped as one)
-        assert (os.getsid(proc["pid"]) == os.getsid(0)) is shared
-        assert os.getpgid(proc["pid"]) == proc["pid"]
     finally:
         pool.stop(timeout=10)
 
