@@ -16,9 +16,9 @@ from typing import Any, Callable
 import pykka
 
 from actors.codex_pool import CodexPoolActor
-from orbitdock.codex.pool_messages import Describe, ListModels
 from orbitdock.codex.connector import CodexConnector
 from orbitdock.codex.install import CodexNotFound, check_codex
+from orbitdock.codex.pool_messages import Describe, ListModels
 from orbitdock.config import Config
 from orbitdock.paths import Layout
 from orbitdock.protocol.models import ModelOption, SessionState
