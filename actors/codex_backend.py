@@ -31,7 +31,7 @@ ReportCallback = Callable[[dict[str, Any]], None]
 
 class CodexBackend:
     def __init__(self, cfg: Config, pool: pykka.ActorRef, binary: str, version: str,
-                 codex_home: str = ""):
+                 codex_home: str):
         self.cfg = cfg
         self.pool = pool
         self.binary = binary
