@@ -46,7 +46,8 @@ def test_recoveries_are_timed_from_the_first_loss_and_counted_once():
 
 def test_rows_say_what_each_process_does_and_costs():
     book: PoolBook[Proc] = PoolBook(CodexConfig(spare_processes=1))
-    serving, spare, gone = Proc(1, os.getpid()), Proc(2, None), Proc(3, 2 ** 22 + 1)  # above Linux's pid_max: gone
+    serving, spare = Proc(1, os.getpid()), Proc(2, None)
+    gone = Proc(3, 2 ** 22 + 1)  # above Linux's largest pid_max: no such process
     for proc in (serving, spare, gone):
         book.add(proc)
     book.assign(Sink("od-1"), serving)

@@ -127,12 +127,13 @@ def check_in_background(env: Mapping[str, str], warn_s: float, timeout_s: float,
     """``check`` on a daemon thread of its own (it owns the shell's child process); the
     result goes to ``on_done`` on that thread, which should only hand it on."""
 
+    env_copy = dict(env)  # the caller's mapping may change while the thread runs
+
     def run() -> None:
         start = check(env_copy, warn_s, timeout_s)
         if on_done is not None:
             on_done(start)
 
-    env_copy = dict(env)
     thread = threading.Thread(target=run, name="codex-login-shell-check", daemon=True)
     thread.start()
     return thread
