@@ -61,12 +61,12 @@ from orbitdock.codex.held_work import HeldWork
 from orbitdock.codex.install import CodexNotFound, find_codex
 from orbitdock.codex.login_shell import ShellStart, check_in_background
 from orbitdock.codex.placement import PoolBook
-from orbitdock.codex.pool_ops import Begin, DetachOp, ModelsOp, ModelsReply, Recover
+from orbitdock.codex.pool_ops import Begin, DetachOp, ModelsOp, Recover
 from orbitdock.codex.priority import app_server_argv, nice_is_inert, raise_nice
 from orbitdock.codex.pool_messages import (Attach, Command, Describe, Detach, ListModels,
-                                           Release, SinkOp, ThreadBound)
+                                           ModelsReply, Release, ThreadBound)
 from orbitdock.codex.pool_report import RecoveryStats, pool_report, process_rows
-from orbitdock.codex.sink import ThreadSink
+from orbitdock.codex.sink import SinkOp, ThreadSink
 from orbitdock.config import CodexConfig
 from orbitdock.protocol.models import ModelOption
 

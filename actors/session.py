@@ -33,7 +33,7 @@ from orbitdock.connectors.base import Connector, ConnectorError
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode
 from orbitdock.protocol.models import SessionState
-from orbitdock.session_core import SessionCore
+from orbitdock.session.core import SessionCore
 from orbitdock.store.commands import Atomic
 from orbitdock.transport import Outlet
 

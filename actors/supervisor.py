@@ -32,15 +32,15 @@ from actors.messages import (
     ThreadOwned,
 )
 from actors.session import SessionActor
-from orbitdock.approvals import approval_session
+from orbitdock.session.approvals import approval_session
 from orbitdock.config import Config
 from orbitdock.connectors.base import Connector
 from orbitdock.connectors.scripted import ScriptedConnector
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode
 from orbitdock.protocol.models import PROVIDERS, SessionState
-from orbitdock.restart_policy import RestartPolicy
-from orbitdock.display import display_name_of
+from orbitdock.session.restart_policy import RestartPolicy
+from orbitdock.session.display import display_name_of
 from orbitdock.store.queries import LAST_APPROVAL
 from orbitdock.store.rows import state_from_row
 from orbitdock.transport import Outlet

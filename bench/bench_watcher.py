@@ -90,7 +90,7 @@ def appender(files, rate: float, duration: float, start_at: float) -> int:
 
 def subscriber_proc(endpoints, ids, ready, result_q, stop_at_holder):
     from orbitdock.protocol import messages as m
-    from orbitdock.subscription import Subscription
+    from orbitdock.client.subscription import Subscription
 
     sub = Subscription(endpoints)
     for sid in ids:

@@ -17,7 +17,7 @@ import zmq
 from actors.messages import ClientRequest
 from actors.session import SessionActor
 from conftest import wait_until
-from orbitdock.approvals import approval_number
+from orbitdock.session.approvals import approval_number
 from orbitdock.client import RemoteError
 from orbitdock.config import Config
 from orbitdock.connectors.scripted import ScriptedConnector

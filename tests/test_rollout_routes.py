@@ -25,7 +25,7 @@ from orbitdock.client import Client, RemoteError, find_daemon
 from orbitdock.config import Config
 from orbitdock.protocol import messages as m
 from orbitdock.rollout.routes import SessionRoutes
-from orbitdock.session_core import SessionCore
+from orbitdock.session.core import SessionCore
 
 WAIT_S = 15.0
 CRASH_AFTER_S = 0.2

@@ -98,7 +98,7 @@ def test_column_lists_match_the_schema(tmp_path, pcfg):
 
 def test_session_persisted_fields_are_columns():
     """The session core persists these fields; each must be a sessions column."""
-    from orbitdock.session_row import PERSISTED_FIELDS
+    from orbitdock.session.row import PERSISTED_FIELDS
 
     assert set(PERSISTED_FIELDS) <= set(sql.SESSION_COLUMNS)
 

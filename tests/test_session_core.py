@@ -11,10 +11,10 @@ from orbitdock.client import snapshot_bytes
 from orbitdock.connectors import events as be
 from orbitdock.protocol import codec
 from orbitdock.protocol.models import SessionState
-from orbitdock.display import display_name_of, prompt_name
-from orbitdock.session_core import SessionCore
+from orbitdock.session.display import display_name_of, prompt_name
+from orbitdock.session.core import SessionCore
 from orbitdock.store import commands as cmd
-from orbitdock.sync import apply_event
+from orbitdock.session.reducer import apply_event
 
 
 def new_core(**fields) -> SessionCore:

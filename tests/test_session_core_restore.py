@@ -14,7 +14,7 @@ from pathlib import Path
 from orbitdock.config import PersistenceConfig
 from orbitdock.connectors import events as be
 from orbitdock.protocol.models import SessionState
-from orbitdock.session_core import SessionCore
+from orbitdock.session.core import SessionCore
 from orbitdock.store import queries, schema, sql
 from orbitdock.store.rows import state_from_row
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from orbitdock.approvals import approval_session
+from orbitdock.session.approvals import approval_session
 from orbitdock.cli.common import CommandFailed, Context, pass_ctx
 from orbitdock.protocol import messages as m
 

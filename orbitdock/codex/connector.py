@@ -19,9 +19,8 @@ from typing import Any
 
 import pykka
 
-from orbitdock.codex.pool_messages import (Attach, Command, Detach, Release, SinkOp,
-                                           ThreadBound)
-from orbitdock.codex.sink import ThreadSink
+from orbitdock.codex.pool_messages import Attach, Command, Detach, Release, ThreadBound
+from orbitdock.codex.sink import SinkOp, ThreadSink
 from orbitdock.config import CodexConfig
 from orbitdock.connectors.base import Connector, ConnectorError, Emit
 

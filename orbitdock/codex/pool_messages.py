@@ -1,52 +1,53 @@
 """The messages between a session's connector, its sink and ``actors.codex_pool``.
 
 They live in the core (not in actors/) so this package never imports the actors
-layer. ``SinkOp`` is also what the pool posts to a process: it runs on that process's
-reader thread, which owns the sink while it hosts it.
+layer. They are plain data and import nothing of the codex package: the sink
+(``orbitdock.codex.sink``) owns its ops (``SinkOp``), and names are only types here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
-if TYPE_CHECKING:  # the sink imports these messages; only the type goes the other way
-    from orbitdock.codex.appserver import AppServerProcess
-    from orbitdock.codex.pool_ops import ModelsReply
-    from orbitdock.codex.sink import ThreadSink
+from orbitdock.protocol.models import ModelOption
+
+ThreadSink = Any  # orbitdock.codex.sink.ThreadSink (which imports this module)
+SinkOp = Any  # orbitdock.codex.sink.SinkOp
+ModelsReply = Callable[[list[ModelOption] | None, str | None], None]  # (models, error)
 
 
 @dataclass(slots=True)
 class Attach:  # host this session: thread/start, or thread/resume if it has a thread id
-    sink: "ThreadSink"
+    sink: ThreadSink
 
 
 @dataclass(slots=True)
 class Command:  # run one connector command on the session's current process
-    op: "SinkOp"
+    op: SinkOp
 
 
 @dataclass(slots=True)
 class Detach:  # the session stopped: unsubscribe its thread, free its slot
-    sink: "ThreadSink"
+    sink: ThreadSink
 
 
 @dataclass(slots=True)
 class ThreadBound:  # from a sink: its thread is loaded in its process (resume affinity)
-    sink: "ThreadSink"
+    sink: ThreadSink
     thread_id: str
 
 
 @dataclass(slots=True)
 class Release:  # from a sink that failed for good: free its slot
-    sink: "ThreadSink"
+    sink: ThreadSink
 
 
 @dataclass(slots=True)
 class ListModels:
     """``reply(models, None)`` or ``reply(None, error)``, called from a reader thread."""
 
-    reply: "ModelsReply"
+    reply: ModelsReply
 
 
 @dataclass(slots=True)
@@ -55,19 +56,3 @@ class Describe:
     tests. With ``reply``: the whole ``pool_report`` passed to it on the pool's thread."""
 
     reply: Callable[[dict[str, Any]], None] | None = None
-
-
-@dataclass(slots=True)
-class SinkOp:
-    """One connector command, run by the sink on its hosting reader thread."""
-
-    sink: "ThreadSink"
-    name: str  # a ThreadSink.cmd_<name> method
-    token: Any = None
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def run(self, ctx: AppServerProcess) -> None:
-        self.sink.command(ctx, self)
-
-    def fail(self, reason: str) -> None:
-        self.sink.fail_op(self, "unavailable", reason)

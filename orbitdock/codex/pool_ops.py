@@ -12,10 +12,8 @@ from typing import Any, Callable
 from orbitdock.codex import jsonrpc as rpc
 from orbitdock.codex.appserver import AppServerProcess
 from orbitdock.codex.mapping import model_options
+from orbitdock.codex.pool_messages import ModelsReply
 from orbitdock.codex.sink import ThreadSink
-from orbitdock.protocol.models import ModelOption
-
-ModelsReply = Callable[[list[ModelOption] | None, str | None], None]  # (models, error)
 
 
 @dataclass(slots=True)

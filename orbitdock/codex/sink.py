@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -22,13 +23,32 @@ import pykka
 from orbitdock.codex import jsonrpc as rpc
 from orbitdock.codex import mapping
 from orbitdock.codex.appserver import AppServerProcess
-from orbitdock.codex.pool_messages import Release, SinkOp, ThreadBound
+from orbitdock.codex.pool_messages import Release, ThreadBound
 from orbitdock.codex.prompts import Pending, PromptLedger
 from orbitdock.config import CodexConfig
 from orbitdock.connectors import events as ev
 from orbitdock.connectors.base import Emit
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class SinkOp:
+    """One connector command as plain data, run by its sink on the hosting reader thread.
+
+    ``name`` is a ``ThreadSink.cmd_<name>`` method: a provider operation is added by
+    writing that method (the connector forwards any name the sink has)."""
+
+    sink: "ThreadSink"
+    name: str
+    token: Any = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, ctx: AppServerProcess) -> None:
+        self.sink.command(ctx, self)
+
+    def fail(self, reason: str) -> None:
+        self.sink.fail_op(self, "unavailable", reason)
 
 
 class ThreadSink:

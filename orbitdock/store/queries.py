@@ -10,7 +10,7 @@ from typing import Any
 
 import apsw
 
-from orbitdock.approvals import ID_SEPARATOR
+from orbitdock.session.approvals import ID_SEPARATOR
 from orbitdock.protocol.models import ApprovalRequest, Message
 from orbitdock.store.sql import (
     APPROVAL_COLUMNS,

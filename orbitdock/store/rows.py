@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orbitdock.protocol.models import ApprovalRequest, Message, SessionState, TokenUsage
-from orbitdock.session_row import PERSISTED_FIELDS
+from orbitdock.session.row import PERSISTED_FIELDS
 
 TOKEN_FIELDS = tuple(TokenUsage.__struct_fields__)
 

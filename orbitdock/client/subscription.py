@@ -27,13 +27,13 @@ from typing import Any
 import msgspec
 import zmq
 
-from orbitdock.client import Client, Endpoints
+from orbitdock.client.requests import Client, Endpoints
 from orbitdock.config import Config
 from orbitdock.protocol import codec
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import SessionState, SessionSummary
 from orbitdock.protocol.topics import HEARTBEAT, LIST, session_id_of, session_topic, split_frame
-from orbitdock.sync import apply_event
+from orbitdock.session.reducer import apply_event
 
 
 @dataclass

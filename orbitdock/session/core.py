@@ -2,7 +2,7 @@
 
 Pure (no threads, no sockets): the session actor owns one ``SessionCore`` and
 does the I/O. Every wire event gets the next revision and is applied to the
-state with ``orbitdock.sync.apply_event`` — the same reducer clients run.
+state with ``orbitdock.session.reducer.apply_event`` — the same reducer clients run.
 
 Work status follows the head of the FIFO approval queue: an exec/patch/
 permission request means ``permission``, a question or elicitation means
@@ -18,7 +18,7 @@ from typing import Any, Callable, Hashable
 
 import msgspec
 
-from orbitdock.approvals import ApprovalBook
+from orbitdock.session.approvals import ApprovalBook
 from orbitdock.connectors import events as be
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import (
@@ -30,38 +30,37 @@ from orbitdock.protocol.models import (
     TokenUsage,
     attention_for,
 )
-from orbitdock.display import display_name_of
-from orbitdock.session_row import SessionRow
-from orbitdock.session_tools import ToolRows
+from orbitdock.session.display import display_name_of
+from orbitdock.session.row import SessionRow
+from orbitdock.session.tools import ToolRows
 from orbitdock.store import commands as cmd
-from orbitdock.sync import apply_event, summary_of
+from orbitdock.session.reducer import apply_event, summary_of
 
 LAST_MESSAGE_CHARS = 200
 QUESTION_TYPES = ("question", "elicitation")
 
-class SessionCore(ToolRows):
+class SessionCore:
     def __init__(self, state: SessionState, clock: Callable[[], float] = time.time,
                  last_approval: int = 0, tool_output_max_chars: int = 262_144,
                  life: str = ""):
         """``last_approval``: the highest approval number the restored session ever had;
-        ``life``: the daemon epoch, part of every approval id (``orbitdock.approvals``).
+        ``life``: the daemon epoch, part of every approval id (``orbitdock.session.approvals``).
 
         ``tool_output_max_chars``: a tool row keeps at most about this much of its
         output, the tail (a build's last lines are the ones that matter). Bounded, a
         long-running command costs neither unbounded memory nor, per streamed chunk,
         a copy of everything it printed before."""
         self.state = state
-        self._output_max = tool_output_max_chars
         self.clock = clock
         self._approvals = ApprovalBook(state.id, state.approvals, last_approval, life)
         self._items: dict[str, str] = {}  # backend item id -> message id
-        # Tool rows a restart closed while their tool still ran: after restoration
-        # ``_items`` is empty, so these are where late completions belong.
-        self._closed_by_restart: set[str] = set()
         self.events: list[m.SessionEvent] = []
         self.commands: list[Any] = []
         self._ts = 0.0
         self._row = SessionRow()
+        self._tools = ToolRows(state, self._items, append=self._append, update=self._update,
+                               delta=self._delta, message=self._message,
+                               output_max=tool_output_max_chars)
 
     # ------------------------------------------------------------ plumbing
     def drain(self) -> tuple[list[m.SessionEvent], list[Any]]:
@@ -174,7 +173,7 @@ class SessionCore(ToolRows):
             self._delta(**changes)
 
     def _on_TurnStarted(self, ev: be.TurnStarted) -> None:
-        self._closed_by_restart.clear()  # an older turn's tools complete before a new turn
+        self._tools.new_turn()
         self._delta(current_turn_id=ev.turn_id, turn_count=self.state.turn_count + 1,
                     last_error=None, current_plan=None, plan_explanation=None, current_diff=None)
         self._set_work(self._idle_status("working"))
@@ -221,6 +220,15 @@ class SessionCore(ToolRows):
             self._append(mtype, text, item_id=item_id)
         else:
             self._update(message_id, content=text, is_in_progress=False)
+
+    def _on_ToolStarted(self, ev: be.ToolStarted) -> None:
+        self._tools.started(ev)
+
+    def _on_ToolOutputDelta(self, ev: be.ToolOutputDelta) -> None:
+        self._tools.output(ev)
+
+    def _on_ToolCompleted(self, ev: be.ToolCompleted) -> None:
+        self._tools.completed(ev)
 
     def _on_AgentMessageDelta(self, ev: be.AgentMessageDelta) -> None:
         self._stream("assistant", ev.item_id, ev.delta)
@@ -345,8 +353,7 @@ class SessionCore(ToolRows):
         if self.state.status == "ended":
             return
         if self.state.current_turn_id is not None or self.state.approvals:
-            self._closed_by_restart.update(msg.id for msg in self.state.messages
-                                           if msg.type == "tool" and msg.is_in_progress)
+            self._tools.closed_by_restart()
             self._withdraw_approvals("expired")
             if self.state.current_turn_id is not None:
                 self._on_TurnCompleted(be.TurnCompleted(self.state.current_turn_id, "interrupted",

@@ -4,23 +4,48 @@ A tool call is one ``tool`` message row, opened when the tool starts and closed
 with its output, error flag and duration when it completes. Output streamed in
 between is kept up to ``sessions.tool_output_max_chars`` characters (then cut to its
 tail). A completion whose start this core never saw (it began before a restart)
-is matched to the row the restart left behind. ``SessionCore`` provides
-``_items``, ``_closed_by_restart``, ``_output_max`` and the row helpers.
+is matched to the row the restart left behind.
+
+Composed into ``SessionCore``: it gets the core's state, its item map and the
+row operations it may use (append, update, delta, message lookup), nothing else.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 from orbitdock.connectors import events as be
-from orbitdock.display import output_tail
+from orbitdock.protocol.models import Message, SessionState
+from orbitdock.session.display import output_tail
 
 
 class ToolRows:
-    def _on_ToolStarted(self, ev: be.ToolStarted) -> None:
+    def __init__(self, state: SessionState, items: dict[str, str], *,
+                 append: Callable[..., Message], update: Callable[..., None],
+                 delta: Callable[..., None], message: Callable[[str], Message | None],
+                 output_max: int):
+        self.state = state
+        self._items = items  # backend item id -> message id, shared with the core
+        self._append, self._update, self._delta, self._message = append, update, delta, message
+        self._output_max = output_max
+        # Tool rows a restart closed while their tool still ran: after restoration
+        # ``_items`` is empty, so these are where late completions belong.
+        self._closed_by_restart: set[str] = set()
+
+    def new_turn(self) -> None:
+        self._closed_by_restart.clear()  # an older turn's tools complete before a new turn
+
+    def closed_by_restart(self) -> None:
+        """The restart is closing every open tool row: remember them for late completions."""
+        self._closed_by_restart.update(msg.id for msg in self.state.messages
+                                       if msg.type == "tool" and msg.is_in_progress)
+
+    def started(self, ev: be.ToolStarted) -> None:
         self._append("tool", ev.tool_name, item_id=ev.item_id, tool_name=ev.tool_name,
                      tool_input=ev.tool_input, is_in_progress=True)
         self._delta(last_tool=ev.tool_name)
 
-    def _on_ToolOutputDelta(self, ev: be.ToolOutputDelta) -> None:
+    def output(self, ev: be.ToolOutputDelta) -> None:
         message_id = self._items.get(ev.item_id)
         msg = self._message(message_id) if message_id is not None else None
         if msg is None:
@@ -32,7 +57,7 @@ class ToolRows:
             self._update(message_id, tool_output=output_tail(
                 (msg.tool_output or "") + ev.delta, self._output_max // 2))
 
-    def _on_ToolCompleted(self, ev: be.ToolCompleted) -> None:
+    def completed(self, ev: be.ToolCompleted) -> None:
         if ev.status in ("declined", "failed"):
             # A declined or failed tool is an error to show, whatever its exit code says.
             ev = be.ToolCompleted(ev.item_id, ev.output if ev.output else f"({ev.status})", True,

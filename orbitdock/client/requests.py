@@ -1,9 +1,9 @@
 """Client library, request side: find the daemon, send requests, wait for replies.
 
 ``Client`` is a blocking DEALER with per-request ids and timeouts. The live side
-(exact mirrors kept by snapshot + gap-free deltas) is ``orbitdock.subscription``;
-``Subscription`` and ``snapshot_bytes`` are re-exported here so every client
-imports from one place. A ``Client`` belongs to the thread that made it.
+(exact mirrors kept by snapshot + gap-free deltas) is ``orbitdock.client.subscription``.
+Both are exported by the ``orbitdock.client`` package, so every client imports from
+one place. A ``Client`` belongs to the thread that made it.
 """
 
 from __future__ import annotations
@@ -131,6 +131,3 @@ class Client:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-
-# Re-exported: the live half of the client library lives in orbitdock.subscription.
-from orbitdock.subscription import Mirror, Subscription, SyncStats, snapshot_bytes  # noqa: E402,F401
