@@ -1,17 +1,18 @@
-"""Wiring of the Codex backend into the daemon: the pinned binary, the pool, the factory.
+"""The codex provider: the pinned binary, the pool of app-servers, a connector per session.
 
-Not an actor: a small holder the daemon builds before the supervisor. It checks
-the codex binary (loudly when missing or not the pinned version), starts the
-``CodexPoolActor`` and hands the supervisor a connector factory and a model
-lister. App-server processes inherit the daemon's environment plus CODEX_HOME,
-so a user's own Codex config, login and providers apply.
+Not an actor: the ``Provider`` the registry (``actors/providers.py``) builds before
+the supervisor. It checks the codex binary (loudly when missing or not the pinned
+version), starts the ``CodexPoolActor``, makes each direct session's connector and
+answers the codex provider requests (models, the pool's status). App-server
+processes inherit the daemon's environment plus CODEX_HOME, so a user's own Codex
+config, login and providers apply.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable
+from typing import Any
 
 import pykka
 
@@ -20,16 +21,19 @@ from orbitdock.codex.connector import CodexConnector
 from orbitdock.codex.install import CodexNotFound, check_codex
 from orbitdock.codex.pool_messages import Describe, ListModels
 from orbitdock.config import Config
+from orbitdock.connectors.base import Done, Provider
 from orbitdock.paths import Layout
-from orbitdock.protocol.models import ModelOption, SessionState
+from orbitdock.protocol import messages as m
+from orbitdock.protocol.errors import ErrorCode
+from orbitdock.protocol.models import SessionState
+from orbitdock.protocol.routing import ClientRequest, answers
 
 logger = logging.getLogger(__name__)
 
-ModelsCallback = Callable[[list[ModelOption] | None, str | None], None]
-ReportCallback = Callable[[dict[str, Any]], None]
 
+class CodexProvider(Provider):
+    name = "codex"
 
-class CodexBackend:
     def __init__(self, cfg: Config, pool: pykka.ActorRef, binary: str, version: str,
                  codex_home: str):
         self.cfg = cfg
@@ -38,21 +42,30 @@ class CodexBackend:
         self.version = version
         self.codex_home = codex_home
 
-    def connector_factory(self, state: SessionState) -> CodexConnector:
+    def connector(self, state: SessionState, *,
+                  script: list[dict[str, Any]] | None = None) -> CodexConnector:
         return CodexConnector(self.pool, cwd=state.project_path or os.getcwd(), model=state.model,
                               approval_policy=state.approval_policy,
                               sandbox_mode=state.sandbox_mode, resume_thread_id=state.thread_id,
                               session_id=state.id, config=self.cfg.codex)
 
-    def request_models(self, reply: ModelsCallback) -> None:
-        """``reply`` runs on a codex reader thread: it must only hand the result on."""
+    @answers(m.ListModels)
+    def list_models(self, req: ClientRequest, done: Done) -> None:
+        """The pool asks an app-server (``model/list``); ``done`` runs on its reader thread."""
+
+        def reply(models: Any, error: str | None) -> None:
+            done(m.ModelsList(models=models) if models is not None else m.Error(
+                code=str(ErrorCode.BACKEND_ERROR), message=f"model/list failed: {error}"))
+
         self.pool.tell(ListModels(reply=reply))
 
-    def request_status(self, reply: ReportCallback) -> None:
-        """``reply`` runs on the pool's thread with ``pool_report``'s report plus the binary."""
+    @answers(m.GetCodexStatus)
+    def status(self, req: ClientRequest, done: Done) -> None:
+        """``pool_report``'s report plus the binary; ``done`` runs on the pool's thread."""
         about = {"binary": self.binary, "version": self.version, "codex_home": self.codex_home,
                  "expected_version": self.cfg.codex.expected_version}
-        self.pool.tell(Describe(reply=lambda report: reply({**about, **report})))
+        self.pool.tell(Describe(reply=lambda report: done(m.CodexStatus(
+            report={**about, **report}))))
 
     def stop(self) -> None:
         try:
@@ -61,7 +74,7 @@ class CodexBackend:
             logger.error("codex pool did not stop in time")
 
 
-def codex_backend(cfg: Config, lay: Layout) -> CodexBackend | None:
+def codex_provider(cfg: Config, lay: Layout) -> CodexProvider | None:
     try:
         path, version, warning = check_codex(cfg.codex.binary, cfg.codex.expected_version)
     except CodexNotFound as exc:
@@ -75,4 +88,4 @@ def codex_backend(cfg: Config, lay: Layout) -> CodexBackend | None:
     env: dict[str, Any] = dict(os.environ, CODEX_HOME=str(lay.codex_home))
     pool = CodexPoolActor.start(cfg.codex, env=env, binary=path)
     logger.info("codex %s at %s (CODEX_HOME %s)", version, path, lay.codex_home)
-    return CodexBackend(cfg, pool, str(path), version, str(lay.codex_home))
+    return CodexProvider(cfg, pool, str(path), version, str(lay.codex_home))

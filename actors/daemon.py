@@ -39,25 +39,25 @@ class Daemon:
         self.ctx = zmq.Context()
         self.refs: dict[str, pykka.ActorRef] = {}
         self.extras: list[Any] = []  # things with a stop() started for the demo etc.
+        self.providers: dict[str, Any] = {}  # name -> Provider (actors/providers.py)
         self.stop_event = threading.Event()
         self.signals = 0
 
     def start(self) -> None:
         from actors.gateway import GatewayActor
         from actors.persistence import PersistenceActor
+        from actors.providers import REGISTRY, start_providers
         from actors.supervisor import SupervisorActor
 
         prepare_dirs(self.layout)
         inproc = inproc_endpoint(self.epoch)
         self.refs["persistence"] = PersistenceActor.start(
             self.cfg, self.layout.db_path, ctx=self.ctx, inproc_endpoint=inproc)
-        codex = self._codex_backend()
+        self.providers = start_providers(self.cfg, self.layout)
         self.refs["supervisor"] = SupervisorActor.start(
             self.cfg, ctx=self.ctx, inproc_endpoint=inproc, epoch=self.epoch,
-            persistence=self.refs["persistence"],
-            codex_factory=codex.connector_factory if codex else None,
-            models_provider=codex.request_models if codex else None,
-            codex_status_provider=codex.request_status if codex else None)
+            persistence=self.refs["persistence"], providers=self.providers,
+            registered=tuple(REGISTRY))
         self.refs["gateway"] = GatewayActor.start(
             self.cfg, self.ctx, epoch=self.epoch,
             request_endpoint=self.layout.request_endpoint,
@@ -82,18 +82,6 @@ class Daemon:
         for name, ref in self.refs.items():
             if not ref.is_alive():
                 raise RuntimeError(f"{name} actor failed to start (see the log)")
-
-    def _codex_backend(self) -> Any:
-        """The ``CodexBackend`` (connector factory, model lister, status), or None when
-        codex is unavailable."""
-        try:
-            from actors.codex_backend import codex_backend
-        except ImportError:
-            return None
-        backend = codex_backend(self.cfg, self.layout)
-        if backend is not None:
-            self.extras.append(backend)
-        return backend
 
     def _start_watcher(self) -> None:
         from actors.messages import AttachWatcher
@@ -121,6 +109,8 @@ class Daemon:
             except (pykka.Timeout, pykka.ActorDeadError):
                 logger.error("actor %s did not stop within %.1fs", name, timeout)
             if name == "supervisor":
+                for provider in reversed(list(self.providers.values())):
+                    provider.stop()
                 for extra in reversed(self.extras):
                     extra.stop()
         leftover = pykka.ActorRegistry.get_all()

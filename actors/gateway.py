@@ -22,12 +22,12 @@ import pykka
 import psutil
 import zmq
 
-from actors.messages import ClientRequest
 from orbitdock import __version__
 from orbitdock.config import Config
 from orbitdock.protocol import codec
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode, ProtocolError
+from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers
 from orbitdock.protocol.topics import HEARTBEAT, LIST, session_id_of
 from orbitdock.transport import OP_PUBLISH, OP_REPLY, OP_SUMMARY
 
@@ -56,6 +56,7 @@ class GatewayLoop(threading.Thread):
         self.frames_rejected = 0
         self._hb_seq = 0
         self._tails: dict[bytes, list[int]] = {}  # session topic -> [latest rev, heartbeats left]
+        self.requests = RequestTable(self, Scope.GATEWAY)  # the rest goes to the supervisor
 
     def stop(self) -> None:
         self._stop_requested.set()
@@ -241,20 +242,25 @@ class GatewayLoop(threading.Thread):
         self._send_reply(router, identity, codec.error_reply(exc, request_id))
 
     def _dispatch(self, router: zmq.Socket, identity: bytes, request: m.Request) -> None:
-        if isinstance(request, m.GetStatus):
-            self._send_reply(router, identity, codec.encode(self._status(request)))
-        elif isinstance(request, m.SubscribeList):
-            reply = m.SessionsList(id=request.id, epoch=self.epoch, revision=self._list_rev,
-                                   sessions=list(self._summaries.values()))
-            self._send_reply(router, identity, codec.encode(reply))
-        else:
+        handler = self.requests.handler(request)
+        if handler is None:
             self.supervisor.tell(ClientRequest(identity, request))
+            return
+        reply = handler(ClientRequest(identity, request))
+        reply.id = request.id
+        self._send_reply(router, identity, codec.encode(reply))
 
-    def _status(self, request: m.GetStatus) -> m.ServerStatus:
+    @answers(m.SubscribeList)
+    def _sessions_list(self, req: ClientRequest) -> m.SessionsList:
+        return m.SessionsList(epoch=self.epoch, revision=self._list_rev,
+                              sessions=list(self._summaries.values()))
+
+    @answers(m.GetStatus)
+    def _status(self, req: ClientRequest) -> m.ServerStatus:
         summaries = self._summaries.values()
         active = [s for s in summaries if s.status == "active"]
         return m.ServerStatus(
-            id=request.id, epoch=self.epoch, version=__version__, pid=os.getpid(),
+            epoch=self.epoch, version=__version__, pid=os.getpid(),
             uptime_s=time.time() - self.started_at,
             actors=len(pykka.ActorRegistry.get_all()),
             sessions=len(self._summaries), sessions_active=len(active),

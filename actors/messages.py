@@ -6,15 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orbitdock.connectors.events import BackendEvent, ThreadStarted
+from orbitdock.protocol.routing import ClientRequest
 from orbitdock.store.commands import SaveRolloutOffset
-
-
-@dataclass(slots=True)
-class ClientRequest:
-    """A decoded request from a client, routed gateway -> supervisor -> session actor."""
-
-    identity: bytes  # ROUTER identity of the client, for the reply
-    request: Any  # an orbitdock.protocol.messages.Request
 
 
 @dataclass(slots=True)
@@ -44,6 +37,7 @@ class RolloutBatch:
     offset: SaveRolloutOffset
     meta: ThreadStarted | None = None  # from session_meta; creates the session if new
     timestamps: list[float | None] | None = None
+    provider: str = "codex"  # whose transcript this is (the provider of a new session)
 
 
 @dataclass(slots=True)
@@ -85,27 +79,19 @@ class ThreadOwned:
 
 
 @dataclass(slots=True)
-class ReplyMessages:
-    """Ask the persistence actor to answer a get_messages request straight to the client."""
+class ProviderAnswer:
+    """A provider's reply to a provider-scope request, handed back to the supervisor
+    (providers answer on their own threads; the supervisor's outlet sends it)."""
 
     request: ClientRequest
+    reply: Any  # an orbitdock.protocol.messages.Reply
 
 
 @dataclass(slots=True)
-class ModelsReady:
-    """The codex pool's answer to a list_models request, handed back to the supervisor."""
+class RestartNow:
+    """The restart backoff of a crashed session ran out: start its successor."""
 
-    request: ClientRequest
-    models: list[Any] | None
-    error: str | None = None
-
-
-@dataclass(slots=True)
-class CodexReportReady:
-    """The codex pool's report for a get_codex_status request, handed back to the supervisor."""
-
-    request: ClientRequest
-    report: dict[str, Any]
+    session_id: str
 
 
 @dataclass(slots=True)

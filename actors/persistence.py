@@ -18,7 +18,7 @@ commits/s vs 50-70k rows/s at 50 per transaction), and with
 Reads are ``ask``s (or proxy calls, which pykka also queues as messages, so they
 are ordered after earlier tells); each flushes first so it sees every write told
 before it. Never ``ask`` on the event path: a read waits for a flush. The one
-told read is ``ReplyMessages`` (a client's get_messages page), answered straight
+told read is a client's ``get_messages`` request (the persistence scope), answered straight
 to the client through this thread's own gateway ``Outlet`` when the actor was
 given ``ctx`` and ``inproc_endpoint``.
 """
@@ -37,11 +37,12 @@ import pykka
 
 from actors.messages import (CountMessages, Flush, GetConfigValue, LoadMessages,
                              LoadPendingApprovals, LoadRolloutOffsets, LoadSession,
-                             LoadSessions, LoadTurns, ReplyMessages, Stats, Tick)
+                             LoadSessions, LoadTurns, Stats, Tick)
 from orbitdock import config as config_mod
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode
 from orbitdock.protocol.models import ApprovalRequest, Message
+from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers
 from orbitdock.store import batches, queries, schema, sql
 from orbitdock.store.commands import Atomic, SaveSession, SaveTurn
 from orbitdock.transport import Outlet
@@ -151,6 +152,7 @@ class PersistenceActor(pykka.ThreadingActor):
     # -- lifecycle (all on the actor thread)
 
     def on_start(self) -> None:
+        self._requests = RequestTable(self, Scope.PERSISTENCE)
         try:
             self._conn = schema.open_database(self._db_path, self._pcfg)
             self._timer = _FlushTimer(self.actor_ref, self._pcfg.flush_interval_ms / 1000)
@@ -210,8 +212,8 @@ class PersistenceActor(pykka.ThreadingActor):
         read = _READS.get(type(message))
         if read is not None:
             return read(self, message)
-        if isinstance(message, ReplyMessages):
-            self._reply_messages(message)
+        if isinstance(message, ClientRequest):
+            self._on_request(message)
             return None
         logger.warning("persistence: unexpected message %s dropped", type(message).__name__)
         return None
@@ -287,29 +289,33 @@ class PersistenceActor(pykka.ThreadingActor):
         self._stats["last_flush_ms"] = (time.perf_counter() - started) * 1000
         return written
 
-    def _reply_messages(self, message: ReplyMessages) -> None:
-        """Answer get_messages with one page; never raises (it arrives by tell)."""
-        req, r = message.request, message.request.request
+    def _on_request(self, req: ClientRequest) -> None:
+        """Answer a persistence-scope request; never raises (it arrives by tell)."""
+        r = req.request
         if self._outlet is None:
-            logger.warning("persistence has no gateway outlet; get_messages dropped",
-                           extra={"session_id": r.session_id})
+            logger.warning("persistence has no gateway outlet; %s dropped",
+                           r.__struct_config__.tag)
             return
         try:
-            # One extra row tells whether an older page exists.
-            page = self.load_messages(r.session_id, r.limit + 1, r.before_seq)
-            has_more = len(page) > r.limit
-            reply: m.Reply = m.MessagesPage(
-                session_id=r.session_id, messages=page[1:] if has_more else page,
-                has_more_before=has_more)
+            reply = self._requests.handler(r)(req)
         except Exception as exc:
-            logger.exception("get_messages failed", extra={"session_id": r.session_id})
-            reply = m.Error(code=str(ErrorCode.INTERNAL), message=f"get_messages failed: {exc}",
-                            session_id=r.session_id)
-        reply.id = r.id
+            logger.exception("%s failed", r.__struct_config__.tag)
+            reply = m.Error(code=str(ErrorCode.INTERNAL),
+                            message=f"{r.__struct_config__.tag} failed: {exc}",
+                            session_id=getattr(r, "session_id", None))
         try:
-            self._outlet.reply(req.identity, reply)
+            self._outlet.answer(req, reply)
         except Exception:
-            logger.exception("get_messages reply not sent", extra={"session_id": r.session_id})
+            logger.exception("%s reply not sent", r.__struct_config__.tag)
+
+    @answers(m.GetMessages)
+    def _messages_page(self, req: ClientRequest) -> m.MessagesPage:
+        r: m.GetMessages = req.request
+        # One extra row tells whether an older page exists.
+        page = self.load_messages(r.session_id, r.limit + 1, r.before_seq)
+        has_more = len(page) > r.limit
+        return m.MessagesPage(session_id=r.session_id, messages=page[1:] if has_more else page,
+                              has_more_before=has_more)
 
     # -- public, proxy-friendly reads (each sees every write told before it)
 

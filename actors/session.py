@@ -21,7 +21,6 @@ import zmq
 
 from actors.messages import (
     Backend,
-    ClientRequest,
     RolloutBatch,
     RolloutIdle,
     SessionCrashed,
@@ -29,11 +28,12 @@ from actors.messages import (
 )
 from orbitdock.config import Config
 from orbitdock.connectors import events as be
-from orbitdock.connectors.base import Connector, ConnectorError
+from orbitdock.connectors.base import Connector
 from orbitdock.protocol import messages as m
-from orbitdock.protocol.errors import ErrorCode
+from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.models import SessionState
-from orbitdock.session.core import SessionCore
+from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers
+from orbitdock.session.core import QUESTION_TYPES, SessionCore
 from orbitdock.store.commands import Atomic
 from orbitdock.transport import Outlet
 
@@ -104,6 +104,7 @@ class SessionActor(pykka.ThreadingActor):
             raise
 
     def _start(self) -> None:
+        self.requests = RequestTable(self, Scope.SESSION, forwarded=self._forward)
         self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         self.core = SessionCore(self.state, last_approval=self.last_approval,
                                 tool_output_max_chars=self.cfg.sessions.tool_output_max_chars,
@@ -119,7 +120,7 @@ class SessionActor(pykka.ThreadingActor):
             self._start_connector(resume=False)
         self._flush()
         if self.pending_request is not None:
-            self._reply(self.pending_request, self._snapshot(self.pending_request.request.id))
+            self.outlet.answer(self.pending_request, self._snapshot())
             self.pending_request = None
 
     def on_stop(self) -> None:
@@ -189,8 +190,8 @@ class SessionActor(pykka.ThreadingActor):
     def _ensure_connector(self) -> Connector:
         if self.connector is None:
             if self.connector_factory is None:
-                raise ConnectorError(str(ErrorCode.INVALID_STATE),
-                                     "passive session: orbitdock only watches it")
+                raise ProtocolError(ErrorCode.INVALID_STATE,
+                                    "passive session: orbitdock only watches it")
             self._start_connector(resume=self.state.thread_id is not None)
         return self.connector
 
@@ -222,15 +223,11 @@ class SessionActor(pykka.ThreadingActor):
         self._summary_sent_at = now
         self.outlet.summary(summary)
 
-    def _reply(self, req: ClientRequest, message: m.Reply) -> None:
-        message.id = req.request.id
-        self.outlet.reply(req.identity, message)
+    def _error(self, req: ClientRequest, code: ErrorCode, text: str) -> None:
+        self.outlet.refuse(req, code, text, self.session_id)
 
-    def _error(self, req: ClientRequest, code: str, text: str) -> None:
-        self._reply(req, m.Error(code=str(code), message=text, session_id=self.session_id))
-
-    def _snapshot(self, request_id: str | None) -> m.SessionSnapshot:
-        return m.SessionSnapshot(id=request_id, epoch=self.epoch, session=self.state)
+    def _snapshot(self) -> m.SessionSnapshot:
+        return m.SessionSnapshot(epoch=self.epoch, session=self.state)
 
     # ------------------------------------------------------------ inbox
     def on_receive(self, message: Any) -> Any:
@@ -274,18 +271,18 @@ class SessionActor(pykka.ThreadingActor):
             if isinstance(req, _Decision):
                 self.core.finish_decision(req.approval_id, accepted=event.ok)
                 if event.ok:
-                    self._reply(req.request, m.ApprovalDecisionResult(
+                    self.outlet.answer(req.request, m.ApprovalDecisionResult(
                         session_id=self.session_id, approval_id=req.approval_id,
                         outcome="applied"))
                 else:
-                    self._error(req.request, event.error_code or ErrorCode.BACKEND_ERROR,
+                    self._error(req.request, ErrorCode(event.error_code or ErrorCode.BACKEND_ERROR),
                                 event.error_message or "backend rejected the decision")
                 self._flush()
             elif isinstance(req, ClientRequest):
                 if event.ok:
-                    self._reply(req, m.Ack(session_id=self.session_id, result=event.result))
+                    self.outlet.answer(req, m.Ack(session_id=self.session_id, result=event.result))
                 else:
-                    self._error(req, event.error_code or ErrorCode.BACKEND_ERROR,
+                    self._error(req, ErrorCode(event.error_code or ErrorCode.BACKEND_ERROR),
                                 event.error_message or "backend refused the command")
             return
         self.core.handle(event, now=at)
@@ -300,15 +297,11 @@ class SessionActor(pykka.ThreadingActor):
         self._unflushed += 1  # published by on_receive (see there)
 
     def _on_request(self, req: ClientRequest) -> None:
-        r = req.request
         try:
-            handler = getattr(self, "_req_" + type(r).__name__)
-        except AttributeError:
-            self._error(req, ErrorCode.UNKNOWN_TYPE, f"{type(r).__name__} is not a session request")
-            return
-        try:
-            handler(req, r)
-        except ConnectorError as exc:
+            reply = self.requests.handler(req.request)(req)
+            if reply is not None:
+                self.outlet.answer(req, reply)
+        except ProtocolError as exc:
             self._error(req, exc.code, exc.message)
         except Exception as exc:
             # A bug: answer the client, then let the actor fail so the supervisor
@@ -317,25 +310,23 @@ class SessionActor(pykka.ThreadingActor):
             raise
         self._flush()
 
-    def _req_SubscribeSession(self, req: ClientRequest, r: m.SubscribeSession) -> None:
-        self._reply(req, self._snapshot(r.id))
-
     def _require_active(self) -> None:
         if self.state.status == "ended":
-            raise ConnectorError(str(ErrorCode.INVALID_STATE),
-                                 "session has ended; resume it first")
+            raise ProtocolError(ErrorCode.INVALID_STATE, "session has ended; resume it first")
 
-    def _req_SendMessage(self, req: ClientRequest, r: m.SendMessage) -> None:
-        self._require_active()
-        self._ensure_connector().send_message(req, r.content)
+    def _forward(self, req: ClientRequest) -> None:
+        """Every request that declares ``forward``: its fields go to the connector's
+        operation of that name, which answers through a ``CommandResult``."""
+        r = req.request
+        if r.needs_active:
+            self._require_active()
+        fields = {name: getattr(r, name) for name in r.__struct_fields__
+                  if name not in ("v", "id", "session_id")}
+        self._ensure_connector().call(r.forward, req, **fields)
 
-    def _req_SteerTurn(self, req: ClientRequest, r: m.SteerTurn) -> None:
-        self._require_active()
-        self._ensure_connector().steer(req, r.content)
-
-    def _req_InterruptSession(self, req: ClientRequest, r: m.InterruptSession) -> None:
-        self._require_active()
-        self._ensure_connector().interrupt(req)
+    @answers(m.SubscribeSession)
+    def _subscribe(self, req: ClientRequest) -> m.SessionSnapshot:
+        return self._snapshot()
 
     def _decide(self, req: ClientRequest, approval_id: str, decision: str,
                 answers: dict[str, list[str]] | None) -> None:
@@ -344,55 +335,77 @@ class SessionActor(pykka.ThreadingActor):
         try:
             key = self.core.begin_decision(approval_id, decision)
         except KeyError:
-            self._error(req, ErrorCode.STALE_APPROVAL,
-                        f"approval {approval_id} is no longer pending")
-            return
+            raise ProtocolError(ErrorCode.STALE_APPROVAL,
+                                f"approval {approval_id} is no longer pending") from None
         try:
             self._ensure_connector().respond(_Decision(req, approval_id), key,
                                              decision=decision, answers=answers)
-        except ConnectorError:
+        except ProtocolError:
             self.core.finish_decision(approval_id, accepted=False)
             raise
 
-    def _req_ApproveTool(self, req: ClientRequest, r: m.ApproveTool) -> None:
+    @answers(m.ApproveTool)
+    def _approve(self, req: ClientRequest) -> None:
+        r: m.ApproveTool = req.request
         decision = DECISIONS.get(r.decision, r.decision)
         approval = self.core.approval(r.approval_id)
+        if approval is not None and approval.type in QUESTION_TYPES:
+            questions = "; ".join(
+                f"{q.id}: {q.question}" + (f" [{', '.join(str(o.get('label')) for o in q.options)}]"
+                                           if q.options else "")
+                for q in approval.questions or [])
+            raise ProtocolError(ErrorCode.WRONG_VERB,
+                                f"approval {r.approval_id} is a question: answer it "
+                                f"(answer_question) instead of {r.decision!r}"
+                                + (f"; questions: {questions}" if questions else ""))
         if approval is not None and approval.available_decisions and decision not in DECISIONS \
                 and decision not in approval.available_decisions:
-            self._error(req, ErrorCode.INVALID_FIELD,
-                        f"decision {r.decision!r} not offered: {approval.available_decisions}")
-            return
+            raise ProtocolError(ErrorCode.INVALID_FIELD, f"decision {r.decision!r} not offered: "
+                                f"{approval.available_decisions}")
         self._decide(req, r.approval_id, decision, None)
 
-    def _req_AnswerQuestion(self, req: ClientRequest, r: m.AnswerQuestion) -> None:
+    @answers(m.AnswerQuestion)
+    def _answer_question(self, req: ClientRequest) -> None:
+        r: m.AnswerQuestion = req.request
+        approval = self.core.approval(r.approval_id)
+        if approval is not None and approval.type not in QUESTION_TYPES:
+            raise ProtocolError(ErrorCode.WRONG_VERB,
+                                f"approval {r.approval_id} is a {approval.type} approval, not a "
+                                "question: approve or deny it (approve_tool)")
         self._decide(req, r.approval_id, "answered", r.answers)
 
-    def _req_RenameSession(self, req: ClientRequest, r: m.RenameSession) -> None:
-        self.core.rename(r.name)
+    @answers(m.RenameSession)
+    def _rename(self, req: ClientRequest) -> m.Ack:
+        name = req.request.name
+        self.core.rename(name)
         if self.connector is not None:
-            self.connector.rename(None, r.name)
-        self._reply(req, m.Ack(session_id=self.session_id))
+            self.connector.rename(None, name)
+        return m.Ack(session_id=self.session_id)
 
-    def _req_UpdateSessionConfig(self, req: ClientRequest, r: m.UpdateSessionConfig) -> None:
+    @answers(m.UpdateSessionConfig)
+    def _configure(self, req: ClientRequest) -> m.Ack:
+        r: m.UpdateSessionConfig = req.request
         self.core.configure(approval_policy=r.approval_policy, sandbox_mode=r.sandbox_mode,
                             model=r.model)
         if self.connector is not None:
             self.connector.set_config(None, approval_policy=r.approval_policy,
                                       sandbox_mode=r.sandbox_mode, model=r.model)
-        self._reply(req, m.Ack(session_id=self.session_id))
+        return m.Ack(session_id=self.session_id)
 
-    def _req_EndSession(self, req: ClientRequest, r: m.EndSession) -> None:
+    @answers(m.EndSession)
+    def _end(self, req: ClientRequest) -> m.Ack:
         if self.connector is not None:
             self.connector.stop()
             self.connector = None
         self.core.end("user_requested")
-        self._reply(req, m.Ack(session_id=self.session_id))
+        return m.Ack(session_id=self.session_id)
 
-    def _req_ResumeSession(self, req: ClientRequest, r: m.ResumeSession) -> None:
+    @answers(m.ResumeSession)
+    def _resume(self, req: ClientRequest) -> m.SessionSnapshot:
         if self.connector_factory is None:
-            raise ConnectorError(str(ErrorCode.INVALID_STATE), "passive sessions cannot be resumed")
+            raise ProtocolError(ErrorCode.INVALID_STATE, "passive sessions cannot be resumed")
         if self.state.status == "ended":
             self.core.handle(be.BackendRecovered("resumed by user"))
         if self.connector is None:
             self._start_connector(resume=self.state.thread_id is not None)
-        self._reply(req, self._snapshot(r.id))
+        return self._snapshot()

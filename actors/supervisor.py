@@ -1,7 +1,10 @@
 """SupervisorActor: spawns, routes to, restarts and stops the session actors.
 
-It owns the map session id -> actor (no one else holds it) and is the only
-place requests are routed to sessions. A session actor that crashes is
+It owns the map session id -> actor (no one else holds it) and is where every
+request the gateway does not answer itself is routed, by the scope the request
+declares: its own (``create_session``), a session's actor, a provider by name,
+the watcher or the persistence actor. It knows no provider by name: providers
+come from the registry (``actors/providers.py``). A session actor that crashes is
 restarted from its persisted state under a restart policy (backoff, and a
 limit of ``restart_max`` crashes per ``restart_window_s``); other sessions keep
 running. On start it restores every session from the database.
@@ -20,10 +23,8 @@ import zmq
 
 from actors.messages import (
     AttachWatcher,
-    ClientRequest,
-    CodexReportReady,
-    ModelsReady,
-    ReplyMessages,
+    ProviderAnswer,
+    RestartNow,
     RolloutBatch,
     RolloutIdle,
     RouteAnswer,
@@ -32,15 +33,14 @@ from actors.messages import (
     ThreadOwned,
 )
 from actors.session import SessionActor
-from orbitdock.session.approvals import approval_session
 from orbitdock.config import Config
-from orbitdock.connectors.base import Connector
-from orbitdock.connectors.scripted import ScriptedConnector
+from orbitdock.connectors.base import Connector, Provider
 from orbitdock.protocol import messages as m
-from orbitdock.protocol.errors import ErrorCode
-from orbitdock.protocol.models import PROVIDERS, SessionState
-from orbitdock.session.restart_policy import RestartPolicy
+from orbitdock.protocol.errors import ErrorCode, ProtocolError
+from orbitdock.protocol.models import SessionState
+from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers, target_session
 from orbitdock.session.display import display_name_of
+from orbitdock.session.restart_policy import RestartPolicy
 from orbitdock.store.queries import LAST_APPROVAL
 from orbitdock.store.rows import state_from_row
 from orbitdock.transport import Outlet
@@ -52,18 +52,16 @@ ConnectorFactory = Callable[[SessionState], Connector]
 
 class SupervisorActor(pykka.ThreadingActor):
     def __init__(self, config: Config, *, ctx: zmq.Context, inproc_endpoint: str, epoch: str,
-                 persistence: pykka.ActorRef, codex_factory: Callable[..., Connector] | None = None,
-                 models_provider: Callable[..., Any] | None = None,
-                 codex_status_provider: Callable[..., Any] | None = None):
+                 persistence: pykka.ActorRef, providers: dict[str, Provider] | None = None,
+                 registered: tuple[str, ...] = ()):
         super().__init__()
         self.cfg = config
         self.ctx = ctx
         self.inproc_endpoint = inproc_endpoint
         self.epoch = epoch
         self.persistence = persistence
-        self.codex_factory = codex_factory
-        self.models_provider = models_provider
-        self.codex_status_provider = codex_status_provider
+        self.providers = dict(providers or {})
+        self.registered = tuple(registered) or tuple(self.providers)  # known, maybe not up
         self.sessions: dict[str, pykka.ActorRef] = {}
         self.owned_threads: dict[str, str] = {}  # codex thread id -> direct session id
         # Sessions between a crash and their restart: messages for them wait here.
@@ -79,6 +77,13 @@ class SupervisorActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
+        self.requests = RequestTable(self, Scope.SUPERVISOR)
+        self.routes = {Scope.SUPERVISOR: self._answer, Scope.SESSION: self._to_session,
+                       Scope.PROVIDER: self._to_provider, Scope.WATCHER: self._to_watcher,
+                       Scope.PERSISTENCE: self._to_persistence}
+        unrouted = set(Scope) - {Scope.GATEWAY} - set(self.routes)
+        if unrouted:
+            raise RuntimeError(f"supervisor routes no request of scope {sorted(unrouted)}")
         self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         timeout = self.cfg.persistence.ask_timeout_s
         rows = self.persistence.proxy().load_sessions(self.cfg.sessions.restore_limit).get(timeout=timeout)
@@ -111,15 +116,10 @@ class SupervisorActor(pykka.ThreadingActor):
     # ------------------------------------------------------------ spawning
     def _connector_factory(self, state: SessionState,
                            script: list[dict] | None = None) -> ConnectorFactory | None:
-        if state.integration_mode == "passive":
+        provider = self.providers.get(state.provider)
+        if state.integration_mode == "passive" or provider is None:
             return None
-        if state.provider == "scripted":
-            wait = self.cfg.sessions.scripted_wait_timeout_s
-            return lambda st: ScriptedConnector(script=script, cwd=st.project_path or "/",
-                                                model=st.model, wait_timeout_s=wait)
-        if state.provider == "codex" and self.codex_factory is not None:
-            return lambda st: self.codex_factory(st)
-        return None
+        return lambda st: provider.connector(st, script=script)
 
     def _spawn(self, state: SessionState, *, restored: bool, script: list[dict] | None = None,
                pending_request: ClientRequest | None = None,
@@ -141,12 +141,15 @@ class SupervisorActor(pykka.ThreadingActor):
             # The supervisor must outlive any one bad message.
             logger.exception("supervisor: failed handling %s", type(message).__name__)
             if isinstance(message, ClientRequest):
-                self._error(message, ErrorCode.INTERNAL, "internal error in the supervisor")
+                self.outlet.refuse(message, ErrorCode.INTERNAL, "internal error in the supervisor")
             return None
 
     def _receive(self, message: Any) -> Any:
         if isinstance(message, ClientRequest):
-            self._route(message)
+            try:
+                self.routes[message.request.scope](message)
+            except ProtocolError as exc:
+                self.outlet.refuse_with(message, exc)
         elif isinstance(message, RolloutBatch):
             self._rollout(message)
         elif isinstance(message, RolloutIdle):
@@ -157,16 +160,10 @@ class SupervisorActor(pykka.ThreadingActor):
             self._restart(message)
         elif isinstance(message, RouteRequest):
             self._answer_route(message)
-        elif isinstance(message, tuple) and message and message[0] == "restart_now":
-            self._restart_now(message[1])
-        elif isinstance(message, ModelsReady):
-            if message.models is None:
-                self._error(message.request, ErrorCode.BACKEND_ERROR,
-                            f"model/list failed: {message.error}")
-            else:
-                self._reply(message.request, m.ModelsList(models=message.models))
-        elif isinstance(message, CodexReportReady):
-            self._reply(message.request, m.CodexStatus(report=message.report))
+        elif isinstance(message, RestartNow):
+            self._restart_now(message.session_id)
+        elif isinstance(message, ProviderAnswer):
+            self.outlet.answer(message.request, message.reply)
         elif isinstance(message, AttachWatcher):
             self.watcher = message.watcher
         elif isinstance(message, ThreadOwned):
@@ -175,63 +172,66 @@ class SupervisorActor(pykka.ThreadingActor):
             return len(self.sessions)
         return None
 
-    def _reply(self, req: ClientRequest, reply: m.Reply) -> None:
-        reply.id = req.request.id
-        self.outlet.reply(req.identity, reply)
+    # ------------------------------------------------------------ routes, by scope
+    def _answer(self, req: ClientRequest) -> None:
+        reply = self.requests.handler(req.request)(req)
+        if reply is not None:
+            self.outlet.answer(req, reply)
 
-    def _error(self, req: ClientRequest, code: ErrorCode, text: str,
-               session_id: str | None = None) -> None:
-        self._reply(req, m.Error(code=str(code), message=text, session_id=session_id))
+    def _to_provider(self, req: ClientRequest) -> None:
+        name = req.request.provider
+        provider = self.providers.get(name)
+        if provider is None:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, f"{name} is not available in this daemon"
+                                f" (available: {', '.join(self.providers) or 'none'})")
+        actor = self.actor_ref
+        # ``done`` may run on any thread (a codex reader, the pool): it only tells this actor.
+        provider.answer(req, lambda reply: actor.tell(ProviderAnswer(req, reply)))
 
-    def _route(self, req: ClientRequest) -> None:
-        r = req.request
-        if isinstance(r, m.CreateSession):
-            self._create(req, r)
-            return
-        if isinstance(r, m.ListModels):
-            self._list_models(req, r)
-            return
-        if isinstance(r, m.GetCodexStatus):
-            self._codex_status(req)
-            return
-        if r.scope == "watcher":
-            if self.watcher is None or not self.watcher.is_alive():
-                self._error(req, ErrorCode.UNAVAILABLE,
-                            "the rollout watcher is not running (disabled, or --no-watcher)")
-            else:
-                self.watcher.tell(req)
-            return
-        if isinstance(r, m.GetMessages):
-            session_id = r.session_id
-        else:
-            session_id = getattr(r, "session_id", None)
-            if session_id is None and hasattr(r, "approval_id"):
-                session_id = approval_session(r.approval_id)
+    def _to_watcher(self, req: ClientRequest) -> None:
+        if self.watcher is None or not self.watcher.is_alive():
+            raise ProtocolError(ErrorCode.UNAVAILABLE,
+                                "the rollout watcher is not running (disabled, or --no-watcher)")
+        self.watcher.tell(req)
+
+    def _to_persistence(self, req: ClientRequest) -> None:
+        """History pages come from the database; the session must exist (live or not)."""
+        session_id = target_session(req.request)
+        if self._known(req, session_id):
+            self.persistence.tell(req)
+
+    def _to_session(self, req: ClientRequest) -> None:
+        session_id = target_session(req.request)
+        if self._known(req, session_id):
+            self._tell_or_hold(session_id, self.sessions.get(session_id), req)
+
+    def _known(self, req: ClientRequest, session_id: str | None) -> bool:
+        """Whether the session exists; refuses the request when it does not."""
         if session_id in self.failed:
             self._refuse(session_id, req)
-            return
-        ref = self.sessions.get(session_id or "")
-        if ref is None and session_id not in self.restarting:
-            what = f"approval {r.approval_id}" if hasattr(r, "approval_id") else "session"
-            self._error(req, ErrorCode.NOT_FOUND, f"no such {what}: {session_id}", session_id)
-            return
-        if isinstance(r, m.GetMessages):
-            self.persistence.tell(ReplyMessages(req))
-            return
-        self._tell_or_hold(session_id, ref, req)
+            return False
+        if session_id in self.sessions or session_id in self.restarting:
+            return True
+        approval_id = getattr(req.request, "approval_id", None)
+        what = f"approval {approval_id}" if approval_id else "session"
+        self.outlet.refuse(req, ErrorCode.NOT_FOUND, f"no such {what}: {session_id}", session_id)
+        return False
 
-    def _create(self, req: ClientRequest, r: m.CreateSession) -> None:
-        if r.provider not in PROVIDERS:
-            self._error(req, ErrorCode.INVALID_FIELD,
-                        f"unknown provider {r.provider!r}; expected one of {', '.join(PROVIDERS)}")
-            return
-        if r.provider == "codex" and self.codex_factory is None:
-            self._error(req, ErrorCode.UNAVAILABLE, "codex is not available in this daemon")
-            return
-        if r.provider == "claude":
-            self._error(req, ErrorCode.UNAVAILABLE,
-                        "claude sessions cannot be created by orbitdock yet")
-            return
+    @answers(m.CreateSession)
+    def _create(self, req: ClientRequest) -> None:
+        r: m.CreateSession = req.request
+        provider = self.providers.get(r.provider)
+        if provider is None and r.provider in self.registered:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, f"{r.provider} is not available in this "
+                                "daemon (the log says why)")
+        if provider is None:
+            raise ProtocolError(ErrorCode.INVALID_ARGUMENT,
+                                f"provider: unknown {r.provider!r}; expected one of "
+                                f"{', '.join(self.registered)}")
+        if not provider.creatable:
+            raise ProtocolError(ErrorCode.UNAVAILABLE,
+                                f"{r.provider} sessions cannot be created by orbitdock yet")
+        provider.check_create(r)
         now = time.time()
         state = SessionState(
             id=f"od-{uuid.uuid4()}", provider=r.provider, project_path=r.cwd,
@@ -240,22 +240,7 @@ class SupervisorActor(pykka.ThreadingActor):
             started_at=now, last_activity_at=now, message_limit=self.cfg.sessions.memory_messages)
         state.display_name = display_name_of(state)
         self._spawn(state, restored=False, script=r.script, pending_request=req)
-
-    def _list_models(self, req: ClientRequest, r: m.ListModels) -> None:
-        if self.models_provider is None:
-            self._error(req, ErrorCode.UNAVAILABLE, "no model catalog: codex is not available")
-            return
-        actor = self.actor_ref
-        # The callback runs on a codex reader thread: it only tells this actor.
-        self.models_provider(lambda models, error: actor.tell(ModelsReady(req, models, error)))
-
-    def _codex_status(self, req: ClientRequest) -> None:
-        if self.codex_status_provider is None:
-            self._error(req, ErrorCode.UNAVAILABLE, "codex is not available in this daemon")
-            return
-        actor = self.actor_ref
-        # The callback runs on the pool's thread: it only tells this actor.
-        self.codex_status_provider(lambda report: actor.tell(CodexReportReady(req, report)))
+        return None  # the new session's actor answers with its snapshot
 
     def _deliver(self, session_id: str, message: Any) -> None:
         """Send to a session, or hold it while the session is being restarted."""
@@ -265,8 +250,8 @@ class SupervisorActor(pykka.ThreadingActor):
         ref = self.sessions.get(session_id)
         if ref is None and session_id not in self.restarting:
             if isinstance(message, ClientRequest):
-                self._error(message, ErrorCode.NOT_FOUND, f"no such session: {session_id}",
-                            session_id)
+                self.outlet.refuse(message, ErrorCode.NOT_FOUND,
+                                   f"no such session: {session_id}", session_id)
             return
         self._tell_or_hold(session_id, ref, message)
 
@@ -295,7 +280,7 @@ class SupervisorActor(pykka.ThreadingActor):
             meta = batch.meta
             now = time.time()
             state = SessionState(
-                id=batch.session_id, provider="codex", integration_mode="passive",
+                id=batch.session_id, provider=batch.provider, integration_mode="passive",
                 started_at=meta.started_at or now, last_activity_at=now,
                 transcript_path=batch.offset.path, thread_id=meta.thread_id,
                 message_limit=self.cfg.sessions.memory_messages)
@@ -335,7 +320,7 @@ class SupervisorActor(pykka.ThreadingActor):
             self._restart_now(sid, disabled_reason=f"failed: crashed repeatedly ({crash.error})")
             return
         logger.warning("restarting crashed session in %.2fs", delay, extra={"session_id": sid})
-        threading.Timer(delay, self.actor_ref.tell, args=(("restart_now", sid),)).start()
+        threading.Timer(delay, self.actor_ref.tell, args=(RestartNow(sid),)).start()
 
     def _abandon(self, sid: str, error: str) -> None:
         logger.error("session actor cannot start (%s); refusing its messages until the "
@@ -348,8 +333,8 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _refuse(self, sid: str, message: Any) -> None:
         if isinstance(message, ClientRequest):
-            self._error(message, ErrorCode.INTERNAL,
-                        f"session cannot start: {self.failed[sid]}", sid)
+            self.outlet.refuse(message, ErrorCode.INTERNAL,
+                               f"session cannot start: {self.failed[sid]}", sid)
         else:
             logger.debug("dropping %s for a session that cannot start", type(message).__name__,
                          extra={"session_id": sid})

@@ -36,7 +36,7 @@ from typing import Any
 import pykka
 from watchdog.observers import Observer
 
-from actors.messages import ClientRequest, RolloutBatch, RolloutIdle, RouteAnswer, RouteRequest
+from actors.messages import RolloutBatch, RolloutIdle, RouteAnswer, RouteRequest
 from orbitdock.connectors.events import NameUpdated
 from orbitdock.protocol import messages as m
 from orbitdock.rollout.follow import FollowedFile
@@ -47,6 +47,7 @@ from orbitdock.rollout.legacy_state import LEGACY_FILE, load_legacy_offsets
 from orbitdock.rollout.reader import RolloutReader
 from orbitdock.rollout.routes import SessionRoutes
 from orbitdock.rollout.scan import INDEX_FILE, index_names, moved_twin, recent_dirs, scan
+from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers
 from orbitdock.transport import Outlet
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class WatcherActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
+        self.requests = RequestTable(self, Scope.WATCHER)
         if self.ctx is not None and self.inproc_endpoint:
             self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         offsets = self._load_offsets()
@@ -199,12 +201,15 @@ class WatcherActor(pykka.ThreadingActor):
         return None
 
     def _on_request(self, req: ClientRequest) -> None:
-        r = req.request
-        if isinstance(r, m.ImportRollouts):
-            report = self.import_rollouts(r.since)
-        else:
-            report = self.status()
-        self.outlet.reply(req.identity, m.RolloutsReport(id=r.id, report=report))
+        self.outlet.answer(req, self.requests.handler(req.request)(req))
+
+    @answers(m.RolloutsStatus)
+    def _status_report(self, req: ClientRequest) -> m.RolloutsReport:
+        return m.RolloutsReport(report=self.status())
+
+    @answers(m.ImportRollouts)
+    def _import_report(self, req: ClientRequest) -> m.RolloutsReport:
+        return m.RolloutsReport(report=self.import_rollouts(req.request.since))
 
     def _on_hint(self, path: str) -> None:
         self.counters["hints"] += 1

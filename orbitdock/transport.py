@@ -17,6 +17,8 @@ import zmq
 
 from orbitdock.protocol import codec
 from orbitdock.protocol import messages as m
+from orbitdock.protocol.errors import ErrorCode, ProtocolError
+from orbitdock.protocol.routing import ClientRequest
 from orbitdock.protocol.models import SessionSummary
 from orbitdock.protocol.topics import session_topic
 
@@ -42,6 +44,19 @@ class Outlet:
 
     def reply(self, identity: bytes, message: m.Reply) -> None:
         self._sock.send(b"R" + bytes((len(identity),)) + identity + codec.encode(message))
+
+    def answer(self, req: ClientRequest, message: m.Reply) -> None:
+        """Reply to a client's request (the reply echoes the request's id)."""
+        message.id = req.request.id
+        self.reply(req.identity, message)
+
+    def refuse(self, req: ClientRequest, code: ErrorCode, text: str,
+               session_id: str | None = None) -> None:
+        """Answer a request with a coded error."""
+        self.answer(req, m.Error(code=str(code), message=text, session_id=session_id))
+
+    def refuse_with(self, req: ClientRequest, exc: ProtocolError) -> None:
+        self.refuse(req, exc.code, exc.message, exc.session_id)
 
     def summary(self, summary: SessionSummary) -> None:
         self._sock.send(b"S" + codec.encode_struct(summary))

@@ -65,7 +65,7 @@ class Session:
 
     def send(self, text: str) -> ev.CommandResult:
         token = next(self._tokens)
-        self.connector.send_message(token, text)
+        self.connector.call("send_message", token, content=text)
         return self.result(token)
 
     def turn(self, text: str) -> ev.TurnCompleted:

@@ -85,3 +85,59 @@ def test_flood_of_bad_frames_gets_coded_errors_and_changes_nothing(daemon):
     # Rejections were logged with the raw bytes.
     logged = [json.loads(line) for line in daemon.log_lines() if "rejected frame" in line]
     assert logged and "raw" in logged[0] and "code" in logged[0]
+
+
+def _nested(depth: int) -> bytes:
+    return b"\x91" * depth + b"\x01"  # [[[...1...]]] as raw msgpack (fixarray of one)
+
+
+def _map(fields: list[tuple[str, bytes]]) -> bytes:
+    enc = msgspec.msgpack.encode
+    return bytes((0x80 | len(fields),)) + b"".join(enc(k) + v for k, v in fields)
+
+
+def test_deeply_nested_frames_in_every_position_get_answers(daemon):
+    """A frame nested past msgspec's recursion limit once killed the gateway loop."""
+    enc = msgspec.msgpack.encode
+    ctx = zmq.Context.instance()
+    raw = ctx.socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.setsockopt(zmq.RCVTIMEO, 5000)
+    raw.connect(find_daemon(daemon.config).request)
+    answered = 0
+    try:
+        for depth in (10, 100, 990, 1000, 1023, 5000, 100_000):
+            deep = _nested(depth)
+            for fields in (
+                [("v", deep), ("type", enc("get_status")), ("id", enc("n"))],
+                [("v", enc(1)), ("type", deep), ("id", enc("n"))],
+                [("v", enc(1)), ("type", enc("get_status")), ("id", deep)],
+                [("v", enc(1)), ("type", enc("get_status")), ("id", enc("n")), ("x", deep)],
+                [("v", enc(1)), ("type", enc("send_message")), ("id", enc("n")),
+                 ("session_id", enc("od-x")), ("content", deep)],
+                [("v", enc(1)), ("type", enc("create_session")), ("id", enc("n")),
+                 ("provider", enc("scripted")), ("cwd", enc("/")), ("script", deep)],
+            ):
+                raw.send(_map(fields))
+                reply = msgspec.msgpack.decode(raw.recv())  # an answer, whatever it is
+                answered += 1
+                assert reply["type"] in ("error", "server_status", "session_snapshot"), reply
+    finally:
+        raw.close(linger=0)
+    assert answered == 42
+    assert daemon.client().request(m.GetStatus()).pid > 0  # still answering
+
+
+def test_error_reply_echoes_the_id_when_the_version_is_mistyped(daemon):
+    ctx = zmq.Context.instance()
+    raw = ctx.socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.setsockopt(zmq.RCVTIMEO, 5000)
+    raw.connect(find_daemon(daemon.config).request)
+    try:
+        for version in ("1", None, [1]):
+            raw.send(msgspec.msgpack.encode({"v": version, "type": "get_status", "id": "keep"}))
+            reply = msgspec.msgpack.decode(raw.recv())
+            assert reply["type"] == "error" and reply["id"] == "keep", reply
+    finally:
+        raw.close(linger=0)

@@ -160,11 +160,11 @@ def test_interrupt_held_turn(pool, sim, workspace):
     session = Session(pool, workspace)
     session.start()
     token = 99
-    session.connector.interrupt(token)
+    session.connector.call("interrupt", token)
     assert session.result(token).error_code == "invalid_state"  # nothing to interrupt yet
     assert session.send("take your time").ok
     session.wait(ev.AgentMessageDelta)  # the stream is now parked mid-turn
-    session.connector.interrupt(token := 100)
+    session.connector.call("interrupt", token := 100)
     assert session.result(token).ok
     assert session.wait(ev.TurnCompleted).status == "interrupted"
     sim.release()
@@ -178,7 +178,7 @@ def test_steer_reaches_the_model(pool, sim, workspace):
     session.start()
     turn_id = session.send("long job").result["turn_id"]
     session.wait(ev.AgentMessageDelta)
-    session.connector.steer(8, "STEER-42 change course")
+    session.connector.call("steer", 8, content="STEER-42 change course")
     assert session.result(8).result == {"turn_id": turn_id}
     sim.release()
     done = session.wait(ev.TurnCompleted)
@@ -273,7 +273,7 @@ def test_restarted_session_resumes_in_place(pool, sim, workspace):
     assert third.start(resume_thread_id=thread_id).thread_id == thread_id
     assert third.turn("three").status == "completed"
     assert not second.since(ev.TurnStarted)[1:] and len(pool.ask(Describe(), timeout=5)) == 1
-    second.connector.send_message(9, "stale")
+    second.connector.call("send_message", 9, content="stale")
     assert second.result(9).error_code == "invalid_state"
 
 
@@ -287,7 +287,7 @@ def test_sessions_share_a_process_and_stay_isolated(pool, sim, workspace):
     (proc,) = pool.ask(Describe(), timeout=5)
     assert proc["load"] == 3
     for n, s in sessions.items():
-        s.connector.send_message(1, f"ping-{n}")
+        s.connector.call("send_message", 1, content=f"ping-{n}")
     for n, s in sessions.items():
         s.wait(ev.TurnCompleted)
         texts = [m.text for m in s.since(ev.AgentMessage)]
@@ -304,7 +304,7 @@ def test_resume_unknown_thread_is_fatal_with_codex_text(pool, workspace):
                             resume_thread_id="01a20000-0000-7000-8000-000000000000")
     lost = session.wait(ev.BackendLost)
     assert lost.fatal and "thread/resume" in lost.reason and len(lost.reason) > 30
-    session.connector.send_message(3, "hello?")
+    session.connector.call("send_message", 3, content="hello?")
     assert not session.result(3).ok
 
 

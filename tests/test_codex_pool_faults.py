@@ -89,7 +89,7 @@ def test_unstartable_codex_fails_sessions_and_models(base_dir):
     try:
         session = Session(pool, base_dir)
         session.connector.start(session.events.put)
-        session.connector.send_message(1, "hello")
+        session.connector.call("send_message", 1, content="hello")
         lost = session.wait(ev.BackendLost)
         assert lost.fatal and "code 2" in lost.reason and "broken install" in lost.reason
         assert session.result(1).ok is False
@@ -121,7 +121,7 @@ def test_lost_process_keeps_acknowledged_prompts_and_resumes_concurrently(base_d
                    first: "ECHO-FIRST prompt"}
         turn_ids = {s: s.send(text).result["turn_id"] for s, text in prompts.items()}
         started.wait(ev.TurnStarted)
-        started.connector.steer(50, "steer that codex acknowledged")
+        started.connector.call("steer", 50, content="steer that codex acknowledged")
         assert started.result(50).ok
         echoed.wait(ev.UserMessage)
         assert first.since(ev.UserMessage)  # echoed before the answer send() waited for
@@ -170,8 +170,8 @@ def test_resumed_sessions_work_waits_for_the_other_resumes(base_dir, hold_s):
         (proc,) = pool.ask(Describe(), timeout=5)
         os.kill(proc["pid"], signal.SIGKILL)
         first.wait(ev.BackendRecovered)
-        first.connector.send_message("after", "after recovery")
-        first.connector.steer("steer", "and a steer")  # held behind it, in order
+        first.connector.call("send_message", "after", content="after recovery")
+        first.connector.call("steer", "steer", content="and a steer")  # held behind it, in order
         if hold_s == WAIT_S:
             with pytest.raises(AssertionError, match="no CommandResult"):
                 first.wait(ev.CommandResult, timeout=0.5)  # the second is still resuming

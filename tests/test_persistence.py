@@ -24,7 +24,7 @@ import zmq
 
 from actors.messages import (
     ClientRequest, CountMessages, Flush, GetConfigValue, LoadMessages, LoadPendingApprovals,
-    LoadSession, ReplyMessages, Stats, Tick,
+    LoadSession, Stats, Tick,
 )
 from actors.persistence import PersistenceActor
 from orbitdock.config import Config
@@ -319,7 +319,7 @@ def test_get_messages_is_answered_through_the_gateway_outlet(tmp_path):
         for seq in range(1, 6):
             ref.tell(msg(seq))
         request = pm.GetMessages(id="r1", session_id=SID, limit=2, before_seq=5)
-        ref.tell(ReplyMessages(ClientRequest(identity=b"client-7", request=request)))
+        ref.tell(ClientRequest(identity=b"client-7", request=request))
         assert pull.poll(WAIT_S * 1000)
         frame = pull.recv()
         assert frame[:1] == b"R" and frame[2:2 + frame[1]] == b"client-7"

@@ -19,14 +19,11 @@ from typing import Any
 
 import pykka
 
-from orbitdock.codex.pool_messages import Attach, Command, Detach, Release, ThreadBound
+from orbitdock.codex.pool_messages import Attach, Command, Detach
 from orbitdock.codex.sink import SinkOp, ThreadSink
 from orbitdock.config import CodexConfig
 from orbitdock.connectors.base import Connector, ConnectorError, Emit
-
-# The pool messages and the sink used to live here; importers may still look for them.
-__all__ = ["Attach", "CodexConnector", "Command", "Detach", "Release", "SinkOp",
-           "ThreadBound", "ThreadSink"]
+from orbitdock.protocol.errors import ErrorCode
 
 
 class CodexConnector(Connector):
@@ -46,22 +43,22 @@ class CodexConnector(Connector):
         self._config = config or CodexConfig()
         self._sink: ThreadSink | None = None
 
-    def start(self, emit: Emit, *, resume_thread_id: str | None = None) -> None:
+    def start(self, emit: Emit, *, resume_thread_id: str | None = None,
+              fork_thread_id: str | None = None) -> None:
         if self._sink is not None:
-            raise ConnectorError("invalid_state", "codex connector already started")
+            raise ConnectorError(ErrorCode.INVALID_STATE, "codex connector already started")
         self._sink = ThreadSink(emit, **self._settings,
                                 resume_thread_id=resume_thread_id or self._resume_thread_id,
+                                fork_thread_id=fork_thread_id,
                                 config=self._config, pool=self._pool, session_id=self._session_id)
         self._tell(Attach(self._sink))
 
-    def send_message(self, token: Any, text: str) -> None:
-        self._op("send_message", token, text=text)
-
-    def steer(self, token: Any, text: str) -> None:
-        self._op("steer", token, text=text)
-
-    def interrupt(self, token: Any) -> None:
-        self._op("interrupt", token)
+    def call(self, operation: str, token: Any, **fields: Any) -> None:
+        """Any operation the sink has a ``cmd_<operation>`` for runs there, on the reader
+        thread of the process hosting the session."""
+        if not callable(getattr(ThreadSink, f"cmd_{operation}", None)):
+            raise ConnectorError(ErrorCode.UNSUPPORTED, f"codex sessions do not support {operation}")
+        self._op(operation, token, **fields)
 
     def respond(self, token: Any, key: Any, *, decision: str | None,
                 answers: dict[str, list[str]] | None) -> None:
@@ -84,11 +81,11 @@ class CodexConnector(Connector):
 
     def _op(self, command: str, token: Any, /, **kwargs: Any) -> None:
         if self._sink is None:
-            raise ConnectorError("invalid_state", "codex connector not started")
+            raise ConnectorError(ErrorCode.INVALID_STATE, "codex connector not started")
         self._tell(Command(SinkOp(self._sink, command, token, kwargs)))
 
     def _tell(self, message: Any) -> None:
         try:
             self._pool.tell(message)
         except pykka.ActorDeadError as exc:
-            raise ConnectorError("unavailable", "the codex pool is not running") from exc
+            raise ConnectorError(ErrorCode.UNAVAILABLE, "the codex pool is not running") from exc

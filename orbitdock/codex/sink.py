@@ -56,11 +56,13 @@ class ThreadSink:
 
     def __init__(self, emit: Emit, *, cwd: str, model: str | None, approval_policy: str | None,
                  sandbox_mode: str | None, resume_thread_id: str | None, config: CodexConfig,
-                 pool: pykka.ActorRef | None, session_id: str | None = None):
+                 pool: pykka.ActorRef | None, session_id: str | None = None,
+                 fork_thread_id: str | None = None):
         self._emit_fn = emit
         self.cwd, self.model = cwd, model
         self.approval_policy, self.sandbox_mode = approval_policy, sandbox_mode
         self.thread_id = resume_thread_id  # read by the pool only while it owns the sink
+        self._fork_from = fork_thread_id  # a new thread continuing this one's conversation
         self.state = "new"  # new | starting | resuming | ready | failed | stopped
         self._config, self._pool = config, pool
         self.session_id = session_id  # orbitdock's id, for the pool's report
@@ -93,9 +95,14 @@ class ThreadSink:
     def _start_thread(self, ctx: AppServerProcess, *, recovering: bool) -> None:
         self.state = "starting"
         asked_at = time.monotonic()  # the logged time includes any wait for a set-up slot
-        ctx.request("thread/start", _compact({
-            "cwd": self.cwd, "model": self.model, "approvalPolicy": self.approval_policy,
-            "sandbox": self.sandbox_mode}),
+        if self._fork_from and not recovering:
+            # excludeTurns: the fork's history is orbitdock's copy; codex only warns otherwise.
+            method, params = "thread/fork", {"threadId": self._fork_from, "excludeTurns": True}
+        else:
+            method, params = "thread/start", _compact({
+                "cwd": self.cwd, "model": self.model, "approvalPolicy": self.approval_policy,
+                "sandbox": self.sandbox_mode})
+        ctx.request(method, params,
             lambda result, error: self._on_started(result, error, recovering, asked_at))
 
     def recover(self, ctx: AppServerProcess) -> None:
@@ -125,8 +132,10 @@ class ThreadSink:
         if self.state != "starting":
             return
         if error is not None:
-            self._fatal(f"thread/start failed: {error.message}")
+            verb = "thread/fork" if self._fork_from else "thread/start"
+            self._fatal(f"{verb} failed: {error.message}")
             return
+        self._fork_from = None  # from now on a plain thread: resumed, never forked again
         started = mapping.thread_started(result or {}, fallback_cwd=self.cwd)
         logger.info("thread %s started on %s in %.2fs", started.thread_id, self._ctx,
                     time.monotonic() - asked_at, extra=self._log_extra)
@@ -315,12 +324,13 @@ class ThreadSink:
             done(result, error)
         return callback
 
-    def cmd_send_message(self, ctx: AppServerProcess, op: SinkOp, text: str) -> None:
-        ctx.request("turn/start", self._turn_params(text),
-                    self._prompt_done(op, self._prompts.sent(text),
+    def cmd_send_message(self, ctx: AppServerProcess, op: SinkOp, content: str) -> None:
+        ctx.request("turn/start", self._turn_params(content),
+                    self._prompt_done(op, self._prompts.sent(content),
                                       lambda r: (r.get("turn") or {}).get("id")))
 
-    def cmd_steer(self, ctx: AppServerProcess, op: SinkOp, text: str) -> None:
+    def cmd_steer(self, ctx: AppServerProcess, op: SinkOp, content: str) -> None:
+        text = content
         if not self._mapper.turn_id:  # the turn just ended: the text starts the next one
             self.cmd_send_message(ctx, op, text)
             return

@@ -1,7 +1,12 @@
-"""The small interface a session actor uses to drive its backend.
+"""What a provider plugs in: a ``Provider`` by name, and a ``Connector`` per session.
 
-Threading contract: every method is called on the session actor's thread and
-must return quickly (no waiting on the backend). Results and everything the
+A provider (``actors/providers.py`` lists them by name) supplies the connector for
+a session — started new, resumed from a backend thread, or forked from another
+thread — checks a ``create_session`` before anything is created, and answers the
+provider-scope requests it marks with ``@answers`` (models, backend status).
+
+Connector threading contract: every method is called on the session actor's thread
+and must return quickly (no waiting on the backend). Results and everything the
 backend does arrive later through ``emit`` — a thread-safe callable that hands
 the event to the session actor's inbox. Commands that complete (or fail)
 asynchronously report a ``CommandResult`` carrying the ``token`` they were given.
@@ -13,34 +18,39 @@ import abc
 from typing import Any, Callable
 
 from orbitdock.connectors.events import BackendEvent
+from orbitdock.protocol import messages as m
+from orbitdock.protocol.errors import ErrorCode, ProtocolError
+from orbitdock.protocol.models import SessionState
+from orbitdock.protocol.routing import ClientRequest
 
 Emit = Callable[[BackendEvent], None]
+Done = Callable[[m.Reply], None]  # hands a provider's reply back; callable from any thread
 
 
-class ConnectorError(Exception):
+class ConnectorError(ProtocolError):
     """Raised synchronously when a command cannot even be attempted."""
 
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    def __init__(self, code: ErrorCode | str, message: str):
+        super().__init__(ErrorCode(code), message)
 
 
 class Connector(abc.ABC):
     provider: str = "abstract"
 
     @abc.abstractmethod
-    def start(self, emit: Emit, *, resume_thread_id: str | None = None) -> None:
-        """Create the backend thread, or resume ``resume_thread_id`` with its context."""
+    def start(self, emit: Emit, *, resume_thread_id: str | None = None,
+              fork_thread_id: str | None = None) -> None:
+        """Create the backend thread; or resume ``resume_thread_id`` with its context; or
+        start a new thread that continues ``fork_thread_id``'s conversation (a fork)."""
 
-    @abc.abstractmethod
-    def send_message(self, token: Any, text: str) -> None: ...
-
-    def steer(self, token: Any, text: str) -> None:
-        raise ConnectorError("invalid_state", f"{self.provider} sessions cannot be steered")
-
-    @abc.abstractmethod
-    def interrupt(self, token: Any) -> None: ...
+    def call(self, operation: str, token: Any, **fields: Any) -> None:
+        """Run a session request the provider forwards as it is (``Request.forward``):
+        the connector's method named ``operation`` gets the request's fields."""
+        method = getattr(self, operation, None)
+        if not callable(method):
+            raise ConnectorError(ErrorCode.UNSUPPORTED,
+                                 f"{self.provider} sessions do not support {operation}")
+        method(token, **fields)
 
     @abc.abstractmethod
     def respond(self, token: Any, key: Any, *, decision: str | None,
@@ -62,3 +72,32 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def stop(self) -> None:
         """Release the backend (thread unsubscribed / process returned to the pool)."""
+
+
+class Provider(abc.ABC):
+    """One kind of backend, looked up by ``name``; see the module docstring."""
+
+    name: str = "abstract"
+    creatable: bool = True  # orbitdock can create its sessions (not only watch them)
+
+    @abc.abstractmethod
+    def connector(self, state: SessionState, *,
+                  script: list[dict[str, Any]] | None = None) -> Connector:
+        """A new connector for ``state`` (not started)."""
+
+    def check_create(self, request: m.CreateSession) -> None:
+        """Refuse a create the backend would refuse, before any session exists
+        (raise ``ProtocolError``, usually ``invalid_argument`` naming the field)."""
+
+    def answer(self, req: ClientRequest, done: Done) -> None:
+        """Answer a provider-scope request: its ``@answers`` method gets ``(req, done)``
+        and calls ``done(reply)`` (from any thread) or raises ``ProtocolError``."""
+        for name in dir(type(self)):
+            if type(req.request) in getattr(getattr(type(self), name), "__answers__", ()):
+                getattr(self, name)(req, done)
+                return
+        raise ProtocolError(ErrorCode.UNSUPPORTED,
+                            f"provider {self.name} does not answer {req.request.__struct_config__.tag}")
+
+    def stop(self) -> None:
+        """Release what the provider started (processes, actors)."""

@@ -27,7 +27,9 @@ import uuid
 from typing import Any
 
 from orbitdock.connectors import events as be
-from orbitdock.connectors.base import Connector, ConnectorError, Emit
+from orbitdock.connectors.base import Connector, ConnectorError, Emit, Provider
+from orbitdock.protocol.errors import ErrorCode
+from orbitdock.protocol.models import SessionState
 
 DEFAULT_CHUNK = 8  # characters per streamed delta for text replies
 
@@ -48,17 +50,22 @@ class ScriptedConnector(Connector):
         self._life = uuid.uuid4().hex
         self._turn_numbers = itertools.count(1)
 
-    def start(self, emit: Emit, *, resume_thread_id: str | None = None) -> None:
+    def start(self, emit: Emit, *, resume_thread_id: str | None = None,
+              fork_thread_id: str | None = None) -> None:
+        if fork_thread_id is not None:
+            raise ConnectorError(ErrorCode.UNSUPPORTED, "scripted sessions cannot be forked")
         self._emit = emit
         emit(be.ThreadStarted(thread_id=resume_thread_id or f"scripted-{uuid.uuid4()}",
                               model=self._model, cwd=self._cwd))
 
-    def send_message(self, token: Any, text: str) -> None:
+    def send_message(self, token: Any, content: str) -> None:
+        text = content
         if text.strip() == "/crash":
             # Simulates a connector bug (not a refusal): exercises actor crash + restart.
             raise RuntimeError("scripted connector crashed on purpose (/crash)")
         if self._turn is not None and self._turn.is_alive():
-            raise ConnectorError("invalid_state", "a turn is already running; interrupt it first")
+            raise ConnectorError(ErrorCode.INVALID_STATE,
+                                 "a turn is already running; interrupt it first")
         reply = self._script.pop(0) if self._script else _directive(text)
         turn_id = f"turn-{next(self._turn_numbers)}-{self._life}"
         self._turn = _Turn(self._emit, turn_id, text, reply, self._wait_timeout_s)
@@ -67,7 +74,7 @@ class ScriptedConnector(Connector):
 
     def interrupt(self, token: Any) -> None:
         if self._turn is None or not self._turn.is_alive():
-            raise ConnectorError("invalid_state", "no running turn to interrupt")
+            raise ConnectorError(ErrorCode.INVALID_STATE, "no running turn to interrupt")
         self._turn.interrupted.set()
         self._turn.answered.set()
         self._emit(be.CommandResult(token, True))
@@ -76,7 +83,8 @@ class ScriptedConnector(Connector):
                 answers: dict[str, list[str]] | None) -> None:
         turn = self._turn
         if turn is None or turn.pending_key != key:
-            raise ConnectorError("stale_approval", "the backend no longer waits on this request")
+            raise ConnectorError(ErrorCode.STALE_APPROVAL,
+                                 "the backend no longer waits on this request")
         turn.decision = decision
         turn.answers = answers
         turn.answered.set()
@@ -199,3 +207,22 @@ class _Turn(threading.Thread):
         if self.interrupted.is_set():
             status = "interrupted"
         emit(be.TurnCompleted(turn, status, error))
+
+
+class ScriptedProvider(Provider):
+    """Sessions played by ``ScriptedConnector``: the demo, tests, the load tool's fast mode."""
+
+    name = "scripted"
+
+    def __init__(self, wait_timeout_s: float):
+        self._wait_timeout_s = wait_timeout_s
+
+    def connector(self, state: SessionState, *,
+                  script: list[dict[str, Any]] | None = None) -> ScriptedConnector:
+        return ScriptedConnector(script=script, cwd=state.project_path or "/", model=state.model,
+                                 wait_timeout_s=self._wait_timeout_s)
+
+
+def scripted_provider(cfg: Any, lay: Any) -> ScriptedProvider:
+    """The registry's builder (``actors/providers.py``)."""
+    return ScriptedProvider(cfg.sessions.scripted_wait_timeout_s)

@@ -21,8 +21,15 @@ class _Envelope(msgspec.Struct):
     id: str | None = None
 
 
+class _RequestId(msgspec.Struct):
+    """Only the id: readable even when the rest of the envelope is not."""
+
+    id: str | None = None
+
+
 _encoder = msgspec.msgpack.Encoder()
 _envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
+_id_decoder = msgspec.msgpack.Decoder(_RequestId)
 _request_decoders = {
     name: msgspec.msgpack.Decoder(cls) for name, cls in m.REQUESTS_BY_NAME.items()
 }
@@ -42,13 +49,28 @@ def encode_into(msg: m.Wire, buffer: bytearray, offset: int) -> None:
 def peek_id(frame: bytes) -> str | None:
     """Best-effort request id of a frame that failed to decode, so the error can echo it."""
     try:
-        return _envelope_decoder.decode(frame).id
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _id_decoder.decode(frame).id
+    except Exception:  # noqa: BLE001 - whatever the frame is, the answer is "no id"
         return None
 
 
 def decode_request(frame: bytes, max_bytes: int) -> m.Request:
-    """Decode one request frame or raise ProtocolError with the precise code."""
+    """Decode one request frame or raise ProtocolError with the precise code.
+
+    Never raises anything else: a frame msgspec cannot even walk (nested past its
+    recursion limit, say) is a ``bad_frame`` like any other garbage.
+    """
+    try:
+        return _decode_request(frame, max_bytes)
+    except ProtocolError:
+        raise
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_FRAME, "frame nested too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"undecodable frame: {exc!r}"[:200]) from None
+
+
+def _decode_request(frame: bytes, max_bytes: int) -> m.Request:
     if len(frame) > max_bytes:
         raise ProtocolError(ErrorCode.TOO_LARGE, f"frame of {len(frame)} bytes exceeds {max_bytes}")
     try:

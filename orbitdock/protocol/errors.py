@@ -10,6 +10,9 @@ class ErrorCode(enum.StrEnum):
     UNSUPPORTED_VERSION = "unsupported_version"  # envelope version we do not speak
     UNKNOWN_TYPE = "unknown_type"  # a well-formed frame naming no known request
     INVALID_FIELD = "invalid_field"  # a known request with a missing or mistyped field
+    INVALID_ARGUMENT = "invalid_argument"  # a well-typed value the daemon or backend refuses
+    WRONG_VERB = "wrong_verb"  # e.g. approve/deny on a question (answer it instead)
+    UNSUPPORTED = "unsupported"  # this provider or session has no such operation
     TOO_LARGE = "too_large"  # frame over gateway.max_frame_bytes
     NOT_FOUND = "not_found"  # unknown session or approval
     STALE_APPROVAL = "stale_approval"  # approval already resolved or withdrawn

@@ -11,7 +11,6 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-PROVIDERS = ("codex", "claude", "scripted")
 STATUSES = ("active", "ended")
 WORK_STATUSES = ("working", "waiting", "permission", "question", "reply", "ended")
 MESSAGE_TYPES = ("user", "assistant", "thinking", "tool", "tool_result", "steer", "error")
