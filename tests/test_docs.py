@@ -70,8 +70,9 @@ def test_every_log_file_is_linked_from_the_log_index():
     linked = set(MARKDOWN_LINK.findall(index))
     logs = {p.name for p in LOG_DIR.glob("*.md")} - {"README.md"}
     assert logs, "docs/log/ holds no log file"
-    assert not logs - linked, f"log files not linked from docs/log/README.md: {sorted(logs - linked)}"
-    assert not linked - logs, f"docs/log/README.md links to missing files: {sorted(linked - logs)}"
+    unlinked, missing = sorted(logs - linked), sorted(linked - logs)
+    assert not unlinked, f"log files not linked from docs/log/README.md: {unlinked}"
+    assert not missing, f"docs/log/README.md links to missing files: {missing}"
 
 
 def test_every_log_file_supports_a_claim_of_the_summary_tables():
