@@ -21,10 +21,11 @@ from orbitdock.codex.connector import CodexConnector
 from orbitdock.codex.install import CodexNotFound, check_codex
 from orbitdock.codex.pool_messages import Describe, ListModels
 from orbitdock.config import Config
-from orbitdock.connectors.base import Done, Provider
+from orbitdock.codex.mapping import APPROVAL_POLICIES, SANDBOX_POLICIES
+from orbitdock.connectors.base import Checked, Done, Provider, check_cwd, invalid
 from orbitdock.paths import Layout
 from orbitdock.protocol import messages as m
-from orbitdock.protocol.errors import ErrorCode
+from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.models import SessionState
 from orbitdock.protocol.routing import ClientRequest, answers
 
@@ -48,6 +49,44 @@ class CodexProvider(Provider):
                               approval_policy=state.approval_policy,
                               sandbox_mode=state.sandbox_mode, resume_thread_id=state.thread_id,
                               session_id=state.id, config=self.cfg.codex)
+
+    def check_create(self, request: m.CreateSession, checked: Checked) -> None:
+        error = check_cwd(request.cwd) or self.check_settings(
+            sandbox_mode=request.sandbox_mode, approval_policy=request.approval_policy)
+        if error is not None or request.model is None:
+            checked(error)
+            return
+        self.check_model(request.model, checked)
+
+    def check_config(self, *, approval_policy: str | None, sandbox_mode: str | None,
+                     model: str | None, checked: Checked) -> None:
+        error = self.check_settings(sandbox_mode=sandbox_mode, approval_policy=approval_policy)
+        if error is not None or model is None:
+            checked(error)
+            return
+        self.check_model(model, checked)
+
+    @staticmethod
+    def check_settings(*, sandbox_mode: str | None, approval_policy: str | None):  # noqa: ANN205
+        if sandbox_mode is not None and sandbox_mode not in SANDBOX_POLICIES:
+            return invalid("sandbox_mode", sandbox_mode, SANDBOX_POLICIES)
+        if approval_policy is not None and approval_policy not in APPROVAL_POLICIES:
+            return invalid("approval_policy", approval_policy, APPROVAL_POLICIES)
+        return None
+
+    def check_model(self, model: str, checked: Checked) -> None:
+        """Against the backend's own catalog (``model/list``, cached by the pool)."""
+
+        def verdict(models: Any, error: str | None) -> None:
+            if models is None:
+                checked(ProtocolError(ErrorCode.BACKEND_ERROR,
+                                      f"cannot check the model: model/list failed: {error}"))
+            elif model not in {option.id for option in models} | {o.model for o in models}:
+                checked(invalid("model", model, [option.id for option in models]))
+            else:
+                checked(None)
+
+        self.pool.tell(ListModels(reply=verdict))
 
     @answers(m.ListModels)
     def list_models(self, req: ClientRequest, done: Done) -> None:

@@ -85,6 +85,11 @@ class _HoldExpired:  # from a hold timer: post the process's held work now
 
 
 @dataclass(slots=True)
+class _ModelsFetched:  # from a reader thread: model/list answered, keep the catalog
+    models: list[ModelOption]
+
+
+@dataclass(slots=True)
 class _LoginShellChecked:  # from the login shell check's thread
     start: ShellStart
 
@@ -110,6 +115,7 @@ class CodexPoolActor(pykka.ThreadingActor):
             config.resume_hold_s, self._tell_hold_expired)  # work of resuming sessions
         self._recoveries = RecoveryStats()
         self._login_shell: ShellStart | None = None  # measured when the first process starts
+        self._models: list[ModelOption] | None = None  # model/list's catalog, once fetched
         self._stopping = False
         if nice_is_inert(config.session_nice, config.shared_session):
             logger.warning("codex.session_nice = %d has no effect between app-servers: Linux's "
@@ -140,6 +146,8 @@ class CodexPoolActor(pykka.ThreadingActor):
             self._schedule_spares()
         elif isinstance(message, ListModels):
             self._list_models(message.reply)
+        elif isinstance(message, _ModelsFetched):
+            self._models = message.models
         elif isinstance(message, Describe):
             return self._describe(message)
         elif isinstance(message, _LoginShellChecked):
@@ -346,6 +354,19 @@ class CodexPoolActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------ queries
     def _list_models(self, reply: ModelsReply, retried: bool = False) -> None:
+        if self._models is not None:  # the binary's catalog does not change while it runs
+            reply(list(self._models), None)
+            return
+        pool = self.actor_ref
+
+        def keep(models: list[ModelOption] | None, error: str | None) -> None:  # reader thread
+            if models is not None:
+                try:
+                    pool.tell(_ModelsFetched(list(models)))
+                except pykka.ActorDeadError:
+                    pass
+            reply(models, error)
+
         proc = self._book.least_busy()
         if proc is None:
             try:
@@ -353,7 +374,7 @@ class CodexPoolActor(pykka.ThreadingActor):
             except (OSError, CodexNotFound) as exc:
                 reply(None, f"cannot start codex app-server: {exc}")
                 return
-        proc.post(ModelsOp(reply, retried))
+        proc.post(ModelsOp(keep, retried))
 
     def _describe(self, message: Describe) -> list[dict[str, Any]] | None:
         if message.reply is None:

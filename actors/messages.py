@@ -88,6 +88,23 @@ class ProviderAnswer:
 
 
 @dataclass(slots=True)
+class Checked:
+    """A provider's verdict on a request's values (a create, a config change): ``error``
+    None to go ahead. Providers may answer on their own threads, so it comes by tell."""
+
+    request: ClientRequest
+    error: Any  # orbitdock.protocol.errors.ProtocolError | None
+
+
+@dataclass(slots=True)
+class SessionDiscarded:
+    """A new session's backend refused to start it: its create was answered with the
+    error and nothing of it was saved; the supervisor forgets it and stops its actor."""
+
+    session_id: str
+
+
+@dataclass(slots=True)
 class RestartNow:
     """The restart backoff of a crashed session ran out: start its successor."""
 

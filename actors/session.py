@@ -21,6 +21,8 @@ import zmq
 
 from actors.messages import (
     Backend,
+    Checked,
+    SessionDiscarded,
     RolloutBatch,
     RolloutIdle,
     SessionCrashed,
@@ -28,7 +30,7 @@ from actors.messages import (
 )
 from orbitdock.config import Config
 from orbitdock.connectors import events as be
-from orbitdock.connectors.base import Connector
+from orbitdock.connectors.base import Connector, Provider
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.models import SessionState
@@ -62,7 +64,7 @@ class SessionActor(pykka.ThreadingActor):
                  inproc_endpoint: str, persistence: pykka.ActorRef,
                  supervisor: pykka.ActorRef | None,
                  connector_factory: Callable[[SessionState], Connector] | None,
-                 epoch: str, restored: bool = False,
+                 epoch: str, restored: bool = False, provider: Provider | None = None,
                  pending_request: ClientRequest | None = None,
                  disabled_reason: str | None = None, last_approval: int = 0):
         super().__init__()
@@ -75,6 +77,7 @@ class SessionActor(pykka.ThreadingActor):
         self.persistence = persistence
         self.supervisor = supervisor
         self.connector_factory = connector_factory
+        self.provider = provider  # checks config values; shared, immutable
         self.restored = restored
         self.pending_request = pending_request
         self.disabled_reason = disabled_reason  # set when the supervisor gave up restarting
@@ -118,10 +121,12 @@ class SessionActor(pykka.ThreadingActor):
             self.core.reset_after_restart("orbitdockd restarted while this turn ran")
         elif self.state.status == "active" and self.connector_factory is not None:
             self._start_connector(resume=False)
-        self._flush()
-        if self.pending_request is not None:
+        if self.pending_request is not None and self.connector is None:
             self.outlet.answer(self.pending_request, self._snapshot())
             self.pending_request = None
+        # With a backend starting, the create is answered (and the session saved and
+        # listed) once the backend has its thread, or refused if it cannot start one.
+        self._flush()
 
     def on_stop(self) -> None:
         if self.connector is not None:
@@ -197,6 +202,8 @@ class SessionActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------ output
     def _flush(self, extra_commands: list[Any] | None = None, atomic_tail: Any = None) -> None:
+        if self.pending_request is not None:
+            return  # a new session's backend is not up yet: nothing of it exists outside
         self._unflushed = 0
         events, commands = self.core.drain()
         for event in events:
@@ -235,6 +242,12 @@ class SessionActor(pykka.ThreadingActor):
             self._on_backend(message.event, message.at or None)
         elif isinstance(message, ClientRequest):
             self._on_request(message)
+        elif isinstance(message, Checked):  # a config change, checked by the provider
+            if message.error is not None:
+                self.outlet.refuse_with(message.request, message.error)
+            else:
+                self._configure(message.request)
+                self._flush()
         elif isinstance(message, RolloutBatch):
             self._apply_rollout(message)
         elif isinstance(message, RolloutIdle):
@@ -285,6 +298,9 @@ class SessionActor(pykka.ThreadingActor):
                     self._error(req, ErrorCode(event.error_code or ErrorCode.BACKEND_ERROR),
                                 event.error_message or "backend refused the command")
             return
+        if self.pending_request is not None and isinstance(event, be.BackendLost) and event.fatal:
+            self._refuse_create(event.reason)
+            return
         self.core.handle(event, now=at)
         if isinstance(event, be.BackendLost) and event.fatal:
             self._drop_failed_connector()
@@ -294,7 +310,22 @@ class SessionActor(pykka.ThreadingActor):
             if self._backend_failed:
                 self._backend_failed = False
                 self.core.handle(be.BackendRecovered("a new backend took over"), now=at)
+            if self.pending_request is not None:  # the create is answered once its thread is
+                req, self.pending_request = self.pending_request, None
+                self._flush()
+                self.outlet.answer(req, self._snapshot())
         self._unflushed += 1  # published by on_receive (see there)
+
+    def _refuse_create(self, reason: str) -> None:
+        """A new session's backend gave up before it had a thread: refuse the create and
+        discard the session (nothing of it was saved, listed or published)."""
+        req, self.pending_request = self.pending_request, None
+        self._log.warning("backend refused the new session: %s", reason)
+        self.outlet.refuse(req, ErrorCode.BACKEND_ERROR,
+                           f"the backend refused the session: {reason}")
+        self._drop_failed_connector()
+        if self.supervisor is not None:
+            self.supervisor.tell(SessionDiscarded(self.session_id))
 
     def _on_request(self, req: ClientRequest) -> None:
         try:
@@ -383,14 +414,26 @@ class SessionActor(pykka.ThreadingActor):
         return m.Ack(session_id=self.session_id)
 
     @answers(m.UpdateSessionConfig)
-    def _configure(self, req: ClientRequest) -> m.Ack:
+    def _check_config(self, req: ClientRequest) -> None:
+        r: m.UpdateSessionConfig = req.request
+        if self.provider is None:  # a passive session: orbitdock's own view of it
+            self._configure(req)
+            self._flush()
+            return
+        actor = self.actor_ref
+        # The verdict may come from a provider's thread: it only tells this actor.
+        self.provider.check_config(approval_policy=r.approval_policy,
+                                   sandbox_mode=r.sandbox_mode, model=r.model,
+                                   checked=lambda error: actor.tell(Checked(req, error)))
+
+    def _configure(self, req: ClientRequest) -> None:
         r: m.UpdateSessionConfig = req.request
         self.core.configure(approval_policy=r.approval_policy, sandbox_mode=r.sandbox_mode,
                             model=r.model)
         if self.connector is not None:
             self.connector.set_config(None, approval_policy=r.approval_policy,
                                       sandbox_mode=r.sandbox_mode, model=r.model)
-        return m.Ack(session_id=self.session_id)
+        self.outlet.answer(req, m.Ack(session_id=self.session_id))
 
     @answers(m.EndSession)
     def _end(self, req: ClientRequest) -> m.Ack:

@@ -23,6 +23,8 @@ import zmq
 
 from actors.messages import (
     AttachWatcher,
+    Checked,
+    SessionDiscarded,
     ProviderAnswer,
     RestartNow,
     RolloutBatch,
@@ -127,7 +129,8 @@ class SupervisorActor(pykka.ThreadingActor):
         ref = SessionActor.start(
             self.cfg, state, ctx=self.ctx, inproc_endpoint=self.inproc_endpoint,
             persistence=self.persistence, supervisor=self.actor_ref,
-            connector_factory=self._connector_factory(state, script), epoch=self.epoch,
+            connector_factory=self._connector_factory(state, script),
+            provider=self.providers.get(state.provider), epoch=self.epoch,
             restored=restored, pending_request=pending_request,
             disabled_reason=disabled_reason, last_approval=last_approval)
         self.sessions[state.id] = ref
@@ -164,6 +167,12 @@ class SupervisorActor(pykka.ThreadingActor):
             self._restart_now(message.session_id)
         elif isinstance(message, ProviderAnswer):
             self.outlet.answer(message.request, message.reply)
+        elif isinstance(message, Checked):
+            self._create_checked(message.request, message.error)
+        elif isinstance(message, SessionDiscarded):
+            ref = self.sessions.pop(message.session_id, None)
+            if ref is not None:
+                ref.stop(block=False)
         elif isinstance(message, AttachWatcher):
             self.watcher = message.watcher
         elif isinstance(message, ThreadOwned):
@@ -231,7 +240,16 @@ class SupervisorActor(pykka.ThreadingActor):
         if not provider.creatable:
             raise ProtocolError(ErrorCode.UNAVAILABLE,
                                 f"{r.provider} sessions cannot be created by orbitdock yet")
-        provider.check_create(r)
+        actor = self.actor_ref
+        # The verdict may come from a provider's thread (a codex reader): it only tells.
+        provider.check_create(r, lambda error: actor.tell(Checked(req, error)))
+        return None  # the new session's actor answers with its snapshot
+
+    def _create_checked(self, req: ClientRequest, error: ProtocolError | None) -> None:
+        if error is not None:
+            self.outlet.refuse_with(req, error)
+            return
+        r: m.CreateSession = req.request
         now = time.time()
         state = SessionState(
             id=f"od-{uuid.uuid4()}", provider=r.provider, project_path=r.cwd,
@@ -240,7 +258,6 @@ class SupervisorActor(pykka.ThreadingActor):
             started_at=now, last_activity_at=now, message_limit=self.cfg.sessions.memory_messages)
         state.display_name = display_name_of(state)
         self._spawn(state, restored=False, script=r.script, pending_request=req)
-        return None  # the new session's actor answers with its snapshot
 
     def _deliver(self, session_id: str, message: Any) -> None:
         """Send to a session, or hold it while the session is being restarted."""

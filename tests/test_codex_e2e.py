@@ -20,6 +20,7 @@ from codex_daemon_env import (  # noqa: F401  (fixtures are found by name)
     wait_turn_done,
 )
 from conftest import wait_until
+from orbitdock.client import RemoteError
 from orbitdock.codex.install import find_codex
 from orbitdock.protocol import messages as m
 
@@ -203,10 +204,11 @@ sys.exit(child.wait())
 '''
 
 
-def test_a_session_whose_thread_start_timed_out_starts_again_on_the_next_prompt(
+def test_a_create_whose_thread_start_timed_out_is_refused_and_leaves_nothing(
         codex_daemon, sim, tmp_path):
-    """The backend gave up (codex never answered thread/start): the session says so, and
-    the next prompt gets a new backend instead of ``unavailable`` until a restart."""
+    """The backend gave up (codex never answered thread/start): the create is answered
+    with that error and no session exists (no zombie "waiting" session); the next create
+    works."""
     script, log = tmp_path / "drop_first_thread_start.py", tmp_path / "proxy.log"
     script.write_text(DROP_FIRST_THREAD_START)
     shim = tmp_path / "codex-proxy"
@@ -215,16 +217,62 @@ def test_a_session_whose_thread_start_timed_out_starts_again_on_the_next_prompt(
     d = codex_daemon(ORBITDOCK_CODEX__BINARY=str(shim), ORBITDOCK_CODEX__REQUEST_TIMEOUT_S="3",
                      REAL_CODEX=str(find_codex()), PROXY_LOG=str(log))
     client = d.client(timeout=10)
-    sid = create(client, codex_daemon.workspace, policy="never")
-    assert wait_until(lambda: "thread/start failed" in (state(client, sid).last_error or ""),
-                      TURN_TIMEOUT_S), state(client, sid)
-    assert state(client, sid).thread_id is None
+    with pytest.raises(RemoteError) as caught:
+        create(client, codex_daemon.workspace, policy="never")
+    assert caught.value.code == "backend_error" and "thread/start failed" in caught.value.message
+    assert client.request(m.GetStatus()).sessions == 0
+    assert client.request(m.SubscribeList()).sessions == []
 
+    sid = create(client, codex_daemon.workspace, policy="never")
     sim.set_script([{"text": "second time lucky"}])
-    before = state(client, sid).turn_count
     client.request(m.SendMessage(session_id=sid, content="are you there?"),
                    timeout=TURN_TIMEOUT_S)
-    st = wait_turn_done(client, sid, before)
+    st = wait_turn_done(client, sid, 0)
     assert st.messages[-1].content == "second time lucky"
     assert st.thread_id is not None and st.last_error is None
     assert log.read_text().splitlines().count("thread/start") == 2
+    d.stop()
+    d.start()  # nothing of the refused session comes back either
+    assert [s.id for s in d.client().request(m.SubscribeList()).sessions] == [sid]
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("model", "gpt-nope", "gpt-5.5"),
+    ("sandbox_mode", "wide-open", "workspace-write"),
+    ("approval_policy", "sometimes", "on-request"),
+    ("cwd", "/no/such/dir", "existing directory"),
+    ("cwd", "FILE", "a directory"),
+])
+def test_create_with_a_bad_value_is_refused_before_anything_exists(
+        codex_daemon, field, value, allowed):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    if value == "FILE":
+        value = str(codex_daemon.workspace / "a-file")
+        (codex_daemon.workspace / "a-file").write_text("x")
+    fields = dict(provider="codex", cwd=str(codex_daemon.workspace), model="gpt-5.5",
+                  approval_policy="never", sandbox_mode="workspace-write")
+    fields[field] = value
+    with pytest.raises(RemoteError) as caught:
+        client.request(m.CreateSession(**fields), timeout=TURN_TIMEOUT_S)
+    assert caught.value.code == "invalid_argument", caught.value
+    assert field in caught.value.message and allowed in caught.value.message
+    assert client.request(m.GetStatus()).sessions == 0
+
+
+def test_config_change_with_a_bad_value_is_refused_and_changes_nothing(codex_daemon):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace, policy="never")
+    for change in (dict(model="gpt-nope"), dict(sandbox_mode="wide-open"),
+                   dict(approval_policy="sometimes")):
+        with pytest.raises(RemoteError) as caught:
+            client.request(m.UpdateSessionConfig(session_id=sid, **change),
+                           timeout=TURN_TIMEOUT_S)
+        assert caught.value.code == "invalid_argument" and next(iter(change)) in \
+            caught.value.message
+    st = state(client, sid)
+    assert (st.model, st.sandbox_mode, st.approval_policy) == \
+        ("gpt-5.5", "workspace-write", "never")
+    client.request(m.UpdateSessionConfig(session_id=sid, approval_policy="on-request"))
+    assert state(client, sid).approval_policy == "on-request"

@@ -46,7 +46,9 @@ def test_app_server_killed_sessions_resume_and_others_stay_isolated(codex_daemon
         client.request(m.SendMessage(session_id=sid, content=f"MARK{i}"))
     for i, sid in enumerate(ids):
         assert wait_status(client, sid, "reply").messages[-1].content == f"reply {i}"
-    assert len(app_servers(d.proc.pid)) == 2
+    # The victim and the bystander's process; the pool's idle spare may have joined them
+    # (creates are answered once codex has each thread, which takes longer than its delay).
+    assert victim in app_servers(d.proc.pid) and 2 <= len(app_servers(d.proc.pid)) <= 3
     revs = {sid: state(client, sid).revision for sid in ids}
     killed_at = time.monotonic()
     os.kill(victim, signal.SIGKILL)

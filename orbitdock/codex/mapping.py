@@ -35,6 +35,8 @@ LEGACY_DECISIONS = {"accept": "approved", "acceptForSession": "approved_for_sess
                     "decline": "denied", "cancel": "abort"}
 
 # orbitdock/config sandbox mode -> the per-turn SandboxPolicy object turn/start wants
+# codex's AskForApproval values (turn/start and thread/start accept each of them).
+APPROVAL_POLICIES = ("untrusted", "on-failure", "on-request", "never")
 SANDBOX_POLICIES = {
     "read-only": {"type": "readOnly"},
     "workspace-write": {"type": "workspaceWrite"},

@@ -15,6 +15,7 @@ asynchronously report a ``CommandResult`` carrying the ``token`` they were given
 from __future__ import annotations
 
 import abc
+import os
 from typing import Any, Callable
 
 from orbitdock.connectors.events import BackendEvent
@@ -25,6 +26,7 @@ from orbitdock.protocol.routing import ClientRequest
 
 Emit = Callable[[BackendEvent], None]
 Done = Callable[[m.Reply], None]  # hands a provider's reply back; callable from any thread
+Checked = Callable[[ProtocolError | None], None]  # a create's verdict; callable from any thread
 
 
 class ConnectorError(ProtocolError):
@@ -85,9 +87,17 @@ class Provider(abc.ABC):
                   script: list[dict[str, Any]] | None = None) -> Connector:
         """A new connector for ``state`` (not started)."""
 
-    def check_create(self, request: m.CreateSession) -> None:
-        """Refuse a create the backend would refuse, before any session exists
-        (raise ``ProtocolError``, usually ``invalid_argument`` naming the field)."""
+    def check_create(self, request: m.CreateSession, checked: Checked) -> None:
+        """Refuse a create the backend would refuse, before any session exists: call
+        ``checked(None)``, or ``checked(ProtocolError)`` (usually ``invalid_argument``
+        naming the field and the allowed values), from any thread."""
+        checked(None)
+
+    def check_config(self, *, approval_policy: str | None, sandbox_mode: str | None,
+                     model: str | None, checked: Checked) -> None:
+        """As ``check_create``, for a running session's config change (fields left None
+        are unchanged)."""
+        checked(None)
 
     def answer(self, req: ClientRequest, done: Done) -> None:
         """Answer a provider-scope request: its ``@answers`` method gets ``(req, done)``
@@ -101,3 +111,22 @@ class Provider(abc.ABC):
 
     def stop(self) -> None:
         """Release what the provider started (processes, actors)."""
+
+
+def invalid(field: str, value: Any, allowed: Any) -> ProtocolError:
+    """The ``invalid_argument`` error for one field: what was given, what is allowed."""
+    if isinstance(allowed, (list, tuple, set, frozenset, dict)):
+        allowed = ", ".join(sorted(str(a) for a in allowed))
+    return ProtocolError(ErrorCode.INVALID_ARGUMENT,
+                         f"{field}: {value!r} is not allowed; expected {allowed}")
+
+
+def check_cwd(cwd: str) -> ProtocolError | None:
+    """A session's working directory must exist and be a directory."""
+    if not os.path.isabs(cwd):
+        return invalid("cwd", cwd, "an absolute path")
+    if not os.path.exists(cwd):
+        return invalid("cwd", cwd, "an existing directory (it does not exist)")
+    if not os.path.isdir(cwd):
+        return invalid("cwd", cwd, "a directory (it is a file)")
+    return None
