@@ -25,10 +25,14 @@ import zmq
 
 from orbitdock import __version__, logs
 from orbitdock.config import Config, ConfigError, load
+from orbitdock.locks import HeldLock, LockHeld, acquire
 from orbitdock.paths import Layout, layout, prepare_dirs, read_runtime_file, write_runtime_file
 from orbitdock.transport import inproc_endpoint
 
 logger = logging.getLogger("orbitdockd")
+
+EXIT_ALREADY_RUNNING = 1  # another daemon holds this data dir's lock
+EXIT_BAD_CONFIG = 2  # a config value, endpoint or flag was refused before anything started
 
 
 class Daemon:
@@ -41,6 +45,7 @@ class Daemon:
         self.extras: list[Any] = []  # things with a stop() started for the demo etc.
         self.stop_event = threading.Event()
         self.signals = 0
+        self.home_lock: HeldLock | None = None  # taken by main before anything is touched
 
     def start(self) -> None:
         from actors.gateway import GatewayActor
@@ -134,6 +139,9 @@ class Daemon:
             except OSError:
                 pass
         self.ctx.term()
+        if self.home_lock is not None:
+            self.home_lock.release()
+            self.home_lock = None
         logger.info("orbitdockd stopped")
 
     # ------------------------------------------------------------ signals
@@ -177,14 +185,19 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     lay = layout(cfg)
+    home_lock = _lock_home(lay)  # before the database, the sockets or the log are touched
     prepare_dirs(lay)
     logs.setup(cfg.logging.level, lay.log_path, cfg.logging.stderr)
+    if home_lock.previous_pid is not None:
+        logger.warning("took over the lock of a previous orbitdockd (pid %d) that is gone",
+                       home_lock.previous_pid, extra={"lock_file": str(lay.lock_file)})
     demo_env = None
     if demo:
         from actors.demo import prepare_demo
 
         demo_env = prepare_demo(cfg, lay)  # before start: it sets the codex home
     daemon = Daemon(cfg)
+    daemon.home_lock = home_lock
     if demo_env is not None:
         daemon.extras.append(demo_env)
     try:
@@ -203,6 +216,19 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
         daemon.run_forever()
     finally:
         daemon.stop()
+
+
+def _lock_home(lay: Layout) -> HeldLock:
+    """One daemon per data dir: a second one would restore the same sessions, take over
+    the sockets and, on exit, remove the first one's runtime file."""
+    lay.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        return acquire(lay.lock_file)
+    except LockHeld as exc:
+        holder = f"pid {exc.holder_pid}" if exc.holder_pid else "pid unknown"
+        click.echo(f"orbitdockd: another orbitdockd ({holder}) is already running for "
+                   f"{lay.data_dir}; stop it first or use another --home", err=True)
+        sys.exit(EXIT_ALREADY_RUNNING)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 from orbitdock.config import Config
 
 RUNTIME_FILE = "orbitdockd.json"  # written by the daemon: pid, epoch, endpoints
+LOCK_FILE = "orbitdockd.lock"  # flock-held by the one daemon of a data dir; holds its pid
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class Layout:
     @property
     def runtime_file(self) -> Path:
         return self.data_dir / RUNTIME_FILE
+
+    @property
+    def lock_file(self) -> Path:
+        return self.data_dir / LOCK_FILE
 
 
 def _default_runtime_dir(data_dir: Path) -> Path:

@@ -37,13 +37,23 @@ class DaemonProcess:
     def config(self):
         return load(env={"ORBITDOCK_HOME": str(self.home)})
 
-    def start(self) -> "DaemonProcess":
+    def spawn(self, stdout: int = subprocess.DEVNULL) -> "DaemonProcess":
+        """Start the process without waiting for it to serve (see ``start``)."""
         env = dict(os.environ, **self.env, ORBITDOCK_HOME=str(self.home))
         env.setdefault("ORBITDOCK_LOGGING__STDERR", "false")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "actors.daemon",
              *([] if self.watcher else ["--no-watcher"]), *self.extra_args],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            cwd=REPO, env=env, stdout=stdout, stderr=subprocess.PIPE)
+        return self
+
+    def wait_exit(self, timeout: float = START_TIMEOUT_S) -> tuple[int, str, str]:
+        """Exit code, stdout and stderr of a daemon expected to end within ``timeout``."""
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, (out or b"").decode(), err.decode()
+
+    def start(self) -> "DaemonProcess":
+        self.spawn()
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -99,11 +109,12 @@ def daemon_factory(tmp_path):
     started: list[DaemonProcess] = []
 
     def make(*extra_args: str, home: Path | None = None, watcher: bool = False,
-             **env: str) -> DaemonProcess:
+             wait: bool = True, **env: str) -> DaemonProcess:
+        """A started daemon; with ``wait=False`` only spawned (for one expected to exit)."""
         d = DaemonProcess(home or tmp_path / f"home{len(started)}", list(extra_args), env,
                           watcher)
         started.append(d)
-        return d.start()
+        return d.start() if wait else d.spawn(stdout=subprocess.PIPE)
 
     yield make
     for d in started:
