@@ -24,7 +24,7 @@ from pykka.debug import log_thread_tracebacks
 import zmq
 
 from orbitdock import __version__, logs
-from orbitdock.config import Config, ConfigError, load
+from orbitdock.config import Config, ConfigError, load_with_origins, render, validate
 from orbitdock.locks import HeldLock, LockHeld, acquire
 from orbitdock.paths import Layout, layout, prepare_dirs, read_runtime_file, write_runtime_file
 from orbitdock.transport import inproc_endpoint
@@ -170,9 +170,11 @@ class Daemon:
 @click.option("--no-watcher", is_flag=True, help="Do not tail CODEX_HOME rollouts.")
 @click.option("--demo", is_flag=True, help="Also start the scripted model and a demo session.")
 @click.option("--log-level", help="DEBUG, INFO, WARNING ...")
+@click.option("--print-config", is_flag=True,
+              help="Print the effective configuration, each value with its source, and exit.")
 @click.version_option(__version__)
 def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, codex_home,
-         no_watcher, demo, log_level) -> None:
+         no_watcher, demo, log_level, print_config) -> None:
     """Run the orbitdock daemon in the foreground."""
     overrides = {
         "paths.data_dir": data_dir, "paths.runtime_dir": runtime_dir,
@@ -181,9 +183,14 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
         "watcher.enabled": False if no_watcher else None,
     }
     try:
-        cfg = load(config_file, overrides=overrides)
+        cfg, origins = load_with_origins(config_file, overrides=overrides)
+        validate(cfg, origins)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+        click.echo(f"orbitdockd: bad configuration: {exc}", err=True)
+        sys.exit(EXIT_BAD_CONFIG)
+    if print_config:
+        click.echo(render(cfg, origins), nl=False)
+        return
     lay = layout(cfg)
     home_lock = _lock_home(lay)  # before the database, the sockets or the log are touched
     prepare_dirs(lay)
