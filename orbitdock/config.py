@@ -33,7 +33,7 @@ class PathsConfig:
 
 @dataclass
 class GatewayConfig:
-    request_endpoint: str = ""  # "" = ipc://<runtime_dir>/request.sock (ROUTER)
+    request_endpoint: str = ""  # "" = ipc://<runtime_dir>/request.sock (ROUTER); tcp: loopback only
     event_endpoint: str = ""  # "" = ipc://<runtime_dir>/events.sock (XPUB)
     max_frame_bytes: int = 1_048_576  # larger request frames get `too_large`
     disconnect_frame_bytes: int = 16_777_216  # libzmq drops a peer sending more (no reply)
@@ -263,6 +263,26 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+ENDPOINT_KEYS = ("gateway.request_endpoint", "gateway.event_endpoint")
+LOOPBACK_HOSTS = ("localhost", "[::1]")  # plus 127.0.0.0/8
+
+
+def is_local_endpoint(endpoint: str) -> bool:
+    """ipc:// (a 0700 runtime dir), or tcp:// on a loopback address: nothing else may
+    reach a daemon whose requests are not authenticated (ZeroMQ CURVE is not built)."""
+    if endpoint == "" or endpoint.startswith("ipc://"):
+        return True
+    if not endpoint.startswith("tcp://"):
+        return False
+    host, sep, _port = endpoint[len("tcp://"):].rpartition(":")
+    if not sep:
+        return False
+    octets = host.split(".")
+    return host.lower() in LOOPBACK_HOSTS or (
+        len(octets) == 4 and octets[0] == "127"
+        and all(o.isdigit() and int(o) < 256 for o in octets))
+
+
 def _describe(dotted: str, value: Any, origins: dict[str, str]) -> str:
     return f"{dotted} = {value!r} (from {origins.get(dotted, 'default')})"
 
@@ -272,6 +292,15 @@ def validate(cfg: Config, origins: dict[str, str] | None = None) -> None:
     where it came from and what is allowed: before anything starts, not as a traceback
     from deep inside an actor."""
     origins = origins or {}
+    for dotted in ENDPOINT_KEYS:
+        section, _, key = dotted.partition(".")
+        endpoint = getattr(getattr(cfg, section), key)
+        if not is_local_endpoint(endpoint):
+            raise ConfigError(
+                f"{_describe(dotted, endpoint, origins)}: only ipc:// or a loopback tcp "
+                "address (tcp://127.0.0.1:PORT, tcp://[::1]:PORT, tcp://localhost:PORT) is "
+                "allowed: requests are not authenticated yet (no ZeroMQ CURVE), so anyone who "
+                "can reach the port could drive your agents")
     for section, values in cfg.as_dict().items():
         for key, value in values.items():
             dotted = f"{section}.{key}"

@@ -63,3 +63,44 @@ def test_print_config_shows_each_value_and_its_source(daemon_factory, tmp_path):
     assert f'data_dir = "{home}"  # env ORBITDOCK_HOME' in lines
     assert "subscriber_hwm = 200000  # default" in lines
     assert not (home / "orbitdock.db").exists()  # printing starts nothing
+
+
+@pytest.mark.parametrize("flag,endpoint", [
+    ("--request-endpoint", "tcp://0.0.0.0:4710"),
+    ("--event-endpoint", "tcp://*:4711"),
+    ("--request-endpoint", "tcp://192.168.1.10:4710"),
+    ("--event-endpoint", "tcp://eth0:4711"),
+    ("--request-endpoint", "ws://127.0.0.1:4710"),
+])
+def test_an_endpoint_reachable_from_the_network_is_refused(daemon_factory, flag, endpoint):
+    d = daemon_factory(flag, endpoint, wait=False)
+    code, _, err = d.wait_exit(EXIT_TIMEOUT_S)
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert endpoint in err and "loopback" in err and "CURVE" in err
+    assert not d.home.joinpath("orbitdock.db").exists()
+
+
+@pytest.mark.parametrize("endpoint", [
+    "", "ipc:///run/x/request.sock", "tcp://127.0.0.1:4710", "tcp://127.3.2.1:*",
+    "tcp://[::1]:4710", "tcp://localhost:4710", "tcp://LOCALHOST:4710"])
+def test_local_endpoints_are_allowed(endpoint):
+    cfg, origins = load_with_origins(None, env={"ORBITDOCK_HOME": "/nonexistent"},
+                                     overrides={"gateway.request_endpoint": endpoint})
+    validate(cfg, origins)
+
+
+def test_a_daemon_on_loopback_tcp_serves(daemon_factory):
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    d = daemon_factory("--request-endpoint", f"tcp://127.0.0.1:{ports[0]}",
+                       "--event-endpoint", f"tcp://127.0.0.1:{ports[1]}")
+    from orbitdock.protocol import messages as m
+
+    with d.client() as client:
+        assert client.request(m.GetStatus()).pid == d.proc.pid
