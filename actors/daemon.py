@@ -23,7 +23,7 @@ import pykka
 from pykka.debug import log_thread_tracebacks
 import zmq
 
-from orbitdock import __version__, logs
+from orbitdock import __version__, logs, privacy, runtime_dirs
 from orbitdock.config import Config, ConfigError, load_with_origins, render, validate
 from orbitdock.locks import HeldLock, LockHeld, acquire
 from orbitdock.paths import Layout, layout, prepare_dirs, read_runtime_file, write_runtime_file
@@ -46,6 +46,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self.signals = 0
         self.home_lock: HeldLock | None = None  # taken by main before anything is touched
+        self.runtime_lock: HeldLock | None = None  # marks the runtime dir as in use
 
     def start(self) -> None:
         from actors.gateway import GatewayActor
@@ -139,6 +140,9 @@ class Daemon:
             except OSError:
                 pass
         self.ctx.term()
+        if self.runtime_lock is not None:
+            runtime_dirs.remove(self.layout, self.runtime_lock)
+            self.runtime_lock = None
         if self.home_lock is not None:
             self.home_lock.release()
             self.home_lock = None
@@ -176,6 +180,7 @@ class Daemon:
 def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, codex_home,
          no_watcher, demo, log_level, print_config) -> None:
     """Run the orbitdock daemon in the foreground."""
+    privacy.restrict_umask()  # before anything is created: the data is the user's alone
     overrides = {
         "paths.data_dir": data_dir, "paths.runtime_dir": runtime_dir,
         "paths.codex_home": codex_home, "gateway.request_endpoint": request_endpoint,
@@ -198,13 +203,22 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
     if home_lock.previous_pid is not None:
         logger.warning("took over the lock of a previous orbitdockd (pid %d) that is gone",
                        home_lock.previous_pid, extra={"lock_file": str(lay.lock_file)})
+    privacy.tighten_existing(lay)
+    runtime_dirs.sweep_stale(lay.runtime_dir)
+    try:
+        runtime_lock = runtime_dirs.hold(lay)
+    except LockHeld as exc:
+        click.echo(f"orbitdockd: the runtime dir {lay.runtime_dir} is in use by another "
+                   f"orbitdockd (pid {exc.holder_pid or 'unknown'}); give this one its own "
+                   "--runtime-dir", err=True)
+        sys.exit(EXIT_ALREADY_RUNNING)
     demo_env = None
     if demo:
         from actors.demo import prepare_demo
 
         demo_env = prepare_demo(cfg, lay)  # before start: it sets the codex home
     daemon = Daemon(cfg)
-    daemon.home_lock = home_lock
+    daemon.home_lock, daemon.runtime_lock = home_lock, runtime_lock
     if demo_env is not None:
         daemon.extras.append(demo_env)
     try:

@@ -34,6 +34,7 @@ from typing import Any, Callable, Protocol
 from orbitdock.codex import jsonrpc as rpc
 from orbitdock.codex.rpc_peer import BROADCAST_METHODS, Callback, RpcPeer, Sink
 from orbitdock.config import CodexConfig
+from orbitdock.privacy import child_umask
 
 __all__ = ["AppServerProcess", "BROADCAST_METHODS", "Callback", "Op", "Sink"]
 
@@ -99,7 +100,8 @@ class AppServerProcess(RpcPeer):
             # Always its own process group (signalled as one); a session of its own unless
             # ``codex.shared_session`` (orbitdock.codex.priority explains the choice).
             start_new_session=not self._config.shared_session,
-            process_group=0 if self._config.shared_session else None)
+            process_group=0 if self._config.shared_session else None,
+            umask=child_umask())  # the user's own: codex writes into their projects
         logger.info("started %s: %s", self, " ".join(self.argv))
         # The reader starts last: when a child dies at once, the reader joins the
         # stderr and waiter threads, which must already be running.
