@@ -1,8 +1,9 @@
 """`orbitdockd --demo`: a Codex session against the project's scripted model, no API key.
 
 Before the daemon starts, ``prepare_demo`` starts the scripted model server on
-127.0.0.1 and writes a private CODEX_HOME (under the data dir — codex refuses
-helper binaries under /tmp) that points codex at it; the daemon's app-server
+127.0.0.1 and writes a private CODEX_HOME that points codex at it (under the data
+dir, or in the user's cache when the data dir is under the temp dir, where codex
+refuses its helper binaries); the daemon's app-server
 processes inherit it. After start, ``start_demo`` acts as an ordinary client:
 it creates one Codex session whose first turn streams reasoning and text, makes
 a plan, runs a command that needs your approval and writes a patch with a diff,
@@ -59,7 +60,7 @@ class DemoEnvironment:
 
 
 def prepare_demo(cfg: Config, lay: Layout) -> DemoEnvironment:
-    from orbitdock.codex.home import write_sim_codex_home
+    from orbitdock.codex.home import outside_temp_dir, write_sim_codex_home
     from orbitdock.codex.install import CodexNotFound, find_codex
     from orbitdock.sim.server import SimServer
 
@@ -73,12 +74,14 @@ def prepare_demo(cfg: Config, lay: Layout) -> DemoEnvironment:
         logger.warning("demo without codex: %s", exc)
         codex_ok = False
     sim = SimServer(DEMO_SCRIPT + [FOLLOW_UP] * FOLLOW_UP_REPLIES).start()
-    codex_home = base / "codex-home"
+    codex_home = outside_temp_dir(base / "codex-home")
     env = write_sim_codex_home(codex_home, sim.url)
     # The app-server processes the daemon starts inherit these (CODEX_HOME, the dummy key).
     os.environ.update(env)
     cfg.paths.codex_home = str(codex_home)
-    logger.info("demo: scripted model at %s, CODEX_HOME %s", sim.url, codex_home)
+    logger.info("demo: scripted model at %s, CODEX_HOME %s%s", sim.url, codex_home,
+                "" if codex_home.is_relative_to(base) else
+                " (in your cache: codex refuses its helper binaries under the temp dir)")
     return DemoEnvironment(sim, workspace, codex_ok)
 
 

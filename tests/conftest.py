@@ -12,13 +12,21 @@ from pathlib import Path
 import pytest
 
 from orbitdock.client import Client, Subscription, find_daemon
+from orbitdock.codex.home import outside_temp_dir
 from orbitdock.config import load
 from orbitdock.protocol import messages as m
 from orbitdock.sim.server import SimServer
 
 REPO = Path(__file__).resolve().parent.parent
+# CODEX_HOMEs and codex work dirs of the tests: under the repository, or in the user's
+# cache when the clone is under the temp dir (codex refuses its helper binaries there).
+TEST_ROOT = outside_temp_dir(REPO / ".orbitdock-test")
 START_TIMEOUT_S = 30.0  # generous: CI machines are shared and sometimes very loaded
 STOP_TIMEOUT_S = 15.0
+
+
+def pytest_report_header(config) -> str:
+    return f"codex homes of the tests under {TEST_ROOT}"
 
 
 class DaemonProcess:
