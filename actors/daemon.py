@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import click
@@ -32,6 +33,7 @@ from orbitdock.transport import inproc_endpoint
 logger = logging.getLogger("orbitdockd")
 
 EXIT_ALREADY_RUNNING = 1  # another daemon holds this data dir's lock
+DEMO_HOME = "demo"  # `--demo` runs on <data dir>/demo
 EXIT_BAD_CONFIG = 2  # a config value, endpoint or flag was refused before anything started
 
 
@@ -172,7 +174,8 @@ class Daemon:
 @click.option("--event-endpoint", help="XPUB endpoint, e.g. tcp://127.0.0.1:4711.")
 @click.option("--codex-home", help="CODEX_HOME to watch and to run app-server with.")
 @click.option("--no-watcher", is_flag=True, help="Do not tail CODEX_HOME rollouts.")
-@click.option("--demo", is_flag=True, help="Also start the scripted model and a demo session.")
+@click.option("--demo", is_flag=True, help="Also start the scripted model and a demo session "
+              "(on <data dir>/demo, apart from your own sessions).")
 @click.option("--log-level", help="DEBUG, INFO, WARNING ...")
 @click.option("--print-config", is_flag=True,
               help="Print the effective configuration, each value with its source, and exit.")
@@ -193,6 +196,10 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
     except ConfigError as exc:
         click.echo(f"orbitdockd: bad configuration: {exc}", err=True)
         sys.exit(EXIT_BAD_CONFIG)
+    if demo:  # the demo keeps its own home: its sessions never mix with the user's
+        cfg.paths.data_dir = str(Path(cfg.paths.data_dir).expanduser() / DEMO_HOME)
+        origins["paths.data_dir"] = (f"{origins.get('paths.data_dir', 'default')}, "
+                                     f"+ /{DEMO_HOME} (--demo)")
     if print_config:
         click.echo(render(cfg, origins), nl=False)
         return

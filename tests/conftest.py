@@ -33,8 +33,9 @@ class DaemonProcess:
     """One orbitdockd child process with its own ORBITDOCK_HOME."""
 
     def __init__(self, home: Path, extra_args: list[str], env: dict[str, str],
-                 watcher: bool = False):
-        self.home = home
+                 watcher: bool = False, serves: Path | None = None):
+        self.home = home  # its ORBITDOCK_HOME
+        self.serves = serves or home  # the data dir it runs on (--demo: <home>/demo)
         self.watcher = watcher
         self.extra_args = extra_args
         self.env = env
@@ -43,7 +44,7 @@ class DaemonProcess:
 
     @property
     def config(self):
-        return load(env={"ORBITDOCK_HOME": str(self.home)})
+        return load(env={"ORBITDOCK_HOME": str(self.serves)})
 
     def spawn(self, stdout: int = subprocess.DEVNULL) -> "DaemonProcess":
         """Start the process without waiting for it to serve (see ``start``)."""
@@ -103,7 +104,7 @@ class DaemonProcess:
         return self.proc.returncode
 
     def log_lines(self) -> list[str]:
-        path = self.home / "logs" / "orbitdockd.log"
+        path = self.serves / "logs" / "orbitdockd.log"
         return path.read_text().splitlines() if path.exists() else []
 
     def close_clients(self) -> None:
@@ -117,10 +118,10 @@ def daemon_factory(tmp_path):
     started: list[DaemonProcess] = []
 
     def make(*extra_args: str, home: Path | None = None, watcher: bool = False,
-             wait: bool = True, **env: str) -> DaemonProcess:
+             wait: bool = True, serves: Path | None = None, **env: str) -> DaemonProcess:
         """A started daemon; with ``wait=False`` only spawned (for one expected to exit)."""
         d = DaemonProcess(home or tmp_path / f"home{len(started)}", list(extra_args), env,
-                          watcher)
+                          watcher, serves)
         started.append(d)
         return d.start() if wait else d.spawn(stdout=subprocess.PIPE)
 

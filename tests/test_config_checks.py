@@ -5,9 +5,12 @@ And `orbitdockd --print-config` shows every effective value with where it came f
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from orbitdock.config import ConfigError, load_with_origins, validate
+from orbitdock.protocol import messages as m
 
 EXIT_TIMEOUT_S = 15.0
 
@@ -91,8 +94,6 @@ def test_local_endpoints_are_allowed(endpoint):
 
 
 def test_a_daemon_on_loopback_tcp_serves(daemon_factory):
-    import socket
-
     ports = []
     for _ in range(2):
         with socket.socket() as s:
@@ -100,7 +101,13 @@ def test_a_daemon_on_loopback_tcp_serves(daemon_factory):
             ports.append(s.getsockname()[1])
     d = daemon_factory("--request-endpoint", f"tcp://127.0.0.1:{ports[0]}",
                        "--event-endpoint", f"tcp://127.0.0.1:{ports[1]}")
-    from orbitdock.protocol import messages as m
-
     with d.client() as client:
         assert client.request(m.GetStatus()).pid == d.proc.pid
+
+
+def test_print_config_shows_the_demo_home(daemon_factory, tmp_path):
+    home = tmp_path / "home"
+    d = daemon_factory("--demo", "--print-config", home=home, wait=False)
+    code, out, err = d.wait_exit(EXIT_TIMEOUT_S)
+    assert code == 0, err
+    assert f'data_dir = "{home / "demo"}"  # env ORBITDOCK_HOME, + /demo (--demo)' in out
