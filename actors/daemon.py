@@ -24,7 +24,7 @@ import pykka
 from pykka.debug import log_thread_tracebacks
 import zmq
 
-from orbitdock import __version__, logs, privacy, runtime_dirs
+from orbitdock import __version__, logs, privacy, runtime_dirs, threads
 from orbitdock.config import Config, ConfigError, load_with_origins, render, validate
 from orbitdock.locks import HeldLock, LockHeld, acquire
 from orbitdock.paths import Layout, layout, prepare_dirs, read_runtime_file, write_runtime_file
@@ -49,12 +49,14 @@ class Daemon:
         self.signals = 0
         self.home_lock: HeldLock | None = None  # taken by main before anything is touched
         self.runtime_lock: HeldLock | None = None  # marks the runtime dir as in use
+        self.exit_code = 0  # set when a long-lived thread dies (orbitdock.threads)
 
     def start(self) -> None:
         from actors.gateway import GatewayActor
         from actors.persistence import PersistenceActor
         from actors.supervisor import SupervisorActor
 
+        self._guard_threads()
         prepare_dirs(self.layout)
         inproc = inproc_endpoint(self.epoch)
         self.refs["persistence"] = PersistenceActor.start(
@@ -81,6 +83,25 @@ class Daemon:
             "epoch": self.epoch, "data_dir": str(self.layout.data_dir),
             "request_endpoint": self.layout.request_endpoint,
             "event_endpoint": self.layout.event_endpoint})
+
+    def _guard_threads(self) -> None:
+        """A long-lived thread that dies stops the daemon with a non-zero exit code."""
+        from actors.gateway import GatewayLoop
+        from actors.persistence import _FlushTimer
+        from orbitdock.store.schema import Checkpointer
+
+        long_lived: tuple[type[threading.Thread], ...] = (GatewayLoop, _FlushTimer, Checkpointer)
+        try:
+            from watchdog.utils import BaseThread  # the watcher's observer and its emitters
+
+            long_lived += (BaseThread,)
+        except ImportError:
+            pass
+        threads.install_excepthook(self._on_thread_failure, long_lived)
+
+    def _on_thread_failure(self, name: str, exc: BaseException | None) -> None:
+        self.exit_code = threads.EXIT_THREAD_FAILED
+        self.stop_event.set()  # the main thread stops everything, as for SIGTERM
 
     def _check_started(self) -> None:
         """pykka only logs a failing on_start; make start-up fail loudly instead."""
@@ -148,7 +169,7 @@ class Daemon:
         if self.home_lock is not None:
             self.home_lock.release()
             self.home_lock = None
-        logger.info("orbitdockd stopped")
+        logger.info("orbitdockd stopped", extra={"exit_code": self.exit_code})
 
     # ------------------------------------------------------------ signals
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -244,6 +265,8 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
         daemon.run_forever()
     finally:
         daemon.stop()
+    if daemon.exit_code:
+        sys.exit(daemon.exit_code)
 
 
 def _lock_home(lay: Layout) -> HeldLock:

@@ -35,6 +35,7 @@ from orbitdock.codex import jsonrpc as rpc
 from orbitdock.codex.rpc_peer import BROADCAST_METHODS, Callback, RpcPeer, Sink
 from orbitdock.config import CodexConfig
 from orbitdock.privacy import child_umask
+from orbitdock.threads import long_lived
 
 __all__ = ["AppServerProcess", "BROADCAST_METHODS", "Callback", "Op", "Sink"]
 
@@ -105,8 +106,8 @@ class AppServerProcess(RpcPeer):
         logger.info("started %s: %s", self, " ".join(self.argv))
         # The reader starts last: when a child dies at once, the reader joins the
         # stderr and waiter threads, which must already be running.
-        self._threads = [threading.Thread(target=target, name=f"codex-{self.proc_id}-{name}",
-                                          daemon=True)
+        self._threads = [long_lived(threading.Thread(
+                             target=target, name=f"codex-{self.proc_id}-{name}", daemon=True))
                          for name, target in (("writer", self._write_loop),
                                               ("stderr", self._stderr_loop),
                                               ("waiter", self._wait_loop),
