@@ -234,7 +234,7 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
     privacy.tighten_existing(lay)
     runtime_dirs.sweep_stale(lay.runtime_dir)
     try:
-        runtime_lock = runtime_dirs.hold(lay)
+        runtime_lock = runtime_dirs.hold(lay, cfg.paths.runtime_dir_wait_s)
     except LockHeld as exc:
         click.echo(f"orbitdockd: the runtime dir {lay.runtime_dir} is in use by another "
                    f"orbitdockd (pid {exc.holder_pid or 'unknown'}); give this one its own "

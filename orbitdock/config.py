@@ -29,6 +29,7 @@ class PathsConfig:
     data_dir: str = "~/.orbitdock"  # ORBITDOCK_HOME overrides; holds the DB and logs
     runtime_dir: str = ""  # "" = derived from data_dir: /tmp/orbitdock-<uid>-<hash>, mode 0700
     codex_home: str = ""  # "" = $CODEX_HOME or ~/.codex
+    runtime_dir_wait_s: float = 2.0  # wait for a daemon removing our stale runtime dir at start
 
 
 @dataclass

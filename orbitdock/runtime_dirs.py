@@ -22,14 +22,15 @@ from orbitdock.paths import Layout, runtime_base
 logger = logging.getLogger(__name__)
 
 RUNTIME_LOCK = "orbitdockd.lock"
-HOLD_ATTEMPTS = 40  # a sweeping daemon holds a dead dir's lock only while removing it
-HOLD_RETRY_S = 0.05
+HOLD_RETRY_S = 0.05  # a sweeping daemon holds a dead dir's lock only while removing it
 
 
-def hold(lay: Layout) -> HeldLock:
-    """Create the 0700 runtime dir (again, if a sweep just removed it) and lock it."""
+def hold(lay: Layout, wait_s: float) -> HeldLock:
+    """Create the 0700 runtime dir (again, if a sweep just removed it) and lock it,
+    trying for ``wait_s``; LockHeld when a live daemon holds it."""
     lock_path = lay.runtime_dir / RUNTIME_LOCK
-    for _ in range(HOLD_ATTEMPTS):
+    deadline = time.monotonic() + wait_s
+    while True:
         lay.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(lay.runtime_dir, 0o700)
         try:
@@ -38,8 +39,9 @@ def hold(lay: Layout) -> HeldLock:
             held = None
         if held is not None:
             return held
+        if time.monotonic() >= deadline:
+            raise LockHeld(lock_path, read_holder(lock_path))
         time.sleep(HOLD_RETRY_S)
-    raise LockHeld(lock_path, read_holder(lock_path))
 
 
 def remove(lay: Layout, held: HeldLock) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from orbitdock.paths import read_runtime_file, layout
+import shutil
+import tempfile
+from pathlib import Path
+
+from orbitdock.paths import layout, read_runtime_file
 from orbitdock.protocol import messages as m
 
 REFUSE_TIMEOUT_S = 15.0
@@ -40,3 +44,18 @@ def test_a_clean_stop_leaves_no_pid_behind(daemon_factory, tmp_path):
     assert first.stop() == 0
     second = daemon_factory(home=home)
     assert not [line for line in second.log_lines() if "took over the lock" in line]
+
+
+def test_a_runtime_dir_in_use_by_another_daemon_is_refused(daemon_factory, tmp_path):
+    runtime = Path(tempfile.mkdtemp(prefix="odrt-"))  # short: ipc paths are ~100 bytes at most
+    try:
+        first = daemon_factory("--runtime-dir", str(runtime), home=tmp_path / "a")
+        second = daemon_factory("--runtime-dir", str(runtime), home=tmp_path / "b", wait=False,
+                                ORBITDOCK_PATHS__RUNTIME_DIR_WAIT_S="0.2")
+        code, _, err = second.wait_exit(REFUSE_TIMEOUT_S)
+        assert code == 1, err
+        assert f"in use by another orbitdockd (pid {first.proc.pid})" in err
+        with first.client() as client:
+            assert client.request(m.GetStatus()).pid == first.proc.pid
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
