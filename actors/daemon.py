@@ -1,5 +1,7 @@
 """orbitdockd: load config, start the actors in dependency order, stop them in reverse.
 
+Before any actor: umask 077, the config checked (exit 2), the home locked (exit 1 when
+another daemon has it), its files made private, dead daemons' runtime dirs removed.
 Start: persistence -> supervisor (restores sessions) -> gateway -> watcher.
 Stop (SIGTERM/SIGINT): watcher (stop producing) -> supervisor (sessions) ->
 gateway (final replies and events go out) -> persistence (flush last).
@@ -211,35 +213,12 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
         "gateway.event_endpoint": event_endpoint, "logging.level": log_level,
         "watcher.enabled": False if no_watcher else None,
     }
-    try:
-        cfg, origins = load_with_origins(config_file, overrides=overrides)
-        validate(cfg, origins)
-    except ConfigError as exc:
-        click.echo(f"orbitdockd: bad configuration: {exc}", err=True)
-        sys.exit(EXIT_BAD_CONFIG)
-    if demo:  # the demo keeps its own home: its sessions never mix with the user's
-        cfg.paths.data_dir = str(Path(cfg.paths.data_dir).expanduser() / DEMO_HOME)
-        origins["paths.data_dir"] = (f"{origins.get('paths.data_dir', 'default')}, "
-                                     f"+ /{DEMO_HOME} (--demo)")
+    cfg, origins = _checked_config(config_file, overrides, demo)
     if print_config:
         click.echo(render(cfg, origins), nl=False)
         return
     lay = layout(cfg)
-    home_lock = _lock_home(lay)  # before the database, the sockets or the log are touched
-    prepare_dirs(lay)
-    logs.setup(cfg.logging.level, lay.log_path, cfg.logging.stderr)
-    if home_lock.previous_pid is not None:
-        logger.warning("took over the lock of a previous orbitdockd (pid %d) that is gone",
-                       home_lock.previous_pid, extra={"lock_file": str(lay.lock_file)})
-    privacy.tighten_existing(lay)
-    runtime_dirs.sweep_stale(lay.runtime_dir)
-    try:
-        runtime_lock = runtime_dirs.hold(lay, cfg.paths.runtime_dir_wait_s)
-    except LockHeld as exc:
-        click.echo(f"orbitdockd: the runtime dir {lay.runtime_dir} is in use by another "
-                   f"orbitdockd (pid {exc.holder_pid or 'unknown'}); give this one its own "
-                   "--runtime-dir", err=True)
-        sys.exit(EXIT_ALREADY_RUNNING)
+    home_lock, runtime_lock = _claim(lay, cfg)
     demo_env = None
     if demo:
         from actors.demo import prepare_demo
@@ -267,6 +246,42 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
         daemon.stop()
     if daemon.exit_code:
         sys.exit(daemon.exit_code)
+
+
+def _checked_config(config_file: str | None, overrides: dict[str, Any],
+                    demo: bool) -> tuple[Config, dict[str, str]]:
+    """The effective config and each value's source; exit 2 on a value we cannot run with."""
+    try:
+        cfg, origins = load_with_origins(config_file, overrides=overrides)
+        validate(cfg, origins)
+    except ConfigError as exc:
+        click.echo(f"orbitdockd: bad configuration: {exc}", err=True)
+        sys.exit(EXIT_BAD_CONFIG)
+    if demo:  # the demo keeps its own home: its sessions never mix with the user's
+        cfg.paths.data_dir = str(Path(cfg.paths.data_dir).expanduser() / DEMO_HOME)
+        origins["paths.data_dir"] = (f"{origins.get('paths.data_dir', 'default')}, "
+                                     f"+ /{DEMO_HOME} (--demo)")
+    return cfg, origins
+
+
+def _claim(lay: Layout, cfg: Config) -> tuple[HeldLock, HeldLock]:
+    """Lock the home (exit 1 if another daemon has it), then set up its dirs and log,
+    make its files private and remove runtime dirs of dead daemons; lock our own."""
+    home_lock = _lock_home(lay)  # before the database, the sockets or the log are touched
+    prepare_dirs(lay)
+    logs.setup(cfg.logging.level, lay.log_path, cfg.logging.stderr)
+    if home_lock.previous_pid is not None:
+        logger.warning("took over the lock of a previous orbitdockd (pid %d) that is gone",
+                       home_lock.previous_pid, extra={"lock_file": str(lay.lock_file)})
+    privacy.tighten_existing(lay)
+    runtime_dirs.sweep_stale(lay.runtime_dir)
+    try:
+        return home_lock, runtime_dirs.hold(lay, cfg.paths.runtime_dir_wait_s)
+    except LockHeld as exc:
+        click.echo(f"orbitdockd: the runtime dir {lay.runtime_dir} is in use by another "
+                   f"orbitdockd (pid {exc.holder_pid or 'unknown'}); give this one its own "
+                   "--runtime-dir", err=True)
+        sys.exit(EXIT_ALREADY_RUNNING)
 
 
 def _lock_home(lay: Layout) -> HeldLock:
