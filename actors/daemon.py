@@ -52,6 +52,7 @@ class Daemon:
         self.home_lock: HeldLock | None = None  # taken by main before anything is touched
         self.runtime_lock: HeldLock | None = None  # marks the runtime dir as in use
         self.exit_code = 0  # set when a long-lived thread dies (orbitdock.threads)
+        self._previous_excepthook: Any = None
 
     def start(self) -> None:
         from actors.gateway import GatewayActor
@@ -99,7 +100,8 @@ class Daemon:
             long_lived += (BaseThread,)
         except ImportError:
             pass
-        threads.install_excepthook(self._on_thread_failure, long_lived)
+        self._previous_excepthook = threads.install_excepthook(self._on_thread_failure,
+                                                               long_lived)
 
     def _on_thread_failure(self, name: str, exc: BaseException | None) -> None:
         self.exit_code = threads.EXIT_THREAD_FAILED
@@ -171,6 +173,9 @@ class Daemon:
         if self.home_lock is not None:
             self.home_lock.release()
             self.home_lock = None
+        if self._previous_excepthook is not None:  # for a daemon run inside another program
+            threading.excepthook = self._previous_excepthook
+            self._previous_excepthook = None
         logger.info("orbitdockd stopped", extra={"exit_code": self.exit_code})
 
     # ------------------------------------------------------------ signals

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +34,11 @@ def long_lived(thread: T) -> T:
 
 
 def install_excepthook(on_fatal: Callable[[str, BaseException | None], None],
-                       long_lived_types: tuple[type[threading.Thread], ...] = ()) -> None:
+                       long_lived_types: tuple[type[threading.Thread], ...] = ()
+                       ) -> Callable[[threading.ExceptHookArgs], Any]:
     """Log every uncaught thread exception; call ``on_fatal(thread name, exception)``
     when the thread is long-lived. ``on_fatal`` runs on the dying thread: it should
-    only signal (set an event), not stop things itself."""
+    only signal (set an event), not stop things itself. Returns the hook replaced."""
 
     def hook(args: threading.ExceptHookArgs) -> None:
         if args.exc_type is SystemExit:
@@ -54,4 +55,6 @@ def install_excepthook(on_fatal: Callable[[str, BaseException | None], None],
         if fatal:
             on_fatal(name, args.exc_value)
 
+    previous = threading.excepthook
     threading.excepthook = hook
+    return previous
