@@ -1,5 +1,7 @@
 """orbitdockd: load config, start the actors in dependency order, stop them in reverse.
 
+Before any actor: umask 077, the config checked (exit 2), the home locked (exit 1 when
+another daemon has it), its files made private, dead daemons' runtime dirs removed.
 Start: persistence -> supervisor (restores sessions) -> gateway -> watcher.
 Stop (SIGTERM/SIGINT): watcher (stop producing) -> supervisor (sessions) ->
 gateway (final replies and events go out) -> persistence (flush last).
@@ -16,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import click
@@ -23,12 +26,17 @@ import pykka
 from pykka.debug import log_thread_tracebacks
 import zmq
 
-from orbitdock import __version__, logs
-from orbitdock.config import Config, ConfigError, load
+from orbitdock import __version__, logs, privacy, runtime_dirs, threads
+from orbitdock.config import Config, ConfigError, load_with_origins, render, validate
+from orbitdock.locks import HeldLock, LockHeld, acquire
 from orbitdock.paths import Layout, layout, prepare_dirs, read_runtime_file, write_runtime_file
 from orbitdock.transport import inproc_endpoint
 
 logger = logging.getLogger("orbitdockd")
+
+EXIT_ALREADY_RUNNING = 1  # another daemon holds this data dir's lock
+DEMO_HOME = "demo"  # `--demo` runs on <data dir>/demo
+EXIT_BAD_CONFIG = 2  # a config value, endpoint or flag was refused before anything started
 
 
 class Daemon:
@@ -42,6 +50,10 @@ class Daemon:
         self.providers: dict[str, Any] = {}  # name -> Provider (actors/providers.py)
         self.stop_event = threading.Event()
         self.signals = 0
+        self.home_lock: HeldLock | None = None  # taken by main before anything is touched
+        self.runtime_lock: HeldLock | None = None  # marks the runtime dir as in use
+        self.exit_code = 0  # set when a long-lived thread dies (orbitdock.threads)
+        self._previous_excepthook: Any = None
 
     def start(self) -> None:
         from actors.gateway import GatewayActor
@@ -49,6 +61,7 @@ class Daemon:
         from actors.providers import REGISTRY, start_providers
         from actors.supervisor import SupervisorActor
 
+        self._guard_threads()
         prepare_dirs(self.layout)
         inproc = inproc_endpoint(self.epoch)
         self.refs["persistence"] = PersistenceActor.start(
@@ -73,6 +86,26 @@ class Daemon:
             "epoch": self.epoch, "data_dir": str(self.layout.data_dir),
             "request_endpoint": self.layout.request_endpoint,
             "event_endpoint": self.layout.event_endpoint})
+
+    def _guard_threads(self) -> None:
+        """A long-lived thread that dies stops the daemon with a non-zero exit code."""
+        from actors.gateway import GatewayLoop
+        from actors.persistence import _FlushTimer
+        from orbitdock.store.schema import Checkpointer
+
+        long_lived: tuple[type[threading.Thread], ...] = (GatewayLoop, _FlushTimer, Checkpointer)
+        try:
+            from watchdog.utils import BaseThread  # the watcher's observer and its emitters
+
+            long_lived += (BaseThread,)
+        except ImportError:
+            pass
+        self._previous_excepthook = threads.install_excepthook(self._on_thread_failure,
+                                                               long_lived)
+
+    def _on_thread_failure(self, name: str, exc: BaseException | None) -> None:
+        self.exit_code = threads.EXIT_THREAD_FAILED
+        self.stop_event.set()  # the main thread stops everything, as for SIGTERM
 
     def _check_started(self) -> None:
         """pykka only logs a failing on_start; make start-up fail loudly instead."""
@@ -124,7 +157,16 @@ class Daemon:
             except OSError:
                 pass
         self.ctx.term()
-        logger.info("orbitdockd stopped")
+        if self.runtime_lock is not None:
+            runtime_dirs.remove(self.layout, self.runtime_lock)
+            self.runtime_lock = None
+        if self.home_lock is not None:
+            self.home_lock.release()
+            self.home_lock = None
+        if self._previous_excepthook is not None:  # for a daemon run inside another program
+            threading.excepthook = self._previous_excepthook
+            self._previous_excepthook = None
+        logger.info("orbitdockd stopped", extra={"exit_code": self.exit_code})
 
     # ------------------------------------------------------------ signals
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -150,31 +192,35 @@ class Daemon:
 @click.option("--event-endpoint", help="XPUB endpoint, e.g. tcp://127.0.0.1:4711.")
 @click.option("--codex-home", help="CODEX_HOME to watch and to run app-server with.")
 @click.option("--no-watcher", is_flag=True, help="Do not tail CODEX_HOME rollouts.")
-@click.option("--demo", is_flag=True, help="Also start the scripted model and a demo session.")
+@click.option("--demo", is_flag=True, help="Also start the scripted model and a demo session "
+              "(on <data dir>/demo, apart from your own sessions).")
 @click.option("--log-level", help="DEBUG, INFO, WARNING ...")
+@click.option("--print-config", is_flag=True,
+              help="Print the effective configuration, each value with its source, and exit.")
 @click.version_option(__version__)
 def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, codex_home,
-         no_watcher, demo, log_level) -> None:
+         no_watcher, demo, log_level, print_config) -> None:
     """Run the orbitdock daemon in the foreground."""
+    privacy.restrict_umask()  # before anything is created: the data is the user's alone
     overrides = {
         "paths.data_dir": data_dir, "paths.runtime_dir": runtime_dir,
         "paths.codex_home": codex_home, "gateway.request_endpoint": request_endpoint,
         "gateway.event_endpoint": event_endpoint, "logging.level": log_level,
         "watcher.enabled": False if no_watcher else None,
     }
-    try:
-        cfg = load(config_file, overrides=overrides)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    cfg, origins = _checked_config(config_file, overrides, demo)
+    if print_config:
+        click.echo(render(cfg, origins), nl=False)
+        return
     lay = layout(cfg)
-    prepare_dirs(lay)
-    logs.setup(cfg.logging.level, lay.log_path, cfg.logging.stderr)
+    home_lock, runtime_lock = _claim(lay, cfg)
     demo_env = None
     if demo:
         from actors.demo import prepare_demo
 
         demo_env = prepare_demo(cfg, lay)  # before start: it sets the codex home
     daemon = Daemon(cfg)
+    daemon.home_lock, daemon.runtime_lock = home_lock, runtime_lock
     if demo_env is not None:
         daemon.extras.append(demo_env)
     try:
@@ -193,6 +239,57 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
         daemon.run_forever()
     finally:
         daemon.stop()
+    if daemon.exit_code:
+        sys.exit(daemon.exit_code)
+
+
+def _checked_config(config_file: str | None, overrides: dict[str, Any],
+                    demo: bool) -> tuple[Config, dict[str, str]]:
+    """The effective config and each value's source; exit 2 on a value we cannot run with."""
+    try:
+        cfg, origins = load_with_origins(config_file, overrides=overrides)
+        validate(cfg, origins)
+    except ConfigError as exc:
+        click.echo(f"orbitdockd: bad configuration: {exc}", err=True)
+        sys.exit(EXIT_BAD_CONFIG)
+    if demo:  # the demo keeps its own home: its sessions never mix with the user's
+        cfg.paths.data_dir = str(Path(cfg.paths.data_dir).expanduser() / DEMO_HOME)
+        origins["paths.data_dir"] = (f"{origins.get('paths.data_dir', 'default')}, "
+                                     f"+ /{DEMO_HOME} (--demo)")
+    return cfg, origins
+
+
+def _claim(lay: Layout, cfg: Config) -> tuple[HeldLock, HeldLock]:
+    """Lock the home (exit 1 if another daemon has it), then set up its dirs and log,
+    make its files private and remove runtime dirs of dead daemons; lock our own."""
+    home_lock = _lock_home(lay)  # before the database, the sockets or the log are touched
+    prepare_dirs(lay)
+    logs.setup(cfg.logging.level, lay.log_path, cfg.logging.stderr)
+    if home_lock.previous_pid is not None:
+        logger.warning("took over the lock of a previous orbitdockd (pid %d) that is gone",
+                       home_lock.previous_pid, extra={"lock_file": str(lay.lock_file)})
+    privacy.tighten_existing(lay)
+    runtime_dirs.sweep_stale(lay.runtime_dir)
+    try:
+        return home_lock, runtime_dirs.hold(lay, cfg.paths.runtime_dir_wait_s)
+    except LockHeld as exc:
+        click.echo(f"orbitdockd: the runtime dir {lay.runtime_dir} is in use by another "
+                   f"orbitdockd (pid {exc.holder_pid or 'unknown'}); give this one its own "
+                   "--runtime-dir", err=True)
+        sys.exit(EXIT_ALREADY_RUNNING)
+
+
+def _lock_home(lay: Layout) -> HeldLock:
+    """One daemon per data dir: a second one would restore the same sessions, take over
+    the sockets and, on exit, remove the first one's runtime file."""
+    lay.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        return acquire(lay.lock_file)
+    except LockHeld as exc:
+        holder = f"pid {exc.holder_pid}" if exc.holder_pid else "pid unknown"
+        click.echo(f"orbitdockd: another orbitdockd ({holder}) is already running for "
+                   f"{lay.data_dir}; stop it first or use another --home", err=True)
+        sys.exit(EXIT_ALREADY_RUNNING)
 
 
 if __name__ == "__main__":

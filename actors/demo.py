@@ -1,12 +1,16 @@
 """`orbitdockd --demo`: a Codex session against the project's scripted model, no API key.
 
 Before the daemon starts, ``prepare_demo`` starts the scripted model server on
-127.0.0.1 and writes a private CODEX_HOME (under the data dir — codex refuses
-helper binaries under /tmp) that points codex at it; the daemon's app-server
+127.0.0.1 and writes a private CODEX_HOME that points codex at it (under the data
+dir, or in the user's cache when the data dir is under the temp dir, where codex
+refuses its helper binaries); the daemon's app-server
 processes inherit it. After start, ``start_demo`` acts as an ordinary client:
 it creates one Codex session whose first turn streams reasoning and text, makes
 a plan, runs a command that needs your approval and writes a patch with a diff,
 plus two scripted sessions so the list has something to sort.
+
+The daemon runs the demo on a home of its own (``<data dir>/demo``, see
+``actors.daemon``), so demo sessions never land in the user's database.
 """
 
 from __future__ import annotations
@@ -50,8 +54,8 @@ DEMO_APPROVAL_POLICY = "untrusted"  # so the command and the patch both ask firs
 
 
 class DemoEnvironment:
-    def __init__(self, sim: Any, workspace: Path, codex_ok: bool):
-        self.sim, self.workspace, self.codex_ok = sim, workspace, codex_ok
+    def __init__(self, sim: Any, home: Path, workspace: Path, codex_ok: bool):
+        self.sim, self.home, self.workspace, self.codex_ok = sim, home, workspace, codex_ok
 
     def stop(self) -> None:
         if self.sim is not None:
@@ -59,11 +63,11 @@ class DemoEnvironment:
 
 
 def prepare_demo(cfg: Config, lay: Layout) -> DemoEnvironment:
-    from orbitdock.codex.home import write_sim_codex_home
+    from orbitdock.codex.home import outside_temp_dir, write_sim_codex_home
     from orbitdock.codex.install import CodexNotFound, find_codex
     from orbitdock.sim.server import SimServer
 
-    base = lay.data_dir / "demo"
+    base = lay.data_dir  # the demo's own home
     workspace = base / "workspace"
     workspace.mkdir(parents=True, exist_ok=True)
     try:
@@ -73,13 +77,15 @@ def prepare_demo(cfg: Config, lay: Layout) -> DemoEnvironment:
         logger.warning("demo without codex: %s", exc)
         codex_ok = False
     sim = SimServer(DEMO_SCRIPT + [FOLLOW_UP] * FOLLOW_UP_REPLIES).start()
-    codex_home = base / "codex-home"
+    codex_home = outside_temp_dir(base / "codex-home")
     env = write_sim_codex_home(codex_home, sim.url)
     # The app-server processes the daemon starts inherit these (CODEX_HOME, the dummy key).
     os.environ.update(env)
     cfg.paths.codex_home = str(codex_home)
-    logger.info("demo: scripted model at %s, CODEX_HOME %s", sim.url, codex_home)
-    return DemoEnvironment(sim, workspace, codex_ok)
+    logger.info("demo: scripted model at %s, CODEX_HOME %s%s", sim.url, codex_home,
+                "" if codex_home.is_relative_to(base) else
+                " (in your cache: codex refuses its helper binaries under the temp dir)")
+    return DemoEnvironment(sim, base, workspace, codex_ok)
 
 
 def start_demo(endpoints: Endpoints, env: DemoEnvironment, timeout: float) -> threading.Thread:
@@ -106,8 +112,9 @@ def _run(endpoints: Endpoints, env: DemoEnvironment, timeout: float) -> None:
                 approval_policy=DEMO_APPROVAL_POLICY, sandbox_mode="workspace-write",
                 name="demo: greeting module")).session.id
             client.request(m.SendMessage(session_id=sid, content=DEMO_PROMPT))
-            logger.info("demo: codex session %s started. Follow it with `orbitdockctl watch %s`;"
-                        " approve with `orbitdockctl session show %s` then "
-                        "`orbitdockctl approve <approval id>`.", sid, sid, sid)
+            logger.info("demo: codex session %s started. The demo has its own home: in another"
+                        " terminal `export ORBITDOCK_HOME=%s`, then follow it with "
+                        "`orbitdockctl watch %s`; approve with `orbitdockctl session show %s` "
+                        "then `orbitdockctl approve <approval id>`.", sid, env.home, sid, sid)
     except ClientError as exc:
         logger.error("demo failed: %s", exc)

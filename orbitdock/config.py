@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -28,11 +29,12 @@ class PathsConfig:
     data_dir: str = "~/.orbitdock"  # ORBITDOCK_HOME overrides; holds the DB and logs
     runtime_dir: str = ""  # "" = derived from data_dir: /tmp/orbitdock-<uid>-<hash>, mode 0700
     codex_home: str = ""  # "" = $CODEX_HOME or ~/.codex
+    runtime_dir_wait_s: float = 2.0  # wait for a daemon removing our stale runtime dir at start
 
 
 @dataclass
 class GatewayConfig:
-    request_endpoint: str = ""  # "" = ipc://<runtime_dir>/request.sock (ROUTER)
+    request_endpoint: str = ""  # "" = ipc://<runtime_dir>/request.sock (ROUTER); tcp: loopback only
     event_endpoint: str = ""  # "" = ipc://<runtime_dir>/events.sock (XPUB)
     max_frame_bytes: int = 1_048_576  # larger request frames get `too_large`
     disconnect_frame_bytes: int = 16_777_216  # libzmq drops a peer sending more (no reply)
@@ -162,7 +164,8 @@ def _coerce(value: Any, target: type, where: str) -> Any:
     return value
 
 
-def _apply(cfg: Config, section: str, key: str, value: Any, origin: str) -> None:
+def _apply(cfg: Config, section: str, key: str, value: Any, origin: str,
+           origins: dict[str, str] | None = None) -> None:
     sections = {f.name: f for f in dataclasses.fields(cfg)}
     if section not in sections:
         raise ConfigError(f"{origin}: unknown section [{section}]{_suggest(section, list(sections))}")
@@ -172,6 +175,8 @@ def _apply(cfg: Config, section: str, key: str, value: Any, origin: str) -> None
         raise ConfigError(f"{origin}: unknown key {section}.{key}{_suggest(key, list(keys))}")
     target = type(getattr(sect, key))
     setattr(sect, key, _coerce(value, target, f"{origin}: {section}.{key}"))
+    if origins is not None:
+        origins[f"{section}.{key}"] = origin
 
 
 def load(
@@ -179,14 +184,25 @@ def load(
     env: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Config:
-    """Build the effective config.
+    """Build the effective config (see ``load_with_origins``)."""
+    return load_with_origins(config_file, env, overrides)[0]
+
+
+def load_with_origins(
+    config_file: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[Config, dict[str, str]]:
+    """The effective config, and where each value not left at its default came from.
 
     Precedence: ``overrides`` ("section.key" -> value, from flags) > env
     (``ORBITDOCK_<SECTION>__<KEY>``, plus ``ORBITDOCK_HOME`` and ``CODEX_HOME``)
     > ``config_file`` (or ``<data_dir>/orbitdock.toml`` when it exists) > defaults.
+    Origins map "section.key" to "file <path>", "env <NAME>" or "command line".
     """
     env = dict(os.environ if env is None else env)
     cfg = Config()
+    origins: dict[str, str] = {}
     if env.get("ORBITDOCK_HOME"):
         cfg.paths.data_dir = env["ORBITDOCK_HOME"]
     if overrides and overrides.get("paths.data_dir"):
@@ -203,18 +219,112 @@ def load(
             if not isinstance(values, dict):
                 raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
             for key, value in values.items():
-                _apply(cfg, section, key, value, str(path))
+                _apply(cfg, section, key, value, f"file {path}", origins)
     for name, value in env.items():
         if name.startswith(ENV_PREFIX) and "__" in name:
             section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
-            _apply(cfg, section, key, value, f"env {name}")
+            _apply(cfg, section, key, value, f"env {name}", origins)
     if env.get("ORBITDOCK_HOME"):
         cfg.paths.data_dir = env["ORBITDOCK_HOME"]
+        origins["paths.data_dir"] = "env ORBITDOCK_HOME"
     if env.get("CODEX_HOME") and not cfg.paths.codex_home:
         cfg.paths.codex_home = env["CODEX_HOME"]
+        origins["paths.codex_home"] = "env CODEX_HOME"
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
         section, _, key = dotted.partition(".")
-        _apply(cfg, section, key, value, "flag")
-    return cfg
+        _apply(cfg, section, key, value, "command line", origins)
+    return cfg, origins
+
+
+# ---------------------------------------------------------------- checks at start
+
+# Keys with a fixed set of values (compared case-insensitively).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "persistence.synchronous": ("OFF", "NORMAL", "FULL", "EXTRA"),
+    "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+}
+# Every number is a size, count, interval or timeout, so none may be negative; these
+# must also be above zero (a zero would spin a loop, or hold nothing).
+POSITIVE = frozenset({
+    "gateway.max_frame_bytes", "gateway.disconnect_frame_bytes", "gateway.heartbeat_interval_s",
+    "gateway.drain_batch", "client.request_timeout_s", "client.heartbeat_liveness",
+    "persistence.batch_size", "persistence.checkpoint_interval_s", "persistence.ask_timeout_s",
+    "sessions.restart_window_s", "sessions.stop_timeout_s",
+    "codex.threads_per_process", "codex.start_timeout_s", "codex.request_timeout_s",
+    "codex.resume_timeout_s", "codex.setups_in_flight", "codex.recovery_batch",
+    "codex.stop_timeout_s", "codex.login_shell_timeout_s",
+    "watcher.sweep_interval_s", "watcher.read_chunk_bytes", "watcher.batch_lines",
+    "watcher.max_line_bytes", "watcher.backlog_limit",
+})
+# Numbers with a range of their own instead of ">= 0".
+RANGES: dict[str, tuple[float, float]] = {
+    "codex.session_nice": (-20, 19),  # nice(2) increments; below 0 needs privileges
+}
+
+
+ENDPOINT_KEYS = ("gateway.request_endpoint", "gateway.event_endpoint")
+LOOPBACK_HOSTS = ("localhost", "[::1]")  # plus 127.0.0.0/8
+
+
+def is_local_endpoint(endpoint: str) -> bool:
+    """ipc:// (a 0700 runtime dir), or tcp:// on a loopback address: nothing else may
+    reach a daemon whose requests are not authenticated (ZeroMQ CURVE is not built)."""
+    if endpoint == "" or endpoint.startswith("ipc://"):
+        return True
+    if not endpoint.startswith("tcp://"):
+        return False
+    host, sep, _port = endpoint[len("tcp://"):].rpartition(":")
+    if not sep:
+        return False
+    octets = host.split(".")
+    return host.lower() in LOOPBACK_HOSTS or (
+        len(octets) == 4 and octets[0] == "127"
+        and all(o.isdigit() and int(o) < 256 for o in octets))
+
+
+def _describe(dotted: str, value: Any, origins: dict[str, str]) -> str:
+    return f"{dotted} = {value!r} (from {origins.get(dotted, 'default')})"
+
+
+def validate(cfg: Config, origins: dict[str, str] | None = None) -> None:
+    """Raise ConfigError for the first value the daemon cannot run with, naming the key,
+    where it came from and what is allowed: before anything starts, not as a traceback
+    from deep inside an actor."""
+    origins = origins or {}
+    for dotted in ENDPOINT_KEYS:
+        section, _, key = dotted.partition(".")
+        endpoint = getattr(getattr(cfg, section), key)
+        if not is_local_endpoint(endpoint):
+            raise ConfigError(
+                f"{_describe(dotted, endpoint, origins)}: only ipc:// or a loopback tcp "
+                "address (tcp://127.0.0.1:PORT, tcp://[::1]:PORT, tcp://localhost:PORT) is "
+                "allowed: requests are not authenticated yet (no ZeroMQ CURVE), so anyone who "
+                "can reach the port could drive your agents")
+    for section, values in cfg.as_dict().items():
+        for key, value in values.items():
+            dotted = f"{section}.{key}"
+            if dotted in CHOICES and str(value).upper() not in CHOICES[dotted]:
+                raise ConfigError(f"{_describe(dotted, value, origins)}: must be one of "
+                                  f"{', '.join(CHOICES[dotted])}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            low, high = RANGES.get(dotted, (0, float("inf")))
+            if not low <= value <= high:
+                allowed = (f"from {low} to {high}" if dotted in RANGES
+                           else "0 or more")
+                raise ConfigError(f"{_describe(dotted, value, origins)}: must be {allowed}")
+            if dotted in POSITIVE and not value > 0:
+                raise ConfigError(f"{_describe(dotted, value, origins)}: must be above 0")
+
+
+def render(cfg: Config, origins: dict[str, str]) -> str:
+    """The effective config as TOML, each value followed by where it came from."""
+    lines = ["# orbitdockd: effective configuration (value  # source)"]
+    for section, values in cfg.as_dict().items():
+        lines.append(f"\n[{section}]")
+        for key, value in values.items():
+            text = json.dumps(value) if isinstance(value, (str, bool)) else repr(value)
+            lines.append(f"{key} = {text}  # {origins.get(f'{section}.{key}', 'default')}")
+    return "\n".join(lines) + "\n"

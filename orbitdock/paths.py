@@ -17,6 +17,7 @@ from pathlib import Path
 from orbitdock.config import Config
 
 RUNTIME_FILE = "orbitdockd.json"  # written by the daemon: pid, epoch, endpoints
+LOCK_FILE = "orbitdockd.lock"  # flock-held by the one daemon of a data dir; holds its pid
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,20 @@ class Layout:
     def runtime_file(self) -> Path:
         return self.data_dir / RUNTIME_FILE
 
+    @property
+    def lock_file(self) -> Path:
+        return self.data_dir / LOCK_FILE
+
+
+def runtime_base() -> Path:
+    """Where default runtime dirs are made: ``$XDG_RUNTIME_DIR``, else the temp dir."""
+    return Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+
 
 def _default_runtime_dir(data_dir: Path) -> Path:
     # ipc paths must stay under ~100 bytes, so hash the (possibly long) data dir.
     digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:10]
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(base) / f"orbitdock-{os.getuid()}-{digest}"
+    return runtime_base() / f"orbitdock-{os.getuid()}-{digest}"
 
 
 def layout(cfg: Config) -> Layout:
@@ -64,8 +73,8 @@ def layout(cfg: Config) -> Layout:
 
 
 def prepare_dirs(lay: Layout) -> None:
-    """Create the data dir and a private (0700) runtime dir for the ipc sockets."""
-    lay.data_dir.mkdir(parents=True, exist_ok=True)
+    """Create the data dir (0700) and a private (0700) runtime dir for the ipc sockets."""
+    lay.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lay.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(lay.runtime_dir, 0o700)
     if lay.log_path:
@@ -74,7 +83,9 @@ def prepare_dirs(lay: Layout) -> None:
 
 def write_runtime_file(lay: Layout, info: dict) -> None:
     tmp = lay.runtime_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(info))
     os.replace(tmp, lay.runtime_file)
 
 

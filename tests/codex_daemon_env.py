@@ -12,7 +12,7 @@ import uuid
 import psutil
 import pytest
 
-from conftest import REPO, wait_until
+from conftest import TEST_ROOT, wait_until
 from orbitdock.codex.home import write_sim_codex_home
 from orbitdock.codex.install import CodexNotFound, find_codex
 from orbitdock.protocol import messages as m
@@ -28,8 +28,8 @@ except CodexNotFound as exc:  # pragma: no cover - bin/setup installs it
 
 @pytest.fixture
 def codex_daemon(daemon_factory, sim, tmp_path):
-    # CODEX_HOME outside /tmp: codex refuses its helper binaries under the temp dir.
-    codex_home = REPO / ".orbitdock-test" / f"e2e-{uuid.uuid4().hex[:8]}"
+    # CODEX_HOME outside /tmp (TEST_ROOT): codex refuses its helper binaries under it.
+    codex_home = TEST_ROOT / f"e2e-{uuid.uuid4().hex[:8]}"
     env = write_sim_codex_home(codex_home, sim.url)
     workspace = tmp_path / "ws"
     workspace.mkdir()

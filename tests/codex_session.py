@@ -1,7 +1,7 @@
 """A codex connector driven like a session actor would, for the pool and connector tests.
 
 ``Session`` wraps a ``CodexConnector`` and the queue its events land in; every wait is
-a bounded ``queue.get``. CODEX_HOME and work dirs live under ``<repo>/.orbitdock-test``
+a bounded ``queue.get``. CODEX_HOME and work dirs live under ``conftest.TEST_ROOT``
 (codex refuses helper binaries under /tmp).
 """
 
@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from conftest import TEST_ROOT
 from orbitdock.codex.connector import CodexConnector
 from orbitdock.connectors import events as ev
 
-TEST_ROOT = Path(__file__).resolve().parent.parent / ".orbitdock-test"
 WAIT_S = 15.0  # any single expected event; codex answers in well under a second
 
 

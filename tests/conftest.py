@@ -12,21 +12,30 @@ from pathlib import Path
 import pytest
 
 from orbitdock.client import Client, Subscription, find_daemon
+from orbitdock.codex.home import outside_temp_dir
 from orbitdock.config import load
 from orbitdock.protocol import messages as m
 from orbitdock.sim.server import SimServer
 
 REPO = Path(__file__).resolve().parent.parent
+# CODEX_HOMEs and codex work dirs of the tests: under the repository, or in the user's
+# cache when the clone is under the temp dir (codex refuses its helper binaries there).
+TEST_ROOT = outside_temp_dir(REPO / ".orbitdock-test")
 START_TIMEOUT_S = 30.0  # generous: CI machines are shared and sometimes very loaded
 STOP_TIMEOUT_S = 15.0
+
+
+def pytest_report_header(config) -> str:
+    return f"codex homes of the tests under {TEST_ROOT}"
 
 
 class DaemonProcess:
     """One orbitdockd child process with its own ORBITDOCK_HOME."""
 
     def __init__(self, home: Path, extra_args: list[str], env: dict[str, str],
-                 watcher: bool = False):
-        self.home = home
+                 watcher: bool = False, serves: Path | None = None):
+        self.home = home  # its ORBITDOCK_HOME
+        self.serves = serves or home  # the data dir it runs on (--demo: <home>/demo)
         self.watcher = watcher
         self.extra_args = extra_args
         self.env = env
@@ -35,15 +44,25 @@ class DaemonProcess:
 
     @property
     def config(self):
-        return load(env={"ORBITDOCK_HOME": str(self.home)})
+        return load(env={"ORBITDOCK_HOME": str(self.serves)})
 
-    def start(self) -> "DaemonProcess":
+    def spawn(self, stdout: int = subprocess.DEVNULL) -> "DaemonProcess":
+        """Start the process without waiting for it to serve (see ``start``)."""
         env = dict(os.environ, **self.env, ORBITDOCK_HOME=str(self.home))
         env.setdefault("ORBITDOCK_LOGGING__STDERR", "false")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "actors.daemon",
              *([] if self.watcher else ["--no-watcher"]), *self.extra_args],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            cwd=REPO, env=env, stdout=stdout, stderr=subprocess.PIPE)
+        return self
+
+    def wait_exit(self, timeout: float = START_TIMEOUT_S) -> tuple[int, str, str]:
+        """Exit code, stdout and stderr of a daemon expected to end within ``timeout``."""
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, (out or b"").decode(), err.decode()
+
+    def start(self) -> "DaemonProcess":
+        self.spawn()
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -85,7 +104,7 @@ class DaemonProcess:
         return self.proc.returncode
 
     def log_lines(self) -> list[str]:
-        path = self.home / "logs" / "orbitdockd.log"
+        path = self.serves / "logs" / "orbitdockd.log"
         return path.read_text().splitlines() if path.exists() else []
 
     def close_clients(self) -> None:
@@ -99,11 +118,12 @@ def daemon_factory(tmp_path):
     started: list[DaemonProcess] = []
 
     def make(*extra_args: str, home: Path | None = None, watcher: bool = False,
-             **env: str) -> DaemonProcess:
+             wait: bool = True, serves: Path | None = None, **env: str) -> DaemonProcess:
+        """A started daemon; with ``wait=False`` only spawned (for one expected to exit)."""
         d = DaemonProcess(home or tmp_path / f"home{len(started)}", list(extra_args), env,
-                          watcher)
+                          watcher, serves)
         started.append(d)
-        return d.start()
+        return d.start() if wait else d.spawn(stdout=subprocess.PIPE)
 
     yield make
     for d in started:

@@ -2,7 +2,7 @@
 
 No daemon: a pool actor, connectors, and a queue per session collecting what
 they emit (``codex_session.Session``). Every wait is a bounded ``queue.get``.
-CODEX_HOME lives under ``<repo>/.orbitdock-test`` (codex refuses helper binaries
+CODEX_HOME lives under ``conftest.TEST_ROOT`` (codex refuses helper binaries
 under /tmp). The pool's fault handling against fake app-servers is in
 test_codex_pool_faults.py.
 """

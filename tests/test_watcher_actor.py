@@ -17,13 +17,13 @@ import pytest
 
 from actors.messages import RolloutBatch, RolloutIdle, RouteAnswer, RouteRequest
 from actors.watcher import WatcherActor
+from conftest import TEST_ROOT
 from orbitdock.config import Config
 from orbitdock.connectors.events import NameUpdated, ThreadStarted, UserMessage
 from orbitdock.rollout.legacy_state import LEGACY_FILE, load_legacy_offsets
 from orbitdock.store.commands import SaveRolloutOffset
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rollouts"
-REPO = Path(__file__).resolve().parent.parent
 WAIT = 5.0
 
 
@@ -316,7 +316,7 @@ def test_real_codex_exec_rollout_is_followed(env):
         codex = find_codex()
     except CodexNotFound as exc:
         pytest.skip(str(exc))
-    home = REPO / ".orbitdock-test" / f"watcher-{uuid.uuid4().hex[:8]}"
+    home = TEST_ROOT / f"watcher-{uuid.uuid4().hex[:8]}"
     workspace = home / "ws"
     workspace.mkdir(parents=True)
     (home / "codex" / "sessions").mkdir(parents=True)

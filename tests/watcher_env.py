@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import REPO, wait_until
+from conftest import REPO, TEST_ROOT, wait_until
 from orbitdock.client import RemoteError
 from orbitdock.codex.home import clean_env, write_sim_codex_home
 from orbitdock.codex.install import CodexNotFound, find_codex
@@ -49,7 +49,7 @@ CLI_TIMEOUT_S = 30
 # ------------------------------------------------------------------ fixtures and helpers
 @pytest.fixture
 def codex_home():
-    home = REPO / ".orbitdock-test" / f"watch-{uuid.uuid4().hex[:8]}"
+    home = TEST_ROOT / f"watch-{uuid.uuid4().hex[:8]}"
     (home / "sessions").mkdir(parents=True)
     yield home
     shutil.rmtree(home, ignore_errors=True)

@@ -34,6 +34,8 @@ from typing import Any, Callable, Protocol
 from orbitdock.codex import jsonrpc as rpc
 from orbitdock.codex.rpc_peer import BROADCAST_METHODS, Callback, RpcPeer, Sink
 from orbitdock.config import CodexConfig
+from orbitdock.privacy import child_umask
+from orbitdock.threads import long_lived
 
 __all__ = ["AppServerProcess", "BROADCAST_METHODS", "Callback", "Op", "Sink"]
 
@@ -99,12 +101,13 @@ class AppServerProcess(RpcPeer):
             # Always its own process group (signalled as one); a session of its own unless
             # ``codex.shared_session`` (orbitdock.codex.priority explains the choice).
             start_new_session=not self._config.shared_session,
-            process_group=0 if self._config.shared_session else None)
+            process_group=0 if self._config.shared_session else None,
+            umask=child_umask())  # the user's own: codex writes into their projects
         logger.info("started %s: %s", self, " ".join(self.argv))
         # The reader starts last: when a child dies at once, the reader joins the
         # stderr and waiter threads, which must already be running.
-        self._threads = [threading.Thread(target=target, name=f"codex-{self.proc_id}-{name}",
-                                          daemon=True)
+        self._threads = [long_lived(threading.Thread(
+                             target=target, name=f"codex-{self.proc_id}-{name}", daemon=True))
                          for name, target in (("writer", self._write_loop),
                                               ("stderr", self._stderr_loop),
                                               ("waiter", self._wait_loop),

@@ -12,6 +12,7 @@ redirect the traffic nor leak into the child.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -44,6 +45,25 @@ def _under_temp_dir(path: Path) -> Path | None:
         if path == temp or temp in path.parents:
             return temp
     return None
+
+
+def user_cache_dir() -> Path:
+    """orbitdock's dir in the user's cache: ``$XDG_CACHE_HOME/orbitdock`` or ~/.cache/orbitdock."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "orbitdock"
+
+
+def outside_temp_dir(wanted: Path) -> Path:
+    """``wanted`` itself, or, when it lies under the temp dir (where codex refuses to create
+    its helper binaries), a dir named after it in the user's cache:
+    ``~/.cache/orbitdock/<name>-<hash of wanted>``, the same for the same ``wanted``.
+
+    So a clone, a data dir or a test run under /tmp still gets a working CODEX_HOME.
+    """
+    wanted = Path(wanted).expanduser().resolve()
+    if _under_temp_dir(wanted) is None:
+        return wanted
+    digest = hashlib.sha1(str(wanted).encode()).hexdigest()[:12]
+    return user_cache_dir() / f"{wanted.name.lstrip('.')}-{digest}"
 
 
 def sim_config_toml(base_url: str, *, model: str = "gpt-5.5") -> str:
@@ -93,7 +113,7 @@ def write_sim_codex_home(codex_home: Path, base_url: str, *, model: str = "gpt-5
     if temp is not None:
         raise ValueError(
             f"CODEX_HOME {codex_home} is under the temp dir {temp}: codex refuses to create "
-            "its helper binaries there; use a directory elsewhere (e.g. under the repo)")
+            "its helper binaries there; use a directory elsewhere (outside_temp_dir gives one)")
     codex_home.mkdir(parents=True, exist_ok=True)
     text = sim_config_toml(base_url, model=model)
     if extra_toml:

@@ -3,7 +3,7 @@
 The daemon runs on a throw-away ORBITDOCK_HOME (under the system temp dir) and,
 for codex sessions, a CODEX_HOME pointed at the load model; that one must be
 outside the temp dir (codex refuses its helper binaries there), so it lives
-under ``<repo>/.orbitdock-test/``. Every wait here is bounded.
+under ``<repo>/.orbitdock-test/`` (in the user's cache for a clone under the temp dir). Every wait here is bounded.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 
 from orbitdock.client import Client, ClientError, Endpoints, find_daemon
+from orbitdock.codex.home import outside_temp_dir
 from orbitdock.config import load
 from orbitdock.paths import layout
 from orbitdock.protocol import messages as m
@@ -217,6 +218,6 @@ def reap_orphans(pids: list[int]) -> None:
 
 def codex_home_dir() -> Path:
     """A fresh CODEX_HOME outside the temp dir (see the module docstring)."""
-    path = REPO / ".orbitdock-test" / f"load-{uuid.uuid4().hex[:8]}"
+    path = outside_temp_dir(REPO / ".orbitdock-test") / f"load-{uuid.uuid4().hex[:8]}"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from orbitdock.codex.home import clean_env, write_sim_codex_home
+from orbitdock.codex.home import clean_env, outside_temp_dir, write_sim_codex_home
 from orbitdock.codex.install import REPO_ROOT, CodexNotFound, find_codex
 from orbitdock.sim import SimServer
 
@@ -128,7 +128,7 @@ def codex_binary() -> Path:
 @pytest.fixture(scope="module")
 def sandbox_dir() -> Path:
     # Not under /tmp: codex refuses to set up its helper binaries in the temp dir.
-    root = REPO_ROOT / ".orbitdock-test" / f"codex-offline-{uuid.uuid4().hex[:8]}"
+    root = outside_temp_dir(REPO_ROOT / ".orbitdock-test") / f"codex-offline-{uuid.uuid4().hex[:8]}"
     root.mkdir(parents=True)
     yield root
     shutil.rmtree(root, ignore_errors=True)
