@@ -242,6 +242,10 @@ class GatewayLoop(threading.Thread):
         self._send_reply(router, identity, codec.error_reply(exc, request_id))
 
     def _dispatch(self, router: zmq.Socket, identity: bytes, request: m.Request) -> None:
+        if request.client:  # a named client's actions are on record (e.g. an agent via MCP)
+            logger.info("%s from %s", request.__struct_config__.tag, request.client[:200],
+                        extra={"client": request.client[:200], "request_id": request.id,
+                               "session_id": getattr(request, "session_id", None)})
         handler = self.requests.handler(request)
         if handler is None:
             self.supervisor.tell(ClientRequest(identity, request))

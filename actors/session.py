@@ -41,6 +41,9 @@ from orbitdock.transport import Outlet
 
 logger = logging.getLogger(__name__)
 
+# What every request carries and no provider operation takes.
+ENVELOPE_FIELDS = frozenset(m.Request.__struct_fields__) | {"session_id"}
+
 # Client decisions, with the upstream OrbitDock spellings accepted as aliases.
 DECISIONS = {
     "accept": "accept", "approved": "accept", "approve": "accept",
@@ -352,7 +355,7 @@ class SessionActor(pykka.ThreadingActor):
         if r.needs_active:
             self._require_active()
         fields = {name: getattr(r, name) for name in r.__struct_fields__
-                  if name not in ("v", "id", "session_id")}
+                  if name not in ENVELOPE_FIELDS}
         self._ensure_connector().call(r.forward, req, **fields)
 
     @answers(m.SubscribeSession)

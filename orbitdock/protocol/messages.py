@@ -127,6 +127,7 @@ class Request(Wire, kw_only=True):
     errors: ClassVar[tuple[E, ...]] = ()
     forward: ClassVar[str | None] = None  # provider operation this session request is
     needs_active: ClassVar[bool] = True  # forwarded only while the session is active
+    client: str | None = None  # who sends it (e.g. "orbitdock-mcp (codex)"): logged by the daemon
 
 
 class GetStatus(Request, tag="get_status", kw_only=True):
