@@ -32,7 +32,7 @@ from orbitdock import PROTOCOL_VERSION
 from orbitdock.config import Config
 from orbitdock.protocol import codec
 from orbitdock.protocol import messages as m
-from orbitdock.protocol.errors import ANY_FRAME, MEANINGS, ErrorCode
+from orbitdock.protocol.errors import ANY_FRAME, MEANINGS, ErrorCode, ProtocolError
 from orbitdock.protocol.scopes import Scope
 from orbitdock.protocol.topics import HEARTBEAT, LIST, SESSION_PREFIX
 
@@ -108,15 +108,18 @@ def example_frame(cls: type[m.Wire]) -> dict[str, Any]:
     an event what the daemon's codec writes for it (every field).
     """
     fields = example_fields(cls)
-    if cls.kind == "request":
-        frame = {"v": PROTOCOL_VERSION, "type": wire_name(cls), "id": EXAMPLE_REQUEST_ID,
-                 **fields}
-        decoded = codec.decode_request(msgspec.msgpack.encode(frame), 1 << 30)
-    else:
-        request_id = EXAMPLE_REQUEST_ID if cls.kind == "reply" else None
-        frame = {"v": PROTOCOL_VERSION, "type": wire_name(cls), "id": request_id, **fields}
-        decoded = codec.decode_inbound(msgspec.msgpack.encode(frame))
-        frame = msgspec.msgpack.decode(codec.encode(decoded))
+    request_id = None if cls.kind == "event" else EXAMPLE_REQUEST_ID
+    frame = {"v": PROTOCOL_VERSION, "type": wire_name(cls), "id": request_id, **fields}
+    try:
+        if cls.kind == "request":
+            decoded = codec.decode_request(msgspec.msgpack.encode(frame), 1 << 30)
+        else:
+            decoded = codec.decode_inbound(msgspec.msgpack.encode(frame))
+            frame = msgspec.msgpack.decode(codec.encode(decoded))
+    except (ProtocolError, msgspec.ValidationError) as exc:
+        raise DocgenError(f"{cls.__name__}.example does not decode ({exc}): give it an "
+                          "`example` ClassVar with a valid value for every required field"
+                          ) from None
     if type(decoded) is not cls:
         raise DocgenError(f"{cls.__name__}.example decodes as {type(decoded).__name__}")
     return frame
@@ -380,7 +383,7 @@ and `ipc://<runtime dir>/events.sock`, the runtime dir private to the user; sett
 `gateway.request_endpoint` and `gateway.event_endpoint`):
 
 - **ROUTER** (requests): connect a DEALER and send each request as one frame; the reply
-  comes back as one frame. A ROUTER-side frame count other than one payload is `bad_frame`.
+  comes back as one frame. A request in more than one frame gets `bad_frame`.
 - **XPUB** (events): connect a SUB and subscribe to topics. Every published frame is one
   ZeroMQ frame: the topic bytes followed directly by the msgpack payload. Topics end in `|`
   so one never prefix-matches another:
@@ -448,7 +451,11 @@ same rules:
 def main(argv: list[str] | None = None) -> int:
     """Write docs/PROTOCOL.md; with ``--check``, only say whether it is up to date."""
     args = sys.argv[1:] if argv is None else argv
-    text = render()
+    try:
+        text = render()
+    except DocgenError as exc:
+        print(f"cannot generate {DOC_PATH.relative_to(REPO)}: {exc}", file=sys.stderr)
+        return 2
     if "--check" in args:
         if DOC_PATH.exists() and DOC_PATH.read_text() == text:
             return 0
