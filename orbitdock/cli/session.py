@@ -6,8 +6,8 @@ import time
 
 import click
 
-from orbitdock.cli.common import EXIT_TIMEOUT, CommandFailed, Context, ago, pass_ctx
-from orbitdock.client import Subscription, find_daemon
+from orbitdock.cli.common import CommandFailed, Context, ago, pass_ctx, timed_out
+from orbitdock.client import Subscription
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import SessionState
 
@@ -16,7 +16,7 @@ ATTENTION_MARK = {"awaitingPermission": "!", "awaitingQuestion": "?", "awaitingR
 
 @click.group()
 def session() -> None:
-    """Sessions: list, show, create, send, interrupt, end, resume, rename, config."""
+    """Sessions: list, show, create, send, steer, interrupt, end, resume, rename, config."""
 
 
 @session.command("list")
@@ -98,8 +98,9 @@ def create(ctx: Context, provider, model, approval_policy, sandbox, cwd, name) -
     ctx.emit(reply.session, reply.session.id)
 
 
-def _wait_for_turn(ctx: Context, sub: Subscription, session_id: str, before_turns: int,
+def _wait_for_turn(sub: Subscription, session_id: str, start: SessionState, steered: bool,
                    timeout: float) -> tuple[str, SessionState]:
+    """Until the turn started (or, ``steered``, the turn running) at ``start`` ends."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         sub.poll(0.05)
@@ -108,36 +109,56 @@ def _wait_for_turn(ctx: Context, sub: Subscription, session_id: str, before_turn
             continue
         if st.work_status in ("permission", "question"):
             return "waiting_on_approval", st
-        if st.turn_count > before_turns and st.current_turn_id is None:
+        ended = (st.current_turn_id is None if steered
+                 else st.turn_count > start.turn_count and st.current_turn_id is None)
+        if ended:
             if st.work_status == "reply":
                 return "completed", st
             return ("failed" if st.last_error else "interrupted"), st
         if st.status == "ended":
             return "ended", st
-    raise CommandFailed(f"turn still running after {timeout:.0f}s", EXIT_TIMEOUT)
+    raise timed_out(f"turn still running after {timeout:.0f}s")
+
+
+def _steer_or_send(ctx: Context, session_id: str, text: str, steer: bool) -> str:
+    if steer:
+        ctx.request(m.SteerTurn(session_id=session_id, content=text))
+        return STEERED
+    ctx.request(m.SendMessage(session_id=session_id, content=text))
+    return "sent"
+
+
+STEERED = "steered the running turn"
 
 
 @session.command("send")
 @click.argument("session_id")
 @click.argument("text")
+@click.option("--new-turn", is_flag=True,
+              help="Start a new turn even if one is running (default: steer the running one).")
 @click.option("--wait", is_flag=True,
               help="Return when the turn ends (completed, interrupted, failed) or waits on you.")
 @click.option("--wait-timeout", default=600.0, show_default=True, help="Seconds, with --wait.")
 @pass_ctx
-def send(ctx: Context, session_id: str, text: str, wait: bool, wait_timeout: float) -> None:
-    """Send a message (starts a turn)."""
+def send(ctx: Context, session_id: str, text: str, new_turn: bool, wait: bool,
+         wait_timeout: float) -> None:
+    """Send a message: steers the running turn if the session is working, else starts one."""
     if not wait:
-        reply = ctx.request(m.SendMessage(session_id=session_id, content=text))
-        ctx.emit(reply, "sent")
+        working = ctx.request(m.SubscribeSession(session_id=session_id)).session.work_status
+        said = _steer_or_send(ctx, session_id, text, working == "working" and not new_turn)
+        ctx.emit({"session_id": session_id, "steered": said == STEERED}, said)
         return
-    sub = Subscription(find_daemon(ctx.cfg), config=ctx.cfg)
+    sub = ctx.subscription()
     try:
         sub.watch_session(session_id)
         if not sub.wait_synced(ctx.cfg.client.request_timeout_s):
             raise CommandFailed(f"could not follow session {session_id}")
-        before = sub.state(session_id).turn_count
-        ctx.request(m.SendMessage(session_id=session_id, content=text))
-        outcome, st = _wait_for_turn(ctx, sub, session_id, before, wait_timeout)
+        start = sub.state(session_id)
+        steered = start.work_status == "working" and not new_turn
+        said = _steer_or_send(ctx, session_id, text, steered)
+        if not ctx.as_json:
+            click.echo(said)
+        outcome, st = _wait_for_turn(sub, session_id, start, steered, wait_timeout)
     finally:
         sub.close()
     last = next((x.content for x in reversed(st.messages) if x.type == "assistant"), "")
@@ -145,10 +166,21 @@ def send(ctx: Context, session_id: str, text: str, wait: bool, wait_timeout: flo
     text_out = f"turn {outcome}" + (f"; pending: {', '.join(pending)}" if pending else "")
     if last and outcome == "completed":
         text_out += f"\n{last}"
-    ctx.emit({"outcome": outcome, "session_id": session_id, "pending_approvals": pending,
-              "last_assistant_message": last, "last_error": st.last_error}, text_out)
+    ctx.emit({"outcome": outcome, "session_id": session_id, "steered": steered,
+              "pending_approvals": pending, "last_assistant_message": last,
+              "last_error": st.last_error}, text_out)
     if outcome == "failed":
         raise CommandFailed(f"turn failed: {st.last_error}")
+
+
+@session.command("steer")
+@click.argument("session_id")
+@click.argument("text")
+@pass_ctx
+def steer(ctx: Context, session_id: str, text: str) -> None:
+    """Add TEXT to the running turn (the agent reads it before its next step)."""
+    said = _steer_or_send(ctx, session_id, text, steer=True)
+    ctx.emit({"session_id": session_id, "steered": True}, said)
 
 
 def _simple(name: str, message_cls, help_text: str):
