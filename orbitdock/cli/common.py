@@ -116,6 +116,26 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 def to_builtins(data: Any) -> Any:
+    """Plain JSON-able data with *every* field, defaults included.
+
+    The wire structs omit fields equal to their defaults (``omit_defaults``: smaller
+    frames), but a script reading ``--json`` must find ``status: active`` and friends;
+    only ``UNSET`` (a delta's "unchanged") is left out.
+    """
+    if isinstance(data, msgspec.Struct):
+        out: dict[str, Any] = {}
+        config = data.__struct_config__
+        if isinstance(config.tag_field, str):
+            out[config.tag_field] = config.tag
+        for name, wire_name in zip(data.__struct_fields__, data.__struct_encode_fields__):
+            value = getattr(data, name)
+            if value is not msgspec.UNSET:
+                out[wire_name] = to_builtins(value)
+        return out
+    if isinstance(data, (list, tuple)):
+        return [to_builtins(item) for item in data]
+    if isinstance(data, dict):
+        return {key: to_builtins(value) for key, value in data.items()}
     return msgspec.to_builtins(data)
 
 
