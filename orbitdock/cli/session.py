@@ -148,11 +148,13 @@ def send(ctx: Context, session_id: str, text: str, new_turn: bool, wait: bool,
         said = _steer_or_send(ctx, session_id, text, working == "working" and not new_turn)
         ctx.emit({"session_id": session_id, "steered": said == STEERED}, said)
         return
+    ctx.request(m.SubscribeSession(session_id=session_id))  # an unknown id: exit 1 at once
     sub = ctx.subscription()
     try:
         sub.watch_session(session_id)
         if not sub.wait_synced(ctx.cfg.client.request_timeout_s):
-            raise CommandFailed(f"could not follow session {session_id}")
+            raise timed_out(f"no snapshot of {session_id} within "
+                            f"{ctx.cfg.client.request_timeout_s:.1f}s")
         start = sub.state(session_id)
         steered = start.work_status == "working" and not new_turn
         said = _steer_or_send(ctx, session_id, text, steered)

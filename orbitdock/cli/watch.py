@@ -7,8 +7,8 @@ import time
 
 import click
 
-from orbitdock.cli.common import Context, pass_ctx, to_builtins
-from orbitdock.client import Subscription, find_daemon
+from orbitdock.cli.common import Context, pass_ctx, timed_out, to_builtins
+from orbitdock.client import Subscription
 from orbitdock.protocol import messages as m
 
 
@@ -46,13 +46,26 @@ def describe(event: m.Wire) -> str:
     return ""
 
 
+def first_events(sub: Subscription, timeout: float) -> list[m.Wire]:
+    """The events up to and including the first snapshot(s); exit 4 if none comes in time."""
+    events: list[m.Wire] = []
+    deadline = time.monotonic() + timeout
+    while not sub.all_synced():
+        if time.monotonic() > deadline:
+            raise timed_out(f"no snapshot from orbitdockd within {timeout:.1f}s")
+        events += sub.poll(0.05)
+    return events
+
+
 @click.command()
 @click.argument("session_id", required=False)
 @click.option("--duration", type=float, help="Stop after this many seconds.")
 @pass_ctx
 def watch(ctx: Context, session_id: str | None, duration: float | None) -> None:
     """Stream the session list, or one session, live (Ctrl-C to stop)."""
-    sub = Subscription(find_daemon(ctx.cfg), config=ctx.cfg)
+    if session_id:  # an unknown id fails now (exit 1), not after a silent wait
+        ctx.request(m.SubscribeSession(session_id=session_id))
+    sub = ctx.subscription()
     if session_id:
         sub.watch_session(session_id)
     else:
@@ -60,8 +73,10 @@ def watch(ctx: Context, session_id: str | None, duration: float | None) -> None:
     deadline = time.monotonic() + duration if duration else None
     warned = False
     try:
+        first = first_events(sub, ctx.cfg.client.request_timeout_s)
         while deadline is None or time.monotonic() < deadline:
-            for event in sub.poll(0.2):
+            events, first = first + sub.poll(0.2), []
+            for event in events:
                 if ctx.as_json:
                     click.echo(json.dumps(to_builtins(event)))
                 else:
