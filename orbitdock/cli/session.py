@@ -98,9 +98,9 @@ def create(ctx: Context, provider, model, approval_policy, sandbox, cwd, name) -
     ctx.emit(reply.session, reply.session.id)
 
 
-def _wait_for_turn(sub: Subscription, session_id: str, start: SessionState, steered: bool,
+def _wait_for_turn(sub: Subscription, session_id: str, turns_before: int, steered: bool,
                    timeout: float) -> tuple[str, SessionState]:
-    """Until the turn started (or, ``steered``, the turn running) at ``start`` ends."""
+    """Until the turn started after ``turns_before`` (or, ``steered``, the running one) ends."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         sub.poll(0.05)
@@ -110,7 +110,7 @@ def _wait_for_turn(sub: Subscription, session_id: str, start: SessionState, stee
         if st.work_status in ("permission", "question"):
             return "waiting_on_approval", st
         ended = (st.current_turn_id is None if steered
-                 else st.turn_count > start.turn_count and st.current_turn_id is None)
+                 else st.turn_count > turns_before and st.current_turn_id is None)
         if ended:
             if st.work_status == "reply":
                 return "completed", st
@@ -155,12 +155,12 @@ def send(ctx: Context, session_id: str, text: str, new_turn: bool, wait: bool,
         if not sub.wait_synced(ctx.cfg.client.request_timeout_s):
             raise timed_out(f"no snapshot of {session_id} within "
                             f"{ctx.cfg.client.request_timeout_s:.1f}s")
-        start = sub.state(session_id)
-        steered = start.work_status == "working" and not new_turn
+        start = sub.state(session_id)  # the live mirror: read its values now
+        steered, turns_before = start.work_status == "working" and not new_turn, start.turn_count
         said = _steer_or_send(ctx, session_id, text, steered)
         if not ctx.as_json:
             click.echo(said)
-        outcome, st = _wait_for_turn(sub, session_id, start, steered, wait_timeout)
+        outcome, st = _wait_for_turn(sub, session_id, turns_before, steered, wait_timeout)
     finally:
         sub.close()
     last = next((x.content for x in reversed(st.messages) if x.type == "assistant"), "")
