@@ -6,11 +6,12 @@ import click
 
 from orbitdock.approvals import approval_session
 from orbitdock.cli.common import CommandFailed, Context, pass_ctx
+from orbitdock.cli.ids import APPROVAL_ID
 from orbitdock.protocol import messages as m
 
 
 @click.command()
-@click.argument("approval_id")
+@click.argument("approval_id", type=APPROVAL_ID)
 @click.option("--for-session", is_flag=True, help="Also allow the same kind for this session.")
 @click.option("--decision", help="A decision the request offers, instead of accept.")
 @pass_ctx
@@ -22,7 +23,7 @@ def approve(ctx: Context, approval_id: str, for_session: bool, decision: str | N
 
 
 @click.command()
-@click.argument("approval_id")
+@click.argument("approval_id", type=APPROVAL_ID)
 @click.option("--cancel", is_flag=True, help="Cancel (interrupts the turn) instead of decline.")
 @pass_ctx
 def deny(ctx: Context, approval_id: str, cancel: bool) -> None:
@@ -33,7 +34,7 @@ def deny(ctx: Context, approval_id: str, cancel: bool) -> None:
 
 
 @click.command()
-@click.argument("approval_id")
+@click.argument("approval_id", type=APPROVAL_ID)
 @click.argument("answers", nargs=-1, required=True)
 @pass_ctx
 def answer(ctx: Context, approval_id: str, answers: tuple[str, ...]) -> None:

@@ -7,6 +7,7 @@ import time
 import click
 
 from orbitdock.cli.common import CommandFailed, Context, ago, pass_ctx, timed_out
+from orbitdock.cli.ids import SESSION_ID
 from orbitdock.client import Subscription
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import SessionState
@@ -70,7 +71,7 @@ def render_state(s: SessionState, messages: int = 20) -> str:
 
 
 @session.command("show")
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION_ID)
 @click.option("--messages", default=20, show_default=True, help="How many recent messages.")
 @pass_ctx
 def show(ctx: Context, session_id: str, messages: int) -> None:
@@ -132,7 +133,7 @@ STEERED = "steered the running turn"
 
 
 @session.command("send")
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION_ID)
 @click.argument("text")
 @click.option("--new-turn", is_flag=True,
               help="Start a new turn even if one is running (default: steer the running one).")
@@ -176,7 +177,7 @@ def send(ctx: Context, session_id: str, text: str, new_turn: bool, wait: bool,
 
 
 @session.command("steer")
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION_ID)
 @click.argument("text")
 @pass_ctx
 def steer(ctx: Context, session_id: str, text: str) -> None:
@@ -187,7 +188,7 @@ def steer(ctx: Context, session_id: str, text: str) -> None:
 
 def _simple(name: str, message_cls, help_text: str):
     @session.command(name, help=help_text)
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION_ID)
     @pass_ctx
     def command(ctx: Context, session_id: str) -> None:
         reply = ctx.request(message_cls(session_id=session_id))
@@ -202,7 +203,7 @@ _simple("resume", m.ResumeSession, "Resume an ended session with its context.")
 
 
 @session.command("rename")
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION_ID)
 @click.argument("name", required=False)
 @pass_ctx
 def rename(ctx: Context, session_id: str, name: str | None) -> None:
@@ -211,7 +212,7 @@ def rename(ctx: Context, session_id: str, name: str | None) -> None:
 
 
 @session.command("config")
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION_ID)
 @click.option("--approval-policy")
 @click.option("--sandbox")
 @click.option("--model")

@@ -8,6 +8,7 @@ import time
 import click
 
 from orbitdock.cli.common import Context, pass_ctx, timed_out, to_builtins
+from orbitdock.cli.ids import SESSION_ID
 from orbitdock.client import Subscription
 from orbitdock.protocol import messages as m
 
@@ -58,7 +59,7 @@ def first_events(sub: Subscription, timeout: float) -> list[m.Wire]:
 
 
 @click.command()
-@click.argument("session_id", required=False)
+@click.argument("session_id", type=SESSION_ID, required=False)
 @click.option("--duration", type=float, help="Stop after this many seconds.")
 @pass_ctx
 def watch(ctx: Context, session_id: str | None, duration: float | None) -> None:

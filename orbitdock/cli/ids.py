@@ -1,0 +1,125 @@
+"""Ids people can type: any unique prefix of a session or approval id, and shell completion.
+
+Resolved on the client from the session list (``subscribe_list``) and the snapshots of
+the sessions with pending approvals: the daemon keeps no index of prefixes. A prefix
+that matches nothing is passed on unchanged, so the daemon's own ``not_found`` (or
+``stale_approval``) is what the user sees.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import click
+from click.shell_completion import CompletionItem
+
+from orbitdock.approvals import ID_SEPARATOR, LIFE_SEPARATOR
+from orbitdock.cli.common import EXIT_FAILED, CliErrorCode, CommandFailed, Context
+from orbitdock.client import Client, find_daemon
+from orbitdock.config import load
+from orbitdock.protocol import messages as m
+from orbitdock.protocol.models import ApprovalRequest, SessionSummary
+
+SESSION_PREFIX = "od-"  # ids of sessions the daemon started; typing it is optional
+SHOWN_MATCHES = 20  # an ambiguous prefix lists at most this many candidates
+
+
+def _matching(ids: Iterable[str], text: str) -> list[str]:
+    ids = list(ids)
+    if text in ids:
+        return [text]
+    found = [i for i in ids if i.startswith(text)]
+    return found or [i for i in ids if i.removeprefix(SESSION_PREFIX).startswith(text)]
+
+
+def _one(kind: str, text: str, found: list[str]) -> str:
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        return text  # let the daemon say not_found
+    listed = "\n  ".join(found[:SHOWN_MATCHES])
+    more = f"\n  ... and {len(found) - SHOWN_MATCHES} more" if len(found) > SHOWN_MATCHES else ""
+    raise CommandFailed(f"{text!r} matches {len(found)} {kind}s; type more of it:\n  "
+                        f"{listed}{more}", EXIT_FAILED, CliErrorCode.AMBIGUOUS_ID)
+
+
+def _sessions(request) -> list[SessionSummary]:
+    return list(request(m.SubscribeList()).sessions)
+
+
+def _pending_approvals(request, sessions: Iterable[SessionSummary]) -> list[ApprovalRequest]:
+    pending: list[ApprovalRequest] = []
+    for s in sessions:
+        if s.pending_approvals:
+            pending += request(m.SubscribeSession(session_id=s.id)).session.approvals
+    return pending
+
+
+def resolve_session(ctx: Context, text: str) -> str:
+    return _one("session", text, _matching((s.id for s in _sessions(ctx.request)), text))
+
+
+def resolve_approval(ctx: Context, text: str) -> str:
+    """``<session prefix>:a<n>``, or a prefix of the whole id, or the whole id."""
+    session_part, sep, rest = text.partition(ID_SEPARATOR[0])
+    sessions = _sessions(ctx.request)
+    if sep:
+        sid = _one("session", session_part, _matching((s.id for s in sessions), session_part))
+        sessions = [s for s in sessions if s.id == sid]
+        text = f"{sid}{sep}{rest}"
+    ids = [a.id for a in _pending_approvals(ctx.request, sessions)]
+    found = _matching(ids, text)
+    # `S:a1` means a1, not a1 and a10..a19: the number typed whole wins.
+    whole = [i for i in found if i.partition(ID_SEPARATOR)[2].partition(LIFE_SEPARATOR)[0]
+             == text.partition(ID_SEPARATOR)[2]]
+    return _one("approval", text, whole if len(whole) == 1 else found)
+
+
+def _completion_request(click_ctx: click.Context):
+    """A short-lived requester for completion, which runs before the group's callback."""
+    params = click_ctx.find_root().params
+    cfg = load(params.get("config_file"), overrides={"paths.data_dir": params.get("data_dir")})
+    client = Client(find_daemon(cfg), timeout=cfg.client.request_timeout_s)
+    return client
+
+
+class SessionId(click.ParamType):
+    name = "session_id"
+
+    def convert(self, value, param, ctx):
+        obj = ctx.find_object(Context) if ctx is not None else None
+        if obj is None or ctx.resilient_parsing:
+            return value
+        return resolve_session(obj, value)
+
+    def shell_complete(self, ctx, param, incomplete):
+        try:
+            with _completion_request(ctx) as client:
+                sessions = _sessions(client.request)
+        except Exception:  # no daemon, a timeout: simply nothing to offer
+            return []
+        return [CompletionItem(s.id, help=s.display_name) for s in sessions
+                if s.status == "active" and s.id.startswith(incomplete)]
+
+
+class ApprovalId(click.ParamType):
+    name = "approval_id"
+
+    def convert(self, value, param, ctx):
+        obj = ctx.find_object(Context) if ctx is not None else None
+        if obj is None or ctx.resilient_parsing:
+            return value
+        return resolve_approval(obj, value)
+
+    def shell_complete(self, ctx, param, incomplete):
+        try:
+            with _completion_request(ctx) as client:
+                pending = _pending_approvals(client.request, _sessions(client.request))
+        except Exception:
+            return []
+        return [CompletionItem(a.id, help=a.command or a.file_path or a.type) for a in pending
+                if a.id.startswith(incomplete)]
+
+
+SESSION_ID = SessionId()
+APPROVAL_ID = ApprovalId()
