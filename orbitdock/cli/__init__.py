@@ -53,9 +53,9 @@ def _accept_json_everywhere(command: click.Command) -> None:
 
 
 def _register() -> None:
-    from orbitdock.cli import approve, codex, models, rollouts, session, status, watch
+    from orbitdock.cli import approval, approve, codex, models, rollouts, session, status, watch
 
-    for module in (status, session, watch, approve, models, codex, rollouts):
+    for module in (status, session, watch, approve, approval, models, codex, rollouts):
         module.register(cli)
     for command in cli.commands.values():
         _accept_json_everywhere(command)

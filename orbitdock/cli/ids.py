@@ -43,31 +43,31 @@ def _one(kind: str, text: str, found: list[str]) -> str:
                         f"{listed}{more}", EXIT_FAILED, CliErrorCode.AMBIGUOUS_ID)
 
 
-def _sessions(request) -> list[SessionSummary]:
+def sessions(request) -> list[SessionSummary]:
     return list(request(m.SubscribeList()).sessions)
 
 
-def _pending_approvals(request, sessions: Iterable[SessionSummary]) -> list[ApprovalRequest]:
+def pending_approvals(request, among: Iterable[SessionSummary]) -> list[ApprovalRequest]:
     pending: list[ApprovalRequest] = []
-    for s in sessions:
+    for s in among:
         if s.pending_approvals:
             pending += request(m.SubscribeSession(session_id=s.id)).session.approvals
     return pending
 
 
 def resolve_session(ctx: Context, text: str) -> str:
-    return _one("session", text, _matching((s.id for s in _sessions(ctx.request)), text))
+    return _one("session", text, _matching((s.id for s in sessions(ctx.request)), text))
 
 
 def resolve_approval(ctx: Context, text: str) -> str:
     """``<session prefix>:a<n>``, or a prefix of the whole id, or the whole id."""
     session_part, sep, rest = text.partition(ID_SEPARATOR[0])
-    sessions = _sessions(ctx.request)
+    listed = sessions(ctx.request)
     if sep:
-        sid = _one("session", session_part, _matching((s.id for s in sessions), session_part))
-        sessions = [s for s in sessions if s.id == sid]
+        sid = _one("session", session_part, _matching((s.id for s in listed), session_part))
+        listed = [s for s in listed if s.id == sid]
         text = f"{sid}{sep}{rest}"
-    ids = [a.id for a in _pending_approvals(ctx.request, sessions)]
+    ids = [a.id for a in pending_approvals(ctx.request, listed)]
     found = _matching(ids, text)
     # `S:a1` means a1, not a1 and a10..a19: the number typed whole wins.
     whole = [i for i in found if i.partition(ID_SEPARATOR)[2].partition(LIFE_SEPARATOR)[0]
@@ -95,10 +95,10 @@ class SessionId(click.ParamType):
     def shell_complete(self, ctx, param, incomplete):
         try:
             with _completion_request(ctx) as client:
-                sessions = _sessions(client.request)
+                listed = sessions(client.request)
         except Exception:  # no daemon, a timeout: simply nothing to offer
             return []
-        return [CompletionItem(s.id, help=s.display_name) for s in sessions
+        return [CompletionItem(s.id, help=s.display_name) for s in listed
                 if s.status == "active" and s.id.startswith(incomplete)]
 
 
@@ -114,7 +114,7 @@ class ApprovalId(click.ParamType):
     def shell_complete(self, ctx, param, incomplete):
         try:
             with _completion_request(ctx) as client:
-                pending = _pending_approvals(client.request, _sessions(client.request))
+                pending = pending_approvals(client.request, sessions(client.request))
         except Exception:
             return []
         return [CompletionItem(a.id, help=a.command or a.file_path or a.type) for a in pending

@@ -6,6 +6,7 @@ import time
 
 import click
 
+from orbitdock.cli.approval import render_approval
 from orbitdock.cli.common import CommandFailed, Context, ago, pass_ctx, timed_out
 from orbitdock.cli.ids import SESSION_ID
 from orbitdock.client import Subscription
@@ -40,7 +41,7 @@ def list_sessions(ctx: Context, show_all: bool) -> None:
     ctx.emit(rows, "\n".join(lines))
 
 
-def render_state(s: SessionState, messages: int = 20) -> str:
+def render_state(s: SessionState, messages: int = 20, diff_lines: int | None = None) -> str:
     out = [f"{s.display_name}  [{s.id}]",
            f"  provider {s.provider} ({s.integration_mode})  status {s.status}/{s.work_status}"
            f"  attention {s.attention_reason}",
@@ -57,11 +58,7 @@ def render_state(s: SessionState, messages: int = 20) -> str:
         out += [f"    [{p.get('status', '?')}] {p.get('step', '')}" for p in s.current_plan]
     if s.approvals:
         out.append("  pending approvals (oldest first):")
-        for a in s.approvals:
-            what = a.command or a.file_path or "; ".join(q.question for q in a.questions) or a.method
-            out.append(f"    {a.id}  {a.type:9} {what}")
-            if a.available_decisions:
-                out.append(f"      decisions: {', '.join(a.available_decisions)}")
+        out += [render_approval(a, indent="    ", diff_lines=diff_lines) for a in s.approvals]
     out.append("  recent messages:")
     for msg in s.messages[-messages:]:
         body = msg.content if msg.type != "tool" else f"{msg.tool_name}: {msg.tool_input or ''}"
@@ -73,11 +70,13 @@ def render_state(s: SessionState, messages: int = 20) -> str:
 @session.command("show")
 @click.argument("session_id", type=SESSION_ID)
 @click.option("--messages", default=20, show_default=True, help="How many recent messages.")
+@click.option("--diff-lines", default=200, show_default=True,
+              help="Lines of a pending patch's diff to show (`approval show` shows all).")
 @pass_ctx
-def show(ctx: Context, session_id: str, messages: int) -> None:
-    """One session with its pending approvals and recent messages."""
+def show(ctx: Context, session_id: str, messages: int, diff_lines: int) -> None:
+    """One session with its pending approvals (commands, diffs, questions) and recent messages."""
     reply = ctx.request(m.SubscribeSession(session_id=session_id))
-    ctx.emit(reply.session, render_state(reply.session, messages))
+    ctx.emit(reply.session, render_state(reply.session, messages, diff_lines))
 
 
 @session.command("create")
