@@ -15,11 +15,12 @@ DIFF = ("diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -1,2 +1,2 
 GREEN = "\x1b[32m"
 
 
-def on_a_terminal(home, *args) -> str:
+def on_a_terminal(home, *args, env=None) -> str:
     """orbitdockctl's output with a pseudo-terminal as its stdout (colors on)."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "orbitdock.cli", *args], cwd=REPO,
-                            env=dict(os.environ, ORBITDOCK_HOME=str(home), TERM="xterm"),
+                            env=dict(os.environ, ORBITDOCK_HOME=str(home), TERM="xterm",
+                                     **(env or {})),
                             stdout=follower, stderr=subprocess.PIPE)
     os.close(follower)
     chunks = []

@@ -59,7 +59,8 @@ def test_watch_and_send_wait_keep_the_exit_codes(daemon, tmp_path):
     sid = create_scripted(daemon)
     os.kill(daemon.proc.pid, signal.SIGSTOP)  # alive but silent: every request times out
     try:
-        for args in (["status"], ["watch", sid], ["watch"], ["session", "send", sid, "hi", "--wait"]):
+        for args in (["status"], ["watch", sid], ["watch"],
+                     ["session", "send", sid, "hi", "--wait"]):
             proc = ctl(home, "--timeout", "1", "--json", *args, check=False, timeout=QUICK_S)
             assert proc.returncode == 4, (args, proc.stderr)
             assert json_error(proc)["code"] == "timeout"

@@ -26,7 +26,8 @@ JSON_FLAG = "--json"
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="Config file (default <data dir>/orbitdock.toml).")
 @click.option("--timeout", type=float, help="Seconds to wait for a reply.")
-@click.option(JSON_FLAG, "as_json", is_flag=True, help="Machine-readable output (also after a command).")
+@click.option(JSON_FLAG, "as_json", is_flag=True,
+              help="Machine-readable output (also after a command).")
 @click.pass_context
 def cli(click_ctx: click.Context, data_dir, config_file, timeout, as_json) -> None:
     """Talk to a running orbitdockd."""

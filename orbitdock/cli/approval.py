@@ -7,11 +7,19 @@ drops the colors when stdout is not one), a question's questions and options.
 
 from __future__ import annotations
 
+import time
+
 import click
 
-from orbitdock.approvals import approval_session
-from orbitdock.cli.common import EXIT_FAILED, CommandFailed, Context, ago, pass_ctx
-from orbitdock.cli.ids import APPROVAL_ID, pending_approvals, sessions
+from orbitdock.approvals import ID_SEPARATOR, approval_number, approval_session
+from orbitdock.cli.common import EXIT_FAILED, CommandFailed, Context, pass_ctx
+from orbitdock.cli.ids import (
+    APPROVAL_ID,
+    SESSION_PREFIX,
+    SHORT_SESSION_CHARS,
+    pending_approvals,
+    sessions,
+)
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode
 from orbitdock.protocol.models import ApprovalRequest
@@ -27,16 +35,26 @@ def diff_line(line: str) -> str:
     return line
 
 
+def asked_at(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
 def summary(a: ApprovalRequest) -> str:
     """One line: what is asked."""
     return a.command or a.file_path or "; ".join(q.question for q in a.questions) or a.method or ""
+
+
+def typed_id(a: ApprovalRequest) -> str:
+    """A short form that resolves to ``a`` (orbitdock/cli/ids.py): session prefix + :a<n>."""
+    head = a.session_id[:len(SESSION_PREFIX) + SHORT_SESSION_CHARS]
+    return f"{head}{ID_SEPARATOR}{approval_number(a.id)}" if approval_number(a.id) else a.id
 
 
 def render_approval(a: ApprovalRequest, indent: str = "", diff_lines: int | None = None) -> str:
     """One approval, whole (or with the diff cut at ``diff_lines``)."""
     what = {"exec": "run a command", "patch": "change files", "question": "an answer"}
     out = [f"{click.style(a.id, bold=True)}  {a.type}: wants {what.get(a.type, a.method or '?')}"
-           f"  ({ago(a.created_at)})"]
+           f"  (asked {asked_at(a.created_at)})"]
     for label, value in (("command", a.command), ("cwd", a.cwd), ("file", a.file_path),
                          ("reason", a.reason)):
         if value:
@@ -55,11 +73,11 @@ def render_approval(a: ApprovalRequest, indent: str = "", diff_lines: int | None
     if a.type == "generic" and a.payload:
         out.append(f"  payload  {a.payload}")
     if a.questions:
-        out.append(f"  reply with: orbitdockctl answer {a.id} ANSWER")
+        out.append(f"  reply with: orbitdockctl answer {typed_id(a)} ANSWER")
     else:
         if a.available_decisions:
             out.append(f"  decisions: {', '.join(a.available_decisions)}")
-        out.append(f"  reply with: orbitdockctl approve {a.id} | deny {a.id}")
+        out.append(f"  reply with: orbitdockctl approve {typed_id(a)} | deny {typed_id(a)}")
     return "\n".join(indent + line for line in out)
 
 

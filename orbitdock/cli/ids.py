@@ -21,6 +21,7 @@ from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import ApprovalRequest, SessionSummary
 
 SESSION_PREFIX = "od-"  # ids of sessions the daemon started; typing it is optional
+SHORT_SESSION_CHARS = 8  # after the prefix: the short form the CLI suggests (a uuid's first group)
 SHOWN_MATCHES = 20  # an ambiguous prefix lists at most this many candidates
 
 
