@@ -13,13 +13,13 @@ import sys
 import click
 
 from orbitdock import __version__
-from orbitdock.cli.common import Context, pass_ctx, show_error  # noqa: F401  (re-export)
+from orbitdock.cli.common import Context, OrderedGroup, pass_ctx, show_error  # noqa: F401
 from orbitdock.config import ConfigError, load
 
 JSON_FLAG = "--json"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="orbitdockctl")
 @click.option("--home", "data_dir", envvar="ORBITDOCK_HOME",
               help="Data dir of the daemon to talk to (default ~/.orbitdock).")
@@ -30,7 +30,14 @@ JSON_FLAG = "--json"
               help="Machine-readable output (also after a command).")
 @click.pass_context
 def cli(click_ctx: click.Context, data_dir, config_file, timeout, as_json) -> None:
-    """Talk to a running orbitdockd."""
+    """Talk to a running orbitdockd.
+
+    \b
+    Ids: any unique prefix of a session id (the "od-" may be left out) or of an
+    approval id, or <session prefix>:a<n> for an approval.
+    Exit codes: 0 ok, 1 the request failed, 2 usage, 3 the daemon is not running,
+    4 timeout. With --json, errors are {"error": {"code", "message"}} on stderr.
+    """
     try:
         cfg = load(config_file, overrides={"paths.data_dir": data_dir,
                                            "client.request_timeout_s": timeout})
@@ -56,7 +63,7 @@ def _accept_json_everywhere(command: click.Command) -> None:
 def _register() -> None:
     from orbitdock.cli import approval, approve, codex, models, rollouts, session, status, watch
 
-    for module in (status, session, watch, approve, approval, models, codex, rollouts):
+    for module in (status, session, watch, approval, approve, models, codex, rollouts):
         module.register(cli)
     for command in cli.commands.values():
         _accept_json_everywhere(command)

@@ -12,7 +12,7 @@ import time
 import click
 
 from orbitdock.approvals import ID_SEPARATOR, approval_number, approval_session
-from orbitdock.cli.common import EXIT_FAILED, CommandFailed, Context, pass_ctx
+from orbitdock.cli.common import EXIT_FAILED, CommandFailed, Context, OrderedGroup, pass_ctx
 from orbitdock.cli.ids import (
     APPROVAL_ID,
     SESSION_PREFIX,
@@ -105,7 +105,7 @@ def show_one(ctx: Context, approval_id: str) -> None:
     ctx.emit(a, render_approval(a))
 
 
-@click.group()
+@click.group(cls=OrderedGroup)
 def approval() -> None:
     """Pending approvals: list them, show one whole."""
 

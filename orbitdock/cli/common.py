@@ -115,6 +115,13 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
+class OrderedGroup(click.Group):
+    """Lists its commands in the order they were added (the order the README uses)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
 def to_builtins(data: Any) -> Any:
     """Plain JSON-able data with *every* field, defaults included.
 

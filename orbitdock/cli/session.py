@@ -7,7 +7,7 @@ import time
 import click
 
 from orbitdock.cli.approval import render_approval
-from orbitdock.cli.common import CommandFailed, Context, ago, pass_ctx, timed_out
+from orbitdock.cli.common import CommandFailed, Context, OrderedGroup, ago, pass_ctx, timed_out
 from orbitdock.cli.ids import SESSION_ID
 from orbitdock.client import Subscription
 from orbitdock.protocol import messages as m
@@ -16,7 +16,7 @@ from orbitdock.protocol.models import SessionState
 ATTENTION_MARK = {"awaitingPermission": "!", "awaitingQuestion": "?", "awaitingReply": "*"}
 
 
-@click.group()
+@click.group(cls=OrderedGroup)
 def session() -> None:
     """Sessions: list, show, create, send, steer, interrupt, end, resume, rename, config."""
 
