@@ -1,8 +1,10 @@
-"""`session send` steers a running Codex turn: the model's next request carries the text."""
+"""orbitdockctl with real Codex sessions (against the scripted model): steering a running
+turn, and an exec approval shown whole (command, cwd, reason)."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -44,3 +46,24 @@ def test_send_to_a_working_codex_session_steers_its_turn(codex_daemon, sim):
     assert st.messages[-1].content == "Steered: pytest too."
     assert st.turn_count == 1  # the steer joined the running turn, it started no other
     assert any(STEER in str(request) for request in sim.requests()[1:])
+
+
+def test_an_exec_approval_shows_its_command_cwd_and_reason(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace, policy="on-request")
+    sim.set_script([{"call": "exec_command", "args": {
+        "cmd": "touch escalated.txt", "login": False,
+        "sandbox_permissions": "require_escalated", "justification": "needs to write here"}},
+        {"text": "skipped"}])
+    ctl(d.home, "session", "send", sid, "make a file")
+    st = wait_status(client, sid, "permission")
+    shown = ctl(d.home, "session", "show", sid[:12]).stdout
+    # codex wraps the command in the user's shell (`/bin/bash -c '...'` here)
+    assert re.search(r"^ +command  .*touch escalated\.txt", shown, re.M), shown
+    assert f"cwd      {codex_daemon.workspace}" in shown
+    assert "reason   needs to write here" in shown
+    whole = ctl(d.home, "approval", "show", st.approvals[0].id).stdout
+    assert "touch escalated.txt" in whole and "needs to write here" in whole
+    ctl(d.home, "deny", st.approvals[0].id)
+    wait_status(client, sid, "reply")
