@@ -8,6 +8,7 @@ that matches nothing is passed on unchanged, so the daemon's own ``not_found`` (
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 import click
@@ -23,6 +24,10 @@ from orbitdock.protocol.models import ApprovalRequest, SessionSummary
 SESSION_PREFIX = "od-"  # ids of sessions the daemon started; typing it is optional
 SHORT_SESSION_CHARS = 8  # after the prefix: the short form the CLI suggests (a uuid's first group)
 SHOWN_MATCHES = 20  # an ambiguous prefix lists at most this many candidates
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+WHOLE_SESSION_ID = re.compile(rf"^(?:{SESSION_PREFIX})?{UUID}$")
+WHOLE_APPROVAL_ID = re.compile(
+    rf"^(?:{SESSION_PREFIX})?{UUID}{ID_SEPARATOR}\d+{LIFE_SEPARATOR}[0-9a-f]+$")
 
 
 def _matching(ids: Iterable[str], text: str) -> list[str]:
@@ -57,11 +62,15 @@ def pending_approvals(request, among: Iterable[SessionSummary]) -> list[Approval
 
 
 def resolve_session(ctx: Context, text: str) -> str:
+    if WHOLE_SESSION_ID.match(text):
+        return text  # nothing to resolve: spare the list request
     return _one("session", text, _matching((s.id for s in sessions(ctx.request)), text))
 
 
 def resolve_approval(ctx: Context, text: str) -> str:
     """``<session prefix>:a<n>``, or a prefix of the whole id, or the whole id."""
+    if WHOLE_APPROVAL_ID.match(text):
+        return text
     session_part, sep, rest = text.partition(ID_SEPARATOR[0])
     listed = sessions(ctx.request)
     if sep:
@@ -80,8 +89,7 @@ def _completion_request(click_ctx: click.Context):
     """A short-lived requester for completion, which runs before the group's callback."""
     params = click_ctx.find_root().params
     cfg = load(params.get("config_file"), overrides={"paths.data_dir": params.get("data_dir")})
-    client = Client(find_daemon(cfg), timeout=cfg.client.request_timeout_s)
-    return client
+    return Client(find_daemon(cfg), timeout=cfg.client.request_timeout_s)
 
 
 class SessionId(click.ParamType):

@@ -9,12 +9,10 @@ import click
 from orbitdock.cli.approval import render_approval
 from orbitdock.cli.common import CommandFailed, Context, OrderedGroup, ago, pass_ctx, timed_out
 from orbitdock.cli.ids import SESSION_ID
+from orbitdock.cli.live import ATTENTION_MARK
 from orbitdock.client import Subscription
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import SessionState
-
-ATTENTION_MARK = {"awaitingPermission": "!", "awaitingQuestion": "?", "awaitingReply": "*"}
-
 
 @click.group(cls=OrderedGroup)
 def session() -> None:
