@@ -105,3 +105,13 @@ def test_the_list_is_a_table_redrawn_in_place_on_a_terminal(daemon):
     assert first in screen and second in screen and "orbitdock sessions" in screen
     assert screen.count("orbitdock sessions") > 1  # drawn more than once ...
     assert "\x1b[2K" in screen  # ... over itself (erase line), not below
+
+
+def test_one_session_is_colored_on_a_terminal(daemon):
+    home = daemon.home
+    sid = create_scripted(daemon, script=[{"approval": "exec", "command": "make test"}])
+    ctl(home, "session", "send", sid, "go")
+    wait_for_state(home, sid, lambda s: len(s["approvals"]) == 1)
+    screen = on_a_terminal(home, "watch", sid, "--duration", "0.5")
+    assert "\x1b[33m" in screen and "APPROVAL" in screen  # the pending approval, in yellow
+    assert STAMP.match(re.sub(r"\x1b\[[0-9;]*m", "", screen))
