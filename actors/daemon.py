@@ -183,7 +183,8 @@ class Daemon:
             pass
 
 
-@click.command(context_settings={"auto_envvar_prefix": "ORBITDOCKD"})
+@click.command(context_settings={"auto_envvar_prefix": "ORBITDOCKD",
+                                 "help_option_names": ["-h", "--help"]})
 @click.option("--home", "data_dir", help="Data dir (default $ORBITDOCK_HOME or ~/.orbitdock).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="Config file (default <data dir>/orbitdock.toml when it exists).")
