@@ -1,97 +1,18 @@
-"""Shared fixtures: real daemons in subprocesses, on private data dirs and ipc sockets."""
+"""Shared fixtures: real daemons in subprocesses (orbitdock.harness), on private data dirs
+and ipc sockets."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from orbitdock.client import Client, Subscription, find_daemon
-from orbitdock.config import load
-from orbitdock.protocol import messages as m
+from orbitdock.harness import DaemonProcess
 from orbitdock.sim.server import SimServer
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 30.0  # generous: CI machines are shared and sometimes very loaded
-STOP_TIMEOUT_S = 15.0
-
-
-class DaemonProcess:
-    """One orbitdockd child process with its own ORBITDOCK_HOME."""
-
-    def __init__(self, home: Path, extra_args: list[str], env: dict[str, str],
-                 watcher: bool = False):
-        self.home = home
-        self.watcher = watcher
-        self.extra_args = extra_args
-        self.env = env
-        self.proc: subprocess.Popen | None = None
-        self.clients: list = []
-
-    @property
-    def config(self):
-        return load(env={"ORBITDOCK_HOME": str(self.home)})
-
-    def start(self) -> "DaemonProcess":
-        env = dict(os.environ, **self.env, ORBITDOCK_HOME=str(self.home))
-        env.setdefault("ORBITDOCK_LOGGING__STDERR", "false")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "actors.daemon",
-             *([] if self.watcher else ["--no-watcher"]), *self.extra_args],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"orbitdockd exited: {self.proc.stderr.read().decode()[-2000:]}")
-            try:
-                endpoints = find_daemon(self.config)
-                if endpoints.pid == self.proc.pid:
-                    with Client(endpoints, timeout=1.0) as client:
-                        client.request(m.GetStatus())
-                    return self
-            except Exception:  # not up yet
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("orbitdockd did not come up in time")
-
-    def client(self, timeout: float = 5.0) -> Client:
-        client = Client(find_daemon(self.config), timeout=timeout)
-        self.clients.append(client)
-        return client
-
-    def subscription(self) -> Subscription:
-        sub = Subscription(find_daemon(self.config), config=self.config)
-        self.clients.append(sub)
-        return sub
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(STOP_TIMEOUT_S)
-
-    def stop(self) -> int:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(STOP_TIMEOUT_S)
-                raise
-        return self.proc.returncode
-
-    def log_lines(self) -> list[str]:
-        path = self.home / "logs" / "orbitdockd.log"
-        return path.read_text().splitlines() if path.exists() else []
-
-    def close_clients(self) -> None:
-        for c in self.clients:
-            c.close()
-        self.clients.clear()
 
 
 @pytest.fixture
@@ -100,18 +21,17 @@ def daemon_factory(tmp_path):
 
     def make(*extra_args: str, home: Path | None = None, watcher: bool = False,
              **env: str) -> DaemonProcess:
-        d = DaemonProcess(home or tmp_path / f"home{len(started)}", list(extra_args), env,
-                          watcher)
+        d = DaemonProcess(home or tmp_path / f"home{len(started)}", args=extra_args, env=env,
+                          watcher=watcher, start_timeout=START_TIMEOUT_S)
         started.append(d)
         return d.start()
 
     yield make
-    for d in started:
+    for d in started:  # all stopped before any cleanup: several may share one home
         d.close_clients()
-        try:
-            d.stop()
-        except Exception:
-            pass
+        d.stop()
+    for d in started:
+        d.cleanup()
 
 
 @pytest.fixture
