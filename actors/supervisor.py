@@ -13,7 +13,6 @@ running. On start it restores every session from the database.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -43,6 +42,7 @@ from orbitdock.session.display import display_name_of
 from orbitdock.session.restart_policy import RestartPolicy
 from orbitdock.store.queries import LAST_APPROVAL
 from orbitdock.store.rows import state_from_row
+from orbitdock.timers import ActorTimer
 from orbitdock.transport import Outlet
 
 logger = logging.getLogger(__name__)
@@ -74,10 +74,12 @@ class SupervisorActor(pykka.ThreadingActor):
         self.policies: dict[str, RestartPolicy] = {}
         self.outlet: Outlet | None = None
         self.watcher: pykka.ActorRef | None = None
+        self.timer: ActorTimer | None = None  # restart backoffs
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
         self.requests = RequestTable(self, Scope.SUPERVISOR)
+        self.timer = ActorTimer(self.actor_ref, "supervisor-timer")
         self.routes = {Scope.SUPERVISOR: self._answer, Scope.SESSION: self._to_session,
                        Scope.PROVIDER: self._to_provider, Scope.WATCHER: self._to_watcher,
                        Scope.PERSISTENCE: self._to_persistence}
@@ -95,6 +97,8 @@ class SupervisorActor(pykka.ThreadingActor):
         logger.info("restored %d sessions", len(rows))
 
     def on_stop(self) -> None:
+        if self.timer is not None:
+            self.timer.stop()
         timeout = self.cfg.sessions.stop_timeout_s
         futures = [ref.stop(block=False) for ref in self.sessions.values()]
         for future in futures:
@@ -320,7 +324,7 @@ class SupervisorActor(pykka.ThreadingActor):
             self._restart_now(sid, disabled_reason=f"failed: crashed repeatedly ({crash.error})")
             return
         logger.warning("restarting crashed session in %.2fs", delay, extra={"session_id": sid})
-        threading.Timer(delay, self.actor_ref.tell, args=(RestartNow(sid),)).start()
+        self.timer.after(delay, RestartNow(sid))
 
     def _abandon(self, sid: str, error: str) -> None:
         logger.error("session actor cannot start (%s); refusing its messages until the "
