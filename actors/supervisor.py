@@ -12,6 +12,7 @@ running. On start it restores every session from the database.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 import uuid
@@ -48,6 +49,36 @@ from orbitdock.transport import Outlet
 logger = logging.getLogger(__name__)
 
 ConnectorFactory = Callable[[SessionState], Connector]
+
+
+class SessionLife(enum.StrEnum):
+    """The supervisor's view of a session; ``SupervisorActor._move`` is the one place it
+    changes (each state is where the session is in the supervisor's maps).
+
+    LIVE: ``sessions[sid]`` is its actor, which runs (or died with its SessionCrashed on
+      the way: a message that finds it dead moves it to RESTARTING at once).
+    RESTARTING: between a crash and its restart (the restart policy's backoff): no actor;
+      what comes for it is held, in order, in ``restarting[sid]``.
+    FAILED: its actor could not start even disabled; ``failed[sid]`` says why, and what
+      comes for it is refused until the daemon restarts.
+
+    Moves (LIFE_MOVES): a new or restored session is spawned LIVE; LIVE -> RESTARTING on a
+    crash; RESTARTING -> LIVE when restarted (the held messages go to the new actor);
+    RESTARTING -> FAILED when it cannot be restarted (the held messages are refused).
+    """
+
+    LIVE = "live"
+    RESTARTING = "restarting"
+    FAILED = "failed"
+
+
+LIFE_MOVES: dict[SessionLife | None, frozenset[SessionLife]] = {
+    None: frozenset({SessionLife.LIVE}),  # not known yet
+    SessionLife.LIVE: frozenset({SessionLife.RESTARTING}),
+    SessionLife.RESTARTING: frozenset({SessionLife.RESTARTING, SessionLife.LIVE,
+                                       SessionLife.FAILED}),
+    SessionLife.FAILED: frozenset(),
+}
 
 
 class SupervisorActor(pykka.ThreadingActor):
@@ -126,16 +157,42 @@ class SupervisorActor(pykka.ThreadingActor):
         return lambda st: provider.connector(st, script=script)
 
     def _spawn(self, state: SessionState, *, restored: bool, script: list[dict] | None = None,
-               pending_request: ClientRequest | None = None,
-               disabled_reason: str | None = None, last_approval: int = 0) -> pykka.ActorRef:
+               pending_request: ClientRequest | None = None, disabled_reason: str | None = None,
+               last_approval: int = 0) -> tuple[pykka.ActorRef, list[Any]]:
+        """Start the session's actor and make it LIVE; returns it and the messages that were
+        held for it (a restart's)."""
         ref = SessionActor.start(
             self.cfg, state, ctx=self.ctx, inproc_endpoint=self.inproc_endpoint,
             persistence=self.persistence, supervisor=self.actor_ref,
             connector_factory=self._connector_factory(state, script), epoch=self.epoch,
             restored=restored, pending_request=pending_request,
             disabled_reason=disabled_reason, last_approval=last_approval)
-        self.sessions[state.id] = ref
-        return ref
+        return ref, self._move(state.id, SessionLife.LIVE, ref=ref)
+
+    # ------------------------------------------------------------ session life
+    def _life(self, sid: str) -> SessionLife | None:
+        if sid in self.failed:
+            return SessionLife.FAILED
+        if sid in self.restarting:
+            return SessionLife.RESTARTING
+        return SessionLife.LIVE if sid in self.sessions else None
+
+    def _move(self, sid: str, to: SessionLife, *, ref: pykka.ActorRef | None = None,
+              error: str = "") -> list[Any]:
+        """Move a session to ``to`` (SessionLife); returns its held messages: to deliver
+        (-> LIVE), to refuse (-> FAILED), or to hold more in (-> RESTARTING)."""
+        was = self._life(sid)
+        if to not in LIFE_MOVES[was]:
+            logger.error("supervisor: unexpected session move %s -> %s", was, to,
+                         extra={"session_id": sid})
+        if to is SessionLife.LIVE:
+            self.sessions[sid] = ref  # type: ignore[assignment]
+            return self.restarting.pop(sid, [])
+        self.sessions.pop(sid, None)
+        if to is SessionLife.RESTARTING:
+            return self.restarting.setdefault(sid, [])
+        self.failed[sid] = error
+        return self.restarting.pop(sid, [])
 
     # ------------------------------------------------------------ inbox
     def on_receive(self, message: Any) -> Any:
@@ -268,7 +325,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 return
             except pykka.ActorDeadError:
                 pass
-        self.restarting.setdefault(session_id, []).append(message)
+        self._move(session_id, SessionLife.RESTARTING).append(message)
 
     def _rollout(self, batch: RolloutBatch) -> None:
         if batch.session_id in self.failed:
@@ -289,7 +346,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 transcript_path=batch.offset.path, thread_id=meta.thread_id,
                 message_limit=self.cfg.sessions.memory_messages)
             state.display_name = display_name_of(state)
-            ref = self._spawn(state, restored=False)
+            ref, _ = self._spawn(state, restored=False)
         self._tell_or_hold(batch.session_id, ref, batch)
 
     def _answer_route(self, request: RouteRequest) -> None:
@@ -310,9 +367,8 @@ class SupervisorActor(pykka.ThreadingActor):
         policy = self.policies.setdefault(sid, RestartPolicy(
             self.cfg.sessions.restart_max, self.cfg.sessions.restart_window_s,
             self.cfg.sessions.restart_backoff_s))
-        self.sessions.pop(sid, None)
         # What the dead actor had queued is older than anything held since: it goes first.
-        self.restarting.setdefault(sid, [])[:0] = crash.undelivered
+        self._move(sid, SessionLife.RESTARTING)[:0] = crash.undelivered
         delay = policy.next_delay(time.monotonic())
         if delay is None and crash.at_start:
             self._abandon(sid, crash.error)  # even a disabled actor could not start
@@ -329,8 +385,7 @@ class SupervisorActor(pykka.ThreadingActor):
     def _abandon(self, sid: str, error: str) -> None:
         logger.error("session actor cannot start (%s); refusing its messages until the "
                      "daemon restarts", error, extra={"session_id": sid})
-        self.failed[sid] = error
-        for message in self.restarting.pop(sid, []):
+        for message in self._move(sid, SessionLife.FAILED, error=error):
             self._refuse(sid, message)
         for watcher in self.route_waiters.pop(sid, []):
             watcher.tell(RouteAnswer(sid, None, passive=False))
@@ -351,10 +406,9 @@ class SupervisorActor(pykka.ThreadingActor):
         if row is None:  # it crashed before its first save: nothing to restart from
             self._abandon(sid, "its actor failed before saving any state")
             return
-        held = self.restarting.pop(sid, [])
         state = self._load_state(row)
-        ref = self._spawn(state, restored=True, disabled_reason=disabled_reason,
-                          last_approval=row[LAST_APPROVAL])
+        ref, held = self._spawn(state, restored=True, disabled_reason=disabled_reason,
+                                last_approval=row[LAST_APPROVAL])
         self.outlet.publish(sid, m.SessionReset(session_id=sid, rev=state.revision,
                                                 reason="session actor restarted"))
         for message in held:

@@ -13,6 +13,7 @@ The messages between connector, sink and ``actors.codex_pool`` are in
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,32 @@ from orbitdock.connectors import events as ev
 from orbitdock.connectors.base import Emit
 
 logger = logging.getLogger(__name__)
+
+
+class SinkState(enum.StrEnum):
+    """Where a sink's thread is; ``ThreadSink._enter`` is the one place it changes."""
+
+    NEW = "new"  # not attached yet
+    STARTING = "starting"  # thread/start (or thread/fork) asked
+    RESUMING = "resuming"  # thread/resume asked, or due on a fresh process after a loss
+    READY = "ready"  # the thread exists: commands run
+    FAILED = "failed"  # gave up (BackendLost fatal emitted); commands are refused
+    STOPPED = "stopped"  # detached; commands are refused
+
+
+S = SinkState
+# Every move a sink makes, from -> to. READY -> RESUMING is a process loss; RESUMING ->
+# STARTING a resume of a thread that never had a turn (a new one is equivalent);
+# RESUMING -> RESUMING a resume retried on the next process. Detaching stops from anywhere.
+SINK_TRANSITIONS: dict[SinkState, frozenset[SinkState]] = {
+    S.NEW: frozenset({S.STARTING, S.RESUMING, S.FAILED, S.STOPPED}),
+    S.STARTING: frozenset({S.READY, S.FAILED, S.STOPPED}),
+    S.RESUMING: frozenset({S.RESUMING, S.STARTING, S.READY, S.FAILED, S.STOPPED}),
+    S.READY: frozenset({S.RESUMING, S.FAILED, S.STOPPED}),
+    S.FAILED: frozenset({S.STOPPED}),
+    S.STOPPED: frozenset({S.STOPPED}),
+}
+WAITING_FOR_THREAD = frozenset({S.NEW, S.STARTING, S.RESUMING})  # commands are deferred
 
 
 @dataclass(slots=True)
@@ -63,7 +90,7 @@ class ThreadSink:
         self.approval_policy, self.sandbox_mode = approval_policy, sandbox_mode
         self.thread_id = resume_thread_id  # read by the pool only while it owns the sink
         self._fork_from = fork_thread_id  # a new thread continuing this one's conversation
-        self.state = "new"  # new | starting | resuming | ready | failed | stopped
+        self.state = SinkState.NEW  # changed only by _enter
         self._config, self._pool = config, pool
         self.session_id = session_id  # orbitdock's id, for the pool's report
         self._log_extra = {"session_id": session_id}
@@ -82,10 +109,17 @@ class ThreadSink:
         return f"<ThreadSink {self.thread_id or '?'} {self.state}>"
 
     # ------------------------------------------------------------ lifecycle
+    def _enter(self, state: SinkState) -> None:
+        """The one place the state changes; a move outside SINK_TRANSITIONS is a bug, logged."""
+        if state not in SINK_TRANSITIONS[self.state]:
+            logger.error("codex sink: unexpected state change %s -> %s", self.state, state,
+                         extra=self._log_extra)
+        self.state = state
+
     def begin(self, ctx: AppServerProcess) -> None:
         """First attach: thread/start, or thread/resume of a thread from an earlier run."""
         self._ctx = ctx
-        if self.state != "new":
+        if self.state != S.NEW:
             return
         if self.thread_id:
             self._resume(ctx, initial=True)
@@ -93,7 +127,7 @@ class ThreadSink:
             self._start_thread(ctx, recovering=False)
 
     def _start_thread(self, ctx: AppServerProcess, *, recovering: bool) -> None:
-        self.state = "starting"
+        self._enter(S.STARTING)
         asked_at = time.monotonic()  # the logged time includes any wait for a set-up slot
         if self._fork_from and not recovering:
             # excludeTurns: the fork's history is orbitdock's copy; codex only warns otherwise.
@@ -108,11 +142,11 @@ class ThreadSink:
     def recover(self, ctx: AppServerProcess) -> None:
         """Re-attach to a fresh process after the old one died."""
         self._ctx = ctx
-        if self.state == "resuming":
+        if self.state == S.RESUMING:
             self._resume(ctx, initial=not self._announced)
 
     def _resume(self, ctx: AppServerProcess, *, initial: bool) -> None:
-        self.state = "resuming"
+        self._enter(S.RESUMING)
         ctx.route(self.thread_id, self)  # type: ignore[arg-type]
         params = _compact({"threadId": self.thread_id, "excludeTurns": True, "cwd": self.cwd,
                            "model": self.model, "approvalPolicy": self.approval_policy,
@@ -129,7 +163,7 @@ class ThreadSink:
 
     def _on_started(self, result: Any, error: rpc.RpcError | None, recovering: bool,
                     asked_at: float) -> None:
-        if self.state != "starting":
+        if self.state != S.STARTING:
             return
         if error is not None:
             verb = "thread/fork" if self._fork_from else "thread/start"
@@ -143,7 +177,7 @@ class ThreadSink:
         self.model = self.model or started.model
         self._ctx.route(self.thread_id, self)  # type: ignore[union-attr]
         self._tell_pool_bound()
-        self.state = "ready"
+        self._enter(S.READY)
         self._announced = True
         self._emit(started)
         if recovering:
@@ -151,7 +185,7 @@ class ThreadSink:
         self._run_deferred()
 
     def _on_resumed(self, result: Any, error: rpc.RpcError | None, initial: bool) -> None:
-        if self.state != "resuming":
+        if self.state != S.RESUMING:
             return
         if error is not None and error.code == rpc.PROCESS_EXITED:
             return  # the pool's on_lost follows and decides whether to resume again
@@ -169,7 +203,7 @@ class ThreadSink:
             return
         self._had_turn = True  # a resumable thread has a rollout
         self._tell_pool_bound()
-        self.state = "ready"
+        self._enter(S.READY)
         self._recoveries_left = self._config.recovery_attempts
         if initial:
             self._announced = True
@@ -190,19 +224,19 @@ class ThreadSink:
         self._ctx = None
         self.was_busy = bool(self._requests)
         self._requests_lost()
-        if self.state == "ready":
+        if self.state == S.READY:
             self.was_busy = self._close_open_turns(reason) > 0 or self.was_busy
             self._mapper.reset()
-            self.state = "resuming"
+            self._enter(S.RESUMING)
             self._cut = True
             self._emit(ev.BackendLost(reason=reason))
             return True
-        if self.state == "resuming" and self._recoveries_left > 0:
+        if self.state == S.RESUMING and self._recoveries_left > 0:
             self._recoveries_left -= 1
             self._cut = True
             self._emit(ev.BackendLost(reason=f"{reason} (while resuming)"))
             return True
-        if self.state in ("new", "starting", "resuming"):
+        if self.state in WAITING_FOR_THREAD:
             self._fatal(reason)
         return False
 
@@ -227,16 +261,16 @@ class ThreadSink:
         self.detach(None)
 
     def detach(self, ctx: AppServerProcess | None) -> None:
-        if ctx is not None and self.thread_id and self.state in ("ready", "resuming"):
+        if ctx is not None and self.thread_id and self.state in (S.READY, S.RESUMING):
             ctx.unroute(self.thread_id, self)
             ctx.request("thread/unsubscribe", {"threadId": self.thread_id}, _ignore)
-        self.state = "stopped"
+        self._enter(S.STOPPED)
         for op in self._deferred:
             self.fail_op(op, "invalid_state", "session stopped")
         self._deferred.clear()
 
     def _fatal(self, reason: str) -> None:
-        self.state = "failed"
+        self._enter(S.FAILED)
         logger.warning("codex session failed: %s", reason, extra=self._log_extra)
         self._emit(ev.BackendLost(reason=reason, fatal=True))
         for op in self._deferred:
@@ -256,7 +290,7 @@ class ThreadSink:
 
     # ------------------------------------------------------------ from the reader
     def on_notification(self, method: str, params: dict[str, Any]) -> None:
-        if self.state in ("stopped", "failed"):
+        if self.state in (S.STOPPED, S.FAILED):
             return
         if method == "serverRequest/resolved":
             self._requests.pop(params.get("requestId"), None)
@@ -277,10 +311,10 @@ class ThreadSink:
 
     # ------------------------------------------------------------ commands
     def command(self, ctx: AppServerProcess, op: SinkOp) -> None:
-        if self.state in ("new", "starting", "resuming"):
+        if self.state in WAITING_FOR_THREAD:
             self._deferred.append(op)  # run once the thread exists again
             return
-        if self.state != "ready":
+        if self.state != S.READY:
             self.fail_op(op, "invalid_state", f"codex session is {self.state}")
             return
         self._ctx = ctx
