@@ -29,6 +29,7 @@ from orbitdock.codex.prompts import Pending, PromptLedger
 from orbitdock.config import CodexConfig
 from orbitdock.connectors import events as ev
 from orbitdock.connectors.base import Emit
+from orbitdock.protocol.errors import ErrorCode
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class SinkOp:
         self.sink.command(ctx, self)
 
     def fail(self, reason: str) -> None:
-        self.sink.fail_op(self, "unavailable", reason)
+        self.sink.fail_op(self, ErrorCode.UNAVAILABLE, reason)
 
 
 class ThreadSink:
@@ -266,7 +267,7 @@ class ThreadSink:
             ctx.request("thread/unsubscribe", {"threadId": self.thread_id}, _ignore)
         self._enter(S.STOPPED)
         for op in self._deferred:
-            self.fail_op(op, "invalid_state", "session stopped")
+            self.fail_op(op, ErrorCode.INVALID_STATE, "session stopped")
         self._deferred.clear()
 
     def _fatal(self, reason: str) -> None:
@@ -274,7 +275,7 @@ class ThreadSink:
         logger.warning("codex session failed: %s", reason, extra=self._log_extra)
         self._emit(ev.BackendLost(reason=reason, fatal=True))
         for op in self._deferred:
-            self.fail_op(op, "backend_error", reason)
+            self.fail_op(op, ErrorCode.BACKEND_ERROR, reason)
         self._deferred.clear()
         if self._pool is not None:
             _tell(self._pool, Release(self))
@@ -315,7 +316,7 @@ class ThreadSink:
             self._deferred.append(op)  # run once the thread exists again
             return
         if self.state != S.READY:
-            self.fail_op(op, "invalid_state", f"codex session is {self.state}")
+            self.fail_op(op, ErrorCode.INVALID_STATE, f"codex session is {self.state}")
             return
         self._ctx = ctx
         getattr(self, f"cmd_{op.name}")(ctx, op, **op.kwargs)
@@ -325,14 +326,14 @@ class ThreadSink:
         for op in deferred:
             self.command(self._ctx, op)  # type: ignore[arg-type]
 
-    def fail_op(self, op: SinkOp, code: str, message: str) -> None:
+    def fail_op(self, op: SinkOp, code: ErrorCode, message: str) -> None:
         self._emit(ev.CommandResult(token=op.token, ok=False, error_code=code,
                                     error_message=message))
 
     def _done(self, op: SinkOp, shape=lambda result: {}):  # noqa: ANN202
         def callback(result: Any, error: rpc.RpcError | None) -> None:
             if error is not None:
-                code = "timeout" if error.code == rpc.TIMEOUT else "backend_error"
+                code = ErrorCode.TIMEOUT if error.code == rpc.TIMEOUT else ErrorCode.BACKEND_ERROR
                 self.fail_op(op, code, error.message)
             else:
                 self._emit(ev.CommandResult(token=op.token, ok=True, result=shape(result or {})))
@@ -375,7 +376,7 @@ class ThreadSink:
 
     def cmd_interrupt(self, ctx: AppServerProcess, op: SinkOp) -> None:
         if not self._mapper.turn_id:
-            self.fail_op(op, "invalid_state", "no active turn to interrupt")
+            self.fail_op(op, ErrorCode.INVALID_STATE, "no active turn to interrupt")
             return
         ctx.request("turn/interrupt", {"threadId": self.thread_id, "turnId": self._mapper.turn_id},
                     self._done(op))
@@ -384,7 +385,7 @@ class ThreadSink:
                     answers: dict[str, list[str]] | None) -> None:
         found = _lookup_key(self._requests, key)
         if found is None:
-            self.fail_op(op, "stale_approval", f"no open codex request {key!r}")
+            self.fail_op(op, ErrorCode.STALE_APPROVAL, f"no open codex request {key!r}")
             return
         method, params = self._requests.pop(found)
         ctx.reply(found, mapping.build_reply(method, params, decision, answers))
@@ -399,7 +400,7 @@ class ThreadSink:
     def cmd_set_config(self, ctx: AppServerProcess, op: SinkOp, approval_policy: str | None,
                        sandbox_mode: str | None, model: str | None) -> None:
         if sandbox_mode is not None and sandbox_mode not in mapping.SANDBOX_POLICIES:
-            self.fail_op(op, "invalid_field", f"unknown sandbox mode {sandbox_mode!r}")
+            self.fail_op(op, ErrorCode.INVALID_FIELD, f"unknown sandbox mode {sandbox_mode!r}")
             return
         self.approval_policy = approval_policy or self.approval_policy
         self.sandbox_mode = sandbox_mode or self.sandbox_mode

@@ -30,8 +30,8 @@ Done = Callable[[m.Reply], None]  # hands a provider's reply back; callable from
 class ConnectorError(ProtocolError):
     """Raised synchronously when a command cannot even be attempted."""
 
-    def __init__(self, code: ErrorCode | str, message: str):
-        super().__init__(ErrorCode(code), message)
+    def __init__(self, code: ErrorCode, message: str):
+        super().__init__(code, message)
 
 
 class Connector(abc.ABC):
