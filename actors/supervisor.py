@@ -12,7 +12,6 @@ running. On start it restores every session from the database.
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 import uuid
@@ -40,6 +39,7 @@ from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.models import SessionState
 from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers, target_session
 from orbitdock.session.display import display_name_of
+from orbitdock.session.life import LIFE_MOVES, SessionLife
 from orbitdock.session.restart_policy import RestartPolicy
 from orbitdock.store.queries import LAST_APPROVAL
 from orbitdock.store.rows import state_from_row
@@ -49,36 +49,6 @@ from orbitdock.transport import Outlet
 logger = logging.getLogger(__name__)
 
 ConnectorFactory = Callable[[SessionState], Connector]
-
-
-class SessionLife(enum.StrEnum):
-    """The supervisor's view of a session; ``SupervisorActor._move`` is the one place it
-    changes (each state is where the session is in the supervisor's maps).
-
-    LIVE: ``sessions[sid]`` is its actor, which runs (or died with its SessionCrashed on
-      the way: a message that finds it dead moves it to RESTARTING at once).
-    RESTARTING: between a crash and its restart (the restart policy's backoff): no actor;
-      what comes for it is held, in order, in ``restarting[sid]``.
-    FAILED: its actor could not start even disabled; ``failed[sid]`` says why, and what
-      comes for it is refused until the daemon restarts.
-
-    Moves (LIFE_MOVES): a new or restored session is spawned LIVE; LIVE -> RESTARTING on a
-    crash; RESTARTING -> LIVE when restarted (the held messages go to the new actor);
-    RESTARTING -> FAILED when it cannot be restarted (the held messages are refused).
-    """
-
-    LIVE = "live"
-    RESTARTING = "restarting"
-    FAILED = "failed"
-
-
-LIFE_MOVES: dict[SessionLife | None, frozenset[SessionLife]] = {
-    None: frozenset({SessionLife.LIVE}),  # not known yet
-    SessionLife.LIVE: frozenset({SessionLife.RESTARTING}),
-    SessionLife.RESTARTING: frozenset({SessionLife.RESTARTING, SessionLife.LIVE,
-                                       SessionLife.FAILED}),
-    SessionLife.FAILED: frozenset(),
-}
 
 
 class SupervisorActor(pykka.ThreadingActor):

@@ -13,7 +13,6 @@ The messages between connector, sink and ``actors.codex_pool`` are in
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,38 +25,14 @@ from orbitdock.codex import mapping
 from orbitdock.codex.appserver import AppServerProcess
 from orbitdock.codex.pool_messages import Release, ThreadBound
 from orbitdock.codex.prompts import Pending, PromptLedger
+from orbitdock.codex.sink_state import SINK_TRANSITIONS, WAITING_FOR_THREAD, SinkState
 from orbitdock.config import CodexConfig
 from orbitdock.connectors import events as ev
 from orbitdock.connectors.base import Emit
 from orbitdock.protocol.errors import ErrorCode
 
 logger = logging.getLogger(__name__)
-
-
-class SinkState(enum.StrEnum):
-    """Where a sink's thread is; ``ThreadSink._enter`` is the one place it changes."""
-
-    NEW = "new"  # not attached yet
-    STARTING = "starting"  # thread/start (or thread/fork) asked
-    RESUMING = "resuming"  # thread/resume asked, or due on a fresh process after a loss
-    READY = "ready"  # the thread exists: commands run
-    FAILED = "failed"  # gave up (BackendLost fatal emitted); commands are refused
-    STOPPED = "stopped"  # detached; commands are refused
-
-
-S = SinkState
-# Every move a sink makes, from -> to. READY -> RESUMING is a process loss; RESUMING ->
-# STARTING a resume of a thread that never had a turn (a new one is equivalent);
-# RESUMING -> RESUMING a resume retried on the next process. Detaching stops from anywhere.
-SINK_TRANSITIONS: dict[SinkState, frozenset[SinkState]] = {
-    S.NEW: frozenset({S.STARTING, S.RESUMING, S.FAILED, S.STOPPED}),
-    S.STARTING: frozenset({S.READY, S.FAILED, S.STOPPED}),
-    S.RESUMING: frozenset({S.RESUMING, S.STARTING, S.READY, S.FAILED, S.STOPPED}),
-    S.READY: frozenset({S.RESUMING, S.FAILED, S.STOPPED}),
-    S.FAILED: frozenset({S.STOPPED}),
-    S.STOPPED: frozenset({S.STOPPED}),
-}
-WAITING_FOR_THREAD = frozenset({S.NEW, S.STARTING, S.RESUMING})  # commands are deferred
+S = SinkState  # short, for the many state checks below
 
 
 @dataclass(slots=True)
