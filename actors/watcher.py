@@ -1,8 +1,8 @@
 """WatcherActor: every terminal-started Codex session, live, from its rollout JSONL.
 
 Threads: the watchdog Observer owns the inotify watch and one timer thread
-(``orbitdock.timers.ActorTimer``) owns the deadlines; both only ``tell`` this actor, which owns every reader, parser
-and counter. Filesystem events are hints: a file is always read from its byte
+(``orbitdock.timers.ActorTimer``) owns the deadlines; both only ``tell`` this actor,
+which owns every reader, parser and counter. Filesystem events are hints: a file is always read from its byte
 offset to its end. The first change after a quiet spell is read at once; the
 changes that follow within ``coalesce_ms`` are read together at the end of that
 window (so a burst costs one read per window and a file written continuously is
