@@ -90,10 +90,10 @@ class Daemon:
     def _guard_threads(self) -> None:
         """A long-lived thread that dies stops the daemon with a non-zero exit code."""
         from actors.gateway import GatewayLoop
-        from actors.persistence import _FlushTimer
         from orbitdock.store.schema import Checkpointer
 
-        long_lived: tuple[type[threading.Thread], ...] = (GatewayLoop, _FlushTimer, Checkpointer)
+        # (Timer threads, app-server threads: marked long-lived where they are made.)
+        long_lived: tuple[type[threading.Thread], ...] = (GatewayLoop, Checkpointer)
         try:
             from watchdog.utils import BaseThread  # the watcher's observer and its emitters
 
