@@ -162,14 +162,17 @@ class Daemon:
 @click.option("--no-watcher", is_flag=True, help="Do not tail CODEX_HOME rollouts.")
 @click.option("--demo", is_flag=True, help="Also start the scripted model and a demo session.")
 @click.option("--log-level", help="DEBUG, INFO, WARNING ...")
+@click.option("--log-format", type=click.Choice(logs.STDERR_FORMATS),
+              help="stderr lines: text for people, json lines, or auto (text on a terminal).")
 @click.version_option(__version__)
 def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, codex_home,
-         no_watcher, demo, log_level) -> None:
+         no_watcher, demo, log_level, log_format) -> None:
     """Run the orbitdock daemon in the foreground."""
     overrides = {
         "paths.data_dir": data_dir, "paths.runtime_dir": runtime_dir,
         "paths.codex_home": codex_home, "gateway.request_endpoint": request_endpoint,
         "gateway.event_endpoint": event_endpoint, "logging.level": log_level,
+        "logging.stderr_format": log_format,
         "watcher.enabled": False if no_watcher else None,
     }
     try:
@@ -178,7 +181,12 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
         raise click.ClickException(str(exc)) from exc
     lay = layout(cfg)
     prepare_dirs(lay)
-    logs.setup(cfg.logging.level, lay.log_path, cfg.logging.stderr)
+    try:
+        logs.setup(cfg.logging.level, lay.log_path, cfg.logging.stderr,
+                   stderr_format=cfg.logging.stderr_format, max_bytes=cfg.logging.max_bytes,
+                   backups=cfg.logging.backups)
+    except ValueError as exc:
+        raise click.ClickException(f"logging: {exc}") from exc
     demo_env = None
     if demo:
         from actors.demo import prepare_demo

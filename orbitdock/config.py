@@ -120,6 +120,10 @@ class LoggingConfig:
     level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR
     file: str = "logs/orbitdockd.log"  # relative to data_dir; "" = no file
     stderr: bool = True  # also log to stderr (the file log is unaffected)
+    stderr_format: str = "auto"  # auto (text on a terminal, else JSON lines) | text | json
+    max_bytes: int = 10_485_760  # the file is rotated past this size; 0 = never
+    backups: int = 5  # rotated files kept (orbitdockd.log.1 ... .5)
+    follow_poll_s: float = 0.2  # `orbitdockctl logs -f`: how often it looks for new lines
 
 
 @dataclass
