@@ -38,6 +38,10 @@ def _register() -> None:
 
     for module in (status, session, watch, approve, models, codex, rollouts):
         module.register(cli)
+    from orbitdock.cli import logs  # the first-five-minutes commands
+
+    for module in (logs,):
+        module.register(cli)
 
 
 _register()
