@@ -168,6 +168,8 @@ class Daemon:
 def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, codex_home,
          no_watcher, demo, log_level, log_format) -> None:
     """Run the orbitdock daemon in the foreground."""
+    from orbitdock import sd_notify
+
     overrides = {
         "paths.data_dir": data_dir, "paths.runtime_dir": runtime_dir,
         "paths.codex_home": codex_home, "gateway.request_endpoint": request_endpoint,
@@ -201,6 +203,7 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
         logger.exception("start-up failed")
         daemon.stop()
         raise click.ClickException(f"start-up failed: {exc}") from exc
+    sd_notify.notify(f"READY=1\nMAINPID={os.getpid()}")  # under systemd Type=notify
     try:
         if demo_env is not None:
             from actors.demo import start_demo
@@ -210,6 +213,7 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
                        demo_env, cfg.codex.start_timeout_s)
         daemon.run_forever()
     finally:
+        sd_notify.notify("STOPPING=1")
         daemon.stop()
 
 

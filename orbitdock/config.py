@@ -51,6 +51,8 @@ class ClientConfig:
     heartbeat_liveness: int = 3  # missed heartbeats before the server counts as lost
     welcome_timeout_s: float = 2.0  # wait for the XPUB welcome before asking for a snapshot
     receive_hwm: int = 100_000  # SUB-side queue; beyond it events drop and a gap is detected
+    shutdown_timeout_s: float = 30.0  # `orbitdockctl shutdown` waits this long for the exit
+    systemctl_timeout_s: float = 30.0  # `orbitdockctl service`: one systemctl call's bound
 
 
 @dataclass

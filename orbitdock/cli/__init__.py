@@ -38,9 +38,9 @@ def _register() -> None:
 
     for module in (status, session, watch, approve, models, codex, rollouts):
         module.register(cli)
-    from orbitdock.cli import logs  # the first-five-minutes commands
+    from orbitdock.cli import logs, service  # the first-five-minutes commands
 
-    for module in (logs,):
+    for module in (logs, service):
         module.register(cli)
 
 
