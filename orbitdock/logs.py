@@ -45,7 +45,8 @@ def record_entry(record: logging.LogRecord, formatter: logging.Formatter) -> dic
     }
     for key, value in vars(record).items():
         if key not in _STANDARD and not key.startswith("_"):
-            entry[key] = value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+            plain = isinstance(value, (str, int, float, bool, type(None)))
+            entry[key] = value if plain else repr(value)
     if record.exc_info:
         entry["exc"] = formatter.formatException(record.exc_info)
     return entry
@@ -109,7 +110,8 @@ class HumanFormatter(logging.Formatter):
 def stderr_is_text(stderr_format: str, stream: TextIO) -> bool:
     """Whether stderr gets readable lines: ``text``, or ``auto`` on a terminal."""
     if stderr_format not in STDERR_FORMATS:
-        raise ValueError(f"unknown log format {stderr_format!r} (one of {', '.join(STDERR_FORMATS)})")
+        raise ValueError(f"unknown log format {stderr_format!r} "
+                         f"(one of {', '.join(STDERR_FORMATS)})")
     if stderr_format == "auto":
         return stream.isatty()
     return stderr_format == "text"
@@ -123,7 +125,7 @@ def setup(level: str, log_file: Path | None, to_stderr: bool, *,
     ``max_bytes`` 0 never rotates. Raises ValueError for an unknown format or level.
     """
     stream = stream or sys.stderr
-    text = stderr_is_text(stderr_format, stream) if to_stderr else False
+    text = stderr_is_text(stderr_format, stream)  # checked even when stderr is off
     root_level = level_number(level)
     root = logging.getLogger()
     for handler in list(root.handlers):

@@ -126,9 +126,11 @@ def _replaced(path: Path, handle) -> bool:
 
 
 @click.command("logs")
-@click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing new lines (Ctrl-C ends).")
+@click.option("-f", "--follow", "follow_", is_flag=True,
+              help="Keep printing new lines (Ctrl-C ends).")
 @click.option("--session", "session_id", metavar="ID", help="Only lines about this session.")
-@click.option("--level", metavar="L", help="Only this level and above: debug, info, warning, error.")
+@click.option("--level", metavar="L",
+              help="Only this level and above: debug, info, warning, error.")
 @click.option("-n", "--lines", "count", type=click.IntRange(min=0), default=40, show_default=True,
               help="How many past lines to print first.")
 @pass_ctx

@@ -22,8 +22,14 @@ from pathlib import Path
 import click
 import psutil
 
-from orbitdock.cli.common import (EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_TIMEOUT, CommandFailed,
-                                  Context, pass_ctx)
+from orbitdock.cli.common import (
+    EXIT_FAILED,
+    EXIT_NOT_RUNNING,
+    EXIT_TIMEOUT,
+    CommandFailed,
+    Context,
+    pass_ctx,
+)
 from orbitdock.client import DaemonNotRunning, find_daemon
 from orbitdock.paths import layout, read_runtime_file
 
@@ -100,8 +106,9 @@ class Systemctl:
             proc = subprocess.run([self.binary, "--user", *args], capture_output=True, text=True,
                                   timeout=self.ctx.cfg.client.systemctl_timeout_s)
         except subprocess.TimeoutExpired:
-            raise CommandFailed(f"{' '.join(argv)}: no answer within "
-                                f"{self.ctx.cfg.client.systemctl_timeout_s:g}s", EXIT_TIMEOUT) from None
+            bound = self.ctx.cfg.client.systemctl_timeout_s
+            raise CommandFailed(f"{' '.join(argv)}: no answer within {bound:g}s",
+                                EXIT_TIMEOUT) from None
         if check and proc.returncode != 0:
             raise CommandFailed(f"{' '.join(argv)} failed ({proc.returncode}): "
                                 f"{(proc.stderr or proc.stdout).strip()}")
