@@ -83,10 +83,11 @@ def test_logs_of_a_real_daemon(daemon):
 class Follower:
     """`orbitdockctl logs -f` as a subprocess; its lines land in a queue."""
 
-    def __init__(self, home: Path, *args: str):
+    def __init__(self, home: Path, *args: str, poll_s: float = 0.02):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orbitdock.cli", "logs", "-f", *args], cwd=REPO,
-            env=dict(os.environ, ORBITDOCK_HOME=str(home), ORBITDOCK_LOGGING__FOLLOW_POLL_S="0.02"),
+            env=dict(os.environ, ORBITDOCK_HOME=str(home),
+                     ORBITDOCK_LOGGING__FOLLOW_POLL_S=str(poll_s)),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=lambda: [self.lines.put(line) for line in self.proc.stdout],
@@ -122,6 +123,19 @@ def test_follow_reads_new_lines_across_rotation_until_ctrl_c(log_file):
     assert code == 0
     assert follower.lines.empty()  # nothing read twice
     assert "Traceback" not in follower.proc.stderr.read()
+
+
+def test_follow_loses_nothing_when_the_file_rotates_several_times_between_looks(log_file):
+    log.warning("before")
+    follower = Follower(log_file.parent.parent, "-n", "1", poll_s=1.0)
+    try:
+        assert follower.next_message() == "before"
+        for i in range(40):  # ~5 rotations in a few ms, well inside one poll
+            log.warning("w%d", i)
+        assert [follower.next_message() for _ in range(40)] == [f"w{i}" for i in range(40)]
+    finally:
+        assert follower.interrupt() == 0
+    assert follower.lines.empty()
 
 
 def test_follow_waits_for_a_log_file_that_does_not_exist_yet(tmp_path):

@@ -109,10 +109,30 @@ def follow(path: Path, poll_s: float, handle: TextIO | None,
             # Rotated: what was written to the old file before the rename was just read.
             if partial:
                 yield parse(partial)
+            # Rotated more than once since the last look: the files in between, whole.
+            for skipped in _newer_backups(path, os.fstat(handle.fileno()).st_ino):
+                try:
+                    text = skipped.read_text(encoding="utf-8", errors="replace")
+                except FileNotFoundError:
+                    continue
+                yield from (parse(line) for line in text.splitlines() if line)
             handle.close()
             handle, partial = None, ""
             continue
         time.sleep(poll_s)
+
+
+def _newer_backups(path: Path, inode: int) -> list[Path]:
+    """The backups rotated after the one with ``inode`` (the file just finished), oldest
+    first; none if it is not among them (truncated in place, or rotated out)."""
+    backups = backup_files(path)  # .1 (newest) ... .N
+    for index, backup in enumerate(backups):
+        try:
+            if backup.stat().st_ino == inode:
+                return list(reversed(backups[:index]))
+        except FileNotFoundError:
+            continue
+    return []
 
 
 def _replaced(path: Path, handle) -> bool:
