@@ -130,6 +130,7 @@ def test_follow_loses_nothing_when_the_file_rotates_several_times_between_looks(
     follower = Follower(log_file.parent.parent, "-n", "1", poll_s=1.0)
     try:
         assert follower.next_message() == "before"
+        time.sleep(0.3)  # it has looked once and sleeps for a second now
         for i in range(40):  # ~5 rotations in a few ms, well inside one poll
             log.warning("w%d", i)
         assert [follower.next_message() for _ in range(40)] == [f"w{i}" for i in range(40)]

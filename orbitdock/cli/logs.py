@@ -3,7 +3,9 @@
 Reads ``<data dir>/logs/orbitdockd.log`` (``logging.file``) and its rotated
 predecessors directly, so it works whether or not the daemon is running. ``-f``
 follows the file the way ``tail -F`` does: when the daemon rotates it, the rest of
-the old file is read, then the new one from its start. Ctrl-C ends it.
+the old file is read, then any backups rotated after it (several rotations between
+two looks), then the new file from its start. Only a rotation during that catching-up
+itself can still skip lines. Ctrl-C ends it.
 """
 
 from __future__ import annotations
@@ -178,18 +180,20 @@ def logs_command(ctx: Context, follow_: bool, session_id: str | None, level: str
         handle = None
     # The tail and the follow share one read: not a line lost or repeated between them.
     complete, _, partial = (handle.read() if handle is not None else "").rpartition("\n")
-    for entry in last_entries(path, complete, keep, count):
-        show(entry)
-    if not follow_:
+    try:
+        for entry in last_entries(path, complete, keep, count):
+            show(entry)
+        if follow_:
+            for entry in follow(path, ctx.cfg.logging.follow_poll_s, handle, partial):
+                if keep(entry):
+                    show(entry)
+    except KeyboardInterrupt:
+        if not follow_:
+            raise
+        # Ctrl-C is how -f ends (even while the tail is still printing): not an error.
+    finally:
         if handle is not None:
             handle.close()
-        return
-    try:
-        for entry in follow(path, ctx.cfg.logging.follow_poll_s, handle, partial):
-            if keep(entry):
-                show(entry)
-    except KeyboardInterrupt:  # the way to end -f; not an error
-        pass
 
 
 def register(group: click.Group) -> None:
