@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orbitdock.codex.home import outside_temp_dir
-from orbitdock.harness import DaemonProcess
+from orbitdock.harness import STOP_TIMEOUT_S, DaemonProcess  # noqa: F401 (tests import it)
 from orbitdock.sim.server import SimServer
 
 REPO = Path(__file__).resolve().parent.parent

@@ -15,6 +15,7 @@ import click
 from orbitdock import __version__
 from orbitdock.cli.common import Context, OrderedGroup, pass_ctx, show_error  # noqa: F401
 from orbitdock.config import ConfigError, load
+from orbitdock.paths import demo_instead
 
 JSON_FLAG = "--json"
 
@@ -43,6 +44,10 @@ def cli(click_ctx: click.Context, data_dir, config_file, timeout, as_json) -> No
                                            "client.request_timeout_s": timeout})
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
+    demo = demo_instead(cfg) if data_dir is None else None
+    if demo is not None:  # the one daemon running is `orbitdockd --demo`: talk to it
+        click.echo(f"(the demo daemon at {demo.paths.data_dir})", err=True)
+        cfg = demo
     click_ctx.obj = Context(cfg, as_json)
 
 
@@ -64,6 +69,10 @@ def _register() -> None:
     from orbitdock.cli import approval, approve, codex, models, rollouts, session, status, watch
 
     for module in (status, session, watch, approval, approve, models, codex, rollouts):
+        module.register(cli)
+    from orbitdock.cli import logs, service  # the first-five-minutes commands
+
+    for module in (logs, service):
         module.register(cli)
     for command in cli.commands.values():
         _accept_json_everywhere(command)
