@@ -92,42 +92,50 @@ def _completion_request(click_ctx: click.Context):
     return Client(find_daemon(cfg), timeout=cfg.client.request_timeout_s)
 
 
-class SessionId(click.ParamType):
-    name = "session_id"
+class _LiveId(click.ParamType):
+    """An id typed by a person: resolved from a prefix, completed from the live daemon."""
+
+    def resolve(self, obj: Context, value: str) -> str:
+        raise NotImplementedError
+
+    def items(self, request) -> list[CompletionItem]:  # noqa: ANN001
+        raise NotImplementedError
 
     def convert(self, value, param, ctx):
         obj = ctx.find_object(Context) if ctx is not None else None
         if obj is None or ctx.resilient_parsing:
             return value
-        return resolve_session(obj, value)
+        return self.resolve(obj, value)
 
     def shell_complete(self, ctx, param, incomplete):
         try:
             with _completion_request(ctx) as client:
-                listed = sessions(client.request)
+                items = self.items(client.request)
         except Exception:  # no daemon, a timeout: simply nothing to offer
             return []
-        return [CompletionItem(s.id, help=s.display_name) for s in listed
-                if s.status == "active" and s.id.startswith(incomplete)]
+        return [item for item in items if item.value.startswith(incomplete)]
 
 
-class ApprovalId(click.ParamType):
+class SessionId(_LiveId):
+    name = "session_id"
+
+    def resolve(self, obj: Context, value: str) -> str:
+        return resolve_session(obj, value)
+
+    def items(self, request) -> list[CompletionItem]:  # noqa: ANN001
+        return [CompletionItem(s.id, help=s.display_name) for s in sessions(request)
+                if s.status == "active"]
+
+
+class ApprovalId(_LiveId):
     name = "approval_id"
 
-    def convert(self, value, param, ctx):
-        obj = ctx.find_object(Context) if ctx is not None else None
-        if obj is None or ctx.resilient_parsing:
-            return value
+    def resolve(self, obj: Context, value: str) -> str:
         return resolve_approval(obj, value)
 
-    def shell_complete(self, ctx, param, incomplete):
-        try:
-            with _completion_request(ctx) as client:
-                pending = pending_approvals(client.request, sessions(client.request))
-        except Exception:
-            return []
-        return [CompletionItem(a.id, help=a.command or a.file_path or a.type) for a in pending
-                if a.id.startswith(incomplete)]
+    def items(self, request) -> list[CompletionItem]:  # noqa: ANN001
+        return [CompletionItem(a.id, help=a.command or a.file_path or a.type)
+                for a in pending_approvals(request, sessions(request))]
 
 
 SESSION_ID = SessionId()
