@@ -68,6 +68,7 @@ from orbitdock.codex.pool_messages import (Attach, Command, Describe, Detach, Li
 from orbitdock.codex.pool_report import RecoveryStats, pool_report, process_rows
 from orbitdock.codex.sink import SinkOp, ThreadSink
 from orbitdock.config import CodexConfig
+from orbitdock.timers import ActorTimer
 from orbitdock.protocol.models import ModelOption
 
 logger = logging.getLogger(__name__)
@@ -79,9 +80,9 @@ class _BalanceSpares:  # from the spare timer: idle processes up (or down) to sp
 
 
 @dataclass(slots=True)
-class _HoldExpired:  # from a hold timer: post the process's held work now
+class _HoldExpired:  # from the timer: post the process's held work now
     proc: AppServerProcess
-    timer: threading.Timer
+    hold_id: int
 
 
 @dataclass(slots=True)
@@ -110,9 +111,8 @@ class CodexPoolActor(pykka.ThreadingActor):
         self._ids = itertools.count(1)
         self._book: PoolBook[AppServerProcess] = PoolBook(config)  # where every session is
         self._boosted: set[AppServerProcess] = set()  # still at the daemon's priority
-        self._spare_timer: threading.Timer | None = None  # one pending balance at most
-        self._held: HeldWork[AppServerProcess, SinkOp] = HeldWork(
-            config.resume_hold_s, self._tell_hold_expired)  # work of resuming sessions
+        self._timer: ActorTimer | None = None  # spare balancing and hold ends; on_start
+        self._held: HeldWork[AppServerProcess, SinkOp] | None = None  # resuming sessions' work
         self._recoveries = RecoveryStats()
         self._login_shell: ShellStart | None = None  # measured when the first process starts
         self._models: list[ModelOption] | None = None  # model/list's catalog, once fetched
@@ -121,6 +121,10 @@ class CodexPoolActor(pykka.ThreadingActor):
             logger.warning("codex.session_nice = %d has no effect between app-servers: Linux's "
                            "autogroup scheduler is on and codex.shared_session is off "
                            "(orbitdock.codex.priority)", config.session_nice)
+
+    def on_start(self) -> None:
+        self._timer = ActorTimer(self.actor_ref, "codex-pool-timer")
+        self._held = HeldWork(self._config.resume_hold_s, self._timer, _HoldExpired)
 
     # ------------------------------------------------------------ messages
     def on_receive(self, message: Any) -> Any:
@@ -157,7 +161,7 @@ class CodexPoolActor(pykka.ThreadingActor):
         elif isinstance(message, _BalanceSpares):
             self._balance_spares()
         elif isinstance(message, _HoldExpired):
-            if self._held.is_current(message.proc, message.timer):
+            if self._held.is_current(message.proc, message.hold_id):
                 self._book.end_hold(message.proc)
                 self._release_held(message.proc, "the hold ended; resumes still running")
         else:
@@ -166,8 +170,7 @@ class CodexPoolActor(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         self._stopping = True
-        if self._spare_timer is not None:
-            self._spare_timer.cancel()
+        self._timer.stop()
         for proc in self._held.holding():
             for op in self._held.take(proc):
                 op.fail("orbitdock is shutting down")
@@ -197,12 +200,6 @@ class CodexPoolActor(pykka.ThreadingActor):
             self._held.hold(proc, op)
         else:
             proc.post(op)
-
-    def _tell_hold_expired(self, proc: AppServerProcess, timer: threading.Timer) -> None:
-        try:  # runs on the hold's timer thread: a message, nothing else
-            self.actor_ref.tell(_HoldExpired(proc, timer))
-        except pykka.ActorDeadError:
-            pass  # stopped meanwhile: on_stop failed the held work
 
     def _release_held(self, proc: AppServerProcess, why: str) -> None:
         """Post the work held for ``proc``, in the order it came."""
@@ -319,20 +316,12 @@ class CodexPoolActor(pykka.ThreadingActor):
         return [] if self._stopping else self._book.idle_excess()
 
     def _schedule_spares(self) -> None:
-        if self._spare_timer is not None or not (self._spares_missing() or self._idle_excess()):
+        if not (self._spares_missing() or self._idle_excess()):
             return
-        self._spare_timer = threading.Timer(self._config.spare_delay_s, self._tell_balance)
-        self._spare_timer.daemon = True
-        self._spare_timer.start()
-
-    def _tell_balance(self) -> None:  # runs on the timer thread: a message, nothing else
-        try:
-            self.actor_ref.tell(_BalanceSpares())
-        except pykka.ActorDeadError:
-            pass
+        # One pending balance at most: its key is free again once it is told.
+        self._timer.after(self._config.spare_delay_s, _BalanceSpares(), key=_BalanceSpares)
 
     def _balance_spares(self) -> None:
-        self._spare_timer = None
         for proc in self._idle_excess():
             self._retire(proc)
         for _ in range(self._spares_missing()):

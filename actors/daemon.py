@@ -29,13 +29,13 @@ import zmq
 from orbitdock import __version__, logs, privacy, runtime_dirs, threads
 from orbitdock.config import Config, ConfigError, load_with_origins, render, validate
 from orbitdock.locks import HeldLock, LockHeld, acquire
-from orbitdock.paths import Layout, layout, prepare_dirs, read_runtime_file, write_runtime_file
+from orbitdock.paths import (DEMO_HOME, Layout, layout, prepare_dirs, read_runtime_file,
+                             write_runtime_file)
 from orbitdock.transport import inproc_endpoint
 
 logger = logging.getLogger("orbitdockd")
 
 EXIT_ALREADY_RUNNING = 1  # another daemon holds this data dir's lock
-DEMO_HOME = "demo"  # `--demo` runs on <data dir>/demo
 EXIT_BAD_CONFIG = 2  # a config value, endpoint or flag was refused before anything started
 
 
@@ -90,10 +90,10 @@ class Daemon:
     def _guard_threads(self) -> None:
         """A long-lived thread that dies stops the daemon with a non-zero exit code."""
         from actors.gateway import GatewayLoop
-        from actors.persistence import _FlushTimer
         from orbitdock.store.schema import Checkpointer
 
-        long_lived: tuple[type[threading.Thread], ...] = (GatewayLoop, _FlushTimer, Checkpointer)
+        # (Timer threads, app-server threads: marked long-lived where they are made.)
+        long_lived: tuple[type[threading.Thread], ...] = (GatewayLoop, Checkpointer)
         try:
             from watchdog.utils import BaseThread  # the watcher's observer and its emitters
 
@@ -183,7 +183,8 @@ class Daemon:
             pass
 
 
-@click.command(context_settings={"auto_envvar_prefix": "ORBITDOCKD"})
+@click.command(context_settings={"auto_envvar_prefix": "ORBITDOCKD",
+                                 "help_option_names": ["-h", "--help"]})
 @click.option("--home", "data_dir", help="Data dir (default $ORBITDOCK_HOME or ~/.orbitdock).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="Config file (default <data dir>/orbitdock.toml when it exists).")
@@ -195,17 +196,22 @@ class Daemon:
 @click.option("--demo", is_flag=True, help="Also start the scripted model and a demo session "
               "(on <data dir>/demo, apart from your own sessions).")
 @click.option("--log-level", help="DEBUG, INFO, WARNING ...")
+@click.option("--log-format", type=click.Choice(logs.STDERR_FORMATS),
+              help="stderr lines: text for people, json lines, or auto (text on a terminal).")
 @click.option("--print-config", is_flag=True,
               help="Print the effective configuration, each value with its source, and exit.")
 @click.version_option(__version__)
 def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, codex_home,
-         no_watcher, demo, log_level, print_config) -> None:
+         no_watcher, demo, log_level, log_format, print_config) -> None:
     """Run the orbitdock daemon in the foreground."""
+    from orbitdock import sd_notify
+
     privacy.restrict_umask()  # before anything is created: the data is the user's alone
     overrides = {
         "paths.data_dir": data_dir, "paths.runtime_dir": runtime_dir,
         "paths.codex_home": codex_home, "gateway.request_endpoint": request_endpoint,
         "gateway.event_endpoint": event_endpoint, "logging.level": log_level,
+        "logging.stderr_format": log_format,
         "watcher.enabled": False if no_watcher else None,
     }
     cfg, origins = _checked_config(config_file, overrides, demo)
@@ -229,6 +235,7 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
         logger.exception("start-up failed")
         daemon.stop()
         raise click.ClickException(f"start-up failed: {exc}") from exc
+    sd_notify.notify(f"READY=1\nMAINPID={os.getpid()}")  # under systemd Type=notify
     try:
         if demo_env is not None:
             from actors.demo import start_demo
@@ -238,6 +245,7 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
                        demo_env, cfg.codex.start_timeout_s)
         daemon.run_forever()
     finally:
+        sd_notify.notify("STOPPING=1")
         daemon.stop()
     if daemon.exit_code:
         sys.exit(daemon.exit_code)
@@ -264,7 +272,13 @@ def _claim(lay: Layout, cfg: Config) -> tuple[HeldLock, HeldLock]:
     make its files private and remove runtime dirs of dead daemons; lock our own."""
     home_lock = _lock_home(lay)  # before the database, the sockets or the log are touched
     prepare_dirs(lay)
-    logs.setup(cfg.logging.level, lay.log_path, cfg.logging.stderr)
+    try:
+        logs.setup(cfg.logging.level, lay.log_path, cfg.logging.stderr,
+                   stderr_format=cfg.logging.stderr_format, max_bytes=cfg.logging.max_bytes,
+                   backups=cfg.logging.backups)
+    except ValueError as exc:
+        click.echo(f"orbitdockd: bad configuration: logging: {exc}", err=True)
+        sys.exit(EXIT_BAD_CONFIG)
     if home_lock.previous_pid is not None:
         logger.warning("took over the lock of a previous orbitdockd (pid %d) that is gone",
                        home_lock.previous_pid, extra={"lock_file": str(lay.lock_file)})

@@ -112,9 +112,9 @@ def _run(endpoints: Endpoints, env: DemoEnvironment, timeout: float) -> None:
                 approval_policy=DEMO_APPROVAL_POLICY, sandbox_mode="workspace-write",
                 name="demo: greeting module")).session.id
             client.request(m.SendMessage(session_id=sid, content=DEMO_PROMPT))
-            logger.info("demo: codex session %s started. The demo has its own home: in another"
-                        " terminal `export ORBITDOCK_HOME=%s`, then follow it with "
-                        "`orbitdockctl watch %s`; approve with `orbitdockctl session show %s` "
-                        "then `orbitdockctl approve <approval id>`.", sid, env.home, sid, sid)
+            logger.info("demo: codex session %s started. Follow it with `orbitdockctl watch %s`"
+                        " (orbitdockctl finds the demo, whose home is %s, when no other daemon "
+                        "runs); approve with `orbitdockctl session show %s` then "
+                        "`orbitdockctl approve <approval id>`.", sid, sid, env.home, sid)
     except ClientError as exc:
         logger.error("demo failed: %s", exc)

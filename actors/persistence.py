@@ -6,7 +6,8 @@ Thread ownership:
 - The checkpointer thread (``schema.Checkpointer``) opens and owns a second
   connection, used only for ``PRAGMA wal_checkpoint``; it shares nothing with
   the actor but one float.
-- The flush timer thread owns nothing: it only ``tell``s ``Tick("flush")``.
+- The flush timer thread (``orbitdock.timers.ActorTimer``) owns nothing but its
+  schedule: it only ``tell``s ``Tick("flush")``.
 
 Writes arrive as ``tell(command)`` (orbitdock/store/commands.py) and are
 buffered; a flush is one transaction, forced when the buffer holds
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -45,54 +45,12 @@ from orbitdock.protocol.models import ApprovalRequest, Message
 from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers
 from orbitdock.store import batches, queries, schema, sql
 from orbitdock.store.commands import Atomic, SaveSession, SaveTurn
+from orbitdock.timers import ActorTimer
 from orbitdock.transport import Outlet
 
 logger = logging.getLogger(__name__)
 
 _FLUSH = "flush"
-
-
-# ---------------------------------------------------------------- helper threads
-
-
-class _FlushTimer(threading.Thread):
-    """Tells the actor ``Tick("flush")`` one interval after being armed.
-
-    One long-lived thread instead of a ``threading.Timer`` per batch: at full
-    load a batch fills in well under 1 ms and a thread start per batch would cost more
-    than the batch's inserts. An arm that lands while a countdown runs is served
-    by that countdown's tick, which is still within one interval of it.
-    """
-
-    def __init__(self, actor_ref: pykka.ActorRef, interval_s: float) -> None:
-        super().__init__(name="persistence-flush-timer", daemon=True)
-        self._actor_ref = actor_ref
-        self._interval_s = interval_s
-        self._armed = threading.Event()
-        self._stopping = threading.Event()
-
-    def arm(self) -> None:
-        self._armed.set()
-
-    def stop(self) -> None:
-        """Signal and join; the thread wakes at once, the interval only bounds the wait."""
-        self._stopping.set()
-        self._armed.set()
-        if self.is_alive() and self is not threading.current_thread():
-            self.join(self._interval_s)
-
-    def run(self) -> None:
-        while True:
-            self._armed.wait()
-            if self._stopping.is_set():
-                return
-            self._armed.clear()
-            if self._stopping.wait(self._interval_s):
-                return
-            try:
-                self._actor_ref.tell(Tick(_FLUSH))
-            except pykka.ActorDeadError:
-                return
 
 
 # ---------------------------------------------------------------- the actor
@@ -129,7 +87,7 @@ class PersistenceActor(pykka.ThreadingActor):
         self._batch: list[Any] = []
         self._slots: dict[tuple, int] = {}
         self._units = 0  # commands in the batch (an Atomic counts its inner ones)
-        self._timer: _FlushTimer | None = None
+        self._timer: ActorTimer | None = None
         self._checkpointer: schema.Checkpointer | None = None
         self._stats = {
             "rows_written": 0, "batches": 0, "failed_commands": 0, "failed_batches": 0,
@@ -155,8 +113,7 @@ class PersistenceActor(pykka.ThreadingActor):
         self._requests = RequestTable(self, Scope.PERSISTENCE)
         try:
             self._conn = schema.open_database(self._db_path, self._pcfg)
-            self._timer = _FlushTimer(self.actor_ref, self._pcfg.flush_interval_ms / 1000)
-            self._timer.start()
+            self._timer = ActorTimer(self.actor_ref, "persistence-flush-timer")
             self._checkpointer = schema.Checkpointer(self._db_path, self._pcfg)
             self._checkpointer.start()
             ctx, endpoint, hwm = self._gateway
@@ -247,8 +204,15 @@ class PersistenceActor(pykka.ThreadingActor):
             return
         if self._units >= self._pcfg.batch_size:
             self._flush()
-        elif was_empty and self._timer is not None:
-            self._timer.arm()
+        elif was_empty:
+            self._arm_flush()
+
+    def _arm_flush(self) -> None:
+        """A flush tick one interval from now, unless one is pending: an arm that lands
+        while a countdown runs is served by that countdown's tick, still within one
+        interval of it."""
+        if self._timer is not None:
+            self._timer.after(self._pcfg.flush_interval_ms / 1000, Tick(_FLUSH), key=_FLUSH)
 
     def _flush(self) -> int:
         """Write the pending batch in one transaction; returns rows written. Never raises."""
@@ -266,8 +230,7 @@ class PersistenceActor(pykka.ThreadingActor):
                              len(batch))
             self._batch = batch
             self._units = len(batch)
-            if self._timer is not None:
-                self._timer.arm()
+            self._arm_flush()
             return 0
         try:
             written, failed = batches.run_batch(conn, batch)

@@ -13,7 +13,6 @@ running. On start it restores every session from the database.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -42,9 +41,11 @@ from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.models import SessionState
 from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers, target_session
 from orbitdock.session.display import display_name_of
+from orbitdock.session.life import LIFE_MOVES, SessionLife
 from orbitdock.session.restart_policy import RestartPolicy
 from orbitdock.store.queries import LAST_APPROVAL
 from orbitdock.store.rows import state_from_row
+from orbitdock.timers import ActorTimer
 from orbitdock.transport import Outlet
 
 logger = logging.getLogger(__name__)
@@ -76,10 +77,12 @@ class SupervisorActor(pykka.ThreadingActor):
         self.policies: dict[str, RestartPolicy] = {}
         self.outlet: Outlet | None = None
         self.watcher: pykka.ActorRef | None = None
+        self.timer: ActorTimer | None = None  # restart backoffs
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
         self.requests = RequestTable(self, Scope.SUPERVISOR)
+        self.timer = ActorTimer(self.actor_ref, "supervisor-timer")
         self.routes = {Scope.SUPERVISOR: self._answer, Scope.SESSION: self._to_session,
                        Scope.PROVIDER: self._to_provider, Scope.WATCHER: self._to_watcher,
                        Scope.PERSISTENCE: self._to_persistence}
@@ -97,6 +100,8 @@ class SupervisorActor(pykka.ThreadingActor):
         logger.info("restored %d sessions", len(rows))
 
     def on_stop(self) -> None:
+        if self.timer is not None:
+            self.timer.stop()
         timeout = self.cfg.sessions.stop_timeout_s
         futures = [ref.stop(block=False) for ref in self.sessions.values()]
         for future in futures:
@@ -124,8 +129,10 @@ class SupervisorActor(pykka.ThreadingActor):
         return lambda st: provider.connector(st, script=script)
 
     def _spawn(self, state: SessionState, *, restored: bool, script: list[dict] | None = None,
-               pending_request: ClientRequest | None = None,
-               disabled_reason: str | None = None, last_approval: int = 0) -> pykka.ActorRef:
+               pending_request: ClientRequest | None = None, disabled_reason: str | None = None,
+               last_approval: int = 0) -> tuple[pykka.ActorRef, list[Any]]:
+        """Start the session's actor and make it LIVE; returns it and the messages that were
+        held for it (a restart's)."""
         ref = SessionActor.start(
             self.cfg, state, ctx=self.ctx, inproc_endpoint=self.inproc_endpoint,
             persistence=self.persistence, supervisor=self.actor_ref,
@@ -133,8 +140,32 @@ class SupervisorActor(pykka.ThreadingActor):
             provider=self.providers.get(state.provider), epoch=self.epoch,
             restored=restored, pending_request=pending_request,
             disabled_reason=disabled_reason, last_approval=last_approval)
-        self.sessions[state.id] = ref
-        return ref
+        return ref, self._move(state.id, SessionLife.LIVE, ref=ref)
+
+    # ------------------------------------------------------------ session life
+    def _life(self, sid: str) -> SessionLife | None:
+        if sid in self.failed:
+            return SessionLife.FAILED
+        if sid in self.restarting:
+            return SessionLife.RESTARTING
+        return SessionLife.LIVE if sid in self.sessions else None
+
+    def _move(self, sid: str, to: SessionLife, *, ref: pykka.ActorRef | None = None,
+              error: str = "") -> list[Any]:
+        """Move a session to ``to`` (SessionLife); returns its held messages: to deliver
+        (-> LIVE), to refuse (-> FAILED), or to hold more in (-> RESTARTING)."""
+        was = self._life(sid)
+        if to not in LIFE_MOVES[was]:
+            logger.error("supervisor: unexpected session move %s -> %s", was, to,
+                         extra={"session_id": sid})
+        if to is SessionLife.LIVE:
+            self.sessions[sid] = ref  # type: ignore[assignment]
+            return self.restarting.pop(sid, [])
+        self.sessions.pop(sid, None)
+        if to is SessionLife.RESTARTING:
+            return self.restarting.setdefault(sid, [])
+        self.failed[sid] = error
+        return self.restarting.pop(sid, [])
 
     # ------------------------------------------------------------ inbox
     def on_receive(self, message: Any) -> Any:
@@ -281,7 +312,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 return
             except pykka.ActorDeadError:
                 pass
-        self.restarting.setdefault(session_id, []).append(message)
+        self._move(session_id, SessionLife.RESTARTING).append(message)
 
     def _rollout(self, batch: RolloutBatch) -> None:
         if batch.session_id in self.failed:
@@ -302,7 +333,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 transcript_path=batch.offset.path, thread_id=meta.thread_id,
                 message_limit=self.cfg.sessions.memory_messages)
             state.display_name = display_name_of(state)
-            ref = self._spawn(state, restored=False)
+            ref, _ = self._spawn(state, restored=False)
         self._tell_or_hold(batch.session_id, ref, batch)
 
     def _answer_route(self, request: RouteRequest) -> None:
@@ -323,9 +354,8 @@ class SupervisorActor(pykka.ThreadingActor):
         policy = self.policies.setdefault(sid, RestartPolicy(
             self.cfg.sessions.restart_max, self.cfg.sessions.restart_window_s,
             self.cfg.sessions.restart_backoff_s))
-        self.sessions.pop(sid, None)
         # What the dead actor had queued is older than anything held since: it goes first.
-        self.restarting.setdefault(sid, [])[:0] = crash.undelivered
+        self._move(sid, SessionLife.RESTARTING)[:0] = crash.undelivered
         delay = policy.next_delay(time.monotonic())
         if delay is None and crash.at_start:
             self._abandon(sid, crash.error)  # even a disabled actor could not start
@@ -337,13 +367,12 @@ class SupervisorActor(pykka.ThreadingActor):
             self._restart_now(sid, disabled_reason=f"failed: crashed repeatedly ({crash.error})")
             return
         logger.warning("restarting crashed session in %.2fs", delay, extra={"session_id": sid})
-        threading.Timer(delay, self.actor_ref.tell, args=(RestartNow(sid),)).start()
+        self.timer.after(delay, RestartNow(sid))
 
     def _abandon(self, sid: str, error: str) -> None:
         logger.error("session actor cannot start (%s); refusing its messages until the "
                      "daemon restarts", error, extra={"session_id": sid})
-        self.failed[sid] = error
-        for message in self.restarting.pop(sid, []):
+        for message in self._move(sid, SessionLife.FAILED, error=error):
             self._refuse(sid, message)
         for watcher in self.route_waiters.pop(sid, []):
             watcher.tell(RouteAnswer(sid, None, passive=False))
@@ -364,10 +393,9 @@ class SupervisorActor(pykka.ThreadingActor):
         if row is None:  # it crashed before its first save: nothing to restart from
             self._abandon(sid, "its actor failed before saving any state")
             return
-        held = self.restarting.pop(sid, [])
         state = self._load_state(row)
-        ref = self._spawn(state, restored=True, disabled_reason=disabled_reason,
-                          last_approval=row[LAST_APPROVAL])
+        ref, held = self._spawn(state, restored=True, disabled_reason=disabled_reason,
+                                last_approval=row[LAST_APPROVAL])
         self.outlet.publish(sid, m.SessionReset(session_id=sid, rev=state.revision,
                                                 reason="session actor restarted"))
         for message in held:

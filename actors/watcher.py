@@ -1,8 +1,8 @@
 """WatcherActor: every terminal-started Codex session, live, from its rollout JSONL.
 
-Threads: the watchdog Observer owns the inotify watch and one timer thread owns
-the deadlines; both only ``tell`` this actor, which owns every reader, parser
-and counter. Filesystem events are hints: a file is always read from its byte
+Threads: the watchdog Observer owns the inotify watch and one timer thread
+(``orbitdock.timers.ActorTimer``) owns the deadlines; both only ``tell`` this actor,
+which owns every reader, parser and counter. Filesystem events are hints: a file is always read from its byte
 offset to its end. The first change after a quiet spell is read at once; the
 changes that follow within ``coalesce_ms`` are read together at the end of that
 window (so a burst costs one read per window and a file written continuously is
@@ -40,13 +40,14 @@ from actors.messages import RolloutBatch, RolloutIdle, RouteAnswer, RouteRequest
 from orbitdock.connectors.events import NameUpdated
 from orbitdock.protocol import messages as m
 from orbitdock.rollout.follow import FollowedFile
-from orbitdock.rollout.fsevents import EVENT_KINDS, FsEventHandler, Hint, Moved, Tick, Timer
+from orbitdock.rollout.fsevents import EVENT_KINDS, FsEventHandler, Hint, Moved, Tick
 from orbitdock.rollout.git import GitResolver
 from orbitdock.rollout.idle import IDLE, LATER, IdleClocks
 from orbitdock.rollout.legacy_state import LEGACY_FILE, load_legacy_offsets
 from orbitdock.rollout.reader import RolloutReader
 from orbitdock.rollout.routes import SessionRoutes
 from orbitdock.rollout.scan import INDEX_FILE, index_names, moved_twin, recent_dirs, scan
+from orbitdock.timers import ActorTimer
 from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers
 from orbitdock.transport import Outlet
 
@@ -84,7 +85,7 @@ class WatcherActor(pykka.ThreadingActor):
         self.counters: Counter[str] = Counter()
         self.observer: Any = None
         self.watched: set[str] = set()
-        self.timer: Timer | None = None
+        self.timer: ActorTimer | None = None
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
@@ -104,7 +105,7 @@ class WatcherActor(pykka.ThreadingActor):
             else:
                 self.unknown[path] = (size, mtime)
         self._read_index(announce=False)
-        self.timer = Timer(self.actor_ref)
+        self.timer = ActorTimer(self.actor_ref, "watcher-timer")
         self._start_observer()
         self.actor_ref.tell(Tick("sweep"))
         logger.info("watching %s: %d files followed, %d older files left for import",
@@ -239,7 +240,7 @@ class WatcherActor(pykka.ThreadingActor):
             self._tick_flush("")  # leading edge: no wait for a lone append
         else:
             self.flush_pending = True
-            self.timer.schedule(window - since, Tick("flush"))
+            self.timer.after(window - since, Tick("flush"))
 
     def _on_moved(self, src: str, dest: str) -> None:
         f = self.files.pop(src, None)
@@ -285,7 +286,7 @@ class WatcherActor(pykka.ThreadingActor):
         for path, _, _ in scan(recent_dirs(self.roots[0], self.roots[1:]), self._known):
             self._on_hint(path)
         self._read_index(announce=True)
-        self.timer.schedule(self.wcfg.sweep_interval_s, Tick("sweep"))
+        self.timer.after(self.wcfg.sweep_interval_s, Tick("sweep"))
 
     def _tick_idle(self, sid: str) -> None:
         importing = any(p in self.files and self.files[p].continuing
@@ -349,7 +350,7 @@ class WatcherActor(pykka.ThreadingActor):
         if delay:
             step = self.wcfg.coalesce_ms / 1000.0
             self.backoff = min(max(step, self.backoff * 2), self.wcfg.sweep_interval_s)
-            self.timer.schedule(self.backoff, msg)
+            self.timer.after(self.backoff, msg)
         else:
             self.actor_ref.tell(msg)
 
@@ -373,7 +374,7 @@ class WatcherActor(pykka.ThreadingActor):
         if self.timer is None:  # on_start: the timer starts after the first scan
             self.actor_ref.tell(Tick("idle", sid))
         else:
-            self.timer.schedule(delay, Tick("idle", sid))
+            self.timer.after(delay, Tick("idle", sid))
 
     def _read_index(self, announce: bool) -> None:
         """Follow codex's session_index.jsonl: 0.169 keeps thread names there, not in rollouts."""

@@ -45,7 +45,8 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
-    BenchDaemon, exit_on_sigterm, fmt_ms, fmt_rate, median, pipelined, summarize,
+    DaemonProcess, bench_daemon, exit_on_sigterm, fmt_ms, fmt_rate, median, pipelined,
+    summarize,
 )
 from gateway_report import report  # noqa: E402
 from gateway_subscribers import SPAWN, Workers, floor_publisher  # noqa: E402
@@ -108,9 +109,9 @@ def merge_results(results: list[dict[str, Any]], keep_lat: bool = True) -> dict[
 
 
 def session_revs(client: Client, sids: list[str]) -> dict[str, tuple[int, str | None]]:
-    replies = pipelined(client, [m.SubscribeSession(session_id=s) for s in sids], 60.0)
-    return {r.session.id: (r.session.revision, r.session.current_turn_id)
-            for r in replies.values()}
+    replies = pipelined(client, [m.SubscribeSession(session_id=s) for s in sids], 60.0,
+                        raise_errors=False)
+    return {r.session.id: (r.session.revision, r.session.current_turn_id) for r in replies}
 
 
 def wait_idle(client: Client, sids: list[str], timeout: float = 120.0) -> dict[str, int]:
@@ -124,7 +125,7 @@ def wait_idle(client: Client, sids: list[str], timeout: float = 120.0) -> dict[s
         time.sleep(0.1)
 
 
-def capture_frames(daemon: BenchDaemon, client: Client, sid: str, size: int,
+def capture_frames(daemon: DaemonProcess, client: Client, sid: str, size: int,
                    deltas: int = 20) -> list[bytes]:
     """Real event frames of one session's /burst turn, read with a plain SUB socket."""
     ctx = zmq.Context.instance()
@@ -149,7 +150,7 @@ def capture_frames(daemon: BenchDaemon, client: Client, sid: str, size: int,
     return [p for p in payloads if isinstance(codec.decode_inbound(p), m.SessionEvent)]
 
 
-def scan_log(daemon: BenchDaemon) -> dict[str, Any]:
+def scan_log(daemon: DaemonProcess) -> dict[str, Any]:
     """Warnings/errors (and INFO lines about dropped replies) in the daemon's JSON log."""
     counts: dict[str, int] = {}
     path = daemon.home / "logs" / "orbitdockd.log"
@@ -171,8 +172,8 @@ def scan_log(daemon: BenchDaemon) -> dict[str, Any]:
 
 def create_sessions(client: Client, n: int) -> list[str]:
     replies = pipelined(client, [m.CreateSession(provider="scripted", cwd=f"/work/bench{i}")
-                                 for i in range(n)], 120.0)
-    return [r.session.id for r in replies.values()]
+                                 for i in range(n)], 120.0, raise_errors=False)
+    return [r.session.id for r in replies]
 
 
 def od_phase(client: Client, sids: list[str], workers: Workers, text: str,
@@ -180,7 +181,7 @@ def od_phase(client: Client, sids: list[str], workers: Workers, text: str,
     before = wait_idle(client, sids)
     workers.start_phase(max_s)
     pipelined(client, [m.SendMessage(session_id=s, content=text) for s in sids], 120.0,
-              spread_s=spread_s)
+              spread_s=spread_s, raise_errors=False)
     results = workers.expect("result", max_s + 30)
     after = wait_idle(client, sids)
     out = merge_results(results, keep_lat)
@@ -191,10 +192,11 @@ def od_phase(client: Client, sids: list[str], workers: Workers, text: str,
 
 
 def run_orbitdock(S: int, n_subs: int, p: Params) -> dict[str, Any]:
-    daemon = BenchDaemon(env=p.daemon_env, cmd=p.daemon_cmd).start()
+    daemon = bench_daemon(env=p.daemon_env, cmd=p.daemon_cmd)
     workers = None
     failed = True
     try:
+        daemon.start()
         with Client(daemon.endpoints, timeout=30.0) as client:
             sids = create_sessions(client, S)
             templates = capture_frames(daemon, client, sids[0], p.size)
@@ -219,7 +221,8 @@ def run_orbitdock(S: int, n_subs: int, p: Params) -> dict[str, Any]:
             if workers is not None:
                 workers.close()
         finally:
-            daemon.stop(keep_home=failed)  # a failed run keeps its log for inspection
+            daemon.stop()
+            daemon.cleanup(keep=failed)  # a failed run keeps its log for inspection
 
 
 def run_floor(S: int, n_subs: int, templates: list[bytes], lat_count: int, lat_rate: float,

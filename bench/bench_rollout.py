@@ -136,7 +136,7 @@ def _daemon_import(path: Path) -> dict:
     """Import ``path`` through a daemon on a throw-away CODEX_HOME; seconds to committed."""
     import apsw
 
-    from common import BenchDaemon
+    from common import bench_daemon
     from orbitdock.paths import layout
 
     codex_home = Path(tempfile.mkdtemp(prefix="orbitdock-bench-codex-"))
@@ -148,7 +148,7 @@ def _daemon_import(path: Path) -> dict:
     t0 = time.perf_counter()
     peak, rows, conn = 0, 0, None
     try:
-        with BenchDaemon(env={"CODEX_HOME": str(codex_home)}, watcher=True) as daemon:
+        with bench_daemon(env={"CODEX_HOME": str(codex_home)}, watcher=True) as daemon:
             proc = psutil.Process(daemon.proc.pid)
             db_path = str(layout(daemon.config).db_path)
             deadline = time.monotonic() + DAEMON_IMPORT_TIMEOUT_S

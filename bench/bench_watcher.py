@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (BenchDaemon, command_line, exit_on_sigterm, fmt_ms,  # noqa: E402
+from common import (bench_daemon, command_line, exit_on_sigterm, fmt_ms,  # noqa: E402
                     machine_line, markdown_table, median, summarize)
 
 READY_TIMEOUT_S = 60.0  # sessions appear / subscriber syncs
@@ -175,7 +175,7 @@ def run_once(n_files: int, rate: float, duration: float) -> dict:
     files = make_files(codex_home, n_files)
     out: dict = {}
     try:
-        with BenchDaemon(env={"CODEX_HOME": str(codex_home), **EXTRA_ENV}, watcher=True) as daemon:
+        with bench_daemon(env={"CODEX_HOME": str(codex_home), **EXTRA_ENV}, watcher=True) as daemon:
             ids = [tid for tid, _ in files]
             with Client(daemon.endpoints, timeout=5) as client:
                 deadline = time.monotonic() + READY_TIMEOUT_S

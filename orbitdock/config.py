@@ -53,6 +53,8 @@ class ClientConfig:
     heartbeat_liveness: int = 3  # missed heartbeats before the server counts as lost
     welcome_timeout_s: float = 2.0  # wait for the XPUB welcome before asking for a snapshot
     receive_hwm: int = 100_000  # SUB-side queue; beyond it events drop and a gap is detected
+    shutdown_timeout_s: float = 30.0  # `orbitdockctl shutdown` waits this long for the exit
+    systemctl_timeout_s: float = 30.0  # `orbitdockctl service`: one systemctl call's bound
 
 
 @dataclass
@@ -122,6 +124,10 @@ class LoggingConfig:
     level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR
     file: str = "logs/orbitdockd.log"  # relative to data_dir; "" = no file
     stderr: bool = True  # also log to stderr (the file log is unaffected)
+    stderr_format: str = "auto"  # auto (text on a terminal, else JSON lines) | text | json
+    max_bytes: int = 10_485_760  # the file is rotated past this size; 0 = never
+    backups: int = 5  # rotated files kept (orbitdockd.log.1 ... .5)
+    follow_poll_s: float = 0.2  # `orbitdockctl logs -f`: how often it looks for new lines
 
 
 @dataclass

@@ -7,6 +7,8 @@ data dir. Several daemons with different homes therefore run side by side.
 
 from __future__ import annotations
 
+import copy
+
 import hashlib
 import json
 import os
@@ -18,6 +20,7 @@ from orbitdock.config import Config
 
 RUNTIME_FILE = "orbitdockd.json"  # written by the daemon: pid, epoch, endpoints
 LOCK_FILE = "orbitdockd.lock"  # flock-held by the one daemon of a data dir; holds its pid
+DEMO_HOME = "demo"  # `orbitdockd --demo` runs on <data dir>/demo, apart from the user's own
 
 
 @dataclass(frozen=True)
@@ -94,3 +97,26 @@ def read_runtime_file(lay: Layout) -> dict | None:
         return json.loads(lay.runtime_file.read_text())
     except (OSError, ValueError):
         return None
+
+
+def demo_instead(cfg: Config) -> Config | None:
+    """The demo daemon's config when no daemon serves ``cfg``'s data dir but the demo of that
+    home runs (``orbitdockd --demo``): clients find it without being told its home."""
+    if read_runtime_file(layout(cfg)) is not None:
+        return None
+    demo = copy.deepcopy(cfg)
+    demo.paths.data_dir = str(Path(cfg.paths.data_dir).expanduser() / DEMO_HOME)
+    info = read_runtime_file(layout(demo))
+    if info is None or not _alive(int(info.get("pid", 0))):
+        return None
+    return demo
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0

@@ -7,11 +7,13 @@ from __future__ import annotations
 import queue
 from dataclasses import dataclass
 
+import pykka
 import pytest
 
 from orbitdock.codex.held_work import HeldWork
 from orbitdock.codex.placement import PoolBook
 from orbitdock.config import CodexConfig
+from orbitdock.timers import ActorTimer
 
 
 @dataclass(eq=False)
@@ -141,16 +143,37 @@ def test_sessions_of_a_recovery_are_held_back_until_its_last_resume_or_the_hold_
     assert not book.held_back(first) and book.is_resuming(busy)
 
 
-def test_held_work_keeps_its_order_and_a_timer_bounds_each_hold():
+class Inbox(pykka.ThreadingActor):
+    """The timer's actor: what it is told goes to a queue the test reads."""
+
+    def __init__(self, out: queue.Queue) -> None:
+        super().__init__()
+        self.out = out
+
+    def on_receive(self, message):
+        self.out.put(message)
+
+
+@pytest.fixture
+def timer():
     expired: queue.Queue = queue.Queue()
-    held: HeldWork = HeldWork(0.05, lambda proc, timer: expired.put((proc, timer)))
+    ref = Inbox.start(expired)
+    timer = ActorTimer(ref, "test-timer")
+    yield timer, expired
+    timer.stop()
+    ref.stop()
+
+
+def test_held_work_keeps_its_order_and_a_timer_bounds_each_hold(timer):
+    timer, expired = timer
+    held: HeldWork = HeldWork(0.05, timer, lambda proc, hold_id: (proc, hold_id))
     held.hold("p1", "op1")
     held.hold("p1", "op2")
-    proc, timer = expired.get(timeout=5)
-    assert proc == "p1" and held.is_current("p1", timer) and held.holding() == ["p1"]
+    proc, hold_id = expired.get(timeout=5)
+    assert proc == "p1" and held.is_current("p1", hold_id) and held.holding() == ["p1"]
     assert held.take("p1") == ["op1", "op2"] and held.take("p1") == []
-    assert not held.is_current("p1", timer)  # a late expiry of an ended hold is ignored
+    assert not held.is_current("p1", hold_id)  # a late expiry of an ended hold is ignored
     held.hold("p2", "op3")
-    assert held.take("p2") == ["op3"]  # ended before its time: the timer never fires
+    assert held.take("p2") == ["op3"]  # ended before its time: the timer never tells
     with pytest.raises(queue.Empty):
         expired.get(timeout=0.2)

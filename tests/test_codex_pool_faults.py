@@ -22,6 +22,13 @@ from orbitdock.config import CodexConfig
 from orbitdock.connectors import events as ev
 
 
+@pytest.fixture(autouse=True)
+def sinks_move_only_as_declared(caplog):
+    """No sink changes state outside orbitdock.codex.sink_state.SINK_TRANSITIONS."""
+    yield
+    assert not [r for r in caplog.records if "unexpected state change" in r.getMessage()]
+
+
 @pytest.fixture(scope="module")
 def base_dir():
     yield from make_base_dir("pool-faults")

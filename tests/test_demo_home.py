@@ -3,10 +3,14 @@ and it works with the home under the temp dir (its CODEX_HOME then goes to the c
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 
 from codex_daemon_env import CODEX_MARKS
-from conftest import wait_until
+from conftest import REPO, wait_until
 from orbitdock.codex.home import outside_temp_dir
 from orbitdock.protocol import messages as m
 
@@ -32,6 +36,14 @@ def test_the_demo_keeps_its_own_home_and_a_plain_start_does_not_restore_it(daemo
         assert not (home / "orbitdock.db").exists()
         assert any(f"CODEX_HOME {codex_home} (in your cache" in line
                    for line in demo.log_lines())
+        # orbitdockctl with no home given finds the demo (no other daemon runs on the home).
+        env = {k: v for k, v in os.environ.items() if k != "ORBITDOCK_HOME"}
+        listed = subprocess.run(
+            [sys.executable, "-m", "orbitdock.cli", "--json", "session", "list"], cwd=REPO,
+            env=dict(env, ORBITDOCK_PATHS__DATA_DIR=str(home)), capture_output=True,
+            text=True, timeout=30)
+        assert listed.returncode == 0 and "the demo daemon at" in listed.stderr, listed.stderr
+        assert len(json.loads(listed.stdout)) == 3
         assert demo.stop() == 0
         plain = daemon_factory(home=home)
         with plain.client() as client:

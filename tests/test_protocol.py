@@ -139,3 +139,20 @@ def test_topics_are_delimited():
     assert split_frame(frame) == (b"s|od-1|", b"\x81\xa1a\x01")
     assert split_frame(LIST + b"\x80") == (LIST, b"\x80")
     assert session_id_of(b"s|od-1|") == "od-1" and session_id_of(LIST) is None
+
+
+@pytest.mark.parametrize("field, value", [("status", "paused"), ("work_status", "idle"),
+                                          ("attention_reason", "awaitingNothing")])
+def test_a_status_outside_its_type_does_not_decode(field, value):
+    frame = msgspec.msgpack.encode({"id": SID, "provider": "codex", field: value})
+    with pytest.raises(msgspec.ValidationError, match=field):
+        msgspec.msgpack.decode(frame, type=SessionSummary)
+    delta = msgspec.msgpack.encode({field: value})
+    with pytest.raises(msgspec.ValidationError, match=field):
+        msgspec.msgpack.decode(delta, type=StateChanges)
+
+
+def test_every_work_status_asks_a_known_attention():
+    from orbitdock.protocol.models import ATTENTION_REASONS, WORK_STATUSES, attention_for
+    assert {attention_for(w) for w in WORK_STATUSES} <= set(ATTENTION_REASONS)
+    assert SessionSummary(id=SID, provider="codex").attention_reason == attention_for("waiting")

@@ -53,6 +53,7 @@ def test_crashed_session_restarts_from_persisted_state(daemon_factory):
     assert snapshot_bytes(watcher.state(a)) == snapshot_bytes(state(client, a))
     assert snapshot_bytes(state(client, b)) == b_before
     assert watcher.stats.resyncs >= 1
+    assert not moves_out_of_order(d)
 
 
 def test_flapping_session_is_given_up_but_stays_visible(daemon_factory):
@@ -71,6 +72,12 @@ def test_flapping_session_is_given_up_but_stays_visible(daemon_factory):
         client.request(m.SendMessage(session_id=sid, content="hello"))
     assert info.value.code == "invalid_state"
     assert client.request(m.GetStatus()).sessions == 1
+    assert not moves_out_of_order(d)
+
+
+def moves_out_of_order(d) -> list[str]:
+    """Log lines of a session move outside orbitdock.session.life.LIFE_MOVES."""
+    return [line for line in d.log_lines() if "unexpected session move" in line]
 
 
 def _alive(client, sid) -> bool:

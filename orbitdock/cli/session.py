@@ -6,17 +6,17 @@ import time
 
 import click
 
-from orbitdock.cli.common import EXIT_TIMEOUT, CommandFailed, Context, ago, pass_ctx
-from orbitdock.client import Subscription, find_daemon
+from orbitdock.cli.approval import render_approval
+from orbitdock.cli.common import CommandFailed, Context, OrderedGroup, ago, pass_ctx, timed_out
+from orbitdock.cli.ids import SESSION_ID
+from orbitdock.cli.live import ATTENTION_MARK
+from orbitdock.client import Subscription
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import SessionState
 
-ATTENTION_MARK = {"awaitingPermission": "!", "awaitingQuestion": "?", "awaitingReply": "*"}
-
-
-@click.group()
+@click.group(cls=OrderedGroup)
 def session() -> None:
-    """Sessions: list, show, create, send, interrupt, end, resume, rename, config."""
+    """Sessions: list, show, create, send, steer, interrupt, end, resume, rename, config."""
 
 
 @session.command("list")
@@ -39,7 +39,7 @@ def list_sessions(ctx: Context, show_all: bool) -> None:
     ctx.emit(rows, "\n".join(lines))
 
 
-def render_state(s: SessionState, messages: int = 20) -> str:
+def render_state(s: SessionState, messages: int = 20, diff_lines: int | None = None) -> str:
     out = [f"{s.display_name}  [{s.id}]",
            f"  provider {s.provider} ({s.integration_mode})  status {s.status}/{s.work_status}"
            f"  attention {s.attention_reason}",
@@ -56,11 +56,7 @@ def render_state(s: SessionState, messages: int = 20) -> str:
         out += [f"    [{p.get('status', '?')}] {p.get('step', '')}" for p in s.current_plan]
     if s.approvals:
         out.append("  pending approvals (oldest first):")
-        for a in s.approvals:
-            what = a.command or a.file_path or "; ".join(q.question for q in a.questions) or a.method
-            out.append(f"    {a.id}  {a.type:9} {what}")
-            if a.available_decisions:
-                out.append(f"      decisions: {', '.join(a.available_decisions)}")
+        out += [render_approval(a, indent="    ", diff_lines=diff_lines) for a in s.approvals]
     out.append("  recent messages:")
     for msg in s.messages[-messages:]:
         body = msg.content if msg.type != "tool" else f"{msg.tool_name}: {msg.tool_input or ''}"
@@ -70,13 +66,15 @@ def render_state(s: SessionState, messages: int = 20) -> str:
 
 
 @session.command("show")
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION_ID)
 @click.option("--messages", default=20, show_default=True, help="How many recent messages.")
+@click.option("--diff-lines", default=200, show_default=True,
+              help="Lines of a pending patch's diff to show (`approval show` shows all).")
 @pass_ctx
-def show(ctx: Context, session_id: str, messages: int) -> None:
-    """One session with its pending approvals and recent messages."""
+def show(ctx: Context, session_id: str, messages: int, diff_lines: int) -> None:
+    """One session with its pending approvals (commands, diffs, questions) and recent messages."""
     reply = ctx.request(m.SubscribeSession(session_id=session_id))
-    ctx.emit(reply.session, render_state(reply.session, messages))
+    ctx.emit(reply.session, render_state(reply.session, messages, diff_lines))
 
 
 @session.command("create")
@@ -98,8 +96,9 @@ def create(ctx: Context, provider, model, approval_policy, sandbox, cwd, name) -
     ctx.emit(reply.session, reply.session.id)
 
 
-def _wait_for_turn(ctx: Context, sub: Subscription, session_id: str, before_turns: int,
+def _wait_for_turn(sub: Subscription, session_id: str, turns_before: int, steered: bool,
                    timeout: float) -> tuple[str, SessionState]:
+    """Until the turn started after ``turns_before`` (or, ``steered``, the running one) ends."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         sub.poll(0.05)
@@ -108,36 +107,58 @@ def _wait_for_turn(ctx: Context, sub: Subscription, session_id: str, before_turn
             continue
         if st.work_status in ("permission", "question"):
             return "waiting_on_approval", st
-        if st.turn_count > before_turns and st.current_turn_id is None:
+        ended = (st.current_turn_id is None if steered
+                 else st.turn_count > turns_before and st.current_turn_id is None)
+        if ended:
             if st.work_status == "reply":
                 return "completed", st
             return ("failed" if st.last_error else "interrupted"), st
         if st.status == "ended":
             return "ended", st
-    raise CommandFailed(f"turn still running after {timeout:.0f}s", EXIT_TIMEOUT)
+    raise timed_out(f"turn still running after {timeout:.0f}s")
+
+
+def _steer_or_send(ctx: Context, session_id: str, text: str, steer: bool) -> str:
+    if steer:
+        ctx.request(m.SteerTurn(session_id=session_id, content=text))
+        return STEERED
+    ctx.request(m.SendMessage(session_id=session_id, content=text))
+    return "sent"
+
+
+STEERED = "steered the running turn"
 
 
 @session.command("send")
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION_ID)
 @click.argument("text")
+@click.option("--new-turn", is_flag=True,
+              help="Start a new turn even if one is running (default: steer the running one).")
 @click.option("--wait", is_flag=True,
               help="Return when the turn ends (completed, interrupted, failed) or waits on you.")
 @click.option("--wait-timeout", default=600.0, show_default=True, help="Seconds, with --wait.")
 @pass_ctx
-def send(ctx: Context, session_id: str, text: str, wait: bool, wait_timeout: float) -> None:
-    """Send a message (starts a turn)."""
+def send(ctx: Context, session_id: str, text: str, new_turn: bool, wait: bool,
+         wait_timeout: float) -> None:
+    """Send a message: steers the running turn if the session is working, else starts one."""
     if not wait:
-        reply = ctx.request(m.SendMessage(session_id=session_id, content=text))
-        ctx.emit(reply, "sent")
+        working = ctx.request(m.SubscribeSession(session_id=session_id)).session.work_status
+        said = _steer_or_send(ctx, session_id, text, working == "working" and not new_turn)
+        ctx.emit({"session_id": session_id, "steered": said == STEERED}, said)
         return
-    sub = Subscription(find_daemon(ctx.cfg), config=ctx.cfg)
+    ctx.request(m.SubscribeSession(session_id=session_id))  # an unknown id: exit 1 at once
+    sub = ctx.subscription()
     try:
         sub.watch_session(session_id)
         if not sub.wait_synced(ctx.cfg.client.request_timeout_s):
-            raise CommandFailed(f"could not follow session {session_id}")
-        before = sub.state(session_id).turn_count
-        ctx.request(m.SendMessage(session_id=session_id, content=text))
-        outcome, st = _wait_for_turn(ctx, sub, session_id, before, wait_timeout)
+            raise timed_out(f"no snapshot of {session_id} within "
+                            f"{ctx.cfg.client.request_timeout_s:.1f}s")
+        start = sub.state(session_id)  # the live mirror: read its values now
+        steered, turns_before = start.work_status == "working" and not new_turn, start.turn_count
+        said = _steer_or_send(ctx, session_id, text, steered)
+        if not ctx.as_json:
+            click.echo(said)
+        outcome, st = _wait_for_turn(sub, session_id, turns_before, steered, wait_timeout)
     finally:
         sub.close()
     last = next((x.content for x in reversed(st.messages) if x.type == "assistant"), "")
@@ -145,15 +166,26 @@ def send(ctx: Context, session_id: str, text: str, wait: bool, wait_timeout: flo
     text_out = f"turn {outcome}" + (f"; pending: {', '.join(pending)}" if pending else "")
     if last and outcome == "completed":
         text_out += f"\n{last}"
-    ctx.emit({"outcome": outcome, "session_id": session_id, "pending_approvals": pending,
-              "last_assistant_message": last, "last_error": st.last_error}, text_out)
+    ctx.emit({"outcome": outcome, "session_id": session_id, "steered": steered,
+              "pending_approvals": pending, "last_assistant_message": last,
+              "last_error": st.last_error}, text_out)
     if outcome == "failed":
         raise CommandFailed(f"turn failed: {st.last_error}")
 
 
+@session.command("steer")
+@click.argument("session_id", type=SESSION_ID)
+@click.argument("text")
+@pass_ctx
+def steer(ctx: Context, session_id: str, text: str) -> None:
+    """Add TEXT to the running turn (the agent reads it before its next step)."""
+    said = _steer_or_send(ctx, session_id, text, steer=True)
+    ctx.emit({"session_id": session_id, "steered": True}, said)
+
+
 def _simple(name: str, message_cls, help_text: str):
     @session.command(name, help=help_text)
-    @click.argument("session_id")
+    @click.argument("session_id", type=SESSION_ID)
     @pass_ctx
     def command(ctx: Context, session_id: str) -> None:
         reply = ctx.request(message_cls(session_id=session_id))
@@ -168,7 +200,7 @@ _simple("resume", m.ResumeSession, "Resume an ended session with its context.")
 
 
 @session.command("rename")
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION_ID)
 @click.argument("name", required=False)
 @pass_ctx
 def rename(ctx: Context, session_id: str, name: str | None) -> None:
@@ -177,7 +209,7 @@ def rename(ctx: Context, session_id: str, name: str | None) -> None:
 
 
 @session.command("config")
-@click.argument("session_id")
+@click.argument("session_id", type=SESSION_ID)
 @click.option("--approval-policy")
 @click.option("--sandbox")
 @click.option("--model")

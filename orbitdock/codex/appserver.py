@@ -44,6 +44,16 @@ logger = logging.getLogger(__name__)
 READ_CHUNK = 1 << 16
 STDERR_TAIL_LINES = 20  # kept to explain an unexpected exit
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # codex colours its stderr even into a pipe
+# codex's stderr lines (Rust tracing): "2026-12-07T19:00:39.123702Z ERROR codex_app_server: ..."
+_CODEX_LEVEL = re.compile(r"^\S+\s+(TRACE|DEBUG|INFO|WARN|ERROR)\s")
+_CODEX_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
+                 "WARN": logging.WARNING, "ERROR": logging.ERROR}
+
+
+def codex_line_level(line: str) -> int:
+    """The level codex gave a stderr line; INFO for a line without one (a panic's text)."""
+    match = _CODEX_LEVEL.match(line)
+    return _CODEX_LEVELS[match.group(1)] if match else logging.INFO
 
 
 class Op(Protocol):
@@ -203,7 +213,7 @@ class AppServerProcess(RpcPeer):
             line = _ANSI.sub("", raw.decode("utf-8", "replace")).rstrip()
             if line:
                 self._stderr_tail.append(line)
-                logger.info("codex[%s]: %s", self.pid, line)
+                logger.log(codex_line_level(line), "codex[%s]: %s", self.pid, line)
 
     def _wait_loop(self) -> None:
         code = self._popen.wait()  # type: ignore[union-attr]

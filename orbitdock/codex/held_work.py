@@ -5,50 +5,57 @@ resumed first would start its next turn at once, on the CPU the process's remain
 resumes need. So the pool holds those sessions' commands here, in arrival order, until
 the process's last resume is done or ``hold_s`` has passed, whichever comes first.
 
-Owned by the codex pool's actor thread (``actors.codex_pool``). The one other thread is
-each holding process's timer, which only calls ``on_expiry(proc, timer)``: the pool
-turns that into a message to itself and asks ``is_current`` before it acts, since a
-timer cancelled too late still fires.
+Owned by the codex pool's actor thread (``actors.codex_pool``). Each hold's end is a
+one-shot on the pool's ``ActorTimer``, whose thread only tells the pool the message
+``expiry(proc, hold_id)`` makes; the pool asks ``is_current`` before it acts, since a
+hold ended too late for its cancel still has its message told.
 """
 
 from __future__ import annotations
 
-import threading
+import itertools
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from orbitdock.timers import ActorTimer, Pending
 
 P = TypeVar("P", bound=Hashable)
 O = TypeVar("O")
 
 
 class HeldWork(Generic[P, O]):
-    """Ops held per process, each process's hold bounded by its own timer."""
+    """Ops held per process, each process's hold bounded by a one-shot on ``timer``.
 
-    def __init__(self, hold_s: float, on_expiry: Callable[[P, threading.Timer], None]):
+    ``expiry(proc, hold_id)``: the message the timer tells the owner when a hold ends.
+    """
+
+    def __init__(self, hold_s: float, timer: ActorTimer, expiry: Callable[[P, int], Any]):
         self.hold_s = hold_s  # 0 turns holding off
-        self._on_expiry = on_expiry
+        self._timer = timer
+        self._expiry = expiry
         self._ops: dict[P, list[O]] = {}
-        self._timers: dict[P, threading.Timer] = {}
+        self._holds: dict[P, tuple[int, Pending]] = {}
+        self._ids = itertools.count(1)
 
     def hold(self, proc: P, op: O) -> None:
-        """Keep ``op`` for ``proc``; the first op held starts the process's timer."""
+        """Keep ``op`` for ``proc``; the first op held starts the process's hold."""
         ops = self._ops.setdefault(proc, [])
         ops.append(op)
         if len(ops) == 1:
-            timer = threading.Timer(self.hold_s, lambda: self._on_expiry(proc, timer))
-            timer.daemon = True
-            self._timers[proc] = timer
-            timer.start()
+            hold_id = next(self._ids)
+            self._holds[proc] = (hold_id, self._timer.after(self.hold_s,
+                                                            self._expiry(proc, hold_id)))
 
-    def is_current(self, proc: P, timer: threading.Timer) -> bool:
-        """Whether ``timer`` still bounds ``proc``'s hold (not an earlier, cancelled one)."""
-        return self._timers.get(proc) is timer
+    def is_current(self, proc: P, hold_id: int) -> bool:
+        """Whether ``hold_id`` is ``proc``'s hold still (not an earlier, ended one)."""
+        hold = self._holds.get(proc)
+        return hold is not None and hold[0] == hold_id
 
     def take(self, proc: P) -> list[O]:
         """End ``proc``'s hold: its ops, oldest first (none if it holds nothing)."""
-        timer = self._timers.pop(proc, None)
-        if timer is not None:
-            timer.cancel()
+        hold = self._holds.pop(proc, None)
+        if hold is not None:
+            self._timer.cancel(hold[1])
         return self._ops.pop(proc, [])
 
     def holding(self) -> list[P]:

@@ -25,11 +25,14 @@ from orbitdock.codex import mapping
 from orbitdock.codex.appserver import AppServerProcess
 from orbitdock.codex.pool_messages import Release, ThreadBound
 from orbitdock.codex.prompts import Pending, PromptLedger
+from orbitdock.codex.sink_state import SINK_TRANSITIONS, WAITING_FOR_THREAD, SinkState
 from orbitdock.config import CodexConfig
 from orbitdock.connectors import events as ev
 from orbitdock.connectors.base import Emit
+from orbitdock.protocol.errors import ErrorCode
 
 logger = logging.getLogger(__name__)
+S = SinkState  # short, for the many state checks below
 
 
 @dataclass(slots=True)
@@ -48,7 +51,7 @@ class SinkOp:
         self.sink.command(ctx, self)
 
     def fail(self, reason: str) -> None:
-        self.sink.fail_op(self, "unavailable", reason)
+        self.sink.fail_op(self, ErrorCode.UNAVAILABLE, reason)
 
 
 class ThreadSink:
@@ -63,7 +66,7 @@ class ThreadSink:
         self.approval_policy, self.sandbox_mode = approval_policy, sandbox_mode
         self.thread_id = resume_thread_id  # read by the pool only while it owns the sink
         self._fork_from = fork_thread_id  # a new thread continuing this one's conversation
-        self.state = "new"  # new | starting | resuming | ready | failed | stopped
+        self.state = SinkState.NEW  # changed only by _enter
         self._config, self._pool = config, pool
         self.session_id = session_id  # orbitdock's id, for the pool's report
         self._log_extra = {"session_id": session_id}
@@ -82,10 +85,17 @@ class ThreadSink:
         return f"<ThreadSink {self.thread_id or '?'} {self.state}>"
 
     # ------------------------------------------------------------ lifecycle
+    def _enter(self, state: SinkState) -> None:
+        """The one place the state changes; a move outside SINK_TRANSITIONS is a bug, logged."""
+        if state not in SINK_TRANSITIONS[self.state]:
+            logger.error("codex sink: unexpected state change %s -> %s", self.state, state,
+                         extra=self._log_extra)
+        self.state = state
+
     def begin(self, ctx: AppServerProcess) -> None:
         """First attach: thread/start, or thread/resume of a thread from an earlier run."""
         self._ctx = ctx
-        if self.state != "new":
+        if self.state != S.NEW:
             return
         if self.thread_id:
             self._resume(ctx, initial=True)
@@ -93,7 +103,7 @@ class ThreadSink:
             self._start_thread(ctx, recovering=False)
 
     def _start_thread(self, ctx: AppServerProcess, *, recovering: bool) -> None:
-        self.state = "starting"
+        self._enter(S.STARTING)
         asked_at = time.monotonic()  # the logged time includes any wait for a set-up slot
         if self._fork_from and not recovering:
             # excludeTurns: the fork's history is orbitdock's copy; codex only warns otherwise.
@@ -108,11 +118,11 @@ class ThreadSink:
     def recover(self, ctx: AppServerProcess) -> None:
         """Re-attach to a fresh process after the old one died."""
         self._ctx = ctx
-        if self.state == "resuming":
+        if self.state == S.RESUMING:
             self._resume(ctx, initial=not self._announced)
 
     def _resume(self, ctx: AppServerProcess, *, initial: bool) -> None:
-        self.state = "resuming"
+        self._enter(S.RESUMING)
         ctx.route(self.thread_id, self)  # type: ignore[arg-type]
         params = _compact({"threadId": self.thread_id, "excludeTurns": True, "cwd": self.cwd,
                            "model": self.model, "approvalPolicy": self.approval_policy,
@@ -129,7 +139,7 @@ class ThreadSink:
 
     def _on_started(self, result: Any, error: rpc.RpcError | None, recovering: bool,
                     asked_at: float) -> None:
-        if self.state != "starting":
+        if self.state != S.STARTING:
             return
         if error is not None:
             verb = "thread/fork" if self._fork_from else "thread/start"
@@ -143,7 +153,7 @@ class ThreadSink:
         self.model = self.model or started.model
         self._ctx.route(self.thread_id, self)  # type: ignore[union-attr]
         self._tell_pool_bound()
-        self.state = "ready"
+        self._enter(S.READY)
         self._announced = True
         self._emit(started)
         if recovering:
@@ -151,7 +161,7 @@ class ThreadSink:
         self._run_deferred()
 
     def _on_resumed(self, result: Any, error: rpc.RpcError | None, initial: bool) -> None:
-        if self.state != "resuming":
+        if self.state != S.RESUMING:
             return
         if error is not None and error.code == rpc.PROCESS_EXITED:
             return  # the pool's on_lost follows and decides whether to resume again
@@ -169,7 +179,7 @@ class ThreadSink:
             return
         self._had_turn = True  # a resumable thread has a rollout
         self._tell_pool_bound()
-        self.state = "ready"
+        self._enter(S.READY)
         self._recoveries_left = self._config.recovery_attempts
         if initial:
             self._announced = True
@@ -190,19 +200,19 @@ class ThreadSink:
         self._ctx = None
         self.was_busy = bool(self._requests)
         self._requests_lost()
-        if self.state == "ready":
+        if self.state == S.READY:
             self.was_busy = self._close_open_turns(reason) > 0 or self.was_busy
             self._mapper.reset()
-            self.state = "resuming"
+            self._enter(S.RESUMING)
             self._cut = True
             self._emit(ev.BackendLost(reason=reason))
             return True
-        if self.state == "resuming" and self._recoveries_left > 0:
+        if self.state == S.RESUMING and self._recoveries_left > 0:
             self._recoveries_left -= 1
             self._cut = True
             self._emit(ev.BackendLost(reason=f"{reason} (while resuming)"))
             return True
-        if self.state in ("new", "starting", "resuming"):
+        if self.state in WAITING_FOR_THREAD:
             self._fatal(reason)
         return False
 
@@ -227,20 +237,20 @@ class ThreadSink:
         self.detach(None)
 
     def detach(self, ctx: AppServerProcess | None) -> None:
-        if ctx is not None and self.thread_id and self.state in ("ready", "resuming"):
+        if ctx is not None and self.thread_id and self.state in (S.READY, S.RESUMING):
             ctx.unroute(self.thread_id, self)
             ctx.request("thread/unsubscribe", {"threadId": self.thread_id}, _ignore)
-        self.state = "stopped"
+        self._enter(S.STOPPED)
         for op in self._deferred:
-            self.fail_op(op, "invalid_state", "session stopped")
+            self.fail_op(op, ErrorCode.INVALID_STATE, "session stopped")
         self._deferred.clear()
 
     def _fatal(self, reason: str) -> None:
-        self.state = "failed"
+        self._enter(S.FAILED)
         logger.warning("codex session failed: %s", reason, extra=self._log_extra)
         self._emit(ev.BackendLost(reason=reason, fatal=True))
         for op in self._deferred:
-            self.fail_op(op, "backend_error", reason)
+            self.fail_op(op, ErrorCode.BACKEND_ERROR, reason)
         self._deferred.clear()
         if self._pool is not None:
             _tell(self._pool, Release(self))
@@ -256,7 +266,7 @@ class ThreadSink:
 
     # ------------------------------------------------------------ from the reader
     def on_notification(self, method: str, params: dict[str, Any]) -> None:
-        if self.state in ("stopped", "failed"):
+        if self.state in (S.STOPPED, S.FAILED):
             return
         if method == "serverRequest/resolved":
             self._requests.pop(params.get("requestId"), None)
@@ -277,11 +287,11 @@ class ThreadSink:
 
     # ------------------------------------------------------------ commands
     def command(self, ctx: AppServerProcess, op: SinkOp) -> None:
-        if self.state in ("new", "starting", "resuming"):
+        if self.state in WAITING_FOR_THREAD:
             self._deferred.append(op)  # run once the thread exists again
             return
-        if self.state != "ready":
-            self.fail_op(op, "invalid_state", f"codex session is {self.state}")
+        if self.state != S.READY:
+            self.fail_op(op, ErrorCode.INVALID_STATE, f"codex session is {self.state}")
             return
         self._ctx = ctx
         getattr(self, f"cmd_{op.name}")(ctx, op, **op.kwargs)
@@ -291,14 +301,14 @@ class ThreadSink:
         for op in deferred:
             self.command(self._ctx, op)  # type: ignore[arg-type]
 
-    def fail_op(self, op: SinkOp, code: str, message: str) -> None:
+    def fail_op(self, op: SinkOp, code: ErrorCode, message: str) -> None:
         self._emit(ev.CommandResult(token=op.token, ok=False, error_code=code,
                                     error_message=message))
 
     def _done(self, op: SinkOp, shape=lambda result: {}):  # noqa: ANN202
         def callback(result: Any, error: rpc.RpcError | None) -> None:
             if error is not None:
-                code = "timeout" if error.code == rpc.TIMEOUT else "backend_error"
+                code = ErrorCode.TIMEOUT if error.code == rpc.TIMEOUT else ErrorCode.BACKEND_ERROR
                 self.fail_op(op, code, error.message)
             else:
                 self._emit(ev.CommandResult(token=op.token, ok=True, result=shape(result or {})))
@@ -341,7 +351,7 @@ class ThreadSink:
 
     def cmd_interrupt(self, ctx: AppServerProcess, op: SinkOp) -> None:
         if not self._mapper.turn_id:
-            self.fail_op(op, "invalid_state", "no active turn to interrupt")
+            self.fail_op(op, ErrorCode.INVALID_STATE, "no active turn to interrupt")
             return
         ctx.request("turn/interrupt", {"threadId": self.thread_id, "turnId": self._mapper.turn_id},
                     self._done(op))
@@ -350,7 +360,7 @@ class ThreadSink:
                     answers: dict[str, list[str]] | None) -> None:
         found = _lookup_key(self._requests, key)
         if found is None:
-            self.fail_op(op, "stale_approval", f"no open codex request {key!r}")
+            self.fail_op(op, ErrorCode.STALE_APPROVAL, f"no open codex request {key!r}")
             return
         method, params = self._requests.pop(found)
         ctx.reply(found, mapping.build_reply(method, params, decision, answers))
@@ -365,7 +375,7 @@ class ThreadSink:
     def cmd_set_config(self, ctx: AppServerProcess, op: SinkOp, approval_policy: str | None,
                        sandbox_mode: str | None, model: str | None) -> None:
         if sandbox_mode is not None and sandbox_mode not in mapping.SANDBOX_POLICIES:
-            self.fail_op(op, "invalid_field", f"unknown sandbox mode {sandbox_mode!r}")
+            self.fail_op(op, ErrorCode.INVALID_FIELD, f"unknown sandbox mode {sandbox_mode!r}")
             return
         self.approval_policy = approval_policy or self.approval_policy
         self.sandbox_mode = sandbox_mode or self.sandbox_mode

@@ -32,8 +32,8 @@ Checked = Callable[[ProtocolError | None], None]  # a create's verdict; callable
 class ConnectorError(ProtocolError):
     """Raised synchronously when a command cannot even be attempted."""
 
-    def __init__(self, code: ErrorCode | str, message: str):
-        super().__init__(ErrorCode(code), message)
+    def __init__(self, code: ErrorCode, message: str):
+        super().__init__(code, message)
 
 
 class Connector(abc.ABC):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
+from orbitdock.protocol.errors import ErrorCode
+
 
 @dataclass(slots=True)
 class ThreadStarted:
@@ -205,7 +207,7 @@ class CommandResult:
     token: Any
     ok: bool
     result: dict[str, Any] = field(default_factory=dict)
-    error_code: str | None = None  # an orbitdock ErrorCode value
+    error_code: ErrorCode | None = None
     error_message: str | None = None
 
 

@@ -72,6 +72,18 @@ class ScriptedConnector(Connector):
         self._turn.start()
         self._emit(be.CommandResult(token, True, {"turn_id": self._turn.turn_id}))
 
+    def steer(self, token: Any, content: str) -> None:
+        """Into the running turn, as codex does: the text joins it as a user message (a
+        scripted reply is already chosen, so it changes nothing else); with no turn
+        running it starts one."""
+        turn = self._turn
+        if turn is None or not turn.is_alive():
+            self.send_message(token, content)
+            return
+        self._emit(be.UserMessage(content, f"{turn.turn_id}-steer-{uuid.uuid4().hex[:8]}",
+                                  turn.turn_id))
+        self._emit(be.CommandResult(token, True, {"turn_id": turn.turn_id}))
+
     def interrupt(self, token: Any) -> None:
         if self._turn is None or not self._turn.is_alive():
             raise ConnectorError(ErrorCode.INVALID_STATE, "no running turn to interrupt")

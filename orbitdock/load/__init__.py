@@ -10,7 +10,7 @@ duplicated (against the database and the model's transcript).
 
 Modules: ``cli`` (flags, exit code), ``scenario`` (the run), ``subscribers``
 (subscriber/driver processes), ``driver`` (turns and approvals), ``model`` (the
-load model process), ``daemon_ctl`` (start, kill -9, restart, measure),
+load model process; the daemon itself is ``orbitdock.harness.DaemonProcess``),
 ``faults`` (kill cycles, slow subscriber), ``fuzz`` (hostile frames), ``passive``
 (rollout writer), ``verify`` (the loss check), ``report`` (numbers and tables).
 """

@@ -14,6 +14,7 @@ import sys
 
 import click
 
+from orbitdock import __version__
 from orbitdock.load.model import KINDS, ModelParams
 from orbitdock.load.report import table
 from orbitdock.load.scenario import DaemonDied, RunConfig, run
@@ -33,6 +34,7 @@ def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="orbitdock-load")
 @click.option("--sessions", "-n", type=click.IntRange(0, 2000), default=5, show_default=True,
               help="Direct sessions to create and drive.")
 @click.option("--duration", "-d", type=click.FloatRange(1, 86400), default=20, show_default=True,

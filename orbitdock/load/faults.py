@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import psutil
 
-from orbitdock.load.daemon_ctl import DaemonCtl, app_server_pids, reap_orphans
+from orbitdock.harness import DaemonProcess, app_server_pids, reap_orphans
 from orbitdock.load.report import percentile
 from orbitdock.load.verify import Kill, read_db, restore_check
 
@@ -48,7 +48,7 @@ class KillLog:
     notes: list[str] = field(default_factory=list)
 
 
-def kill_daemon_cycle(ctl: DaemonCtl, log: KillLog, tell_driver: Callable[[str, Any], None],
+def kill_daemon_cycle(ctl: DaemonProcess, log: KillLog, tell_driver: Callable[[str, Any], None],
                       snapshots: Callable[[], dict[str, Any]], direct: set[str],
                       memory_messages: int) -> str:
     """One kill -9 / restart / check cycle; returns the new epoch."""
@@ -100,7 +100,7 @@ def busy_app_servers(pids: list[int]) -> list[int]:
     return busy
 
 
-def kill_codex_once(ctl: DaemonCtl, rng: random.Random) -> tuple[float, int] | None:
+def kill_codex_once(ctl: DaemonProcess, rng: random.Random) -> tuple[float, int] | None:
     """kill -9 one app-server that is serving sessions (any one, if none looks busy)."""
     pids = app_server_pids(ctl.pid) if ctl.pid else []
     if not pids:

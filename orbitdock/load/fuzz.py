@@ -27,8 +27,6 @@ WINDOW = 64  # frames in flight
 REPLY_WAIT_S = 10.0  # at the end, how long to wait for the last replies
 RESULT_WAIT_S = 30.0  # and the load run for the result after that (the sending may run late)
 TOO_LARGE_EVERY = 2000  # one oversized frame per this many (each is > 1 MB)
-CODES = {"bad_frame", "unknown_type", "invalid_field", "unsupported_version", "not_found",
-         "stale_approval", "too_large", "invalid_state"}
 
 
 def _deep(depth: int) -> bytes:

@@ -1,4 +1,4 @@
-"""The subscriber processes as a group (start, progress, commands, close), and pipelining."""
+"""The subscriber processes as a group (start, progress, commands, close)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import logging
 import time
 from typing import Any
 
-from orbitdock.client import Client
 from orbitdock.load.children import start_child
 from orbitdock.load.subscribers import SubSetup, subscriber_main
-from orbitdock.protocol import messages as m
 
 logger = logging.getLogger(__name__)
 
@@ -110,22 +108,3 @@ class Procs:
                 proc.join(JOIN_S)
         for conn in self.conns:
             conn.close()
-
-
-def pipelined(client: Client, requests: list[m.Request], timeout: float) -> list[m.Reply]:
-    """Send every request without waiting, collect the replies in request order."""
-    ids = [client.send(r) for r in requests]
-    want = set(ids)
-    replies: dict[str, m.Reply] = {}
-    deadline = time.monotonic() + timeout
-    while want:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"{len(want)} of {len(ids)} replies missing after {timeout:.0f}s")
-        reply = client.recv_reply(left)
-        if reply is not None and reply.id in want:
-            if isinstance(reply, m.Error):
-                raise RuntimeError(f"request failed: {reply.code}: {reply.message}")
-            want.discard(reply.id)
-            replies[reply.id] = reply
-    return [replies[i] for i in ids]

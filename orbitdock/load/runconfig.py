@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 
-from orbitdock.load.daemon_ctl import REPO
+from orbitdock.harness import REPO
 from orbitdock.load.model import ModelParams
 from orbitdock.load.turns import DriverParams
 

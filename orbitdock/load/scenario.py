@@ -21,14 +21,14 @@ from typing import Any
 from orbitdock.client import Client
 from orbitdock.codex import login_shell
 from orbitdock.codex.home import write_sim_codex_home
+from orbitdock.harness import DaemonProcess, pipelined, scratch_codex_home
 from orbitdock.load import faults, floor, fuzz, report, verify
 from orbitdock.load.checks import count, failures, log_errors, merge_counts
 from orbitdock.load.children import start_child
-from orbitdock.load.daemon_ctl import DaemonCtl, codex_home_dir
 from orbitdock.load.fuzz import fuzz_main
 from orbitdock.load.model import model_main, reply_text, steered_text
 from orbitdock.load.passive import PassiveWriter
-from orbitdock.load.procs import Procs, pipelined
+from orbitdock.load.procs import Procs
 from orbitdock.load.runconfig import DaemonDied, RunConfig, code_version  # noqa: F401
 from orbitdock.load.subscribers import SubSetup, state_digest
 from orbitdock.protocol import messages as m
@@ -50,7 +50,7 @@ class Run:
         self.cfg, self.out = cfg, out
         self.model_proc = self.model_conn = None
         self.codex_home: Path | None = None
-        self.ctl: DaemonCtl | None = None
+        self.ctl: DaemonProcess | None = None
         self.subs = Procs()
         self.fuzzer = self.fuzz_conn = None
         self.passive: PassiveWriter | None = None
@@ -83,12 +83,13 @@ class Run:
             if not parent.poll(MODEL_START_S):
                 raise RuntimeError("the load model did not start")
             url = parent.recv()[1]
-            self.codex_home = codex_home_dir()
+            self.codex_home = scratch_codex_home("load")
             env.update(write_sim_codex_home(self.codex_home, url))
         elif c.passive and not c.attach:
-            self.codex_home = codex_home_dir()
+            self.codex_home = scratch_codex_home("load")
             env["CODEX_HOME"] = str(self.codex_home)
-        self.ctl = DaemonCtl(env, watcher=c.passive > 0, attach=c.attach, keep=c.keep)
+        self.ctl = DaemonProcess(env=env, watcher=c.passive > 0, attach=c.attach, keep=c.keep,
+                                 home_prefix="orbitdock-load-")
         self.ctl.start()
         self.client = Client(self.ctl.endpoints, timeout=10.0)
         ws = (self.codex_home or Path(self.ctl.home)) / "ws"

@@ -6,21 +6,55 @@ import enum
 
 
 class ErrorCode(enum.StrEnum):
-    BAD_FRAME = "bad_frame"  # not msgpack, not a map, or no usable envelope
-    UNSUPPORTED_VERSION = "unsupported_version"  # envelope version we do not speak
-    UNKNOWN_TYPE = "unknown_type"  # a well-formed frame naming no known request
-    INVALID_FIELD = "invalid_field"  # a known request with a missing or mistyped field
-    INVALID_ARGUMENT = "invalid_argument"  # a well-typed value the daemon or backend refuses
-    WRONG_VERB = "wrong_verb"  # e.g. approve/deny on a question (answer it instead)
-    UNSUPPORTED = "unsupported"  # this provider or session has no such operation
-    TOO_LARGE = "too_large"  # frame over gateway.max_frame_bytes
-    NOT_FOUND = "not_found"  # unknown session or approval
-    STALE_APPROVAL = "stale_approval"  # approval already resolved or withdrawn
-    INVALID_STATE = "invalid_state"  # e.g. sending to an ended session
-    BACKEND_ERROR = "backend_error"  # the agent backend refused or failed the action
-    UNAVAILABLE = "unavailable"  # backend binary missing or not started
-    TIMEOUT = "timeout"  # an internal step did not finish in time
-    INTERNAL = "internal"  # a bug: logged with a traceback
+    """The ``code`` of an ``error`` reply; what each means is in ``MEANINGS``."""
+
+    BAD_FRAME = "bad_frame"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_FIELD = "invalid_field"
+    INVALID_ARGUMENT = "invalid_argument"
+    WRONG_VERB = "wrong_verb"
+    UNSUPPORTED = "unsupported"
+    TOO_LARGE = "too_large"
+    NOT_FOUND = "not_found"
+    STALE_APPROVAL = "stale_approval"
+    INVALID_STATE = "invalid_state"
+    BACKEND_ERROR = "backend_error"
+    UNAVAILABLE = "unavailable"
+    TIMEOUT = "timeout"
+    INTERNAL = "internal"
+
+
+# What each code tells a client (docs/PROTOCOL.md lists them from here).
+MEANINGS: dict[ErrorCode, str] = {
+    ErrorCode.BAD_FRAME: "not msgpack, not a map, no usable envelope, or not exactly one "
+                         "payload frame",
+    ErrorCode.UNSUPPORTED_VERSION: "an envelope version the daemon does not speak",
+    ErrorCode.UNKNOWN_TYPE: "a well-formed frame naming no known request",
+    ErrorCode.INVALID_FIELD: "a known request with a missing or mistyped field (or a value "
+                             "outside its constraints)",
+    ErrorCode.INVALID_ARGUMENT: "a well-typed value the daemon or backend refuses",
+    ErrorCode.WRONG_VERB: "the wrong request for the target, e.g. approve/deny on a question "
+                          "(answer it instead)",
+    ErrorCode.UNSUPPORTED: "this provider or session has no such operation",
+    ErrorCode.TOO_LARGE: "frame over gateway.max_frame_bytes",
+    ErrorCode.NOT_FOUND: "unknown session or approval",
+    ErrorCode.STALE_APPROVAL: "approval already resolved or withdrawn",
+    ErrorCode.INVALID_STATE: "not possible in the session's state, e.g. sending to an ended "
+                             "session",
+    ErrorCode.BACKEND_ERROR: "the agent backend refused or failed the action",
+    ErrorCode.UNAVAILABLE: "backend binary missing or not started, or the answering actor "
+                           "is not running",
+    ErrorCode.TIMEOUT: "an internal step did not finish in time",
+    ErrorCode.INTERNAL: "a bug: logged with a traceback",
+}
+
+# Codes any request frame may get, whatever its type: the codec's checks (size, msgpack,
+# envelope, version, type, fields) and a failing handler.
+ANY_FRAME: tuple[ErrorCode, ...] = (
+    ErrorCode.TOO_LARGE, ErrorCode.BAD_FRAME, ErrorCode.UNSUPPORTED_VERSION,
+    ErrorCode.UNKNOWN_TYPE, ErrorCode.INVALID_FIELD, ErrorCode.INTERNAL,
+)
 
 
 class ProtocolError(Exception):

@@ -37,10 +37,32 @@ SESSION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
 SessionId = msgspec.Meta(pattern=SESSION_ID_PATTERN)
 
 
+# Values the ``example``s below share (docs/PROTOCOL.md renders and checks every example).
+_SID = "od-5f0c1d2e-8a4b-4c3d-9e1f-0a1b2c3d4e5f"
+_EPOCH = "9f2c4e1a7b3d5e60"
+_APPROVAL = f"{_SID}:a3-9f2c4e1a"
+_MESSAGE = {"id": f"{_SID}:m7", "seq": 7, "type": "assistant", "turn_id": "turn-2",
+            "content": "The tests pass.", "timestamp": 1765130000.5}
+_SUMMARY = {"id": _SID, "provider": "codex", "work_status": "permission",
+            "attention_reason": "awaitingPermission", "display_name": "fix the flaky test",
+            "first_prompt": "fix the flaky test", "project_path": "/home/ada/src/app",
+            "project_name": "app", "git_branch": "main", "model": "gpt-5.5",
+            "pending_approvals": 1, "prompt_count": 1, "tool_count": 4, "last_tool": "Shell",
+            "started_at": 1765129900.0, "last_activity_at": 1765130000.5}
+_APPROVAL_REQUEST = {"id": _APPROVAL, "session_id": _SID, "type": "exec",
+                     "method": "item/commandExecution/requestApproval", "turn_id": "turn-2",
+                     "command": "pytest -q tests/test_flaky.py", "cwd": "/home/ada/src/app",
+                     "available_decisions": ["accept", "accept_for_session", "decline", "cancel"],
+                     "created_at": 1765130001.0}
+
+
 class Wire(msgspec.Struct, tag_field="type", kw_only=True):
     v: int = PROTOCOL_VERSION
     id: str | None = None
     kind: ClassVar[str] = "event"  # "request" | "reply" | "event"
+    # Field values of an example message (docs/PROTOCOL.md shows it, a test decodes it);
+    # a class whose fields all have defaults may leave it out.
+    example: ClassVar[dict[str, Any]] = {}
 
 Sid = Annotated[str, SessionId]
 
@@ -51,17 +73,24 @@ class Reply(Wire, kw_only=True):
 
 
 class Ack(Reply, tag="ack", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "result": {"turn_id": "turn-3"}}
     session_id: str | None = None
     result: dict[str, Any] = {}
 
 
 class Error(Reply, tag="error", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"code": "not_found", "session_id": _SID,
+                                         "message": f"no such session: {_SID}"}
     code: str
     message: str
     session_id: str | None = None
 
 
 class ServerStatus(Reply, tag="server_status", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {
+        "epoch": _EPOCH, "version": "0.1.0", "pid": 41250, "uptime_s": 3600.2, "actors": 9,
+        "sessions": 3, "sessions_active": 2, "sessions_needing_attention": 1, "subscribers": 4,
+        "frames_rejected": 0, "rss_bytes": 88_473_600}
     epoch: str
     version: str
     pid: int
@@ -76,41 +105,61 @@ class ServerStatus(Reply, tag="server_status", kw_only=True):
 
 
 class SessionsList(Reply, tag="sessions_list", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"epoch": _EPOCH, "revision": 42, "sessions": [_SUMMARY]}
     epoch: str
     revision: int  # list revision: list-topic events above it follow
     sessions: list[SessionSummary]
 
 
 class SessionSnapshot(Reply, tag="session_snapshot", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"epoch": _EPOCH, "session": {
+        **_SUMMARY, "revision": 57, "current_turn_id": "turn-2", "turn_count": 2,
+        "thread_id": "0199a7c4-5b1e-7d20-9c3f-2e4b6a8d0f11", "messages": [_MESSAGE],
+        "total_message_count": 7, "approvals": [_APPROVAL_REQUEST]}}
     epoch: str
     session: SessionState
 
 
 class MessagesPage(Reply, tag="messages_page", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "messages": [_MESSAGE],
+                                         "has_more_before": True}
     session_id: str
     messages: list[Message]
     has_more_before: bool
 
 
 class ApprovalDecisionResult(Reply, tag="approval_decision_result", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "approval_id": _APPROVAL,
+                                         "outcome": "applied"}
     session_id: str
     approval_id: str
     outcome: str  # applied
 
 
 class ModelsList(Reply, tag="models_list", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"models": [{
+        "id": "gpt-5.5", "model": "gpt-5.5", "display_name": "GPT-5.5", "is_default": True,
+        "supported_reasoning_efforts": ["low", "medium", "high"]}]}
     models: list[ModelOption]
 
 
 class RolloutsReport(Reply, tag="rollouts_report", kw_only=True):
     """The watcher's status (files followed, offsets, lag, errors) or an import's counters."""
 
+    example: ClassVar[dict[str, Any]] = {"report": {
+        "codex_home": "/home/ada/.codex", "observing": True, "files_followed": 1,
+        "files_unknown": 0, "sessions": 1, "sessions_idle": 0, "lag_bytes": 0,
+        "lines_parsed": 120, "malformed_lines": 0, "errors": 0}}
     report: dict[str, Any]
 
 
 class CodexStatus(Reply, tag="codex_status", kw_only=True):
     """``orbitdock.codex.pool_report``'s report: binary, processes, recoveries, login shell."""
 
+    example: ClassVar[dict[str, Any]] = {"report": {
+        "binary": "/home/ada/.local/bin/codex", "version": "0.169.0",
+        "processes": [{"proc_id": 1, "pid": 41300, "state": "serving", "load": 2}],
+        "recoveries": {"processes_lost": 0, "resumed": 0, "failed": 0}, "login_shell": None}}
     report: dict[str, Any]
 
 
@@ -139,6 +188,7 @@ class SubscribeList(Request, tag="subscribe_list", kw_only=True):
 
 
 class SubscribeSession(Request, tag="subscribe_session", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID}
     scope: ClassVar[Scope] = Scope.SESSION
     reply: ClassVar[type[Reply]] = SessionSnapshot
     errors: ClassVar[tuple[E, ...]] = (E.NOT_FOUND,)
@@ -146,6 +196,7 @@ class SubscribeSession(Request, tag="subscribe_session", kw_only=True):
 
 
 class GetMessages(Request, tag="get_messages", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "before_seq": 7, "limit": 50}
     scope: ClassVar[Scope] = Scope.PERSISTENCE
     reply: ClassVar[type[Reply]] = MessagesPage
     errors: ClassVar[tuple[E, ...]] = (E.NOT_FOUND,)
@@ -155,6 +206,9 @@ class GetMessages(Request, tag="get_messages", kw_only=True):
 
 
 class CreateSession(Request, tag="create_session", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"provider": "codex", "cwd": "/home/ada/src/app",
+                                         "model": "gpt-5.5", "approval_policy": "on-request",
+                                         "sandbox_mode": "workspace-write"}
     scope: ClassVar[Scope] = Scope.SUPERVISOR
     reply: ClassVar[type[Reply]] = SessionSnapshot
     errors: ClassVar[tuple[E, ...]] = (E.INVALID_FIELD, E.INVALID_ARGUMENT, E.UNAVAILABLE,
@@ -169,6 +223,7 @@ class CreateSession(Request, tag="create_session", kw_only=True):
 
 
 class SendMessage(Request, tag="send_message", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "content": "fix the flaky test"}
     scope: ClassVar[Scope] = Scope.SESSION
     errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS
     forward: ClassVar[str | None] = "send_message"
@@ -177,6 +232,7 @@ class SendMessage(Request, tag="send_message", kw_only=True):
 
 
 class SteerTurn(Request, tag="steer_turn", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "content": "only touch tests/"}
     scope: ClassVar[Scope] = Scope.SESSION
     errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS
     forward: ClassVar[str | None] = "steer"
@@ -185,6 +241,7 @@ class SteerTurn(Request, tag="steer_turn", kw_only=True):
 
 
 class ApproveTool(Request, tag="approve_tool", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"approval_id": _APPROVAL, "decision": "accept"}
     scope: ClassVar[Scope] = Scope.SESSION
     reply: ClassVar[type[Reply]] = ApprovalDecisionResult
     errors: ClassVar[tuple[E, ...]] = APPROVAL_ERRORS + (E.WRONG_VERB,)
@@ -194,6 +251,7 @@ class ApproveTool(Request, tag="approve_tool", kw_only=True):
 
 
 class AnswerQuestion(Request, tag="answer_question", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"approval_id": _APPROVAL, "answers": {"q1": ["Blue"]}}
     scope: ClassVar[Scope] = Scope.SESSION
     reply: ClassVar[type[Reply]] = ApprovalDecisionResult
     errors: ClassVar[tuple[E, ...]] = APPROVAL_ERRORS + (E.WRONG_VERB,)
@@ -202,6 +260,7 @@ class AnswerQuestion(Request, tag="answer_question", kw_only=True):
 
 
 class InterruptSession(Request, tag="interrupt_session", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID}
     scope: ClassVar[Scope] = Scope.SESSION
     errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS
     forward: ClassVar[str | None] = "interrupt"
@@ -209,12 +268,14 @@ class InterruptSession(Request, tag="interrupt_session", kw_only=True):
 
 
 class EndSession(Request, tag="end_session", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID}
     scope: ClassVar[Scope] = Scope.SESSION
     errors: ClassVar[tuple[E, ...]] = (E.NOT_FOUND,)
     session_id: Sid
 
 
 class ResumeSession(Request, tag="resume_session", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID}
     scope: ClassVar[Scope] = Scope.SESSION
     reply: ClassVar[type[Reply]] = SessionSnapshot
     errors: ClassVar[tuple[E, ...]] = (E.NOT_FOUND, E.INVALID_STATE, E.UNAVAILABLE)
@@ -222,6 +283,7 @@ class ResumeSession(Request, tag="resume_session", kw_only=True):
 
 
 class RenameSession(Request, tag="rename_session", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "name": "flaky test"}
     scope: ClassVar[Scope] = Scope.SESSION
     errors: ClassVar[tuple[E, ...]] = (E.NOT_FOUND,)
     session_id: Sid
@@ -229,6 +291,7 @@ class RenameSession(Request, tag="rename_session", kw_only=True):
 
 
 class UpdateSessionConfig(Request, tag="update_session_config", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "approval_policy": "never"}
     scope: ClassVar[Scope] = Scope.SESSION
     errors: ClassVar[tuple[E, ...]] = (E.NOT_FOUND, E.INVALID_ARGUMENT)
     session_id: Sid
@@ -263,6 +326,7 @@ class RolloutsStatus(Request, tag="rollouts_status", kw_only=True):
 class ImportRollouts(Request, tag="import_rollouts", kw_only=True):
     """Import older rollouts not followed live (mtime >= since); resumable."""
 
+    example: ClassVar[dict[str, Any]] = {"since": 1764547200.0}
     scope: ClassVar[Scope] = Scope.WATCHER
     reply: ClassVar[type[Reply]] = RolloutsReport
     errors: ClassVar[tuple[E, ...]] = (E.UNAVAILABLE,)
@@ -281,34 +345,52 @@ class SessionEvent(Event, kw_only=True):
 
 
 class SessionDelta(SessionEvent, tag="session_delta", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {
+        "session_id": _SID, "rev": 58, "ts": 1765130001.0,
+        "changes": {"work_status": "permission", "attention_reason": "awaitingPermission",
+                    "last_error": None}}
     changes: StateChanges
 
 
 class MessageAppended(SessionEvent, tag="message_appended", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "rev": 55, "ts": 1765130000.5,
+                                         "message": {**_MESSAGE, "content": "The tests",
+                                                     "is_in_progress": True}}
     message: Message
 
 
 class MessageUpdated(SessionEvent, tag="message_updated", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "rev": 56, "ts": 1765130000.6,
+                                         "message_id": f"{_SID}:m7",
+                                         "changes": {"content_append": " pass."}}
     message_id: str
     changes: MessageChanges
 
 
 class ApprovalRequested(SessionEvent, tag="approval_requested", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "rev": 59, "ts": 1765130001.0,
+                                         "request": _APPROVAL_REQUEST}
     request: ApprovalRequest
 
 
 class ApprovalResolved(SessionEvent, tag="approval_resolved", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "rev": 60, "ts": 1765130004.2,
+                                         "approval_id": _APPROVAL, "decision": "accept"}
     approval_id: str
     decision: str | None = None
 
 
 class SessionEnded(SessionEvent, tag="session_ended", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "rev": 80, "ts": 1765130300.0,
+                                         "reason": "user_requested"}
     reason: str
 
 
 class SessionReset(SessionEvent, tag="session_reset", kw_only=True):
     """The session's actor restarted: subscribers must take a fresh snapshot."""
 
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "rev": 61,
+                                         "reason": "the session actor crashed; restarted"}
     reason: str
 
 
@@ -320,6 +402,7 @@ class SessionTail(Event, tag="session_tail", kw_only=True):
     event arrives).
     """
 
+    example: ClassVar[dict[str, Any]] = {"session_id": _SID, "rev": 60}
     session_id: str
     rev: int
 
@@ -327,12 +410,14 @@ class SessionTail(Event, tag="session_tail", kw_only=True):
 class SessionCreated(Event, tag="session_created", kw_only=True):
     """List topic: insert-or-update of one summary (upstream's upsert semantics)."""
 
+    example: ClassVar[dict[str, Any]] = {"epoch": _EPOCH, "lrev": 43, "session": _SUMMARY}
     epoch: str
     lrev: int
     session: SessionSummary
 
 
 class Heartbeat(Event, tag="heartbeat", kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"epoch": _EPOCH, "seq": 3600, "ts": 1765130002.0}
     epoch: str
     seq: int
     ts: float
@@ -341,6 +426,7 @@ class Heartbeat(Event, tag="heartbeat", kw_only=True):
 class Welcome(Event, tag="welcome", kw_only=True):
     """Sent on a topic when the XPUB sees a subscription to it: the subscription is live."""
 
+    example: ClassVar[dict[str, Any]] = {"topic": f"s|{_SID}|", "epoch": _EPOCH}
     topic: str
     epoch: str = ""  # the daemon's epoch (empty from a gateway that predates the field)
 

@@ -6,13 +6,20 @@ unchanged, ``None`` (nil) = cleared, a value = set.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-STATUSES = ("active", "ended")
-WORK_STATUSES = ("working", "waiting", "permission", "question", "reply", "ended")
+# The session status fields, as msgspec-checked Literal types (a decoded value outside them
+# is a validation error). What moves a session between them is documented in one place,
+# orbitdock/session/core.py ("Status rules"); the reducer ends a session (SessionEnded).
+Status = Literal["active", "ended"]
+WorkStatus = Literal["working", "waiting", "permission", "question", "reply", "ended"]
+AttentionReason = Literal["none", "awaitingReply", "awaitingPermission", "awaitingQuestion"]
+STATUSES: tuple[str, ...] = get_args(Status)
+WORK_STATUSES: tuple[str, ...] = get_args(WorkStatus)
+ATTENTION_REASONS: tuple[str, ...] = get_args(AttentionReason)
 MESSAGE_TYPES = ("user", "assistant", "thinking", "tool", "tool_result", "steer", "error")
 APPROVAL_TYPES = ("exec", "patch", "question", "permissions", "elicitation", "generic")
 
@@ -90,9 +97,9 @@ class SessionSummary(Base, kw_only=True):
 
     id: str
     provider: str
-    status: str = "active"
-    work_status: str = "waiting"
-    attention_reason: str = "awaitingReply"  # a new session waits for its first prompt
+    status: Status = "active"
+    work_status: WorkStatus = "waiting"
+    attention_reason: AttentionReason = "awaitingReply"  # a new session waits for its first prompt
     integration_mode: str = "direct"  # direct (we drive it) | passive (watched)
     display_name: str = ""
     custom_name: str | None = None
@@ -136,9 +143,9 @@ class SessionState(SessionSummary, kw_only=True):
 
 
 class StateChanges(Base, kw_only=True):
-    status: str | UnsetType = UNSET
-    work_status: str | UnsetType = UNSET
-    attention_reason: str | UnsetType = UNSET
+    status: Status | UnsetType = UNSET
+    work_status: WorkStatus | UnsetType = UNSET
+    attention_reason: AttentionReason | UnsetType = UNSET
     display_name: str | UnsetType = UNSET
     custom_name: str | None | UnsetType = UNSET
     summary: str | None | UnsetType = UNSET
@@ -181,7 +188,7 @@ SUMMARY_FIELDS = tuple(f for f in SessionSummary.__struct_fields__)
 CHANGE_FIELDS = frozenset(StateChanges.__struct_fields__)
 
 
-def attention_for(work_status: str) -> str:
+def attention_for(work_status: WorkStatus) -> AttentionReason:
     """Upstream's derivation: what a session's work status asks of the user."""
     return {
         "waiting": "awaitingReply",

@@ -9,7 +9,8 @@ Pieces the actor ``actors.watcher.WatcherActor`` drives (no actor state in any o
 - ``shapes``: tool payload shapes (labels, display text, completion fields);
 - ``follow.FollowedFile``: one file's reader -> parser -> git/name enrichment, per batch;
 - ``scan``: finding rollout files, codex's session_index.jsonl names;
-- ``fsevents``: the watchdog handler and timer threads (they only ``tell`` the actor);
+- ``fsevents``: the watchdog handler thread (it only ``tell``s the actor) and the messages
+  it and the actor's timer send;
 - ``routes.SessionRoutes``: where each session's batches go (the supervisor first, then
   straight to the session actor once the supervisor has named it);
 - ``naming``: injected-context detection and prompt-derived names;

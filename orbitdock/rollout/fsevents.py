@@ -1,7 +1,8 @@
-"""The two threads that wake the WatcherActor, and the messages they send it.
+"""The watchdog thread that wakes the WatcherActor, and the messages it and the
+actor's timer (``orbitdock.timers.ActorTimer``) send it.
 
-The watchdog Observer thread (``FsEventHandler``) and one deadline thread
-(``Timer``) exist only to ``tell`` the actor: neither reads nor writes its
+The watchdog Observer thread (``FsEventHandler``) and the timer thread exist only to
+``tell`` the actor: neither reads nor writes its
 state, so the actor stays the single owner of every reader, parser and
 counter. Filesystem events are hints (they coalesce and inotify drops them on
 overflow); the actor always reads a file from its offset to its end.
@@ -9,13 +10,8 @@ overflow); the actor always reads a file from its offset to its end.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import os
-import threading
-import time
 from dataclasses import dataclass
-from typing import Any
 
 import pykka
 from watchdog.events import (
@@ -47,41 +43,6 @@ class Moved:
 class Tick:
     kind: str  # flush | sweep | continue | idle
     key: str = ""  # the file (continue) or session (idle) the tick is for
-
-
-class Timer:
-    """One thread that tells the actor scheduled messages; it never touches actor state."""
-
-    def __init__(self, ref: pykka.ActorRef, name: str = "watcher-timer") -> None:
-        self._ref, self._heap, self._seq = ref, [], itertools.count()
-        self._cond, self._stopped = threading.Condition(), False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def schedule(self, delay: float, message: Any) -> None:
-        with self._cond:
-            deadline = time.monotonic() + max(0.0, delay)
-            heapq.heappush(self._heap, (deadline, next(self._seq), message))
-            self._cond.notify()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    self._cond.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
-                if self._stopped:
-                    return
-                message = heapq.heappop(self._heap)[2]
-            try:
-                self._ref.tell(message)
-            except pykka.ActorDeadError:
-                return
 
 
 class FsEventHandler(FileSystemEventHandler):

@@ -4,5 +4,5 @@
 wire events to a ``SessionState`` (the daemon and every client mirror run the same one);
 ``tools`` keeps tool rows, ``approvals`` the approval FIFO, ``row`` the session row's
 changed fields, ``display`` names and output tails, ``restart_policy`` the actor's
-restart budget.
+restart budget, ``life`` the supervisor's view of a session (live, restarting, failed).
 """

@@ -4,10 +4,21 @@ Pure (no threads, no sockets): the session actor owns one ``SessionCore`` and
 does the I/O. Every wire event gets the next revision and is applied to the
 state with ``orbitdock.session.reducer.apply_event`` — the same reducer clients run.
 
-Work status follows the head of the FIFO approval queue: an exec/patch/
-permission request means ``permission``, a question or elicitation means
-``question``; with the queue empty a running turn is ``working``, a finished
-one ``reply`` (the agent answered) and an interrupted/failed/new one ``waiting``.
+Status rules (the wire fields ``status``, ``work_status``, ``attention_reason``; their
+types are ``orbitdock.protocol.models.Status``, ``WorkStatus``, ``AttentionReason``):
+
+- ``status``: ``active`` from creation; ``end()`` (a client's end, or the backend's
+  ``BackendEnded``) emits ``SessionEnded``, which the reducer turns into ``ended`` with
+  ``work_status`` ``ended`` and ``attention_reason`` ``none``. Any later backend event
+  other than ``BackendEnded`` makes it ``active`` again (``handle``), with the work status
+  below.
+- ``work_status`` is set only by ``_set_work``, which also sets ``attention_reason`` from
+  it (``attention_for``: waiting/reply -> awaitingReply, permission -> awaitingPermission,
+  question -> awaitingQuestion, otherwise none). It follows the head of the FIFO approval
+  queue (``_idle_status``): an exec/patch/permission request means ``permission``, a
+  question or elicitation means ``question``; with the queue empty a running turn is
+  ``working``, a finished one ``reply`` (the agent answered) and an interrupted/failed/new
+  one ``waiting`` (a new session starts ``waiting``/``awaitingReply``).
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from orbitdock.protocol.models import (
     SessionState,
     StateChanges,
     TokenUsage,
+    WorkStatus,
     attention_for,
 )
 from orbitdock.session.display import display_name_of
@@ -118,7 +130,7 @@ class SessionCore:
         if msg is not None:
             self._persist_message(msg)
 
-    def _idle_status(self, default: str) -> str:
+    def _idle_status(self, default: WorkStatus) -> WorkStatus:
         if self.state.approvals:
             head = self.state.approvals[0]
             return "question" if head.type in QUESTION_TYPES else "permission"
@@ -126,7 +138,8 @@ class SessionCore:
             return "working"
         return default
 
-    def _set_work(self, work_status: str, **more: Any) -> None:
+    def _set_work(self, work_status: WorkStatus, **more: Any) -> None:
+        """The one setter of ``work_status`` (and ``attention_reason``): module docstring."""
         self._delta(work_status=work_status, attention_reason=attention_for(work_status), **more)
 
     def _rename(self, **names: Any) -> None:

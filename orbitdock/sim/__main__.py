@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 
+from orbitdock import __version__
 from orbitdock.sim.script import load_script
 from orbitdock.sim.server import LISTEN_BACKLOG, SimServer
 
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"listen backlog: connections queued before accept "
                              f"(default: {LISTEN_BACKLOG})")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
