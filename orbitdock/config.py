@@ -131,6 +131,14 @@ class LoggingConfig:
 
 
 @dataclass
+class McpConfig:
+    request_timeout_s: float = 10.0  # orbitdock-mcp's wait for the daemon's reply to a tool call
+    approve_wait_max_s: float = 120.0  # the longest `approve wait_s` waits for an approval
+    approve_poll_s: float = 0.2  # how often that wait looks at the session
+    follow_interval_s: float = 0.2  # poll of the session list behind resource notifications
+
+
+@dataclass
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
@@ -140,6 +148,7 @@ class Config:
     codex: CodexConfig = field(default_factory=CodexConfig)
     watcher: WatcherConfig = field(default_factory=WatcherConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    mcp: McpConfig = field(default_factory=McpConfig)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)

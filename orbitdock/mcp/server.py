@@ -40,12 +40,10 @@ INSTRUCTIONS = (
     "terminal are watched only: their approvals can be decided, nothing else.")
 
 
-def build_server(cfg: Config, *, read_only: bool = False,
-                 follow_interval_s: float = 0.2) -> MCPServer:
+def build_server(cfg: Config, *, read_only: bool = False) -> MCPServer:
     """The MCP server with its tools and resources (stdio is started by ``run``)."""
-    supervision = Supervision(lambda: find_daemon(cfg), read_only=read_only,
-                              timeout_s=cfg.client.request_timeout_s * 2)
-    follower = _ListFollower(cfg, follow_interval_s)
+    supervision = Supervision(lambda: find_daemon(cfg), cfg.mcp, read_only=read_only)
+    follower = _ListFollower(cfg, cfg.mcp.follow_interval_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[None]:
@@ -159,7 +157,8 @@ def _register_action_tools(server: MCPServer, sv: Supervision) -> None:
     @server.tool(description="Decide a pending command or file-change approval. decision: "
                  f"{' | '.join(DECISIONS)}. request_id optional: the oldest pending one; a "
                  "stale id is refused with the current one named. wait_s: wait up to that "
-                 "many seconds (at most 120) for an approval to be pending. Questions take "
+                 "many seconds (at most mcp.approve_wait_max_s, 120 by default) for an "
+                 "approval to be pending. Questions take "
                  "answer_question instead.")
     def approve(session_id: str, decision: str = "approved", request_id: str | None = None,
                 wait_s: float = 0.0, ctx: Context | None = None) -> str:

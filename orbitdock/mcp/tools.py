@@ -22,12 +22,11 @@ import msgspec
 
 from orbitdock.client import Client, ClientError, DaemonNotRunning, Endpoints, RemoteError, \
     RequestTimeout
+from orbitdock.config import McpConfig
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import SessionState, SessionSummary
 
 DECISIONS = ("approved", "approved_for_session", "denied", "abort")
-MAX_WAIT_S = 120.0  # the longest an approve call waits for an approval to be pending
-WAIT_POLL_S = 0.2
 QUESTION_TYPES = ("question", "elicitation")
 
 
@@ -42,10 +41,11 @@ def _plain(value: Any) -> Any:
 class Supervision:
     """The tools' logic. Thread-safe: each calling thread gets its own ``Client``."""
 
-    def __init__(self, endpoints: Callable[[], Endpoints], *, client_name: str = "orbitdock-mcp",
-                 timeout_s: float = 10.0, read_only: bool = False):
+    def __init__(self, endpoints: Callable[[], Endpoints], config: McpConfig, *,
+                 client_name: str = "orbitdock-mcp", read_only: bool = False):
         self._endpoints = endpoints  # looked up per client: the daemon may restart
-        self._timeout_s = timeout_s
+        self._cfg = config
+        self._timeout_s = config.request_timeout_s
         self.client_name = client_name
         self.read_only = read_only
         self._local = threading.local()
@@ -187,7 +187,7 @@ class Supervision:
         if decision not in DECISIONS:
             raise ToolRefused(f"decision must be one of {', '.join(DECISIONS)}")
         approval = self._pending(session_id, request_id, kinds=None,
-                                 wait_s=min(max(wait_s, 0.0), MAX_WAIT_S))
+                                 wait_s=min(max(wait_s, 0.0), self._cfg.approve_wait_max_s))
         if approval.type in QUESTION_TYPES:
             raise ToolRefused(f"approval {approval.id} is a question; use answer_question. "
                               f"Questions: {_questions_text(approval)}")
@@ -219,7 +219,7 @@ class Supervision:
                        if kinds is None or a.type in kinds]
             if pending or time.monotonic() >= deadline:
                 break
-            time.sleep(WAIT_POLL_S)
+            time.sleep(self._cfg.approve_poll_s)
         if not pending:
             raise ToolRefused(f"session {session_id} has no pending "
                               f"{'question' if kinds else 'approval'}")
