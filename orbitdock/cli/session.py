@@ -165,6 +165,8 @@ def _simple(name: str, message_cls, help_text: str):
 _simple("interrupt", m.InterruptSession, "Interrupt the running turn.")
 _simple("end", m.EndSession, "End the session (its history stays).")
 _simple("resume", m.ResumeSession, "Resume an ended session with its context.")
+_simple("archive", m.ArchiveSession, "Archive the session's thread (refused while a turn runs).")
+_simple("unarchive", m.UnarchiveSession, "Unarchive it; the next prompt resumes the thread.")
 
 
 @session.command("rename")

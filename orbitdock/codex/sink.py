@@ -77,6 +77,8 @@ class ThreadSink:
         self._cut = False  # BackendLost emitted and not yet answered by BackendRecovered
         self._recoveries_left = config.recovery_attempts  # losses in a row while resuming
         self.was_busy = False  # set by on_lost: a turn or a server request was cut (pool reads it)
+        self.archived = False  # thread/archive succeeded: codex refuses the thread until unarchived
+        self._unloaded = False  # thread/unarchive leaves it notLoaded: resume before the next op
 
     def __repr__(self) -> str:
         return f"<ThreadSink {self.thread_id or '?'} {self.state}>"
@@ -284,6 +286,14 @@ class ThreadSink:
             self.fail_op(op, "invalid_state", f"codex session is {self.state}")
             return
         self._ctx = ctx
+        if self.archived and op.name not in ("unarchive", "archive"):
+            self.fail_op(op, "invalid_state", "the session is archived; unarchive it first")
+            return
+        if self._unloaded:  # unarchived: codex knows the thread only after a resume
+            self._unloaded = False
+            self._deferred.append(op)
+            self._resume(ctx, initial=False)
+            return
         getattr(self, f"cmd_{op.name}")(ctx, op, **op.kwargs)
 
     def _run_deferred(self) -> None:
@@ -355,6 +365,33 @@ class ThreadSink:
         method, params = self._requests.pop(found)
         ctx.reply(found, mapping.build_reply(method, params, decision, answers))
         self._emit(ev.CommandResult(token=op.token, ok=True))
+
+    def cmd_archive(self, ctx: AppServerProcess, op: SinkOp) -> None:
+        if self._mapper.turn_id:
+            self.fail_op(op, "invalid_state", "a turn is running: interrupt it or wait first")
+            return
+        if self.archived:
+            self.fail_op(op, "invalid_state", "the session is already archived")
+            return
+        done = self._done(op, lambda result: {"archived": True})
+
+        def archived(result: Any, error: rpc.RpcError | None) -> None:
+            if error is None:
+                self.archived = True
+            done(result, error)
+        ctx.request("thread/archive", {"threadId": self.thread_id}, archived)
+
+    def cmd_unarchive(self, ctx: AppServerProcess, op: SinkOp) -> None:
+        if not self.archived:
+            self.fail_op(op, "invalid_state", "the session is not archived")
+            return
+        done = self._done(op, lambda result: {"archived": False})
+
+        def unarchived(result: Any, error: rpc.RpcError | None) -> None:
+            if error is None:
+                self.archived, self._unloaded = False, True
+            done(result, error)
+        ctx.request("thread/unarchive", {"threadId": self.thread_id}, unarchived)
 
     def cmd_rename(self, ctx: AppServerProcess, op: SinkOp, name: str | None) -> None:
         if not name:  # codex has no "clear name"; the name lives in orbitdock

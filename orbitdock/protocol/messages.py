@@ -236,6 +236,26 @@ class UpdateSessionConfig(Request, tag="update_session_config", kw_only=True):
     model: str | None = None
 
 
+class ArchiveSession(Request, tag="archive_session", kw_only=True):
+    """Archive the session's backend thread (codex ``thread/archive``: its rollout moves to
+    ``archived_sessions/``). Refused while a turn runs; an archived session takes no
+    prompt until it is unarchived."""
+
+    scope: ClassVar[Scope] = Scope.SESSION
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS
+    forward: ClassVar[str | None] = "archive"
+    session_id: Sid
+
+
+class UnarchiveSession(Request, tag="unarchive_session", kw_only=True):
+    """Bring an archived thread back (codex ``thread/unarchive``); the next prompt resumes it."""
+
+    scope: ClassVar[Scope] = Scope.SESSION
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS
+    forward: ClassVar[str | None] = "unarchive"
+    session_id: Sid
+
+
 class ListModels(Request, tag="list_models", kw_only=True):
     scope: ClassVar[Scope] = Scope.PROVIDER
     reply: ClassVar[type[Reply]] = ModelsList

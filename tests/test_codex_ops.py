@@ -1,0 +1,99 @@
+"""Codex thread operations end to end: orbitdockctl -> daemon -> real codex app-server -> sim.
+
+Each operation through the command line a user runs, checked against what codex did
+(its files, what the scripted model was sent) and what orbitdock shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from codex_daemon_env import (  # noqa: F401  (fixtures are found by name)
+    CODEX_MARKS,
+    TURN_TIMEOUT_S,
+    codex_daemon,
+    create,
+    state,
+    wait_status,
+    wait_turn_done,
+)
+from conftest import REPO, wait_until
+from orbitdock.protocol import messages as m
+
+pytestmark = CODEX_MARKS
+
+
+def ctl(d, *args, check=True):
+    """orbitdockctl as a user runs it, against daemon ``d``; --json output parsed."""
+    env = dict(os.environ, ORBITDOCK_HOME=str(d.home))
+    proc = subprocess.run([sys.executable, "-m", "orbitdock.cli", "--json", *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=TURN_TIMEOUT_S)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"orbitdockctl {args} -> {proc.returncode}: {proc.stderr}")
+    return json.loads(proc.stdout) if proc.returncode == 0 else proc
+
+
+def rollouts(codex_home, where: str) -> list[str]:
+    return sorted(p.name for p in (codex_home / where).rglob("rollout-*.jsonl"))
+
+
+def one_turn(client, sim, sid, prompt, answer):
+    sim.set_script([{"text": answer}])
+    before = state(client, sid).turn_count
+    client.request(m.SendMessage(session_id=sid, content=prompt), timeout=TURN_TIMEOUT_S)
+    return wait_turn_done(client, sid, before)
+
+
+def test_archive_then_unarchive_resumes_transparently(codex_daemon, sim):
+    d = codex_daemon(watcher=True)
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace, policy="never")
+    one_turn(client, sim, sid, "remember KIWI", "noted KIWI")
+    home = codex_daemon.codex_home
+    assert len(rollouts(home, "sessions")) == 1
+
+    # Archiving during a turn is refused and changes nothing.
+    sim.set_script([{"text": "busy", "hold": 60}])
+    client.request(m.SendMessage(session_id=sid, content="long one"))
+    assert wait_until(lambda: sim.state()["held"] >= 1, TURN_TIMEOUT_S)
+    refused = ctl(d, "session", "archive", sid, check=False)
+    assert refused.returncode == 1 and "invalid_state" in refused.stderr
+    sim.release()
+    wait_status(client, sid, "reply")
+
+    assert ctl(d, "session", "archive", sid)["result"] == {"archived": True}
+    assert wait_until(lambda: rollouts(home, "archived_sessions"), 10)
+    assert rollouts(home, "sessions") == []
+    with pytest.raises(Exception, match="invalid_state.*archived"):
+        client.request(m.SendMessage(session_id=sid, content="while archived"))
+    again = ctl(d, "session", "archive", sid, check=False)
+    assert again.returncode == 1 and "already archived" in again.stderr
+
+    assert ctl(d, "session", "unarchive", sid)["result"] == {"archived": False}
+    assert wait_until(lambda: rollouts(home, "sessions"), 10)
+    assert rollouts(home, "archived_sessions") == []
+    # codex left the thread unloaded: the next prompt resumes it first, unseen by the user.
+    st = one_turn(client, sim, sid, "which fruit?", "KIWI, of course")
+    assert st.messages[-1].content == "KIWI, of course" and st.last_error is None
+    assert "KIWI" in str(sim.requests()[-1]["input"])
+    # The watcher saw the file leave and come back: no terminal session appeared, none ended.
+    sessions = client.request(m.SubscribeList()).sessions
+    assert [s.id for s in sessions] == [sid] and sessions[0].status == "active"
+
+
+def test_archive_bad_input_is_coded(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    missing = ctl(d, "session", "archive", "od-no-such-session", check=False)
+    assert missing.returncode == 1 and "not_found" in missing.stderr
+    sid = create(client, codex_daemon.workspace, policy="never")
+    not_archived = ctl(d, "session", "unarchive", sid, check=False)
+    assert not_archived.returncode == 1 and "invalid_state" in not_archived.stderr
+    client.request(m.EndSession(session_id=sid))
+    ended = ctl(d, "session", "archive", sid, check=False)
+    assert ended.returncode == 1 and "invalid_state" in ended.stderr
