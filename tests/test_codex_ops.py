@@ -97,3 +97,30 @@ def test_archive_bad_input_is_coded(codex_daemon, sim):
     client.request(m.EndSession(session_id=sid))
     ended = ctl(d, "session", "archive", sid, check=False)
     assert ended.returncode == 1 and "invalid_state" in ended.stderr
+
+
+def test_archived_is_persisted_listed_apart_and_restored(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace, policy="never")
+    other = create(client, codex_daemon.workspace, policy="never")
+    one_turn(client, sim, sid, "remember PLUM", "noted PLUM")
+    ctl(d, "session", "archive", sid)
+    assert wait_until(lambda: state(client, sid).is_archived, 10)
+    assert [s["id"] for s in ctl(d, "session", "list")] == [other]
+    assert [s["id"] for s in ctl(d, "session", "list", "--archived")] == [sid]
+
+    d.stop()
+    d.start()
+    client = d.client(timeout=10)
+    st = state(client, sid)
+    assert st.is_archived and st.status == "active"
+    assert [s["id"] for s in ctl(d, "session", "list", "--archived")] == [sid]
+    assert ctl(d, "session", "show", sid)["is_archived"] is True
+    with pytest.raises(Exception, match="invalid_state.*archived"):
+        client.request(m.SendMessage(session_id=sid, content="still archived"))
+    ctl(d, "session", "unarchive", sid)
+    assert wait_until(lambda: not state(client, sid).is_archived, 10)
+    assert {s["id"] for s in ctl(d, "session", "list")} == {sid, other}
+    st = one_turn(client, sim, sid, "which fruit?", "PLUM")
+    assert st.last_error is None and "PLUM" in str(sim.requests()[-1]["input"])

@@ -21,11 +21,13 @@ def session() -> None:
 
 @session.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include ended sessions.")
+@click.option("--archived", is_flag=True, help="Only archived sessions (left out otherwise).")
 @pass_ctx
-def list_sessions(ctx: Context, show_all: bool) -> None:
+def list_sessions(ctx: Context, show_all: bool, archived: bool) -> None:
     """Sessions, the ones waiting on you first."""
     reply = ctx.request(m.SubscribeList())
-    rows = [s for s in reply.sessions if show_all or s.status == "active"]
+    rows = [s for s in reply.sessions if s.is_archived == archived
+            and (show_all or archived or s.status == "active")]
     order = {"awaitingPermission": 0, "awaitingQuestion": 1, "awaitingReply": 2, "none": 3}
     rows.sort(key=lambda s: (s.status != "active", order.get(s.attention_reason, 4),
                              -s.last_activity_at))
@@ -48,7 +50,8 @@ def render_state(s: SessionState, messages: int = 20) -> str:
            f"  turns {s.turn_count}  prompts {s.prompt_count}  tools {s.tool_count}"
            f"  tokens in={s.token_usage.input_tokens} out={s.token_usage.output_tokens}"
            f" cached={s.token_usage.cached_tokens} ctx={s.token_usage.context_window}",
-           f"  revision {s.revision}  messages {s.total_message_count}"]
+           f"  revision {s.revision}  messages {s.total_message_count}"
+           + ("  archived" if s.is_archived else "")]
     if s.last_error:
         out.append(f"  last error: {s.last_error}")
     if s.current_plan:

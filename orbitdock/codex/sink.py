@@ -57,7 +57,7 @@ class ThreadSink:
     def __init__(self, emit: Emit, *, cwd: str, model: str | None, approval_policy: str | None,
                  sandbox_mode: str | None, resume_thread_id: str | None, config: CodexConfig,
                  pool: pykka.ActorRef | None, session_id: str | None = None,
-                 fork_thread_id: str | None = None):
+                 fork_thread_id: str | None = None, archived: bool = False):
         self._emit_fn = emit
         self.cwd, self.model = cwd, model
         self.approval_policy, self.sandbox_mode = approval_policy, sandbox_mode
@@ -77,7 +77,8 @@ class ThreadSink:
         self._cut = False  # BackendLost emitted and not yet answered by BackendRecovered
         self._recoveries_left = config.recovery_attempts  # losses in a row while resuming
         self.was_busy = False  # set by on_lost: a turn or a server request was cut (pool reads it)
-        self.archived = False  # thread/archive succeeded: codex refuses the thread until unarchived
+        # thread/archive succeeded: codex refuses the thread (even thread/resume) until unarchived
+        self.archived = archived
         self._unloaded = False  # thread/unarchive leaves it notLoaded: resume before the next op
 
     def __repr__(self) -> str:
@@ -88,6 +89,10 @@ class ThreadSink:
         """First attach: thread/start, or thread/resume of a thread from an earlier run."""
         self._ctx = ctx
         if self.state != "new":
+            return
+        if self.thread_id and self.archived:  # restored archived: nothing to load until unarchived
+            ctx.route(self.thread_id, self)
+            self.state = "ready"
             return
         if self.thread_id:
             self._resume(ctx, initial=True)
@@ -378,6 +383,7 @@ class ThreadSink:
         def archived(result: Any, error: rpc.RpcError | None) -> None:
             if error is None:
                 self.archived = True
+                self._emit(ev.ThreadArchived(archived=True))
             done(result, error)
         ctx.request("thread/archive", {"threadId": self.thread_id}, archived)
 
@@ -390,6 +396,7 @@ class ThreadSink:
         def unarchived(result: Any, error: rpc.RpcError | None) -> None:
             if error is None:
                 self.archived, self._unloaded = False, True
+                self._emit(ev.ThreadArchived(archived=False))
             done(result, error)
         ctx.request("thread/unarchive", {"threadId": self.thread_id}, unarchived)
 

@@ -159,6 +159,13 @@ class NameUpdated:
 
 
 @dataclass(slots=True)
+class ThreadArchived:
+    """The backend archived (or unarchived) the session's thread."""
+
+    archived: bool
+
+
+@dataclass(slots=True)
 class ConfigApplied:
     approval_policy: str | None = None
     sandbox_mode: str | None = None
@@ -213,7 +220,7 @@ BackendEvent = (
     ThreadStarted | TurnStarted | TurnCompleted | UserMessage | AgentMessageDelta
     | AgentMessage | ReasoningDelta | Reasoning | ToolStarted | ToolOutputDelta
     | ToolCompleted | ApprovalRequest | ApprovalCleared | TokenUsageUpdated
-    | RateLimitsUpdated | PlanUpdated | DiffUpdated | NameUpdated | ConfigApplied
+    | RateLimitsUpdated | PlanUpdated | DiffUpdated | NameUpdated | ThreadArchived | ConfigApplied
     | ProjectInfo | BackendError | BackendLost | BackendRecovered | BackendEnded
     | CommandResult
 )

@@ -114,6 +114,7 @@ class SessionSummary(Base, kw_only=True):
     last_activity_at: float = 0.0
     ended_at: float | None = None
     end_reason: str | None = None
+    is_archived: bool = False  # the backend thread is archived: out of the default list
 
 
 class SessionState(SessionSummary, kw_only=True):
@@ -166,6 +167,7 @@ class StateChanges(Base, kw_only=True):
     rate_limits: dict[str, Any] | None | UnsetType = UNSET
     thread_id: str | None | UnsetType = UNSET
     transcript_path: str | None | UnsetType = UNSET
+    is_archived: bool | UnsetType = UNSET
 
 
 class ModelOption(Base, kw_only=True):

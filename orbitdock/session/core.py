@@ -287,6 +287,9 @@ class SessionCore:
     def _on_NameUpdated(self, ev: be.NameUpdated) -> None:
         self._rename(custom_name=ev.name)
 
+    def _on_ThreadArchived(self, ev: be.ThreadArchived) -> None:
+        self._delta(is_archived=ev.archived)
+
     def _on_BackendError(self, ev: be.BackendError) -> None:
         self._delta(last_error=ev.message)
         self._append("error", ev.message, is_error=True)

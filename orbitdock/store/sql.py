@@ -45,6 +45,7 @@ SESSION_COLUMNS = (
     "tool_count", "last_tool", *TOKEN_COLUMNS, "started_at", "last_activity_at", "ended_at",
     "end_reason", "revision", "current_turn_id", "turn_count", "current_plan", "plan_explanation",
     "current_diff", "last_error", "thread_id", "transcript_path", "total_message_count", "extra",
+    "is_archived",  # 0002
 )
 SESSION_JSON_COLUMNS = frozenset({"current_plan", "extra"})
 _SESSION_SETTABLE = frozenset(SESSION_COLUMNS) - {"id"}
