@@ -48,7 +48,7 @@ class CodexProvider(Provider):
                               approval_policy=state.approval_policy,
                               sandbox_mode=state.sandbox_mode, resume_thread_id=state.thread_id,
                               session_id=state.id, config=self.cfg.codex,
-                              archived=state.is_archived)
+                              archived=state.is_archived, effort=state.effort)
 
     @answers(m.ListModels)
     def list_models(self, req: ClientRequest, done: Done) -> None:

@@ -124,3 +124,40 @@ def test_archived_is_persisted_listed_apart_and_restored(codex_daemon, sim):
     assert {s["id"] for s in ctl(d, "session", "list")} == {sid, other}
     st = one_turn(client, sim, sid, "which fruit?", "PLUM")
     assert st.last_error is None and "PLUM" in str(sim.requests()[-1]["input"])
+
+
+def test_per_turn_overrides_reach_the_model_stick_and_persist(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace, policy="never")
+    sim.set_script([{"text": "luna here"}])
+    ctl(d, "session", "send", sid, "hi", "--wait", "--model", "gpt-6-luna", "--effort", "high",
+        "--sandbox", "read-only", "--approval-policy", "untrusted")
+    seen = sim.requests()[-1]
+    assert seen["model"] == "gpt-6-luna" and seen["reasoning"]["effort"] == "high"
+    st = state(client, sid)
+    assert (st.model, st.effort, st.sandbox_mode, st.approval_policy) == (
+        "gpt-6-luna", "high", "read-only", "untrusted")
+    shown = ctl(d, "session", "show", sid)
+    assert shown["effort"] == "high" and shown["model"] == "gpt-6-luna"
+
+    # Refused before anything is sent: an effort the model does not offer, bad values.
+    sent = len(sim.requests())
+    for args, why in ((["--effort", "ultra"], "does not support effort 'ultra'"),
+                      (["--model", "gpt-5.5", "--effort", "max"], "does not support effort"),
+                      (["--sandbox", "everything"], "sandbox: unknown"),
+                      (["--approval-policy", "sometimes"], "approval policy: unknown")):
+        refused = ctl(d, "session", "send", sid, "nope", *args, check=False)
+        assert refused.returncode == 1 and "invalid_argument" in refused.stderr, refused.stderr
+        assert why in refused.stderr
+    assert len(sim.requests()) == sent and state(client, sid).effort == "high"
+
+    # The overrides stick for the next turn, and across a daemon restart.
+    d.stop()
+    d.start()
+    client = d.client(timeout=10)
+    st = state(client, sid)
+    assert (st.model, st.effort, st.sandbox_mode) == ("gpt-6-luna", "high", "read-only")
+    one_turn(client, sim, sid, "again", "still luna")
+    seen = sim.requests()[-1]
+    assert seen["model"] == "gpt-6-luna" and seen["reasoning"]["effort"] == "high"

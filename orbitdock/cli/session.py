@@ -46,7 +46,8 @@ def render_state(s: SessionState, messages: int = 20) -> str:
            f"  provider {s.provider} ({s.integration_mode})  status {s.status}/{s.work_status}"
            f"  attention {s.attention_reason}",
            f"  project  {s.project_path or '-'}  branch {s.git_branch or '-'}  model {s.model or '-'}",
-           f"  autonomy approval={s.approval_policy or '-'} sandbox={s.sandbox_mode or '-'}",
+           f"  autonomy approval={s.approval_policy or '-'} sandbox={s.sandbox_mode or '-'}"
+           f"  effort {s.effort or '-'}",
            f"  turns {s.turn_count}  prompts {s.prompt_count}  tools {s.tool_count}"
            f"  tokens in={s.token_usage.input_tokens} out={s.token_usage.output_tokens}"
            f" cached={s.token_usage.cached_tokens} ctx={s.token_usage.context_window}",
@@ -126,11 +127,19 @@ def _wait_for_turn(ctx: Context, sub: Subscription, session_id: str, before_turn
 @click.option("--wait", is_flag=True,
               help="Return when the turn ends (completed, interrupted, failed) or waits on you.")
 @click.option("--wait-timeout", default=600.0, show_default=True, help="Seconds, with --wait.")
+@click.option("--model", help="Model for this turn and the next ones.")
+@click.option("--effort", help="Reasoning effort: low | medium | high | ... (as the model offers).")
+@click.option("--sandbox", help="read-only | workspace-write | danger-full-access")
+@click.option("--approval-policy", help="untrusted | on-request | never ...")
 @pass_ctx
-def send(ctx: Context, session_id: str, text: str, wait: bool, wait_timeout: float) -> None:
-    """Send a message (starts a turn)."""
+def send(ctx: Context, session_id: str, text: str, wait: bool, wait_timeout: float,
+         model: str | None, effort: str | None, sandbox: str | None,
+         approval_policy: str | None) -> None:
+    """Send a message (starts a turn); the overrides stick for later turns."""
+    message = m.SendMessage(session_id=session_id, content=text, model=model, effort=effort,
+                            sandbox_mode=sandbox, approval_policy=approval_policy)
     if not wait:
-        reply = ctx.request(m.SendMessage(session_id=session_id, content=text))
+        reply = ctx.request(message)
         ctx.emit(reply, "sent")
         return
     sub = Subscription(find_daemon(ctx.cfg), config=ctx.cfg)
@@ -139,7 +148,7 @@ def send(ctx: Context, session_id: str, text: str, wait: bool, wait_timeout: flo
         if not sub.wait_synced(ctx.cfg.client.request_timeout_s):
             raise CommandFailed(f"could not follow session {session_id}")
         before = sub.state(session_id).turn_count
-        ctx.request(m.SendMessage(session_id=session_id, content=text))
+        ctx.request(message)
         outcome, st = _wait_for_turn(ctx, sub, session_id, before, wait_timeout)
     finally:
         sub.close()

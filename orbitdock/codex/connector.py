@@ -34,10 +34,11 @@ class CodexConnector(Connector):
     def __init__(self, pool: pykka.ActorRef, *, cwd: str, model: str | None = None,
                  approval_policy: str | None = None, sandbox_mode: str | None = None,
                  resume_thread_id: str | None = None, session_id: str | None = None,
-                 config: CodexConfig | None = None, archived: bool = False):
+                 config: CodexConfig | None = None, archived: bool = False,
+                 effort: str | None = None):
         self._pool = pool
         self._settings = dict(cwd=cwd, model=model, approval_policy=approval_policy,
-                              sandbox_mode=sandbox_mode)
+                              sandbox_mode=sandbox_mode, effort=effort)
         self._resume_thread_id = resume_thread_id
         self._archived = archived
         self._session_id = session_id

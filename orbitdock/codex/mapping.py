@@ -73,6 +73,25 @@ def sandbox_mode(policy: Any) -> str | None:
     return None
 
 
+APPROVAL_POLICIES = ("untrusted", "on-failure", "on-request", "never")
+
+
+def override_problem(sandbox_mode: str | None, approval_policy: str | None) -> str | None:
+    """Why codex would refuse these per-turn overrides, or None."""
+    if sandbox_mode is not None and sandbox_mode not in SANDBOX_POLICIES:
+        return f"sandbox: unknown {sandbox_mode!r}; expected one of {', '.join(SANDBOX_POLICIES)}"
+    if approval_policy is not None and approval_policy not in APPROVAL_POLICIES:
+        return (f"approval policy: unknown {approval_policy!r}; expected one of "
+                f"{', '.join(APPROVAL_POLICIES)}")
+    return None
+
+
+def efforts_by_model(result: dict[str, Any]) -> dict[str, list[str]]:
+    """model/list's result -> model slug -> the reasoning efforts it supports."""
+    return {option.model: option.supported_reasoning_efforts
+            for option in model_options(result.get("data") or [])}
+
+
 def approval_policy_name(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -351,6 +370,7 @@ def thread_started(result: dict[str, Any], *, fallback_cwd: str | None) -> ev.Th
         transcript_path=thread.get("path"),
         approval_policy=approval_policy_name(result.get("approvalPolicy")),
         sandbox_mode=sandbox_mode(result.get("sandbox")),
+        effort=result.get("reasoningEffort") or thread.get("reasoningEffort"),
         git_branch=git.get("branch") if isinstance(git, dict) else None,
         name=thread.get("name"), started_at=thread.get("createdAt"))
 

@@ -57,10 +57,13 @@ class ThreadSink:
     def __init__(self, emit: Emit, *, cwd: str, model: str | None, approval_policy: str | None,
                  sandbox_mode: str | None, resume_thread_id: str | None, config: CodexConfig,
                  pool: pykka.ActorRef | None, session_id: str | None = None,
-                 fork_thread_id: str | None = None, archived: bool = False):
+                 fork_thread_id: str | None = None, archived: bool = False,
+                 effort: str | None = None):
         self._emit_fn = emit
         self.cwd, self.model = cwd, model
         self.approval_policy, self.sandbox_mode = approval_policy, sandbox_mode
+        self.effort = effort  # reasoning effort of the turns (None: the model's default)
+        self._efforts: dict[str, list[str]] | None = None  # model -> efforts (model/list)
         self.thread_id = resume_thread_id  # read by the pool only while it owns the sink
         self._fork_from = fork_thread_id  # a new thread continuing this one's conversation
         self.state = "new"  # new | starting | resuming | ready | failed | stopped
@@ -319,13 +322,16 @@ class ThreadSink:
                 self._emit(ev.CommandResult(token=op.token, ok=True, result=shape(result or {})))
         return callback
 
-    def _turn_params(self, text: str) -> dict[str, Any]:
+    def _turn_params(self, text: str, **overrides: Any) -> dict[str, Any]:
         # Overrides on every turn: a changed autonomy applies from the next turn on.
+        def pick(name: str) -> Any:
+            value = overrides.get(name)
+            return getattr(self, name) if value is None else value
         return _compact({"threadId": self.thread_id,
                          "input": [{"type": "text", "text": text, "text_elements": []}],
-                         "approvalPolicy": self.approval_policy,
-                         "sandboxPolicy": mapping.sandbox_policy(self.sandbox_mode),
-                         "model": self.model})
+                         "approvalPolicy": pick("approval_policy"),
+                         "sandboxPolicy": mapping.sandbox_policy(pick("sandbox_mode")),
+                         "model": pick("model"), "effort": pick("effort")})
 
     def _prompt_done(self, op: SinkOp, pending: Pending, turn_of):  # noqa: ANN001, ANN202
         """``_done`` for a request carrying a prompt: the ledger learns its turn first."""
@@ -339,10 +345,43 @@ class ThreadSink:
             done(result, error)
         return callback
 
-    def cmd_send_message(self, ctx: AppServerProcess, op: SinkOp, content: str) -> None:
-        ctx.request("turn/start", self._turn_params(content),
-                    self._prompt_done(op, self._prompts.sent(content),
-                                      lambda r: (r.get("turn") or {}).get("id")))
+    def cmd_send_message(self, ctx: AppServerProcess, op: SinkOp, content: str,
+                         model: str | None = None, effort: str | None = None,
+                         sandbox_mode: str | None = None,
+                         approval_policy: str | None = None) -> None:
+        """turn/start; the per-turn overrides stick for later turns (as in codex), so the
+        session's settings follow once codex took the turn."""
+        overrides = {"model": model, "effort": effort, "sandbox_mode": sandbox_mode,
+                     "approval_policy": approval_policy}
+        problem = mapping.override_problem(sandbox_mode, approval_policy)
+        if problem:
+            self.fail_op(op, "invalid_argument", problem)
+            return
+        if effort is not None and self._efforts is None:  # once per sink: model/list
+            def listed(result: Any, error: rpc.RpcError | None) -> None:
+                self._efforts = {} if error else mapping.efforts_by_model(result or {})
+                self.cmd_send_message(ctx, op, content, **overrides)
+            ctx.request("model/list", {}, listed)
+            return
+        chosen = model or self.model
+        offered = (self._efforts or {}).get(chosen or "")
+        if effort is not None and offered is not None and effort not in offered:
+            self.fail_op(op, "invalid_argument", f"model {chosen} does not support effort "
+                         f"{effort!r}; it supports {', '.join(offered)}")
+            return
+        turn_done = self._prompt_done(op, self._prompts.sent(content),
+                                      lambda r: (r.get("turn") or {}).get("id"))
+
+        def started(result: Any, error: rpc.RpcError | None) -> None:
+            if error is None and any(v is not None for v in overrides.values()):
+                for name, value in overrides.items():
+                    if value is not None:
+                        setattr(self, name, value)
+                self._emit(ev.ConfigApplied(approval_policy=self.approval_policy,
+                                            sandbox_mode=self.sandbox_mode, model=self.model,
+                                            effort=self.effort))
+            turn_done(result, error)
+        ctx.request("turn/start", self._turn_params(content, **overrides), started)
 
     def cmd_steer(self, ctx: AppServerProcess, op: SinkOp, content: str) -> None:
         text = content

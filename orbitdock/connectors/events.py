@@ -24,6 +24,7 @@ class ThreadStarted:
     git_branch: str | None = None
     name: str | None = None
     started_at: float | None = None
+    effort: str | None = None
 
 
 @dataclass(slots=True)
@@ -170,6 +171,7 @@ class ConfigApplied:
     approval_policy: str | None = None
     sandbox_mode: str | None = None
     model: str | None = None
+    effort: str | None = None
 
 
 @dataclass(slots=True)

@@ -169,10 +169,16 @@ class CreateSession(Request, tag="create_session", kw_only=True):
 
 class SendMessage(Request, tag="send_message", kw_only=True):
     scope: ClassVar[Scope] = Scope.SESSION
-    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS + (E.INVALID_ARGUMENT,)
     forward: ClassVar[str | None] = "send_message"
     session_id: Sid
     content: Annotated[str, msgspec.Meta(min_length=1)]
+    # Per-turn overrides; they stick for later turns. An effort the model does not offer
+    # (model/list) or an unknown sandbox / approval policy is invalid_argument, unsent.
+    model: str | None = None
+    effort: str | None = None
+    sandbox_mode: str | None = None
+    approval_policy: str | None = None
 
 
 class SteerTurn(Request, tag="steer_turn", kw_only=True):

@@ -149,7 +149,8 @@ class SessionCore:
     def _on_ThreadStarted(self, ev: be.ThreadStarted) -> None:
         self._delta(thread_id=ev.thread_id, transcript_path=ev.transcript_path or self.state.transcript_path)
         self._on_ProjectInfo(be.ProjectInfo(cwd=ev.cwd, git_branch=ev.git_branch, model=ev.model))
-        self._on_ConfigApplied(be.ConfigApplied(ev.approval_policy, ev.sandbox_mode, None))
+        self._on_ConfigApplied(be.ConfigApplied(ev.approval_policy, ev.sandbox_mode, None,
+                                                ev.effort))
         if ev.name:
             self._rename(custom_name=ev.name)
 
@@ -168,7 +169,8 @@ class SessionCore:
 
     def _on_ConfigApplied(self, ev: be.ConfigApplied) -> None:
         changes = {k: v for k, v in (("approval_policy", ev.approval_policy),
-                                     ("sandbox_mode", ev.sandbox_mode), ("model", ev.model)) if v}
+                                     ("sandbox_mode", ev.sandbox_mode), ("model", ev.model),
+                                     ("effort", ev.effort)) if v}
         if changes:
             self._delta(**changes)
 

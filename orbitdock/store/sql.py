@@ -46,6 +46,7 @@ SESSION_COLUMNS = (
     "end_reason", "revision", "current_turn_id", "turn_count", "current_plan", "plan_explanation",
     "current_diff", "last_error", "thread_id", "transcript_path", "total_message_count", "extra",
     "is_archived",  # 0002
+    "effort",  # 0003
 )
 SESSION_JSON_COLUMNS = frozenset({"current_plan", "extra"})
 _SESSION_SETTABLE = frozenset(SESSION_COLUMNS) - {"id"}
