@@ -161,3 +161,42 @@ def test_per_turn_overrides_reach_the_model_stick_and_persist(codex_daemon, sim)
     one_turn(client, sim, sid, "again", "still luna")
     seen = sim.requests()[-1]
     assert seen["model"] == "gpt-6-luna" and seen["reasoning"]["effort"] == "high"
+
+
+def test_compaction_is_shown_while_it_runs_then_a_message(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace, policy="never")
+    one_turn(client, sim, sid, "remember FIG", "noted FIG")
+    tokens_before = state(client, sid).token_usage.total_tokens
+
+    sim.set_script([{"text": "busy", "hold": 60}])
+    client.request(m.SendMessage(session_id=sid, content="long one"))
+    assert wait_until(lambda: sim.state()["held"] >= 1, TURN_TIMEOUT_S)
+    refused = ctl(d, "session", "compact", sid, check=False)
+    assert refused.returncode == 1 and "invalid_state" in refused.stderr
+    sim.release()
+    wait_status(client, sid, "reply")
+
+    sub = d.subscription()
+    sub.watch_session(sid)
+    assert sub.wait_synced(10)
+    sim.set_script([{"text": "SUMMARY: the user likes FIG", "hold": 60}])
+    before = state(client, sid).turn_count
+    ctl(d, "session", "compact", sid)
+    assert wait_until(lambda: (sub.state(sid) or state(client, sid)).is_compacting, 10,
+                      poll=sub.poll)
+    assert wait_until(lambda: sim.state()["held"] >= 1 and "CONTEXT CHECKPOINT COMPACTION"
+                      in str(sim.requests()[-1]["input"]), 10)
+    assert ctl(d, "session", "show", sid)["is_compacting"] is True
+    sim.release()
+    st = wait_turn_done(client, sid, before)
+    assert not st.is_compacting
+    last = st.messages[-1]
+    assert last.type == "compaction" and not last.is_in_progress
+    assert st.token_usage.total_tokens > tokens_before
+    assert wait_until(lambda: sub.state(sid).revision == st.revision, 10, poll=sub.poll)
+    assert not sub.state(sid).is_compacting and sub.state(sid).messages[-1].type == "compaction"
+    # The model continues from the summary.
+    one_turn(client, sim, sid, "what fruit?", "FIG")
+    assert "SUMMARY: the user likes FIG" in str(sim.requests()[-1]["input"])

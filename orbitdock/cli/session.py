@@ -52,7 +52,7 @@ def render_state(s: SessionState, messages: int = 20) -> str:
            f"  tokens in={s.token_usage.input_tokens} out={s.token_usage.output_tokens}"
            f" cached={s.token_usage.cached_tokens} ctx={s.token_usage.context_window}",
            f"  revision {s.revision}  messages {s.total_message_count}"
-           + ("  archived" if s.is_archived else "")]
+           + ("  archived" if s.is_archived else "") + ("  compacting" if s.is_compacting else "")]
     if s.last_error:
         out.append(f"  last error: {s.last_error}")
     if s.current_plan:
@@ -177,6 +177,7 @@ def _simple(name: str, message_cls, help_text: str):
 _simple("interrupt", m.InterruptSession, "Interrupt the running turn.")
 _simple("end", m.EndSession, "End the session (its history stays).")
 _simple("resume", m.ResumeSession, "Resume an ended session with its context.")
+_simple("compact", m.CompactSession, "Compact the context now (refused while a turn runs).")
 _simple("archive", m.ArchiveSession, "Archive the session's thread (refused while a turn runs).")
 _simple("unarchive", m.UnarchiveSession, "Unarchive it; the next prompt resumes the thread.")
 

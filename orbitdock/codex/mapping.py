@@ -189,9 +189,11 @@ class ThreadMapper:
     def _item_started(self, p: dict[str, Any]) -> list[ev.BackendEvent]:
         item = p.get("item") or {}
         kind = item.get("type")
-        if kind not in TOOL_ITEMS:
+        if kind not in TOOL_ITEMS and kind != "contextCompaction":
             return []
         item_id = item.get("id", "")
+        if kind == "contextCompaction":
+            return [ev.ContextCompaction(item_id=item_id, completed=False)]
         if kind == "commandExecution":
             tool_input = item.get("command")
         elif kind == "fileChange":
@@ -218,6 +220,8 @@ class ThreadMapper:
         if kind == "reasoning":
             text = "\n\n".join(item.get("summary") or []) or "\n\n".join(item.get("content") or [])
             return [ev.Reasoning(item_id=item_id, text=text, turn_id=turn_id)] if text else []
+        if kind == "contextCompaction":  # codex 0.169 sends no thread/compacted: this is the end
+            return [ev.ContextCompaction(item_id=item_id, completed=True)]
         if kind not in TOOL_ITEMS:
             return []
         status = item.get("status") or "completed"

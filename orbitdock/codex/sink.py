@@ -439,6 +439,12 @@ class ThreadSink:
             done(result, error)
         ctx.request("thread/unarchive", {"threadId": self.thread_id}, unarchived)
 
+    def cmd_compact(self, ctx: AppServerProcess, op: SinkOp) -> None:
+        if self._mapper.turn_id:
+            self.fail_op(op, "invalid_state", "a turn is running: compact after it ends")
+            return
+        ctx.request("thread/compact/start", {"threadId": self.thread_id}, self._done(op))
+
     def cmd_rename(self, ctx: AppServerProcess, op: SinkOp, name: str | None) -> None:
         if not name:  # codex has no "clear name"; the name lives in orbitdock
             self._emit(ev.CommandResult(token=op.token, ok=True))

@@ -160,6 +160,14 @@ class NameUpdated:
 
 
 @dataclass(slots=True)
+class ContextCompaction:
+    """The backend compacts the conversation's context (started, then completed)."""
+
+    item_id: str
+    completed: bool
+
+
+@dataclass(slots=True)
 class ThreadArchived:
     """The backend archived (or unarchived) the session's thread."""
 
@@ -222,7 +230,7 @@ BackendEvent = (
     ThreadStarted | TurnStarted | TurnCompleted | UserMessage | AgentMessageDelta
     | AgentMessage | ReasoningDelta | Reasoning | ToolStarted | ToolOutputDelta
     | ToolCompleted | ApprovalRequest | ApprovalCleared | TokenUsageUpdated
-    | RateLimitsUpdated | PlanUpdated | DiffUpdated | NameUpdated | ThreadArchived | ConfigApplied
+    | RateLimitsUpdated | PlanUpdated | DiffUpdated | NameUpdated | ThreadArchived | ContextCompaction | ConfigApplied
     | ProjectInfo | BackendError | BackendLost | BackendRecovered | BackendEnded
     | CommandResult
 )

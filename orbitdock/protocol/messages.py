@@ -262,6 +262,16 @@ class UnarchiveSession(Request, tag="unarchive_session", kw_only=True):
     session_id: Sid
 
 
+class CompactSession(Request, tag="compact_session", kw_only=True):
+    """Compact the conversation's context now (codex ``thread/compact/start``): a turn of its
+    own, shown by ``is_compacting`` and a ``compaction`` message. Refused while a turn runs."""
+
+    scope: ClassVar[Scope] = Scope.SESSION
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS
+    forward: ClassVar[str | None] = "compact"
+    session_id: Sid
+
+
 class ListModels(Request, tag="list_models", kw_only=True):
     scope: ClassVar[Scope] = Scope.PROVIDER
     reply: ClassVar[type[Reply]] = ModelsList

@@ -13,7 +13,8 @@ from msgspec import UNSET, UnsetType
 
 STATUSES = ("active", "ended")
 WORK_STATUSES = ("working", "waiting", "permission", "question", "reply", "ended")
-MESSAGE_TYPES = ("user", "assistant", "thinking", "tool", "tool_result", "steer", "error")
+MESSAGE_TYPES = ("user", "assistant", "thinking", "tool", "tool_result", "steer", "error",
+                 "compaction")
 APPROVAL_TYPES = ("exec", "patch", "question", "permissions", "elicitation", "generic")
 
 
@@ -124,6 +125,7 @@ class SessionState(SessionSummary, kw_only=True):
     revision: int = 0
     current_turn_id: str | None = None
     turn_count: int = 0
+    is_compacting: bool = False  # a context compaction runs (not persisted: ends with its turn)
     current_plan: list[dict[str, Any]] | None = None
     plan_explanation: str | None = None
     current_diff: str | None = None
@@ -162,6 +164,7 @@ class StateChanges(Base, kw_only=True):
     end_reason: str | None | UnsetType = UNSET
     current_turn_id: str | None | UnsetType = UNSET
     turn_count: int | UnsetType = UNSET
+    is_compacting: bool | UnsetType = UNSET
     current_plan: list[dict[str, Any]] | None | UnsetType = UNSET
     plan_explanation: str | None | UnsetType = UNSET
     current_diff: str | None | UnsetType = UNSET

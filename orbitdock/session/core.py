@@ -37,6 +37,8 @@ from orbitdock.store import commands as cmd
 from orbitdock.session.reducer import apply_event, summary_of
 
 LAST_MESSAGE_CHARS = 200
+COMPACTING_TEXT = "Compacting the conversation's context…"
+COMPACTED_TEXT = "Context compacted: the model continues from a summary of the conversation so far"
 QUESTION_TYPES = ("question", "elicitation")
 
 class SessionCore:
@@ -191,7 +193,8 @@ class SessionCore:
         turn_id = ev.turn_id or self.state.current_turn_id
         self._finish_open_messages()
         self._withdraw_approvals("turn_ended")
-        self._delta(current_turn_id=None, last_error=ev.error if ev.status == "failed" else None)
+        self._delta(current_turn_id=None, last_error=ev.error if ev.status == "failed" else None,
+                    is_compacting=False)
         if ev.status == "failed" and ev.error:
             self._append("error", ev.error, is_error=True)
         self._set_work("reply" if ev.status == "completed" else "waiting")
@@ -288,6 +291,13 @@ class SessionCore:
 
     def _on_NameUpdated(self, ev: be.NameUpdated) -> None:
         self._rename(custom_name=ev.name)
+
+    def _on_ContextCompaction(self, ev: be.ContextCompaction) -> None:
+        if ev.completed:
+            self._complete("compaction", ev.item_id, COMPACTED_TEXT)
+        else:
+            self._stream("compaction", ev.item_id, COMPACTING_TEXT)
+        self._delta(is_compacting=not ev.completed)
 
     def _on_ThreadArchived(self, ev: be.ThreadArchived) -> None:
         self._delta(is_archived=ev.archived)
