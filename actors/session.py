@@ -57,6 +57,19 @@ class _Decision:
     approval_id: str
 
 
+@dataclass(slots=True)
+class _Rollback:
+    """Token for a rollback in flight: who asked, and the first message seq it drops."""
+
+    request: ClientRequest
+    seq: int
+    turns: int
+
+
+FILES_NOT_REVERTED = ("files on disk were NOT reverted: the rolled-back turns' edits and "
+                      "commands stay in the working tree")
+
+
 class SessionActor(pykka.ThreadingActor):
     def __init__(self, config: Config, state: SessionState, *, ctx: zmq.Context,
                  inproc_endpoint: str, persistence: pykka.ActorRef,
@@ -278,6 +291,8 @@ class SessionActor(pykka.ThreadingActor):
                     self._error(req.request, ErrorCode(event.error_code or ErrorCode.BACKEND_ERROR),
                                 event.error_message or "backend rejected the decision")
                 self._flush()
+            elif isinstance(req, _Rollback):
+                self._rolled_back(req, event)
             elif isinstance(req, ClientRequest):
                 if event.ok:
                     self.outlet.answer(req, m.Ack(session_id=self.session_id, result=event.result))
@@ -323,6 +338,27 @@ class SessionActor(pykka.ThreadingActor):
         fields = {name: getattr(r, name) for name in r.__struct_fields__
                   if name not in ("v", "id", "session_id")}
         self._ensure_connector().call(r.forward, req, **fields)
+
+    @answers(m.RollbackSession)
+    def _rollback(self, req: ClientRequest) -> None:
+        """Codex drops the turns first (thread/revert); their messages go once it did."""
+        self._require_active()
+        connector = self._ensure_connector()
+        if self.state.current_turn_id is not None:
+            raise ProtocolError(ErrorCode.INVALID_STATE, "a turn is running: roll back after it ends")
+        turn_id, seq = self.core.rollback_plan(req.request.turns)
+        connector.call("revert", _Rollback(req, seq, req.request.turns), before_turn_id=turn_id)
+
+    def _rolled_back(self, token: _Rollback, result: be.CommandResult) -> None:
+        if not result.ok:
+            self._error(token.request, ErrorCode(result.error_code or ErrorCode.BACKEND_ERROR),
+                        result.error_message or "backend refused the rollback")
+            return
+        dropped = self.core.rollback(token.seq)
+        self._flush()  # the reset goes out (and the rows away) before the reply
+        self.outlet.answer(token.request, m.Ack(session_id=self.session_id, result={
+            "turns_dropped": token.turns, "messages_dropped": dropped,
+            "files_reverted": False, "warning": FILES_NOT_REVERTED}))
 
     @answers(m.SubscribeSession)
     def _subscribe(self, req: ClientRequest) -> m.SessionSnapshot:

@@ -200,3 +200,45 @@ def test_compaction_is_shown_while_it_runs_then_a_message(codex_daemon, sim):
     # The model continues from the summary.
     one_turn(client, sim, sid, "what fruit?", "FIG")
     assert "SUMMARY: the user likes FIG" in str(sim.requests()[-1]["input"])
+
+
+def test_rollback_drops_the_turns_everywhere_and_from_the_model(codex_daemon, sim):
+    d = codex_daemon(watcher=True)
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace, policy="never")
+    one_turn(client, sim, sid, "first ALPHA", "ok ALPHA")
+    one_turn(client, sim, sid, "second BETA", "ok BETA")
+    one_turn(client, sim, sid, "third GAMMA", "ok GAMMA")
+    sub = d.subscription()
+    sub.watch_session(sid)
+    assert sub.wait_synced(10)
+    too_many = ctl(d, "session", "rollback", sid, "--turns", "4", check=False)
+    assert too_many.returncode == 1 and "invalid_argument" in too_many.stderr
+    assert state(client, sid).turn_count == 3
+
+    reply = ctl(d, "session", "rollback", sid, "--turns", "2")
+    assert reply["result"]["turns_dropped"] == 2 and reply["result"]["files_reverted"] is False
+    assert "NOT reverted" in reply["result"]["warning"]
+    st = state(client, sid)
+    contents = [x.content for x in st.messages]
+    assert "first ALPHA" in contents and not any("BETA" in c or "GAMMA" in c for c in contents)
+    assert st.turn_count == 1 and st.total_message_count == len(st.messages)
+    assert wait_until(lambda: sub.state(sid) is not None and sub.state(sid).revision == st.revision,
+                      10, poll=sub.poll)
+    assert [x.content for x in sub.state(sid).messages] == contents  # a fresh snapshot, no drift
+    stored = client.request(m.GetMessages(session_id=sid)).messages
+    assert [x.content for x in stored] == contents
+
+    st = one_turn(client, sim, sid, "what do you remember?", "only ALPHA")
+    sent = str(sim.requests()[-1]["input"])
+    assert "ALPHA" in sent and "BETA" not in sent and "GAMMA" not in sent
+    # thread/revert wrote a second rollout file: the watcher made no session of it.
+    assert len(rollouts(codex_daemon.codex_home, "sessions")) == 2
+    assert [s.id for s in client.request(m.SubscribeList()).sessions] == [sid]
+
+    d.stop()
+    d.start()
+    client = d.client(timeout=10)
+    st = state(client, sid)
+    assert [x.content for x in st.messages][-2:] == ["what do you remember?", "only ALPHA"]
+    assert not any("BETA" in x.content for x in st.messages) and st.turn_count == 2

@@ -182,6 +182,19 @@ _simple("archive", m.ArchiveSession, "Archive the session's thread (refused whil
 _simple("unarchive", m.UnarchiveSession, "Unarchive it; the next prompt resumes the thread.")
 
 
+@session.command("rollback")
+@click.argument("session_id")
+@click.option("--turns", default=1, show_default=True, type=click.IntRange(min=1),
+              help="How many of the last turns to drop.")
+@pass_ctx
+def rollback(ctx: Context, session_id: str, turns: int) -> None:
+    """Drop the last turns from the conversation. Files on disk are NOT reverted."""
+    reply = ctx.request(m.RollbackSession(session_id=session_id, turns=turns))
+    result = reply.result
+    ctx.emit(reply, f"rolled back {result.get('turns_dropped')} turn(s), "
+                    f"{result.get('messages_dropped')} message(s); {result.get('warning')}")
+
+
 @session.command("rename")
 @click.argument("session_id")
 @click.argument("name", required=False)

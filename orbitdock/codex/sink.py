@@ -445,6 +445,15 @@ class ThreadSink:
             return
         ctx.request("thread/compact/start", {"threadId": self.thread_id}, self._done(op))
 
+    def cmd_revert(self, ctx: AppServerProcess, op: SinkOp, before_turn_id: str) -> None:
+        """thread/revert drops ``before_turn_id`` and every later turn (codex 0.169 has no
+        thread/rollback); codex writes the thread to a new rollout file."""
+        if self._mapper.turn_id:
+            self.fail_op(op, "invalid_state", "a turn is running: roll back after it ends")
+            return
+        ctx.request("thread/revert", {"threadId": self.thread_id, "beforeTurnId": before_turn_id},
+                    self._done(op))
+
     def cmd_rename(self, ctx: AppServerProcess, op: SinkOp, name: str | None) -> None:
         if not name:  # codex has no "clear name"; the name lives in orbitdock
             self._emit(ev.CommandResult(token=op.token, ok=True))

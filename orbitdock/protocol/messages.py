@@ -272,6 +272,17 @@ class CompactSession(Request, tag="compact_session", kw_only=True):
     session_id: Sid
 
 
+class RollbackSession(Request, tag="rollback_session", kw_only=True):
+    """Drop the last ``turns`` turns from the conversation (codex ``thread/revert`` before the
+    first of them). Their messages leave the session, the database and every client
+    (``session_reset``: take a fresh snapshot). Files on disk are NOT reverted."""
+
+    scope: ClassVar[Scope] = Scope.SESSION
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS + (E.INVALID_ARGUMENT,)
+    session_id: Sid
+    turns: Annotated[int, msgspec.Meta(ge=1)] = 1
+
+
 class ListModels(Request, tag="list_models", kw_only=True):
     scope: ClassVar[Scope] = Scope.PROVIDER
     reply: ClassVar[type[Reply]] = ModelsList

@@ -21,6 +21,7 @@ import msgspec
 from orbitdock.session.approvals import ApprovalBook
 from orbitdock.connectors import events as be
 from orbitdock.protocol import messages as m
+from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.models import (
     ApprovalRequest,
     Message,
@@ -361,6 +362,46 @@ class SessionCore:
     def configure(self, now: float | None = None, **config: Any) -> None:
         self._ts = self.clock() if now is None else now
         self._delta(**{k: v for k, v in config.items() if v is not None})
+
+    def rollback_plan(self, turns: int) -> tuple[str, int]:
+        """(the first dropped turn's id, the first dropped message's seq) for dropping the
+        last ``turns`` turns; ProtocolError(invalid_argument) when there are not that many
+        in the session's memory window."""
+        order: list[str] = []
+        first_seq: dict[str, int] = {}
+        for msg in self.state.messages:
+            if msg.turn_id and msg.turn_id not in first_seq:
+                order.append(msg.turn_id)
+                first_seq[msg.turn_id] = msg.seq
+        if turns > len(order):
+            raise ProtocolError(ErrorCode.INVALID_ARGUMENT,
+                                f"turns: cannot roll back {turns}; the session has "
+                                f"{len(order)} turn(s) with messages to roll back")
+        turn_id = order[-turns]
+        return turn_id, first_seq[turn_id]
+
+    def rollback(self, seq: int, now: float | None = None) -> int:
+        """Drop every message from ``seq`` on (the backend already dropped their turns);
+        returns how many. Subscribers get ``session_reset`` and take a fresh snapshot."""
+        self._ts = self.clock() if now is None else now
+        state = self.state
+        dropped = [msg for msg in state.messages if msg.seq >= seq]
+        turn_ids = list(dict.fromkeys(msg.turn_id for msg in dropped if msg.turn_id))
+        state.messages = [msg for msg in state.messages if msg.seq < seq]
+        count = state.total_message_count - seq + 1
+        state.total_message_count = seq - 1
+        state.turn_count = max(0, state.turn_count - len(turn_ids))
+        state.prompt_count = max(0, state.prompt_count - sum(
+            1 for msg in dropped if msg.type == "user"))
+        kept = next((msg.content for msg in reversed(state.messages)
+                     if msg.type in ("user", "assistant")), None)
+        state.last_message = kept[:LAST_MESSAGE_CHARS] if kept else None
+        state.current_diff = state.current_plan = state.plan_explanation = None
+        self._items.clear()
+        self.commands.append(cmd.Atomic([cmd.DropMessagesFrom(state.id, seq, turn_ids)]))
+        self._emit(m.SessionReset(session_id=state.id, rev=0,
+                                  reason=f"rolled back {len(turn_ids)} turn(s)"))
+        return count
 
     def reset_after_restart(self, reason: str, now: float | None = None) -> None:
         """After a daemon or actor restart, nothing of a live turn survives: settle the status."""

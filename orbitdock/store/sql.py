@@ -30,6 +30,7 @@ from orbitdock.store.commands import (
     SaveTokenUsage,
     SaveTurn,
     SetConfigValue,
+    DropMessagesFrom,
 )
 
 TOKEN_COLUMNS = (
@@ -316,6 +317,14 @@ def run_atomic(conn: apsw.Connection, cmd: Atomic) -> int:
     return sum(execute(conn, inner) for inner in cmd.commands)
 
 
+def drop_messages_from(conn: apsw.Connection, cmd: DropMessagesFrom) -> int:
+    conn.execute("DELETE FROM messages WHERE session_id=? AND seq>=?", (cmd.session_id, cmd.seq))
+    changed = conn.changes()
+    conn.executemany("DELETE FROM turns WHERE session_id=? AND turn_id=?",
+                     [(cmd.session_id, turn_id) for turn_id in cmd.turn_ids])
+    return changed
+
+
 EXECUTORS: dict[type, Callable[[apsw.Connection, Any], int]] = {
     SaveSession: save_session,
     SaveMessage: save_message,
@@ -325,6 +334,7 @@ EXECUTORS: dict[type, Callable[[apsw.Connection, Any], int]] = {
     SaveTokenUsage: save_token_usage,
     SetConfigValue: set_config_value,
     SaveRolloutOffset: save_rollout_offset,
+    DropMessagesFrom: drop_messages_from,
     Atomic: run_atomic,
 }
 
