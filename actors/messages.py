@@ -79,6 +79,14 @@ class ThreadOwned:
 
 
 @dataclass(slots=True)
+class ForkAbandoned:
+    """A fork's backend thread could not be made: the supervisor forgets the session (its
+    actor saved and published nothing)."""
+
+    session_id: str
+
+
+@dataclass(slots=True)
 class ProviderAnswer:
     """A provider's reply to a provider-scope request, handed back to the supervisor
     (providers answer on their own threads; the supervisor's outlet sends it)."""

@@ -21,6 +21,7 @@ import zmq
 
 from actors.messages import (
     Backend,
+    ForkAbandoned,
     RolloutBatch,
     RolloutIdle,
     SessionCrashed,
@@ -34,7 +35,7 @@ from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.models import SessionState
 from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers
 from orbitdock.session.core import QUESTION_TYPES, SessionCore
-from orbitdock.store.commands import Atomic
+from orbitdock.store.commands import Atomic, CopyMessages
 from orbitdock.transport import Outlet
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ class SessionActor(pykka.ThreadingActor):
                  connector_factory: Callable[[SessionState], Connector] | None,
                  epoch: str, restored: bool = False,
                  pending_request: ClientRequest | None = None,
-                 disabled_reason: str | None = None, last_approval: int = 0):
+                 disabled_reason: str | None = None, last_approval: int = 0,
+                 fork_thread_id: str | None = None):
         super().__init__()
         self.epoch = epoch
         self.cfg = config
@@ -92,6 +94,9 @@ class SessionActor(pykka.ThreadingActor):
         self.pending_request = pending_request
         self.disabled_reason = disabled_reason  # set when the supervisor gave up restarting
         self.last_approval = last_approval  # a restored session numbers approvals on after it
+        # A fork in the making: nothing is saved or published (and the client waits) until
+        # the backend made the thread; if it cannot, the session never existed.
+        self.fork_thread_id = fork_thread_id
         self.connector: Connector | None = None
         self.outlet: Outlet | None = None
         self.core: SessionCore | None = None
@@ -130,7 +135,14 @@ class SessionActor(pykka.ThreadingActor):
             # A passive session's turn goes on in the terminal; its rollout tells us more.
             self.core.reset_after_restart("orbitdockd restarted while this turn ran")
         elif self.state.status == "active" and self.connector_factory is not None:
-            self._start_connector(resume=False)
+            try:
+                self._start_connector(resume=False)
+            except ProtocolError as exc:
+                if self.fork_thread_id is None:
+                    raise
+                self._fork_failed(exc.message, exc.code)
+        if self.fork_thread_id is not None:
+            return  # _forked / _fork_failed answer the client
         self._flush()
         if self.pending_request is not None:
             self.outlet.answer(self.pending_request, self._snapshot())
@@ -189,7 +201,25 @@ class SessionActor(pykka.ThreadingActor):
 
     def _start_connector(self, resume: bool) -> None:
         self.connector = self.connector_factory(self.state)
-        self.connector.start(self._emit, resume_thread_id=self.state.thread_id if resume else None)
+        self.connector.start(self._emit, resume_thread_id=self.state.thread_id if resume else None,
+                             fork_thread_id=self.fork_thread_id)
+
+    def _forked(self) -> None:
+        """The fork's thread exists: its row goes first, then the parent's messages are
+        copied under it (same transaction order), then the client gets the snapshot."""
+        self.fork_thread_id = None
+        self._flush(extra_commands=[CopyMessages(self.state.forked_from_session_id,
+                                                 self.session_id, self.state.total_message_count)])
+        self.outlet.answer(self.pending_request, self._snapshot())
+        self.pending_request = None
+
+    def _fork_failed(self, reason: str, code: ErrorCode = ErrorCode.BACKEND_ERROR) -> None:
+        self.outlet.refuse(self.pending_request, code, f"fork failed: {reason}",
+                           self.state.forked_from_session_id)
+        self.pending_request = None
+        if self.supervisor is not None:
+            self.supervisor.tell(ForkAbandoned(self.session_id))
+        self.actor_ref.stop(block=False)
 
     def _drop_failed_connector(self) -> None:
         """The backend gave up for good (codex refused the thread, never answered, or cannot
@@ -211,6 +241,8 @@ class SessionActor(pykka.ThreadingActor):
     # ------------------------------------------------------------ output
     def _flush(self, extra_commands: list[Any] | None = None, atomic_tail: Any = None) -> None:
         self._unflushed = 0
+        if self.fork_thread_id is not None:
+            return  # a fork not yet made: nothing to save or publish (see _forked)
         events, commands = self.core.drain()
         for event in events:
             self.outlet.publish(self.session_id, event)
@@ -303,12 +335,17 @@ class SessionActor(pykka.ThreadingActor):
         self.core.handle(event, now=at)
         if isinstance(event, be.BackendLost) and event.fatal:
             self._drop_failed_connector()
+            if self.fork_thread_id is not None:
+                self._fork_failed(event.reason)
+                return
         elif isinstance(event, be.ThreadStarted):
             if self.supervisor is not None:
                 self.supervisor.tell(ThreadOwned(event.thread_id, self.session_id))
             if self._backend_failed:
                 self._backend_failed = False
                 self.core.handle(be.BackendRecovered("a new backend took over"), now=at)
+            if self.fork_thread_id is not None:
+                self._forked()
         self._unflushed += 1  # published by on_receive (see there)
 
     def _on_request(self, req: ClientRequest) -> None:

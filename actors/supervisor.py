@@ -18,11 +18,13 @@ import time
 import uuid
 from typing import Any, Callable
 
+import msgspec
 import pykka
 import zmq
 
 from actors.messages import (
     AttachWatcher,
+    ForkAbandoned,
     ProviderAnswer,
     RestartNow,
     RolloutBatch,
@@ -123,13 +125,15 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _spawn(self, state: SessionState, *, restored: bool, script: list[dict] | None = None,
                pending_request: ClientRequest | None = None,
-               disabled_reason: str | None = None, last_approval: int = 0) -> pykka.ActorRef:
+               disabled_reason: str | None = None, last_approval: int = 0,
+               fork_thread_id: str | None = None) -> pykka.ActorRef:
         ref = SessionActor.start(
             self.cfg, state, ctx=self.ctx, inproc_endpoint=self.inproc_endpoint,
             persistence=self.persistence, supervisor=self.actor_ref,
             connector_factory=self._connector_factory(state, script), epoch=self.epoch,
             restored=restored, pending_request=pending_request,
-            disabled_reason=disabled_reason, last_approval=last_approval)
+            disabled_reason=disabled_reason, last_approval=last_approval,
+            fork_thread_id=fork_thread_id)
         self.sessions[state.id] = ref
         return ref
 
@@ -166,6 +170,8 @@ class SupervisorActor(pykka.ThreadingActor):
             self.outlet.answer(message.request, message.reply)
         elif isinstance(message, AttachWatcher):
             self.watcher = message.watcher
+        elif isinstance(message, ForkAbandoned):
+            self.sessions.pop(message.session_id, None)
         elif isinstance(message, ThreadOwned):
             self.owned_threads[message.thread_id] = message.session_id
         elif message == "count":
@@ -241,6 +247,47 @@ class SupervisorActor(pykka.ThreadingActor):
         state.display_name = display_name_of(state)
         self._spawn(state, restored=False, script=r.script, pending_request=req)
         return None  # the new session's actor answers with its snapshot
+
+    @answers(m.ForkSession)
+    def _fork(self, req: ClientRequest) -> None:
+        """A new direct session on a fork of the parent's backend thread, carrying the
+        parent's messages (as stored: the parent's actor told every write before)."""
+        r: m.ForkSession = req.request
+        if r.session_id not in self.sessions:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no such session: {r.session_id}")
+        row = self.persistence.proxy().load_session(r.session_id).get(
+            timeout=self.cfg.persistence.ask_timeout_s)
+        if row is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no such session: {r.session_id}")
+        parent = self._load_state(row)
+        if not parent.thread_id:
+            raise ProtocolError(ErrorCode.INVALID_STATE, "the session has no backend thread yet "
+                                "(no turn ran): nothing to fork")
+        provider = self.providers.get(parent.provider)
+        if provider is None or not provider.creatable:
+            raise ProtocolError(ErrorCode.UNAVAILABLE,
+                                f"{parent.provider} sessions cannot be forked in this daemon")
+        provider.check_create(m.CreateSession(
+            provider=parent.provider, cwd=parent.project_path or "", model=r.model,
+            approval_policy=r.approval_policy, sandbox_mode=r.sandbox_mode, name=r.name))
+        sid, now = f"od-{uuid.uuid4()}", time.time()
+        state = SessionState(
+            id=sid, provider=parent.provider, project_path=parent.project_path,
+            project_name=parent.project_name, git_branch=parent.git_branch,
+            model=r.model or parent.model, effort=parent.effort,
+            approval_policy=r.approval_policy or parent.approval_policy,
+            sandbox_mode=r.sandbox_mode or parent.sandbox_mode, custom_name=r.name,
+            first_prompt=parent.first_prompt, last_message=parent.last_message,
+            prompt_count=parent.prompt_count, tool_count=parent.tool_count,
+            turn_count=parent.turn_count, token_usage=parent.token_usage,
+            started_at=now, last_activity_at=now, forked_from_session_id=parent.id,
+            messages=[msgspec.structs.replace(msg, id=f"{sid}:m{msg.seq}")
+                      for msg in parent.messages],
+            total_message_count=parent.total_message_count,
+            message_limit=self.cfg.sessions.memory_messages)
+        state.display_name = display_name_of(state)
+        self._spawn(state, restored=False, pending_request=req, fork_thread_id=parent.thread_id)
+        return None  # the fork's actor answers once the backend made the thread
 
     def _deliver(self, session_id: str, message: Any) -> None:
         """Send to a session, or hold it while the session is being restarted."""

@@ -242,3 +242,84 @@ def test_rollback_drops_the_turns_everywhere_and_from_the_model(codex_daemon, si
     st = state(client, sid)
     assert [x.content for x in st.messages][-2:] == ["what do you remember?", "only ALPHA"]
     assert not any("BETA" in x.content for x in st.messages) and st.turn_count == 2
+
+
+def test_fork_carries_the_conversation_and_goes_its_own_way(codex_daemon, sim):
+    d = codex_daemon(watcher=True)
+    client = d.client(timeout=10)
+    parent = create(client, codex_daemon.workspace, policy="never")
+    one_turn(client, sim, parent, "remember LIME", "noted LIME")
+    before = state(client, parent)
+
+    forked = ctl(d, "session", "fork", parent, "--model", "gpt-6-luna", "--name", "lime fork")
+    fid = forked["id"]
+    assert fid != parent and forked["forked_from_session_id"] == parent
+    assert forked["model"] == "gpt-6-luna" and forked["display_name"] == "lime fork"
+    assert [x.content for x in before.messages] == [x["content"] for x in forked["messages"]]
+    assert forked["thread_id"] and forked["thread_id"] != before.thread_id
+    rows = {s["id"]: s for s in ctl(d, "session", "list")}
+    assert rows[fid]["forked_from_session_id"] == parent
+    assert ctl(d, "session", "show", fid)["forked_from_session_id"] == parent
+
+    # codex compacts the history first when a turn switches to another model.
+    sim.set_script([{"match": "CONTEXT CHECKPOINT COMPACTION", "text": "SUMMARY: user said LIME"},
+                    {"text": "LIME (from the fork)"}])
+    client.request(m.SendMessage(session_id=fid, content="which fruit?"), timeout=TURN_TIMEOUT_S)
+    assert wait_until(lambda: state(client, fid).messages[-1].content == "LIME (from the fork)"
+                      and state(client, fid).current_turn_id is None, TURN_TIMEOUT_S)
+    st = state(client, fid)
+    seen = sim.requests()[-1]
+    assert "LIME" in str(seen["input"]) and seen["model"] == "gpt-6-luna"
+    assert state(client, parent).revision == before.revision  # the parent is untouched
+    stored = [x.content for x in client.request(m.GetMessages(session_id=fid)).messages]
+    assert stored == [x.content for x in st.messages]
+    assert len(client.request(m.GetMessages(session_id=parent)).messages) == len(before.messages)
+
+    d.stop()
+    d.start()
+    client = d.client(timeout=10)
+    st = state(client, fid)
+    assert st.forked_from_session_id == parent and st.messages[-1].content == "LIME (from the fork)"
+    assert [x.content for x in st.messages[:len(before.messages)]] == [
+        x.content for x in before.messages]
+
+
+def test_fork_bad_input_is_coded_and_creates_nothing(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    missing = ctl(d, "session", "fork", "od-no-such", check=False)
+    assert missing.returncode == 1 and "not_found" in missing.stderr
+    sid = create(client, codex_daemon.workspace, policy="never")
+    assert wait_until(lambda: state(client, sid).thread_id, TURN_TIMEOUT_S)
+    no_turn_yet = ctl(d, "session", "fork", sid, check=False)  # codex writes no rollout yet
+    assert no_turn_yet.returncode == 1 and "backend_error" in no_turn_yet.stderr
+    one_turn(client, sim, sid, "hello", "hi")
+    for path in codex_daemon.codex_home.joinpath("sessions").rglob("rollout-*.jsonl"):
+        path.unlink()  # the thread is gone from codex's disk
+    client.request(m.EndSession(session_id=sid))  # unloaded: codex must read its rollout
+    gone = ctl(d, "session", "fork", sid, check=False)
+    assert gone.returncode == 1 and "backend_error" in gone.stderr and "fork failed" in gone.stderr
+    assert [s.id for s in client.request(m.SubscribeList()).sessions] == [sid]
+
+
+def test_a_terminal_session_forks_into_a_direct_one(codex_daemon, sim):
+    from watcher_env import codex_exec
+
+    d = codex_daemon(watcher=True)
+    client = d.client(timeout=10)
+    sim.set_script([{"text": "terminal says MELON"}])
+    tid = codex_exec(codex_daemon.codex_home, sim, codex_daemon.workspace, "remember MELON")
+    assert wait_until(lambda: any(s.id == tid for s in client.request(m.SubscribeList()).sessions)
+                      and state(client, tid).messages, 10)
+    passive = state(client, tid)
+    assert passive.integration_mode == "passive"
+    refused = ctl(d, "session", "compact", tid, check=False)  # no operation drives a passive one
+    assert refused.returncode == 1 and "invalid_state" in refused.stderr
+
+    forked = ctl(d, "session", "fork", tid)
+    assert forked.get("integration_mode", "direct") == "direct"
+    assert forked["forked_from_session_id"] == tid
+    st = one_turn(client, sim, forked["id"], "which fruit?", "MELON, said the fork")
+    assert "MELON" in str(sim.requests()[-1]["input"])
+    assert st.messages[-1].content == "MELON, said the fork"
+    assert state(client, tid).revision == passive.revision

@@ -35,7 +35,9 @@ def list_sessions(ctx: Context, show_all: bool, archived: bool) -> None:
     for s in rows:
         lines.append(f"{ATTENTION_MARK.get(s.attention_reason, ' '):1} {s.id:40} "
                      f"{s.provider:8} {s.work_status:10} {s.pending_approvals:>4} "
-                     f"{ago(s.last_activity_at):>8}  {s.display_name}")
+                     f"{ago(s.last_activity_at):>8}  {s.display_name}"
+                     + (f"  (fork of {s.forked_from_session_id})" if s.forked_from_session_id
+                        else ""))
     if not rows:
         lines.append("(no sessions)")
     ctx.emit(rows, "\n".join(lines))
@@ -52,7 +54,8 @@ def render_state(s: SessionState, messages: int = 20) -> str:
            f"  tokens in={s.token_usage.input_tokens} out={s.token_usage.output_tokens}"
            f" cached={s.token_usage.cached_tokens} ctx={s.token_usage.context_window}",
            f"  revision {s.revision}  messages {s.total_message_count}"
-           + ("  archived" if s.is_archived else "") + ("  compacting" if s.is_compacting else "")]
+           + ("  archived" if s.is_archived else "") + ("  compacting" if s.is_compacting else "")
+           + (f"  forked from {s.forked_from_session_id}" if s.forked_from_session_id else "")]
     if s.last_error:
         out.append(f"  last error: {s.last_error}")
     if s.current_plan:
@@ -180,6 +183,21 @@ _simple("resume", m.ResumeSession, "Resume an ended session with its context.")
 _simple("compact", m.CompactSession, "Compact the context now (refused while a turn runs).")
 _simple("archive", m.ArchiveSession, "Archive the session's thread (refused while a turn runs).")
 _simple("unarchive", m.UnarchiveSession, "Unarchive it; the next prompt resumes the thread.")
+
+
+@session.command("fork")
+@click.argument("session_id")
+@click.option("--model", help="Model of the fork (default: the parent's).")
+@click.option("--sandbox", help="read-only | workspace-write | danger-full-access")
+@click.option("--approval-policy", help="untrusted | on-request | never ...")
+@click.option("--name", help="Custom name of the fork.")
+@pass_ctx
+def fork(ctx: Context, session_id: str, model, sandbox, approval_policy, name) -> None:
+    """A new session continuing this one's conversation; prints its id."""
+    reply = ctx.request(m.ForkSession(session_id=session_id, model=model, sandbox_mode=sandbox,
+                                      approval_policy=approval_policy, name=name),
+                        timeout=ctx.cfg.codex.start_timeout_s)
+    ctx.emit(reply.session, reply.session.id)
 
 
 @session.command("rollback")

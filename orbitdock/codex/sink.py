@@ -107,7 +107,9 @@ class ThreadSink:
         asked_at = time.monotonic()  # the logged time includes any wait for a set-up slot
         if self._fork_from and not recovering:
             # excludeTurns: the fork's history is orbitdock's copy; codex only warns otherwise.
-            method, params = "thread/fork", {"threadId": self._fork_from, "excludeTurns": True}
+            method, params = "thread/fork", _compact({
+                "threadId": self._fork_from, "excludeTurns": True, "model": self.model,
+                "approvalPolicy": self.approval_policy, "sandbox": self.sandbox_mode})
         else:
             method, params = "thread/start", _compact({
                 "cwd": self.cwd, "model": self.model, "approvalPolicy": self.approval_policy,

@@ -167,6 +167,23 @@ class CreateSession(Request, tag="create_session", kw_only=True):
     script: list[dict[str, Any]] | None = None  # for the scripted provider only
 
 
+class ForkSession(Request, tag="fork_session", kw_only=True):
+    """A new direct session continuing ``session_id``'s conversation (codex ``thread/fork``):
+    it carries the parent's messages, new ones go to the fork only, the parent is untouched.
+    A passive (terminal) session forks into a direct one. Answered once the backend made
+    the thread; a thread the backend no longer has is backend_error, and no session."""
+
+    scope: ClassVar[Scope] = Scope.SUPERVISOR
+    reply: ClassVar[type[Reply]] = SessionSnapshot
+    errors: ClassVar[tuple[E, ...]] = (E.NOT_FOUND, E.INVALID_STATE, E.INVALID_ARGUMENT,
+                                       E.UNAVAILABLE, E.BACKEND_ERROR)
+    session_id: Sid
+    model: str | None = None
+    approval_policy: str | None = None
+    sandbox_mode: str | None = None
+    name: str | None = None
+
+
 class SendMessage(Request, tag="send_message", kw_only=True):
     scope: ClassVar[Scope] = Scope.SESSION
     errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS + (E.INVALID_ARGUMENT,)

@@ -117,6 +117,7 @@ class SessionSummary(Base, kw_only=True):
     ended_at: float | None = None
     end_reason: str | None = None
     is_archived: bool = False  # the backend thread is archived: out of the default list
+    forked_from_session_id: str | None = None  # the session this one was forked from
 
 
 class SessionState(SessionSummary, kw_only=True):
@@ -173,6 +174,7 @@ class StateChanges(Base, kw_only=True):
     thread_id: str | None | UnsetType = UNSET
     transcript_path: str | None | UnsetType = UNSET
     is_archived: bool | UnsetType = UNSET
+    forked_from_session_id: str | None | UnsetType = UNSET
 
 
 class ModelOption(Base, kw_only=True):

@@ -117,6 +117,20 @@ class DropMessagesFrom:
 
 
 @dataclass(slots=True)
+class CopyMessages:
+    """A fork: copy ``source``'s messages up to ``upto_seq`` into ``target`` (ids renamed)."""
+
+    source: str
+    target: str
+    upto_seq: int
+    key = None
+
+    @property
+    def session_id(self) -> str:  # for log context
+        return self.target
+
+
+@dataclass(slots=True)
 class Atomic:
     """Commands committed all-or-nothing, never split across batches.
 
@@ -130,5 +144,5 @@ class Atomic:
 
 Command = (
     SaveSession | SaveMessage | SaveApproval | DecideApproval | SaveTurn | SaveTokenUsage
-    | SetConfigValue | SaveRolloutOffset | DropMessagesFrom | Atomic
+    | SetConfigValue | SaveRolloutOffset | DropMessagesFrom | CopyMessages | Atomic
 )

@@ -31,6 +31,7 @@ from orbitdock.store.commands import (
     SaveTurn,
     SetConfigValue,
     DropMessagesFrom,
+    CopyMessages,
 )
 
 TOKEN_COLUMNS = (
@@ -48,6 +49,7 @@ SESSION_COLUMNS = (
     "current_diff", "last_error", "thread_id", "transcript_path", "total_message_count", "extra",
     "is_archived",  # 0002
     "effort",  # 0003
+    "forked_from_session_id",  # 0004
 )
 SESSION_JSON_COLUMNS = frozenset({"current_plan", "extra"})
 _SESSION_SETTABLE = frozenset(SESSION_COLUMNS) - {"id"}
@@ -325,6 +327,16 @@ def drop_messages_from(conn: apsw.Connection, cmd: DropMessagesFrom) -> int:
     return changed
 
 
+_COPIED = ", ".join(MESSAGE_COLUMNS[3:])
+
+
+def copy_messages(conn: apsw.Connection, cmd: CopyMessages) -> int:
+    conn.execute(f"INSERT INTO messages({', '.join(MESSAGE_COLUMNS)}) "
+                 f"SELECT ?, seq, ? || ':m' || seq, {_COPIED} FROM messages "
+                 "WHERE session_id=? AND seq<=?", (cmd.target, cmd.target, cmd.source, cmd.upto_seq))
+    return conn.changes()
+
+
 EXECUTORS: dict[type, Callable[[apsw.Connection, Any], int]] = {
     SaveSession: save_session,
     SaveMessage: save_message,
@@ -335,6 +347,7 @@ EXECUTORS: dict[type, Callable[[apsw.Connection, Any], int]] = {
     SetConfigValue: set_config_value,
     SaveRolloutOffset: save_rollout_offset,
     DropMessagesFrom: drop_messages_from,
+    CopyMessages: copy_messages,
     Atomic: run_atomic,
 }
 
