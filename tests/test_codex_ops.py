@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -323,3 +324,82 @@ def test_a_terminal_session_forks_into_a_direct_one(codex_daemon, sim):
     assert "MELON" in str(sim.requests()[-1]["input"])
     assert st.messages[-1].content == "MELON, said the fork"
     assert state(client, tid).revision == passive.revision
+
+
+REVIEW = {"findings": [{"title": "Magic number", "body": "x = 1 is unexplained.",
+                        "confidence_score": 0.8, "priority": 2,
+                        "code_location": {"absolute_file_path": "HELLO", "line_range":
+                                          {"start": 2, "end": 3}}}],
+          "overall_correctness": "patch is correct", "overall_explanation": "Fine overall.",
+          "overall_confidence_score": 0.7}
+
+
+def test_review_mode_reports_findings_and_refuses_steering(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    ws = codex_daemon.workspace
+    subprocess.run(["git", "init", "-q", str(ws)], check=True, timeout=30)
+    (ws / "hello.py").write_text("print('hi')\nx = 1\n")
+    sid = create(client, ws, policy="never")
+    review = dict(REVIEW, findings=[dict(REVIEW["findings"][0], code_location={
+        "absolute_file_path": str(ws / "hello.py"), "line_range": {"start": 2, "end": 3}})])
+    sim.set_script([{"text": json.dumps(review), "hold": 60}])
+    before = state(client, sid).turn_count
+    ctl(d, "session", "review", sid, "--uncommitted")
+    assert wait_until(lambda: state(client, sid).work_status == "reviewing", TURN_TIMEOUT_S), \
+        state(client, sid)
+    assert state(client, sid).is_reviewing
+    with pytest.raises(Exception, match="invalid_state.*review turn cannot be steered"):
+        client.request(m.SteerTurn(session_id=sid, content="faster please"))
+    assert wait_until(lambda: sim.state()["held"] >= 1, TURN_TIMEOUT_S)
+    assert "uncommitted" in str(sim.requests()[-1]["input"]).lower() or \
+        "current code changes" in str(sim.requests()[-1]["input"])
+    sim.release()
+    st = wait_turn_done(client, sid, before)
+    assert st.work_status == "reply" and not st.is_reviewing
+    reviews = [x for x in st.messages if x.type == "review"]
+    assert len(reviews) == 1 and "Magic number" in reviews[0].content
+    assert not any(x.type == "assistant" and x.content == reviews[0].content for x in st.messages)
+    result = json.loads(reviews[0].tool_output)
+    assert result["verdict"] == "patch is correct"
+    assert result["findings"] == [{"title": "Magic number", "body": "x = 1 is unexplained.",
+                                   "priority": 2, "confidence": 0.8,
+                                   "file": str(ws / "hello.py"), "line_start": 2, "line_end": 3}]
+    shown = subprocess.run([sys.executable, "-m", "orbitdock.cli", "session", "show", sid],
+                           cwd=REPO, env=dict(os.environ, ORBITDOCK_HOME=str(d.home)),
+                           capture_output=True, text=True, timeout=TURN_TIMEOUT_S).stdout
+    assert "[P2] Magic number" in shown and "verdict: patch is correct" in shown
+    # The thread goes on normally after the review.
+    assert one_turn(client, sim, sid, "thanks", "welcome").messages[-1].content == "welcome"
+
+
+@pytest.fixture
+def outside_git():
+    """A directory with no git work tree above it (this machine's /tmp has a .git)."""
+    import shutil
+    import tempfile
+
+    from orbitdock.codex.review import in_git_checkout
+
+    for base in ("/var/tmp", "/dev/shm", tempfile.gettempdir()):
+        if os.path.isdir(base) and not in_git_checkout(base):
+            path = tempfile.mkdtemp(prefix="orbitdock-not-git-", dir=base)
+            yield Path(path)
+            shutil.rmtree(path, ignore_errors=True)
+            return
+    pytest.skip("no directory outside a git work tree on this machine")
+
+
+def test_review_bad_input_is_coded(codex_daemon, sim, outside_git):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    plain = outside_git
+    sid = create(client, plain, policy="never")
+    outside = ctl(d, "session", "review", sid, check=False)
+    assert outside.returncode == 1 and "invalid_state" in outside.stderr
+    assert "not in a git repository" in outside.stderr
+    missing = ctl(d, "session", "review", "od-nope", "--base", "main", check=False)
+    assert missing.returncode == 1 and "not_found" in missing.stderr
+    with pytest.raises(Exception, match="invalid_argument.*needs a value"):
+        client.request(m.ReviewSession(session_id=sid, target="commit"))
+    assert state(client, sid).turn_count == 0

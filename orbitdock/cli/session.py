@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import click
@@ -73,6 +74,13 @@ def render_state(s: SessionState, messages: int = 20) -> str:
         body = msg.content if msg.type != "tool" else f"{msg.tool_name}: {msg.tool_input or ''}"
         flag = " …" if msg.is_in_progress else ""
         out.append(f"    #{msg.seq} {msg.type:9} {body[:200]}{flag}")
+        if msg.type == "review" and msg.tool_output:
+            result = json.loads(msg.tool_output)
+            out.append(f"      verdict: {result.get('verdict') or '-'}")
+            for f in result.get("findings") or []:
+                priority = f"[P{f['priority']}] " if f.get("priority") is not None else ""
+                out.append(f"      - {priority}{f.get('title')} — {f.get('file')}:"
+                           f"{f.get('line_start')}-{f.get('line_end')}")
     return "\n".join(out)
 
 
@@ -198,6 +206,25 @@ def fork(ctx: Context, session_id: str, model, sandbox, approval_policy, name) -
                                       approval_policy=approval_policy, name=name),
                         timeout=ctx.cfg.codex.start_timeout_s)
     ctx.emit(reply.session, reply.session.id)
+
+
+@session.command("review")
+@click.argument("session_id")
+@click.option("--uncommitted", "target", flag_value="uncommitted", default=True,
+              help="The working tree's uncommitted changes (default).")
+@click.option("--base", help="The changes against this base branch.")
+@click.option("--commit", help="The changes of this commit.")
+@click.option("--custom", help="Review what these instructions say.")
+@pass_ctx
+def review(ctx: Context, session_id: str, target: str, base, commit, custom) -> None:
+    """Start a review turn; its findings arrive as a 'review' message."""
+    given = [(name, value) for name, value in (("base_branch", base), ("commit", commit),
+                                               ("custom", custom)) if value]
+    if len(given) > 1:
+        raise click.UsageError("give one of --uncommitted, --base, --commit, --custom")
+    target, value = given[0] if given else ("uncommitted", None)
+    reply = ctx.request(m.ReviewSession(session_id=session_id, target=target, value=value))
+    ctx.emit(reply, f"review started ({target})")
 
 
 @session.command("rollback")

@@ -156,6 +156,8 @@ class ThreadMapper:
 
     def __init__(self) -> None:
         self.turn_id: str | None = None  # the active turn (for interrupt/steer)
+        self._root_turn_id: str | None = None  # a review turn completes under its root id
+        self._review_text: str | None = None  # the last review, until its turn completes
         self._changes: dict[str, list[dict[str, Any]]] = {}  # fileChange item -> changes
 
     def reset(self) -> None:
@@ -174,26 +176,34 @@ class ThreadMapper:
     def _turn_started(self, p: dict[str, Any]) -> list[ev.BackendEvent]:
         turn = p.get("turn") or {}
         self.turn_id = turn.get("id")
+        self._root_turn_id = turn.get("rootTurnId")
         return [ev.TurnStarted(turn_id=turn.get("id", ""))]
 
     def _turn_completed(self, p: dict[str, Any]) -> list[ev.BackendEvent]:
         turn = p.get("turn") or {}
-        if turn.get("id") == self.turn_id:
+        turn_id = turn.get("id")
+        if self.turn_id and turn_id == self._root_turn_id:
+            turn_id = self.turn_id  # review turns start under one id and complete under the root
+        if turn_id == self.turn_id:
             self.turn_id = None
         self._changes.clear()
+        self._review_text = None
         error = turn.get("error") or None
         message = error.get("message") if isinstance(error, dict) else None
-        return [ev.TurnCompleted(turn_id=turn.get("id"), status=turn.get("status", "completed"),
+        return [ev.TurnCompleted(turn_id=turn_id, status=turn.get("status", "completed"),
                                  error=message)]
 
     def _item_started(self, p: dict[str, Any]) -> list[ev.BackendEvent]:
         item = p.get("item") or {}
         kind = item.get("type")
-        if kind not in TOOL_ITEMS and kind != "contextCompaction":
+        if kind not in TOOL_ITEMS and kind not in ("contextCompaction", "enteredReviewMode"):
             return []
         item_id = item.get("id", "")
         if kind == "contextCompaction":
             return [ev.ContextCompaction(item_id=item_id, completed=False)]
+        if kind == "enteredReviewMode":
+            self._review_text = None
+            return [ev.ReviewStarted(item_id=item_id, description=item.get("review") or "")]
         if kind == "commandExecution":
             tool_input = item.get("command")
         elif kind == "fileChange":
@@ -212,7 +222,12 @@ class ThreadMapper:
     def _item_completed(self, p: dict[str, Any]) -> list[ev.BackendEvent]:
         item = p.get("item") or {}
         kind, item_id, turn_id = item.get("type"), item.get("id", ""), p.get("turnId")
+        if kind == "exitedReviewMode":
+            self._review_text = item.get("review") or ""
+            return [ev.ReviewFinished(item_id=item_id, text=self._review_text)]
         if kind == "agentMessage":
+            if self._review_text is not None and item.get("text") == self._review_text:
+                return []  # codex repeats the review as a message: shown once, as the review
             return [ev.AgentMessage(item_id=item_id, text=item.get("text", ""), turn_id=turn_id)]
         if kind == "userMessage":
             return [ev.UserMessage(text=_user_text(item.get("content")), item_id=item_id,

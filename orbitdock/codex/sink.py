@@ -21,7 +21,7 @@ from typing import Any
 import pykka
 
 from orbitdock.codex import jsonrpc as rpc
-from orbitdock.codex import mapping
+from orbitdock.codex import mapping, review
 from orbitdock.codex.appserver import AppServerProcess
 from orbitdock.codex.pool_messages import Release, ThreadBound
 from orbitdock.codex.prompts import Pending, PromptLedger
@@ -83,6 +83,8 @@ class ThreadSink:
         # thread/archive succeeded: codex refuses the thread (even thread/resume) until unarchived
         self.archived = archived
         self._unloaded = False  # thread/unarchive leaves it notLoaded: resume before the next op
+        self.transcript_path: str | None = None  # the rollout (where the review's findings are)
+        self._reviewing = False  # a review turn runs: it cannot be steered
 
     def __repr__(self) -> str:
         return f"<ThreadSink {self.thread_id or '?'} {self.state}>"
@@ -152,6 +154,7 @@ class ThreadSink:
         logger.info("thread %s started on %s in %.2fs", started.thread_id, self._ctx,
                     time.monotonic() - asked_at, extra=self._log_extra)
         self.thread_id = started.thread_id
+        self.transcript_path = started.transcript_path
         self.model = self.model or started.model
         self._ctx.route(self.thread_id, self)  # type: ignore[union-attr]
         self._tell_pool_bound()
@@ -183,6 +186,8 @@ class ThreadSink:
         self._tell_pool_bound()
         self.state = "ready"
         self._recoveries_left = self._config.recovery_attempts
+        self.transcript_path = ((result or {}).get("thread") or {}).get("path") \
+            or self.transcript_path
         if initial:
             self._announced = True
             self._emit(mapping.thread_started(result or {}, fallback_cwd=self.cwd))
@@ -281,6 +286,12 @@ class ThreadSink:
                 self._prompts.started(event.turn_id)
             elif isinstance(event, ev.TurnCompleted):
                 self._prompts.completed(event.turn_id)
+                self._reviewing = False
+            elif isinstance(event, ev.ReviewStarted):
+                self._reviewing = True
+            elif isinstance(event, ev.ReviewFinished):
+                event.result = (review.from_rollout(self.transcript_path, self.thread_id)
+                                or review.from_text(event.text))
             self._emit(event)
 
     def on_server_request(self, req_id: int | str, method: str, params: dict[str, Any]) -> None:
@@ -387,6 +398,10 @@ class ThreadSink:
 
     def cmd_steer(self, ctx: AppServerProcess, op: SinkOp, content: str) -> None:
         text = content
+        if self._reviewing:
+            self.fail_op(op, "invalid_state", "a review turn cannot be steered: wait for the "
+                         "review or interrupt it")
+            return
         if not self._mapper.turn_id:  # the turn just ended: the text starts the next one
             self.cmd_send_message(ctx, op, text)
             return
@@ -455,6 +470,24 @@ class ThreadSink:
             return
         ctx.request("thread/revert", {"threadId": self.thread_id, "beforeTurnId": before_turn_id},
                     self._done(op))
+
+    def cmd_review(self, ctx: AppServerProcess, op: SinkOp, target: str,
+                   value: str | None) -> None:
+        """review/start (inline: the review is a turn of this thread)."""
+        if self._mapper.turn_id:
+            self.fail_op(op, "invalid_state", "a turn is running: review after it ends")
+            return
+        try:
+            params = review.target_params(target, value)
+        except ValueError as exc:
+            self.fail_op(op, "invalid_argument", str(exc))
+            return
+        if target != "custom" and not review.in_git_checkout(self.cwd):
+            self.fail_op(op, "invalid_state", f"{self.cwd} is not in a git repository: only a "
+                         "custom review (--custom) applies")
+            return
+        ctx.request("review/start", {"threadId": self.thread_id, "target": params},
+                    self._done(op, lambda r: {"turn_id": (r.get("turn") or {}).get("id")}))
 
     def cmd_rename(self, ctx: AppServerProcess, op: SinkOp, name: str | None) -> None:
         if not name:  # codex has no "clear name"; the name lives in orbitdock

@@ -168,6 +168,24 @@ class ContextCompaction:
 
 
 @dataclass(slots=True)
+class ReviewStarted:
+    """The backend entered review mode (what it reviews, in its words)."""
+
+    item_id: str
+    description: str = ""
+
+
+@dataclass(slots=True)
+class ReviewFinished:
+    """The review's result: codex's text and, when known, ``result`` = {verdict,
+    explanation, findings: [{title, body, priority, confidence, file, line_start, line_end}]}."""
+
+    item_id: str
+    text: str
+    result: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
 class ThreadArchived:
     """The backend archived (or unarchived) the session's thread."""
 
@@ -230,7 +248,8 @@ BackendEvent = (
     ThreadStarted | TurnStarted | TurnCompleted | UserMessage | AgentMessageDelta
     | AgentMessage | ReasoningDelta | Reasoning | ToolStarted | ToolOutputDelta
     | ToolCompleted | ApprovalRequest | ApprovalCleared | TokenUsageUpdated
-    | RateLimitsUpdated | PlanUpdated | DiffUpdated | NameUpdated | ThreadArchived | ContextCompaction | ConfigApplied
+    | RateLimitsUpdated | PlanUpdated | DiffUpdated | NameUpdated | ThreadArchived | ContextCompaction
+    | ReviewStarted | ReviewFinished | ConfigApplied
     | ProjectInfo | BackendError | BackendLost | BackendRecovered | BackendEnded
     | CommandResult
 )

@@ -16,7 +16,7 @@ the backend's result). ``docs/PROTOCOL.md`` is generated from these classes.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -298,6 +298,21 @@ class RollbackSession(Request, tag="rollback_session", kw_only=True):
     errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS + (E.INVALID_ARGUMENT,)
     session_id: Sid
     turns: Annotated[int, msgspec.Meta(ge=1)] = 1
+
+
+class ReviewSession(Request, tag="review_session", kw_only=True):
+    """Review mode (codex ``review/start``, inline): ``target`` uncommitted | base_branch
+    (``value`` the branch) | commit (``value`` the sha) | custom (``value`` the
+    instructions). The session's work_status is ``reviewing`` meanwhile (steering is
+    refused); the findings arrive as a ``review`` message. A cwd outside git allows only
+    custom reviews (invalid_state)."""
+
+    scope: ClassVar[Scope] = Scope.SESSION
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS + (E.INVALID_ARGUMENT,)
+    forward: ClassVar[str | None] = "review"
+    session_id: Sid
+    target: Literal["uncommitted", "base_branch", "commit", "custom"] = "uncommitted"
+    value: str | None = None
 
 
 class ListModels(Request, tag="list_models", kw_only=True):

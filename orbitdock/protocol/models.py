@@ -12,9 +12,11 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 STATUSES = ("active", "ended")
-WORK_STATUSES = ("working", "waiting", "permission", "question", "reply", "ended")
+WORK_STATUSES = ("working", "reviewing", "waiting", "permission", "question", "reply", "ended")
+# "review": content is codex's text; tool_output the JSON {verdict, explanation, findings:
+# [{title, body, priority, confidence, file, line_start, line_end}]} a client lists.
 MESSAGE_TYPES = ("user", "assistant", "thinking", "tool", "tool_result", "steer", "error",
-                 "compaction")
+                 "compaction", "review")
 APPROVAL_TYPES = ("exec", "patch", "question", "permissions", "elicitation", "generic")
 
 
@@ -127,6 +129,7 @@ class SessionState(SessionSummary, kw_only=True):
     current_turn_id: str | None = None
     turn_count: int = 0
     is_compacting: bool = False  # a context compaction runs (not persisted: ends with its turn)
+    is_reviewing: bool = False  # in review mode (work_status "reviewing" while its turn runs)
     current_plan: list[dict[str, Any]] | None = None
     plan_explanation: str | None = None
     current_diff: str | None = None
@@ -166,6 +169,7 @@ class StateChanges(Base, kw_only=True):
     current_turn_id: str | None | UnsetType = UNSET
     turn_count: int | UnsetType = UNSET
     is_compacting: bool | UnsetType = UNSET
+    is_reviewing: bool | UnsetType = UNSET
     current_plan: list[dict[str, Any]] | None | UnsetType = UNSET
     plan_explanation: str | None | UnsetType = UNSET
     current_diff: str | None | UnsetType = UNSET

@@ -126,7 +126,7 @@ class SessionCore:
             head = self.state.approvals[0]
             return "question" if head.type in QUESTION_TYPES else "permission"
         if self.state.current_turn_id is not None:
-            return "working"
+            return "reviewing" if self.state.is_reviewing else "working"
         return default
 
     def _set_work(self, work_status: str, **more: Any) -> None:
@@ -195,7 +195,7 @@ class SessionCore:
         self._finish_open_messages()
         self._withdraw_approvals("turn_ended")
         self._delta(current_turn_id=None, last_error=ev.error if ev.status == "failed" else None,
-                    is_compacting=False)
+                    is_compacting=False, is_reviewing=False)
         if ev.status == "failed" and ev.error:
             self._append("error", ev.error, is_error=True)
         self._set_work("reply" if ev.status == "completed" else "waiting")
@@ -299,6 +299,17 @@ class SessionCore:
         else:
             self._stream("compaction", ev.item_id, COMPACTING_TEXT)
         self._delta(is_compacting=not ev.completed)
+
+    def _on_ReviewStarted(self, ev: be.ReviewStarted) -> None:
+        self._delta(is_reviewing=True)
+        if self.state.current_turn_id is not None:
+            self._set_work("reviewing")
+
+    def _on_ReviewFinished(self, ev: be.ReviewFinished) -> None:
+        result = ev.result or {"verdict": None, "explanation": ev.text, "findings": []}
+        self._append("review", ev.text, item_id=ev.item_id, tool_name="review",
+                     tool_output=msgspec.json.encode(result).decode())
+        self._delta(is_reviewing=False, last_message=ev.text[:LAST_MESSAGE_CHARS])
 
     def _on_ThreadArchived(self, ev: be.ThreadArchived) -> None:
         self._delta(is_archived=ev.archived)
