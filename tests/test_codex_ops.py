@@ -403,3 +403,74 @@ def test_review_bad_input_is_coded(codex_daemon, sim, outside_git):
     with pytest.raises(Exception, match="invalid_argument.*needs a value"):
         client.request(m.ReviewSession(session_id=sid, target="commit"))
     assert state(client, sid).turn_count == 0
+
+
+MCP_SERVER = REPO / "tests" / "fixtures" / "mcp_echo_server.py"
+
+
+def test_mcp_servers_ready_and_failed_are_shown_and_persisted(codex_daemon, sim):
+    from orbitdock.codex.home import write_sim_codex_home
+
+    write_sim_codex_home(codex_daemon.codex_home, sim.url, extra_toml=f"""
+[mcp_servers.echo]
+command = {json.dumps(sys.executable)}
+args = [{json.dumps(str(MCP_SERVER))}]
+default_tools_approval_mode = "approve"
+
+[mcp_servers.broken]
+command = "/nonexistent/orbitdock-test-mcp-server"
+args = []
+""")
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace, policy="never")
+
+    def settled():
+        servers = {s.name: s for s in state(client, sid).mcp_servers}
+        return (servers.get("echo") and servers["echo"].tools == ["echo"]
+                and servers.get("broken") and servers["broken"].state == "failed")
+    assert wait_until(settled, TURN_TIMEOUT_S), state(client, sid).mcp_servers
+    st = state(client, sid)
+    echo, broken = sorted(st.mcp_servers, key=lambda s: s.name, reverse=True)
+    assert (echo.state, echo.tool_count, echo.error) == ("ready", 1, None)
+    assert broken.tool_count == 0 and "No such file" in broken.error
+    assert (st.mcp_server_count, st.mcp_failed_count) == (2, 1)
+    row = next(s for s in client.request(m.SubscribeList()).sessions if s.id == sid)
+    assert (row.mcp_server_count, row.mcp_failed_count) == (2, 1)
+
+    listed = {s["name"]: s for s in ctl(d, "session", "mcp", sid)}
+    assert listed["echo"]["state"] == "ready" and listed["echo"]["tools"] == ["echo"]
+    assert listed["broken"]["state"] == "failed" and "No such file" in listed["broken"]["error"]
+    text = subprocess.run([sys.executable, "-m", "orbitdock.cli", "session", "show", sid],
+                          cwd=REPO, env=dict(os.environ, ORBITDOCK_HOME=str(d.home)),
+                          capture_output=True, text=True, timeout=TURN_TIMEOUT_S).stdout
+    assert "MCP servers:" in text and "echo" in text and "failed" in text
+
+    # The tool works through codex (deferred behind tool_search for gpt-5.5).
+    sim.set_script([{"tool_search": {"query": "echo"}},
+                    {"call": "echo", "namespace": "mcp__echo", "args": {"text": "ping"}},
+                    {"text": "done"}])
+    before = state(client, sid).turn_count
+    client.request(m.SendMessage(session_id=sid, content="use echo"), timeout=TURN_TIMEOUT_S)
+    st = wait_turn_done(client, sid, before)
+    assert any(x.tool_name == "MCP:echo/echo" and "pong: ping" in (x.tool_output or "")
+               for x in st.messages)
+
+    d.stop()
+    d.start()
+    client = d.client(timeout=10)
+    st = state(client, sid)
+    assert {s.name: s.state for s in st.mcp_servers} == {"echo": "ready", "broken": "failed"}
+    assert st.mcp_server_count == 2
+
+
+def test_mcp_status_bad_input_is_coded(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    missing = ctl(d, "session", "mcp", "od-nope", check=False)
+    assert missing.returncode == 1 and "not_found" in missing.stderr
+    sid = create(client, codex_daemon.workspace, policy="never")
+    assert ctl(d, "session", "mcp", sid) == []  # no MCP server configured
+    client.request(m.EndSession(session_id=sid))
+    ended = ctl(d, "session", "mcp", sid, check=False)
+    assert ended.returncode == 1 and "invalid_state" in ended.stderr

@@ -32,10 +32,12 @@ def list_sessions(ctx: Context, show_all: bool, archived: bool) -> None:
     order = {"awaitingPermission": 0, "awaitingQuestion": 1, "awaitingReply": 2, "none": 3}
     rows.sort(key=lambda s: (s.status != "active", order.get(s.attention_reason, 4),
                              -s.last_activity_at))
-    lines = [f"{'':1} {'ID':40} {'PROVIDER':8} {'STATUS':10} {'APPR':>4} {'ACTIVE':>8}  NAME"]
+    lines = [f"{'':1} {'ID':40} {'PROVIDER':8} {'STATUS':10} {'APPR':>4} {'MCP':>3} "
+             f"{'ACTIVE':>8}  NAME"]
     for s in rows:
         lines.append(f"{ATTENTION_MARK.get(s.attention_reason, ' '):1} {s.id:40} "
                      f"{s.provider:8} {s.work_status:10} {s.pending_approvals:>4} "
+                     f"{s.mcp_server_count:>3} "
                      f"{ago(s.last_activity_at):>8}  {s.display_name}"
                      + (f"  (fork of {s.forked_from_session_id})" if s.forked_from_session_id
                         else ""))
@@ -59,6 +61,11 @@ def render_state(s: SessionState, messages: int = 20) -> str:
            + (f"  forked from {s.forked_from_session_id}" if s.forked_from_session_id else "")]
     if s.last_error:
         out.append(f"  last error: {s.last_error}")
+    if s.mcp_servers:
+        out.append("  MCP servers:")
+        out += [f"    {x.name:20} {x.state:10} {x.tool_count} tool(s)"
+                + (f"  {x.error}" if x.error else f"  {', '.join(x.tools)}")
+                for x in s.mcp_servers]
     if s.current_plan:
         out.append("  plan:")
         out += [f"    [{p.get('status', '?')}] {p.get('step', '')}" for p in s.current_plan]
@@ -225,6 +232,22 @@ def review(ctx: Context, session_id: str, target: str, base, commit, custom) -> 
     target, value = given[0] if given else ("uncommitted", None)
     reply = ctx.request(m.ReviewSession(session_id=session_id, target=target, value=value))
     ctx.emit(reply, f"review started ({target})")
+
+
+@session.command("mcp")
+@click.argument("session_id")
+@pass_ctx
+def mcp(ctx: Context, session_id: str) -> None:
+    """The MCP servers the session's backend started: state, tools, error."""
+    reply = ctx.request(m.McpStatus(session_id=session_id))
+    servers = reply.result.get("servers") or []
+    lines = [f"{'NAME':20} {'STATE':10} {'TOOLS':>5}  DETAIL"]
+    for s in servers:
+        detail = s.get("error") or ", ".join(s.get("tools") or [])
+        lines.append(f"{s['name']:20} {s['state']:10} {len(s.get('tools') or []):>5}  {detail}")
+    if not servers:
+        lines.append("(no MCP servers)")
+    ctx.emit(servers, "\n".join(lines))
 
 
 @session.command("rollback")

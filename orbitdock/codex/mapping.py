@@ -92,6 +92,19 @@ def efforts_by_model(result: dict[str, Any]) -> dict[str, list[str]]:
             for option in model_options(result.get("data") or [])}
 
 
+def mcp_servers(result: dict[str, Any], states: dict[str, str]) -> list[dict[str, Any]]:
+    """mcpServerStatus/list -> McpServersUpdated entries; ``states``: the last start-up
+    state codex announced per server (the list itself carries none)."""
+    out = []
+    for server in result.get("data") or []:
+        name = server.get("name", "?")
+        error = server.get("toolsError")
+        state = states.get(name) or ("failed" if error else "ready")
+        out.append({"name": name, "state": state, "error": error,
+                    "tools": list(server.get("tools") or {})})
+    return out
+
+
 def approval_policy_name(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -342,6 +355,8 @@ _NOTIFICATIONS = {
     "account/rateLimits/updated": lambda self, p: [ev.RateLimitsUpdated(
         payload=dict(p.get("rateLimits") or {}))],
     "thread/name/updated": lambda self, p: [ev.NameUpdated(name=p.get("threadName"))],
+    "mcpServer/startupStatus/updated": lambda self, p: [ev.McpServersUpdated(servers=[{
+        "name": p.get("name", "?"), "state": p.get("status"), "error": p.get("error")}])],
     "error": ThreadMapper._error,
     "serverRequest/resolved": lambda self, p: [ev.ApprovalCleared(key=p.get("requestId"))],
 }

@@ -85,6 +85,7 @@ class ThreadSink:
         self._unloaded = False  # thread/unarchive leaves it notLoaded: resume before the next op
         self.transcript_path: str | None = None  # the rollout (where the review's findings are)
         self._reviewing = False  # a review turn runs: it cannot be steered
+        self._mcp_states: dict[str, str] = {}  # MCP server -> its last start-up state
 
     def __repr__(self) -> str:
         return f"<ThreadSink {self.thread_id or '?'} {self.state}>"
@@ -287,12 +288,28 @@ class ThreadSink:
             elif isinstance(event, ev.TurnCompleted):
                 self._prompts.completed(event.turn_id)
                 self._reviewing = False
+            elif isinstance(event, ev.McpServersUpdated):
+                self._mcp_started(event)
             elif isinstance(event, ev.ReviewStarted):
                 self._reviewing = True
             elif isinstance(event, ev.ReviewFinished):
                 event.result = (review.from_rollout(self.transcript_path, self.thread_id)
                                 or review.from_text(event.text))
             self._emit(event)
+
+    def _mcp_started(self, event: ev.McpServersUpdated) -> None:
+        """A server's start-up state changed; once it settled, its tools are listed."""
+        for server in event.servers:
+            self._mcp_states[server["name"]] = server["state"]
+        if self._ctx is not None and any(s["state"] in ("ready", "failed")
+                                         for s in event.servers):
+            self._ctx.request("mcpServerStatus/list", {}, self._mcp_listed)
+
+    def _mcp_listed(self, result: Any, error: rpc.RpcError | None) -> list[dict[str, Any]]:
+        servers = [] if error else mapping.mcp_servers(result or {}, self._mcp_states)
+        if servers and self.state not in ("stopped", "failed"):
+            self._emit(ev.McpServersUpdated(servers=servers))
+        return servers
 
     def on_server_request(self, req_id: int | str, method: str, params: dict[str, Any]) -> None:
         self._requests[req_id] = (method, params)
@@ -488,6 +505,16 @@ class ThreadSink:
             return
         ctx.request("review/start", {"threadId": self.thread_id, "target": params},
                     self._done(op, lambda r: {"turn_id": (r.get("turn") or {}).get("id")}))
+
+    def cmd_mcp_status(self, ctx: AppServerProcess, op: SinkOp) -> None:
+        """mcpServerStatus/list now: the session's MCP servers refreshed and returned."""
+        def listed(result: Any, error: rpc.RpcError | None) -> None:
+            if error is not None:
+                self.fail_op(op, "backend_error", f"mcpServerStatus/list failed: {error.message}")
+                return
+            servers = self._mcp_listed(result, None)
+            self._emit(ev.CommandResult(token=op.token, ok=True, result={"servers": servers}))
+        ctx.request("mcpServerStatus/list", {}, listed)
 
     def cmd_rename(self, ctx: AppServerProcess, op: SinkOp, name: str | None) -> None:
         if not name:  # codex has no "clear name"; the name lives in orbitdock

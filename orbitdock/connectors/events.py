@@ -186,6 +186,14 @@ class ReviewFinished:
 
 
 @dataclass(slots=True)
+class McpServersUpdated:
+    """MCP servers' start-up states, by name: dicts with name, state, and when known
+    tools (names) and error; servers not named keep what was known of them."""
+
+    servers: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
 class ThreadArchived:
     """The backend archived (or unarchived) the session's thread."""
 
@@ -249,7 +257,7 @@ BackendEvent = (
     | AgentMessage | ReasoningDelta | Reasoning | ToolStarted | ToolOutputDelta
     | ToolCompleted | ApprovalRequest | ApprovalCleared | TokenUsageUpdated
     | RateLimitsUpdated | PlanUpdated | DiffUpdated | NameUpdated | ThreadArchived | ContextCompaction
-    | ReviewStarted | ReviewFinished | ConfigApplied
+    | ReviewStarted | ReviewFinished | McpServersUpdated | ConfigApplied
     | ProjectInfo | BackendError | BackendLost | BackendRecovered | BackendEnded
     | CommandResult
 )

@@ -315,6 +315,17 @@ class ReviewSession(Request, tag="review_session", kw_only=True):
     value: str | None = None
 
 
+class McpStatus(Request, tag="mcp_status", kw_only=True):
+    """The MCP servers the session's backend started, asked now (codex
+    ``mcpServerStatus/list``): the session's ``mcp_servers`` are refreshed and the Ack's
+    result is ``{"servers": [{name, state, tools, error}]}``."""
+
+    scope: ClassVar[Scope] = Scope.SESSION
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS
+    forward: ClassVar[str | None] = "mcp_status"
+    session_id: Sid
+
+
 class ListModels(Request, tag="list_models", kw_only=True):
     scope: ClassVar[Scope] = Scope.PROVIDER
     reply: ClassVar[type[Reply]] = ModelsList

@@ -88,6 +88,16 @@ class ApprovalRequest(Base, kw_only=True):
     created_at: float = 0.0
 
 
+class McpServer(Base, kw_only=True):
+    """One MCP server the backend started for the session."""
+
+    name: str
+    state: str = "starting"  # starting | ready | failed | cancelled (codex's words)
+    tools: list[str] = []
+    tool_count: int = 0
+    error: str | None = None
+
+
 class SessionSummary(Base, kw_only=True):
     """A row of the session list: what a dashboard needs to answer "who waits on me?"."""
 
@@ -120,6 +130,8 @@ class SessionSummary(Base, kw_only=True):
     end_reason: str | None = None
     is_archived: bool = False  # the backend thread is archived: out of the default list
     forked_from_session_id: str | None = None  # the session this one was forked from
+    mcp_server_count: int = 0  # MCP servers the backend started (mcp_servers in the snapshot)
+    mcp_failed_count: int = 0  # of them, failed to start
 
 
 class SessionState(SessionSummary, kw_only=True):
@@ -130,6 +142,7 @@ class SessionState(SessionSummary, kw_only=True):
     turn_count: int = 0
     is_compacting: bool = False  # a context compaction runs (not persisted: ends with its turn)
     is_reviewing: bool = False  # in review mode (work_status "reviewing" while its turn runs)
+    mcp_servers: list[McpServer] = []
     current_plan: list[dict[str, Any]] | None = None
     plan_explanation: str | None = None
     current_diff: str | None = None
@@ -179,6 +192,9 @@ class StateChanges(Base, kw_only=True):
     transcript_path: str | None | UnsetType = UNSET
     is_archived: bool | UnsetType = UNSET
     forked_from_session_id: str | None | UnsetType = UNSET
+    mcp_server_count: int | UnsetType = UNSET
+    mcp_failed_count: int | UnsetType = UNSET
+    mcp_servers: list[McpServer] | UnsetType = UNSET
 
 
 class ModelOption(Base, kw_only=True):

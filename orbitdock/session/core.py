@@ -24,6 +24,7 @@ from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.models import (
     ApprovalRequest,
+    McpServer,
     Message,
     MessageChanges,
     SessionState,
@@ -310,6 +311,19 @@ class SessionCore:
         self._append("review", ev.text, item_id=ev.item_id, tool_name="review",
                      tool_output=msgspec.json.encode(result).decode())
         self._delta(is_reviewing=False, last_message=ev.text[:LAST_MESSAGE_CHARS])
+
+    def _on_McpServersUpdated(self, ev: be.McpServersUpdated) -> None:
+        known = {server.name: server for server in self.state.mcp_servers}
+        for update in ev.servers:
+            old = known.get(update["name"]) or McpServer(name=update["name"])
+            tools = update.get("tools")
+            tools = old.tools if tools is None else sorted(tools)
+            known[old.name] = McpServer(
+                name=old.name, state=update.get("state") or old.state, tools=tools,
+                tool_count=len(tools), error=update.get("error", old.error))
+        servers = sorted(known.values(), key=lambda s: s.name)
+        self._delta(mcp_servers=servers, mcp_server_count=len(servers),
+                    mcp_failed_count=sum(1 for s in servers if s.state == "failed"))
 
     def _on_ThreadArchived(self, ev: be.ThreadArchived) -> None:
         self._delta(is_archived=ev.archived)

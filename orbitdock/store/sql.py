@@ -50,8 +50,9 @@ SESSION_COLUMNS = (
     "is_archived",  # 0002
     "effort",  # 0003
     "forked_from_session_id",  # 0004
+    "mcp_servers", "mcp_server_count", "mcp_failed_count",  # 0005
 )
-SESSION_JSON_COLUMNS = frozenset({"current_plan", "extra"})
+SESSION_JSON_COLUMNS = frozenset({"current_plan", "extra", "mcp_servers"})
 _SESSION_SETTABLE = frozenset(SESSION_COLUMNS) - {"id"}
 
 MESSAGE_COLUMNS = (
