@@ -314,8 +314,13 @@ def test_a_terminal_session_forks_into_a_direct_one(codex_daemon, sim):
                       and state(client, tid).messages, 10)
     passive = state(client, tid)
     assert passive.integration_mode == "passive"
-    refused = ctl(d, "session", "compact", tid, check=False)  # no operation drives a passive one
-    assert refused.returncode == 1 and "invalid_state" in refused.stderr
+    # No operation drives a passive session (codex in the terminal owns its thread).
+    for args in (["compact"], ["archive"], ["unarchive"], ["rollback"], ["review", "--custom", "x"],
+                 ["mcp"], ["send", "--effort", "low"]):
+        command = [args[0], tid, *args[1:]] if args[0] != "send" else ["send", tid, "hi", *args[1:]]
+        refused = ctl(d, "session", *command, check=False)
+        assert refused.returncode == 1 and "invalid_state" in refused.stderr, (args, refused.stderr)
+    assert state(client, tid).revision == passive.revision
 
     forked = ctl(d, "session", "fork", tid)
     assert forked.get("integration_mode", "direct") == "direct"
@@ -462,6 +467,27 @@ args = []
     st = state(client, sid)
     assert {s.name: s.state for s in st.mcp_servers} == {"echo": "ready", "broken": "failed"}
     assert st.mcp_server_count == 2
+
+
+def test_operations_on_an_ended_session_are_refused_and_change_nothing(codex_daemon, sim):
+    d = codex_daemon()
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace, policy="never")
+    one_turn(client, sim, sid, "hello", "hi")
+    client.request(m.EndSession(session_id=sid))
+    before = state(client, sid)
+    for args in (["compact"], ["archive"], ["unarchive"], ["rollback"], ["review"], ["mcp"]):
+        refused = ctl(d, "session", args[0], sid, *args[1:], check=False)
+        assert refused.returncode == 1 and "invalid_state" in refused.stderr, (args, refused.stderr)
+    for args in (["compact"], ["rollback"], ["review"], ["mcp"], ["archive"]):
+        missing = ctl(d, "session", args[0], "od-missing", check=False)
+        assert missing.returncode == 1 and "not_found" in missing.stderr
+    after = state(client, sid)
+    assert (after.revision, after.status, len(after.messages)) == (
+        before.revision, "ended", len(before.messages))
+    # Fork applies to an ended session: it continues the conversation in a new one.
+    forked = ctl(d, "session", "fork", sid)
+    assert forked["forked_from_session_id"] == sid and state(client, sid).status == "ended"
 
 
 def test_mcp_status_bad_input_is_coded(codex_daemon, sim):
