@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 
 TARGETS = ("uncommitted", "base_branch", "commit", "custom")
-_TAIL_BYTES = 1 << 20  # the review is among the last lines of its rollout
 
 
 def target_params(target: str, value: str | None) -> dict[str, Any]:
@@ -55,9 +54,10 @@ def _finding(raw: dict[str, Any]) -> dict[str, Any]:
             "line_end": lines.get("end")}
 
 
-def from_rollout(transcript_path: str | None, thread_id: str | None) -> dict[str, Any] | None:
-    """The last review_output of the thread's newest rollout file (thread/revert writes the
-    thread to a new file beside the first), or None."""
+def from_rollout(transcript_path: str | None, thread_id: str | None,
+                 tail_bytes: int) -> dict[str, Any] | None:
+    """The last review_output within the last ``tail_bytes`` of the thread's newest rollout
+    file (thread/revert writes the thread to a new file beside the first), or None."""
     if not transcript_path or not thread_id:
         return None
     files = glob.glob(os.path.join(glob.escape(os.path.dirname(transcript_path)),
@@ -67,7 +67,7 @@ def from_rollout(transcript_path: str | None, thread_id: str | None) -> dict[str
     if newest is None:
         return None
     with open(newest, "rb") as fh:
-        fh.seek(max(0, os.path.getsize(newest) - _TAIL_BYTES))
+        fh.seek(max(0, os.path.getsize(newest) - tail_bytes))
         lines = fh.read().splitlines()
     for line in reversed(lines):
         if b"review_output" not in line:

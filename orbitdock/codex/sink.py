@@ -293,7 +293,8 @@ class ThreadSink:
             elif isinstance(event, ev.ReviewStarted):
                 self._reviewing = True
             elif isinstance(event, ev.ReviewFinished):
-                event.result = (review.from_rollout(self.transcript_path, self.thread_id)
+                event.result = (review.from_rollout(self.transcript_path, self.thread_id,
+                                                    self._config.review_tail_bytes)
                                 or review.from_text(event.text))
             self._emit(event)
 
