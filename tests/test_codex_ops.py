@@ -198,7 +198,11 @@ def test_compaction_is_shown_while_it_runs_then_a_message(codex_daemon, sim):
     assert st.token_usage.total_tokens > tokens_before
     assert wait_until(lambda: sub.state(sid).revision == st.revision, 10, poll=sub.poll)
     assert not sub.state(sid).is_compacting and sub.state(sid).messages[-1].type == "compaction"
-    # The model continues from the summary.
+    # The model continues from the summary, also after a daemon restart.
+    d.stop()
+    d.start()
+    client = d.client(timeout=10)
+    assert [x.type for x in state(client, sid).messages][-1] == "compaction"
     one_turn(client, sim, sid, "what fruit?", "FIG")
     assert "SUMMARY: the user likes FIG" in str(sim.requests()[-1]["input"])
 
@@ -374,8 +378,13 @@ def test_review_mode_reports_findings_and_refuses_steering(codex_daemon, sim):
                            cwd=REPO, env=dict(os.environ, ORBITDOCK_HOME=str(d.home)),
                            capture_output=True, text=True, timeout=TURN_TIMEOUT_S).stdout
     assert "[P2] Magic number" in shown and "verdict: patch is correct" in shown
-    # The thread goes on normally after the review.
+    # The thread goes on normally after the review; the review survives a daemon restart.
     assert one_turn(client, sim, sid, "thanks", "welcome").messages[-1].content == "welcome"
+    d.stop()
+    d.start()
+    client = d.client(timeout=10)
+    restored = [x for x in state(client, sid).messages if x.type == "review"]
+    assert json.loads(restored[0].tool_output) == result
 
 
 @pytest.fixture
