@@ -17,7 +17,8 @@ ATTENTION_MARK = {"awaitingPermission": "!", "awaitingQuestion": "?", "awaitingR
 
 @click.group()
 def session() -> None:
-    """Sessions: list, show, create, send, interrupt, end, resume, rename, config."""
+    """Sessions: list, show, create, send, interrupt, end, resume, rename, config; codex
+    thread operations: archive, unarchive, compact, rollback, fork, review, mcp."""
 
 
 @session.command("list")
