@@ -48,7 +48,8 @@ class CodexProvider(Provider):
         return CodexConnector(self.pool, cwd=state.project_path or os.getcwd(), model=state.model,
                               approval_policy=state.approval_policy,
                               sandbox_mode=state.sandbox_mode, resume_thread_id=state.thread_id,
-                              session_id=state.id, config=self.cfg.codex)
+                              session_id=state.id, config=self.cfg.codex,
+                              archived=state.is_archived, effort=state.effort)
 
     def check_create(self, request: m.CreateSession, checked: Checked) -> None:
         error = check_cwd(request.cwd) or self.check_settings(

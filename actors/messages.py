@@ -94,6 +94,7 @@ class Checked:
 
     request: ClientRequest
     error: Any  # orbitdock.protocol.errors.ProtocolError | None
+    then: dict[str, Any] = field(default_factory=dict)  # what to do when it passed
 
 
 @dataclass(slots=True)

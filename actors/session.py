@@ -36,7 +36,7 @@ from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.models import SessionState
 from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers
 from orbitdock.session.core import QUESTION_TYPES, SessionCore
-from orbitdock.store.commands import Atomic
+from orbitdock.store.commands import Atomic, CopyMessages
 from orbitdock.transport import Outlet
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,19 @@ class _Decision:
     approval_id: str
 
 
+@dataclass(slots=True)
+class _Rollback:
+    """Token for a rollback in flight: who asked, and the first message seq it drops."""
+
+    request: ClientRequest
+    seq: int
+    turns: int
+
+
+FILES_NOT_REVERTED = ("files on disk were NOT reverted: the rolled-back turns' edits and "
+                      "commands stay in the working tree")
+
+
 class SessionActor(pykka.ThreadingActor):
     def __init__(self, config: Config, state: SessionState, *, ctx: zmq.Context,
                  inproc_endpoint: str, persistence: pykka.ActorRef,
@@ -69,7 +82,8 @@ class SessionActor(pykka.ThreadingActor):
                  connector_factory: Callable[[SessionState], Connector] | None,
                  epoch: str, restored: bool = False, provider: Provider | None = None,
                  pending_request: ClientRequest | None = None,
-                 disabled_reason: str | None = None, last_approval: int = 0):
+                 disabled_reason: str | None = None, last_approval: int = 0,
+                 fork_thread_id: str | None = None):
         super().__init__()
         self.epoch = epoch
         self.cfg = config
@@ -85,6 +99,9 @@ class SessionActor(pykka.ThreadingActor):
         self.pending_request = pending_request
         self.disabled_reason = disabled_reason  # set when the supervisor gave up restarting
         self.last_approval = last_approval  # a restored session numbers approvals on after it
+        # A fork in the making: nothing is saved or published (and the client waits) until
+        # the backend made the thread; if it cannot, the session never existed.
+        self.fork_thread_id = fork_thread_id
         self.connector: Connector | None = None
         self.outlet: Outlet | None = None
         self.core: SessionCore | None = None
@@ -123,7 +140,13 @@ class SessionActor(pykka.ThreadingActor):
             # A passive session's turn goes on in the terminal; its rollout tells us more.
             self.core.reset_after_restart("orbitdockd restarted while this turn ran")
         elif self.state.status == "active" and self.connector_factory is not None:
-            self._start_connector(resume=False)
+            try:
+                self._start_connector(resume=False)
+            except ProtocolError as exc:
+                if self.pending_request is None:
+                    raise
+                self._refuse_create(exc.message, exc.code)
+                return
         if self.pending_request is not None and self.connector is None:
             self.outlet.answer(self.pending_request, self._snapshot())
             self.pending_request = None
@@ -184,7 +207,8 @@ class SessionActor(pykka.ThreadingActor):
 
     def _start_connector(self, resume: bool) -> None:
         self.connector = self.connector_factory(self.state)
-        self.connector.start(self._emit, resume_thread_id=self.state.thread_id if resume else None)
+        self.connector.start(self._emit, resume_thread_id=self.state.thread_id if resume else None,
+                             fork_thread_id=self.fork_thread_id)
 
     def _drop_failed_connector(self) -> None:
         """The backend gave up for good (codex refused the thread, never answered, or cannot
@@ -294,6 +318,8 @@ class SessionActor(pykka.ThreadingActor):
                     self._error(req.request, ErrorCode(event.error_code or ErrorCode.BACKEND_ERROR),
                                 event.error_message or "backend rejected the decision")
                 self._flush()
+            elif isinstance(req, _Rollback):
+                self._rolled_back(req, event)
             elif isinstance(req, ClientRequest):
                 if event.ok:
                     self.outlet.answer(req, m.Ack(session_id=self.session_id, result=event.result))
@@ -314,18 +340,30 @@ class SessionActor(pykka.ThreadingActor):
                 self._backend_failed = False
                 self.core.handle(be.BackendRecovered("a new backend took over"), now=at)
             if self.pending_request is not None:  # the create is answered once its thread is
-                req, self.pending_request = self.pending_request, None
-                self._flush()
-                self.outlet.answer(req, self._snapshot())
+                self._answer_create()
         self._unflushed += 1  # published by on_receive (see there)
 
-    def _refuse_create(self, reason: str) -> None:
-        """A new session's backend gave up before it had a thread: refuse the create and
-        discard the session (nothing of it was saved, listed or published)."""
+    def _answer_create(self) -> None:
+        """A new session's (or a fork's) thread exists: its row goes first, a fork's copy of
+        its parent's messages after it (same transaction order), then the client gets the
+        snapshot."""
         req, self.pending_request = self.pending_request, None
-        self._log.warning("backend refused the new session: %s", reason)
-        self.outlet.refuse(req, ErrorCode.BACKEND_ERROR,
-                           f"the backend refused the session: {reason}")
+        extra = None
+        if self.fork_thread_id is not None:
+            self.fork_thread_id = None
+            extra = [CopyMessages(self.state.forked_from_session_id, self.session_id,
+                                  self.state.total_message_count)]
+        self._flush(extra_commands=extra)
+        self.outlet.answer(req, self._snapshot())
+
+    def _refuse_create(self, reason: str, code: ErrorCode = ErrorCode.BACKEND_ERROR) -> None:
+        """A new session's (or a fork's) backend gave up before it had a thread: refuse the
+        request and discard the session (nothing of it was saved, listed or published)."""
+        req, self.pending_request = self.pending_request, None
+        verb = "fork failed" if self.fork_thread_id else "the backend refused the session"
+        self._log.warning("%s: %s", verb, reason)
+        self.outlet.refuse(req, code, f"{verb}: {reason}",
+                           self.state.forked_from_session_id or self.session_id)
         self._drop_failed_connector()
         if self.supervisor is not None:
             self.supervisor.tell(SessionDiscarded(self.session_id))
@@ -357,6 +395,27 @@ class SessionActor(pykka.ThreadingActor):
         fields = {name: getattr(r, name) for name in r.__struct_fields__
                   if name not in ENVELOPE_FIELDS}
         self._ensure_connector().call(r.forward, req, **fields)
+
+    @answers(m.RollbackSession)
+    def _rollback(self, req: ClientRequest) -> None:
+        """Codex drops the turns first (thread/revert); their messages go once it did."""
+        self._require_active()
+        connector = self._ensure_connector()
+        if self.state.current_turn_id is not None:
+            raise ProtocolError(ErrorCode.INVALID_STATE, "a turn is running: roll back after it ends")
+        turn_id, seq = self.core.rollback_plan(req.request.turns)
+        connector.call("revert", _Rollback(req, seq, req.request.turns), before_turn_id=turn_id)
+
+    def _rolled_back(self, token: _Rollback, result: be.CommandResult) -> None:
+        if not result.ok:
+            self._error(token.request, ErrorCode(result.error_code or ErrorCode.BACKEND_ERROR),
+                        result.error_message or "backend refused the rollback")
+            return
+        dropped = self.core.rollback(token.seq)
+        self._flush()  # the reset goes out (and the rows away) before the reply
+        self.outlet.answer(token.request, m.Ack(session_id=self.session_id, result={
+            "turns_dropped": token.turns, "messages_dropped": dropped,
+            "files_reverted": False, "warning": FILES_NOT_REVERTED}))
 
     @answers(m.SubscribeSession)
     def _subscribe(self, req: ClientRequest) -> m.SessionSnapshot:

@@ -17,6 +17,7 @@ import time
 import uuid
 from typing import Any, Callable
 
+import msgspec
 import pykka
 import zmq
 
@@ -130,7 +131,8 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _spawn(self, state: SessionState, *, restored: bool, script: list[dict] | None = None,
                pending_request: ClientRequest | None = None, disabled_reason: str | None = None,
-               last_approval: int = 0) -> tuple[pykka.ActorRef, list[Any]]:
+               last_approval: int = 0,
+               fork_thread_id: str | None = None) -> tuple[pykka.ActorRef, list[Any]]:
         """Start the session's actor and make it LIVE; returns it and the messages that were
         held for it (a restart's)."""
         ref = SessionActor.start(
@@ -139,7 +141,8 @@ class SupervisorActor(pykka.ThreadingActor):
             connector_factory=self._connector_factory(state, script),
             provider=self.providers.get(state.provider), epoch=self.epoch,
             restored=restored, pending_request=pending_request,
-            disabled_reason=disabled_reason, last_approval=last_approval)
+            disabled_reason=disabled_reason, last_approval=last_approval,
+            fork_thread_id=fork_thread_id)
         return ref, self._move(state.id, SessionLife.LIVE, ref=ref)
 
     # ------------------------------------------------------------ session life
@@ -199,7 +202,7 @@ class SupervisorActor(pykka.ThreadingActor):
         elif isinstance(message, ProviderAnswer):
             self.outlet.answer(message.request, message.reply)
         elif isinstance(message, Checked):
-            self._create_checked(message.request, message.error)
+            self._checked(message.request, message.error, message.then)
         elif isinstance(message, SessionDiscarded):
             ref = self.sessions.pop(message.session_id, None)
             if ref is not None:
@@ -271,16 +274,6 @@ class SupervisorActor(pykka.ThreadingActor):
         if not provider.creatable:
             raise ProtocolError(ErrorCode.UNAVAILABLE,
                                 f"{r.provider} sessions cannot be created by orbitdock yet")
-        actor = self.actor_ref
-        # The verdict may come from a provider's thread (a codex reader): it only tells.
-        provider.check_create(r, lambda error: actor.tell(Checked(req, error)))
-        return None  # the new session's actor answers with its snapshot
-
-    def _create_checked(self, req: ClientRequest, error: ProtocolError | None) -> None:
-        if error is not None:
-            self.outlet.refuse_with(req, error)
-            return
-        r: m.CreateSession = req.request
         now = time.time()
         state = SessionState(
             id=f"od-{uuid.uuid4()}", provider=r.provider, project_path=r.cwd,
@@ -288,7 +281,61 @@ class SupervisorActor(pykka.ThreadingActor):
             approval_policy=r.approval_policy, sandbox_mode=r.sandbox_mode, custom_name=r.name,
             started_at=now, last_activity_at=now, message_limit=self.cfg.sessions.memory_messages)
         state.display_name = display_name_of(state)
-        self._spawn(state, restored=False, script=r.script, pending_request=req)
+        spawn = dict(state=state, script=r.script)
+        actor = self.actor_ref
+        # The verdict may come from a provider's thread (a codex reader): it only tells.
+        provider.check_create(r, lambda error: actor.tell(Checked(req, error, spawn)))
+        return None  # the new session's actor answers with its snapshot
+
+    def _checked(self, req: ClientRequest, error: ProtocolError | None,
+                 spawn: dict[str, Any]) -> None:
+        """A create's or a fork's values passed (or failed) the provider's check."""
+        if error is not None:
+            self.outlet.refuse_with(req, error)
+            return
+        self._spawn(restored=False, pending_request=req, **spawn)
+
+    @answers(m.ForkSession)
+    def _fork(self, req: ClientRequest) -> None:
+        """A new direct session on a fork of the parent's backend thread, carrying the
+        parent's messages (as stored: the parent's actor told every write before)."""
+        r: m.ForkSession = req.request
+        if r.session_id not in self.sessions:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no such session: {r.session_id}")
+        row = self.persistence.proxy().load_session(r.session_id).get(
+            timeout=self.cfg.persistence.ask_timeout_s)
+        if row is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no such session: {r.session_id}")
+        parent = self._load_state(row)
+        if not parent.thread_id:
+            raise ProtocolError(ErrorCode.INVALID_STATE, "the session has no backend thread yet "
+                                "(no turn ran): nothing to fork")
+        provider = self.providers.get(parent.provider)
+        if provider is None or not provider.creatable:
+            raise ProtocolError(ErrorCode.UNAVAILABLE,
+                                f"{parent.provider} sessions cannot be forked in this daemon")
+        sid, now = f"od-{uuid.uuid4()}", time.time()
+        state = SessionState(
+            id=sid, provider=parent.provider, project_path=parent.project_path,
+            project_name=parent.project_name, git_branch=parent.git_branch,
+            model=r.model or parent.model, effort=parent.effort,
+            approval_policy=r.approval_policy or parent.approval_policy,
+            sandbox_mode=r.sandbox_mode or parent.sandbox_mode, custom_name=r.name,
+            first_prompt=parent.first_prompt, last_message=parent.last_message,
+            prompt_count=parent.prompt_count, tool_count=parent.tool_count,
+            turn_count=parent.turn_count, token_usage=parent.token_usage,
+            started_at=now, last_activity_at=now, forked_from_session_id=parent.id,
+            messages=[msgspec.structs.replace(msg, id=f"{sid}:m{msg.seq}")
+                      for msg in parent.messages],
+            total_message_count=parent.total_message_count,
+            message_limit=self.cfg.sessions.memory_messages)
+        state.display_name = display_name_of(state)
+        spawn = dict(state=state, fork_thread_id=parent.thread_id)
+        actor = self.actor_ref
+        provider.check_config(approval_policy=r.approval_policy, sandbox_mode=r.sandbox_mode,
+                              model=r.model,
+                              checked=lambda error: actor.tell(Checked(req, error, spawn)))
+        return None  # the fork's actor answers once the backend made the thread
 
     def _deliver(self, session_id: str, message: Any) -> None:
         """Send to a session, or hold it while the session is being restarted."""

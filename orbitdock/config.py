@@ -104,6 +104,7 @@ class CodexConfig:
     stop_timeout_s: float = 3.0  # close stdin, then SIGTERM, then SIGKILL
     login_shell_warn_ms: float = 50.0  # warn when the login shell starts slower (0: no check)
     login_shell_timeout_s: float = 10.0  # the check's longest wait for one shell start
+    review_tail_bytes: int = 1_048_576  # a review's findings are read from this rollout tail
 
 
 @dataclass

@@ -153,9 +153,23 @@ def test_unknown_notifications_are_ignored(caplog):
     caplog.set_level(logging.DEBUG, logger="orbitdock.codex.mapping")
     m = ThreadMapper()
     for method in ("thread/status/changed", "thread/readState/changed", "configWarning",
-                   "mcpServer/startupStatus/updated", "some/future/thing"):
+                   "some/future/thing"):
         assert m.notification(method, {"threadId": T}) == []
     assert "some/future/thing" in caplog.text
+
+
+def test_mcp_startup_status_and_list():
+    from orbitdock.codex.mapping import mcp_servers
+
+    got = ThreadMapper().notification("mcpServer/startupStatus/updated", {
+        "threadId": T, "name": "echo", "status": "failed", "error": "boom"})
+    assert got == [ev.McpServersUpdated(servers=[{"name": "echo", "state": "failed",
+                                                  "error": "boom"}])]
+    listed = {"data": [{"name": "echo", "tools": {"echo": {}, "ping": {}}, "toolsError": None},
+                       {"name": "bad", "tools": {}, "toolsError": "no such file"}]}
+    assert mcp_servers(listed, {"echo": "ready"}) == [
+        {"name": "echo", "state": "ready", "error": None, "tools": ["echo", "ping"]},
+        {"name": "bad", "state": "failed", "error": "no such file", "tools": []}]
 
 
 def test_server_requests_become_approvals():

@@ -34,11 +34,13 @@ class CodexConnector(Connector):
     def __init__(self, pool: pykka.ActorRef, *, cwd: str, model: str | None = None,
                  approval_policy: str | None = None, sandbox_mode: str | None = None,
                  resume_thread_id: str | None = None, session_id: str | None = None,
-                 config: CodexConfig | None = None):
+                 config: CodexConfig | None = None, archived: bool = False,
+                 effort: str | None = None):
         self._pool = pool
         self._settings = dict(cwd=cwd, model=model, approval_policy=approval_policy,
-                              sandbox_mode=sandbox_mode)
+                              sandbox_mode=sandbox_mode, effort=effort)
         self._resume_thread_id = resume_thread_id
+        self._archived = archived
         self._session_id = session_id
         self._config = config or CodexConfig()
         self._sink: ThreadSink | None = None
@@ -49,7 +51,7 @@ class CodexConnector(Connector):
             raise ConnectorError(ErrorCode.INVALID_STATE, "codex connector already started")
         self._sink = ThreadSink(emit, **self._settings,
                                 resume_thread_id=resume_thread_id or self._resume_thread_id,
-                                fork_thread_id=fork_thread_id,
+                                fork_thread_id=fork_thread_id, archived=self._archived,
                                 config=self._config, pool=self._pool, session_id=self._session_id)
         self._tell(Attach(self._sink))
 

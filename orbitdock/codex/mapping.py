@@ -75,6 +75,38 @@ def sandbox_mode(policy: Any) -> str | None:
     return None
 
 
+APPROVAL_POLICIES = ("untrusted", "on-failure", "on-request", "never")
+
+
+def override_problem(sandbox_mode: str | None, approval_policy: str | None) -> str | None:
+    """Why codex would refuse these per-turn overrides, or None."""
+    if sandbox_mode is not None and sandbox_mode not in SANDBOX_POLICIES:
+        return f"sandbox: unknown {sandbox_mode!r}; expected one of {', '.join(SANDBOX_POLICIES)}"
+    if approval_policy is not None and approval_policy not in APPROVAL_POLICIES:
+        return (f"approval policy: unknown {approval_policy!r}; expected one of "
+                f"{', '.join(APPROVAL_POLICIES)}")
+    return None
+
+
+def efforts_by_model(result: dict[str, Any]) -> dict[str, list[str]]:
+    """model/list's result -> model slug -> the reasoning efforts it supports."""
+    return {option.model: option.supported_reasoning_efforts
+            for option in model_options(result.get("data") or [])}
+
+
+def mcp_servers(result: dict[str, Any], states: dict[str, str]) -> list[dict[str, Any]]:
+    """mcpServerStatus/list -> McpServersUpdated entries; ``states``: the last start-up
+    state codex announced per server (the list itself carries none)."""
+    out = []
+    for server in result.get("data") or []:
+        name = server.get("name", "?")
+        error = server.get("toolsError")
+        state = states.get(name) or ("failed" if error else "ready")
+        out.append({"name": name, "state": state, "error": error,
+                    "tools": list(server.get("tools") or {})})
+    return out
+
+
 def approval_policy_name(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -139,6 +171,8 @@ class ThreadMapper:
 
     def __init__(self) -> None:
         self.turn_id: str | None = None  # the active turn (for interrupt/steer)
+        self._root_turn_id: str | None = None  # a review turn completes under its root id
+        self._review_text: str | None = None  # the last review, until its turn completes
         self._changes: dict[str, list[dict[str, Any]]] = {}  # fileChange item -> changes
 
     def reset(self) -> None:
@@ -157,24 +191,34 @@ class ThreadMapper:
     def _turn_started(self, p: dict[str, Any]) -> list[ev.BackendEvent]:
         turn = p.get("turn") or {}
         self.turn_id = turn.get("id")
+        self._root_turn_id = turn.get("rootTurnId")
         return [ev.TurnStarted(turn_id=turn.get("id", ""))]
 
     def _turn_completed(self, p: dict[str, Any]) -> list[ev.BackendEvent]:
         turn = p.get("turn") or {}
-        if turn.get("id") == self.turn_id:
+        turn_id = turn.get("id")
+        if self.turn_id and turn_id == self._root_turn_id:
+            turn_id = self.turn_id  # review turns start under one id and complete under the root
+        if turn_id == self.turn_id:
             self.turn_id = None
         self._changes.clear()
+        self._review_text = None
         error = turn.get("error") or None
         message = error.get("message") if isinstance(error, dict) else None
-        return [ev.TurnCompleted(turn_id=turn.get("id"), status=turn.get("status", "completed"),
+        return [ev.TurnCompleted(turn_id=turn_id, status=turn.get("status", "completed"),
                                  error=message)]
 
     def _item_started(self, p: dict[str, Any]) -> list[ev.BackendEvent]:
         item = p.get("item") or {}
         kind = item.get("type")
-        if kind not in TOOL_ITEMS:
+        if kind not in TOOL_ITEMS and kind not in ("contextCompaction", "enteredReviewMode"):
             return []
         item_id = item.get("id", "")
+        if kind == "contextCompaction":
+            return [ev.ContextCompaction(item_id=item_id, completed=False)]
+        if kind == "enteredReviewMode":
+            self._review_text = None
+            return [ev.ReviewStarted(item_id=item_id, description=item.get("review") or "")]
         if kind == "commandExecution":
             tool_input = item.get("command")
         elif kind == "fileChange":
@@ -193,7 +237,12 @@ class ThreadMapper:
     def _item_completed(self, p: dict[str, Any]) -> list[ev.BackendEvent]:
         item = p.get("item") or {}
         kind, item_id, turn_id = item.get("type"), item.get("id", ""), p.get("turnId")
+        if kind == "exitedReviewMode":
+            self._review_text = item.get("review") or ""
+            return [ev.ReviewFinished(item_id=item_id, text=self._review_text)]
         if kind == "agentMessage":
+            if self._review_text is not None and item.get("text") == self._review_text:
+                return []  # codex repeats the review as a message: shown once, as the review
             return [ev.AgentMessage(item_id=item_id, text=item.get("text", ""), turn_id=turn_id)]
         if kind == "userMessage":
             return [ev.UserMessage(text=_user_text(item.get("content")), item_id=item_id,
@@ -201,6 +250,8 @@ class ThreadMapper:
         if kind == "reasoning":
             text = "\n\n".join(item.get("summary") or []) or "\n\n".join(item.get("content") or [])
             return [ev.Reasoning(item_id=item_id, text=text, turn_id=turn_id)] if text else []
+        if kind == "contextCompaction":  # codex 0.169 sends no thread/compacted: this is the end
+            return [ev.ContextCompaction(item_id=item_id, completed=True)]
         if kind not in TOOL_ITEMS:
             return []
         status = item.get("status") or "completed"
@@ -306,6 +357,8 @@ _NOTIFICATIONS = {
     "account/rateLimits/updated": lambda self, p: [ev.RateLimitsUpdated(
         payload=dict(p.get("rateLimits") or {}))],
     "thread/name/updated": lambda self, p: [ev.NameUpdated(name=p.get("threadName"))],
+    "mcpServer/startupStatus/updated": lambda self, p: [ev.McpServersUpdated(servers=[{
+        "name": p.get("name", "?"), "state": p.get("status"), "error": p.get("error")}])],
     "error": ThreadMapper._error,
     "serverRequest/resolved": lambda self, p: [ev.ApprovalCleared(key=p.get("requestId"))],
 }
@@ -353,6 +406,7 @@ def thread_started(result: dict[str, Any], *, fallback_cwd: str | None) -> ev.Th
         transcript_path=thread.get("path"),
         approval_policy=approval_policy_name(result.get("approvalPolicy")),
         sandbox_mode=sandbox_mode(result.get("sandbox")),
+        effort=result.get("reasoningEffort") or thread.get("reasoningEffort"),
         git_branch=git.get("branch") if isinstance(git, dict) else None,
         name=thread.get("name"), started_at=thread.get("createdAt"))
 

@@ -21,7 +21,7 @@ from typing import Any
 import pykka
 
 from orbitdock.codex import jsonrpc as rpc
-from orbitdock.codex import mapping
+from orbitdock.codex import mapping, review
 from orbitdock.codex.appserver import AppServerProcess
 from orbitdock.codex.pool_messages import Release, ThreadBound
 from orbitdock.codex.prompts import Pending, PromptLedger
@@ -60,10 +60,13 @@ class ThreadSink:
     def __init__(self, emit: Emit, *, cwd: str, model: str | None, approval_policy: str | None,
                  sandbox_mode: str | None, resume_thread_id: str | None, config: CodexConfig,
                  pool: pykka.ActorRef | None, session_id: str | None = None,
-                 fork_thread_id: str | None = None):
+                 fork_thread_id: str | None = None, archived: bool = False,
+                 effort: str | None = None):
         self._emit_fn = emit
         self.cwd, self.model = cwd, model
         self.approval_policy, self.sandbox_mode = approval_policy, sandbox_mode
+        self.effort = effort  # reasoning effort of the turns (None: the model's default)
+        self._efforts: dict[str, list[str]] | None = None  # model -> efforts (model/list)
         self.thread_id = resume_thread_id  # read by the pool only while it owns the sink
         self._fork_from = fork_thread_id  # a new thread continuing this one's conversation
         self.state = SinkState.NEW  # changed only by _enter
@@ -80,6 +83,12 @@ class ThreadSink:
         self._cut = False  # BackendLost emitted and not yet answered by BackendRecovered
         self._recoveries_left = config.recovery_attempts  # losses in a row while resuming
         self.was_busy = False  # set by on_lost: a turn or a server request was cut (pool reads it)
+        # thread/archive succeeded: codex refuses the thread (even thread/resume) until unarchived
+        self.archived = archived
+        self._unloaded = False  # thread/unarchive leaves it notLoaded: resume before the next op
+        self.transcript_path: str | None = None  # the rollout (where the review's findings are)
+        self._reviewing = False  # a review turn runs: it cannot be steered
+        self._mcp_states: dict[str, str] = {}  # MCP server -> its last start-up state
 
     def __repr__(self) -> str:
         return f"<ThreadSink {self.thread_id or '?'} {self.state}>"
@@ -97,6 +106,10 @@ class ThreadSink:
         self._ctx = ctx
         if self.state != S.NEW:
             return
+        if self.thread_id and self.archived:  # restored archived: nothing to load until unarchived
+            ctx.route(self.thread_id, self)
+            self.state = "ready"
+            return
         if self.thread_id:
             self._resume(ctx, initial=True)
         else:
@@ -107,7 +120,9 @@ class ThreadSink:
         asked_at = time.monotonic()  # the logged time includes any wait for a set-up slot
         if self._fork_from and not recovering:
             # excludeTurns: the fork's history is orbitdock's copy; codex only warns otherwise.
-            method, params = "thread/fork", {"threadId": self._fork_from, "excludeTurns": True}
+            method, params = "thread/fork", _compact({
+                "threadId": self._fork_from, "excludeTurns": True, "model": self.model,
+                "approvalPolicy": self.approval_policy, "sandbox": self.sandbox_mode})
         else:
             method, params = "thread/start", _compact({
                 "cwd": self.cwd, "model": self.model, "approvalPolicy": self.approval_policy,
@@ -150,6 +165,7 @@ class ThreadSink:
         logger.info("thread %s started on %s in %.2fs", started.thread_id, self._ctx,
                     time.monotonic() - asked_at, extra=self._log_extra)
         self.thread_id = started.thread_id
+        self.transcript_path = started.transcript_path
         self.model = self.model or started.model
         self._ctx.route(self.thread_id, self)  # type: ignore[union-attr]
         self._tell_pool_bound()
@@ -181,6 +197,8 @@ class ThreadSink:
         self._tell_pool_bound()
         self._enter(S.READY)
         self._recoveries_left = self._config.recovery_attempts
+        self.transcript_path = ((result or {}).get("thread") or {}).get("path") \
+            or self.transcript_path
         if initial:
             self._announced = True
             self._emit(mapping.thread_started(result or {}, fallback_cwd=self.cwd))
@@ -279,7 +297,30 @@ class ThreadSink:
                 self._prompts.started(event.turn_id)
             elif isinstance(event, ev.TurnCompleted):
                 self._prompts.completed(event.turn_id)
+                self._reviewing = False
+            elif isinstance(event, ev.McpServersUpdated):
+                self._mcp_started(event)
+            elif isinstance(event, ev.ReviewStarted):
+                self._reviewing = True
+            elif isinstance(event, ev.ReviewFinished):
+                event.result = (review.from_rollout(self.transcript_path, self.thread_id,
+                                                    self._config.review_tail_bytes)
+                                or review.from_text(event.text))
             self._emit(event)
+
+    def _mcp_started(self, event: ev.McpServersUpdated) -> None:
+        """A server's start-up state changed; once it settled, its tools are listed."""
+        for server in event.servers:
+            self._mcp_states[server["name"]] = server["state"]
+        if self._ctx is not None and any(s["state"] in ("ready", "failed")
+                                         for s in event.servers):
+            self._ctx.request("mcpServerStatus/list", {}, self._mcp_listed)
+
+    def _mcp_listed(self, result: Any, error: rpc.RpcError | None) -> list[dict[str, Any]]:
+        servers = [] if error else mapping.mcp_servers(result or {}, self._mcp_states)
+        if servers and self.state not in ("stopped", "failed"):
+            self._emit(ev.McpServersUpdated(servers=servers))
+        return servers
 
     def on_server_request(self, req_id: int | str, method: str, params: dict[str, Any]) -> None:
         self._requests[req_id] = (method, params)
@@ -294,6 +335,14 @@ class ThreadSink:
             self.fail_op(op, ErrorCode.INVALID_STATE, f"codex session is {self.state}")
             return
         self._ctx = ctx
+        if self.archived and op.name not in ("unarchive", "archive"):
+            self.fail_op(op, ErrorCode.INVALID_STATE, "the session is archived; unarchive it first")
+            return
+        if self._unloaded:  # unarchived: codex knows the thread only after a resume
+            self._unloaded = False
+            self._deferred.append(op)
+            self._resume(ctx, initial=False)
+            return
         getattr(self, f"cmd_{op.name}")(ctx, op, **op.kwargs)
 
     def _run_deferred(self) -> None:
@@ -314,13 +363,16 @@ class ThreadSink:
                 self._emit(ev.CommandResult(token=op.token, ok=True, result=shape(result or {})))
         return callback
 
-    def _turn_params(self, text: str) -> dict[str, Any]:
+    def _turn_params(self, text: str, **overrides: Any) -> dict[str, Any]:
         # Overrides on every turn: a changed autonomy applies from the next turn on.
+        def pick(name: str) -> Any:
+            value = overrides.get(name)
+            return getattr(self, name) if value is None else value
         return _compact({"threadId": self.thread_id,
                          "input": [{"type": "text", "text": text, "text_elements": []}],
-                         "approvalPolicy": self.approval_policy,
-                         "sandboxPolicy": mapping.sandbox_policy(self.sandbox_mode),
-                         "model": self.model})
+                         "approvalPolicy": pick("approval_policy"),
+                         "sandboxPolicy": mapping.sandbox_policy(pick("sandbox_mode")),
+                         "model": pick("model"), "effort": pick("effort")})
 
     def _prompt_done(self, op: SinkOp, pending: Pending, turn_of):  # noqa: ANN001, ANN202
         """``_done`` for a request carrying a prompt: the ledger learns its turn first."""
@@ -334,13 +386,50 @@ class ThreadSink:
             done(result, error)
         return callback
 
-    def cmd_send_message(self, ctx: AppServerProcess, op: SinkOp, content: str) -> None:
-        ctx.request("turn/start", self._turn_params(content),
-                    self._prompt_done(op, self._prompts.sent(content),
-                                      lambda r: (r.get("turn") or {}).get("id")))
+    def cmd_send_message(self, ctx: AppServerProcess, op: SinkOp, content: str,
+                         model: str | None = None, effort: str | None = None,
+                         sandbox_mode: str | None = None,
+                         approval_policy: str | None = None) -> None:
+        """turn/start; the per-turn overrides stick for later turns (as in codex), so the
+        session's settings follow once codex took the turn."""
+        overrides = {"model": model, "effort": effort, "sandbox_mode": sandbox_mode,
+                     "approval_policy": approval_policy}
+        problem = mapping.override_problem(sandbox_mode, approval_policy)
+        if problem:
+            self.fail_op(op, ErrorCode.INVALID_ARGUMENT, problem)
+            return
+        if effort is not None and self._efforts is None:  # once per sink: model/list
+            def listed(result: Any, error: rpc.RpcError | None) -> None:
+                self._efforts = {} if error else mapping.efforts_by_model(result or {})
+                self.cmd_send_message(ctx, op, content, **overrides)
+            ctx.request("model/list", {}, listed)
+            return
+        chosen = model or self.model
+        offered = (self._efforts or {}).get(chosen or "")
+        if effort is not None and offered is not None and effort not in offered:
+            self.fail_op(op, ErrorCode.INVALID_ARGUMENT, f"model {chosen} does not support effort "
+                         f"{effort!r}; it supports {', '.join(offered)}")
+            return
+        turn_done = self._prompt_done(op, self._prompts.sent(content),
+                                      lambda r: (r.get("turn") or {}).get("id"))
+
+        def started(result: Any, error: rpc.RpcError | None) -> None:
+            if error is None and any(v is not None for v in overrides.values()):
+                for name, value in overrides.items():
+                    if value is not None:
+                        setattr(self, name, value)
+                self._emit(ev.ConfigApplied(approval_policy=self.approval_policy,
+                                            sandbox_mode=self.sandbox_mode, model=self.model,
+                                            effort=self.effort))
+            turn_done(result, error)
+        ctx.request("turn/start", self._turn_params(content, **overrides), started)
 
     def cmd_steer(self, ctx: AppServerProcess, op: SinkOp, content: str) -> None:
         text = content
+        if self._reviewing:
+            self.fail_op(op, ErrorCode.INVALID_STATE, "a review turn cannot be steered: wait for the "
+                         "review or interrupt it")
+            return
         if not self._mapper.turn_id:  # the turn just ended: the text starts the next one
             self.cmd_send_message(ctx, op, text)
             return
@@ -365,6 +454,78 @@ class ThreadSink:
         method, params = self._requests.pop(found)
         ctx.reply(found, mapping.build_reply(method, params, decision, answers))
         self._emit(ev.CommandResult(token=op.token, ok=True))
+
+    def cmd_archive(self, ctx: AppServerProcess, op: SinkOp) -> None:
+        if self._mapper.turn_id:
+            self.fail_op(op, ErrorCode.INVALID_STATE, "a turn is running: interrupt it or wait first")
+            return
+        if self.archived:
+            self.fail_op(op, ErrorCode.INVALID_STATE, "the session is already archived")
+            return
+        done = self._done(op, lambda result: {"archived": True})
+
+        def archived(result: Any, error: rpc.RpcError | None) -> None:
+            if error is None:
+                self.archived = True
+                self._emit(ev.ThreadArchived(archived=True))
+            done(result, error)
+        ctx.request("thread/archive", {"threadId": self.thread_id}, archived)
+
+    def cmd_unarchive(self, ctx: AppServerProcess, op: SinkOp) -> None:
+        if not self.archived:
+            self.fail_op(op, ErrorCode.INVALID_STATE, "the session is not archived")
+            return
+        done = self._done(op, lambda result: {"archived": False})
+
+        def unarchived(result: Any, error: rpc.RpcError | None) -> None:
+            if error is None:
+                self.archived, self._unloaded = False, True
+                self._emit(ev.ThreadArchived(archived=False))
+            done(result, error)
+        ctx.request("thread/unarchive", {"threadId": self.thread_id}, unarchived)
+
+    def cmd_compact(self, ctx: AppServerProcess, op: SinkOp) -> None:
+        if self._mapper.turn_id:
+            self.fail_op(op, ErrorCode.INVALID_STATE, "a turn is running: compact after it ends")
+            return
+        ctx.request("thread/compact/start", {"threadId": self.thread_id}, self._done(op))
+
+    def cmd_revert(self, ctx: AppServerProcess, op: SinkOp, before_turn_id: str) -> None:
+        """thread/revert drops ``before_turn_id`` and every later turn (codex 0.169 has no
+        thread/rollback); codex writes the thread to a new rollout file."""
+        if self._mapper.turn_id:
+            self.fail_op(op, ErrorCode.INVALID_STATE, "a turn is running: roll back after it ends")
+            return
+        ctx.request("thread/revert", {"threadId": self.thread_id, "beforeTurnId": before_turn_id},
+                    self._done(op))
+
+    def cmd_review(self, ctx: AppServerProcess, op: SinkOp, target: str,
+                   value: str | None) -> None:
+        """review/start (inline: the review is a turn of this thread)."""
+        if self._mapper.turn_id:
+            self.fail_op(op, ErrorCode.INVALID_STATE, "a turn is running: review after it ends")
+            return
+        try:
+            params = review.target_params(target, value)
+        except ValueError as exc:
+            self.fail_op(op, ErrorCode.INVALID_ARGUMENT, str(exc))
+            return
+        if target != "custom" and not review.in_git_checkout(self.cwd):
+            self.fail_op(op, ErrorCode.INVALID_STATE, f"{self.cwd} is not in a git repository: only a "
+                         "custom review (--custom) applies")
+            return
+        ctx.request("review/start", {"threadId": self.thread_id, "target": params},
+                    self._done(op, lambda r: {"turn_id": (r.get("turn") or {}).get("id")}))
+
+    def cmd_mcp_status(self, ctx: AppServerProcess, op: SinkOp) -> None:
+        """mcpServerStatus/list now: the session's MCP servers refreshed and returned."""
+        def listed(result: Any, error: rpc.RpcError | None) -> None:
+            if error is not None:
+                self.fail_op(op, ErrorCode.BACKEND_ERROR, f"mcpServerStatus/list failed: {error.message}")
+                return
+            servers = self._mcp_listed(result, None)
+            self._emit(ev.CommandResult(token=op.token, ok=True, result={"servers": servers}))
+        ctx.request("mcpServerStatus/list", {}, listed)
 
     def cmd_rename(self, ctx: AppServerProcess, op: SinkOp, name: str | None) -> None:
         if not name:  # codex has no "clear name"; the name lives in orbitdock

@@ -26,6 +26,7 @@ class ThreadStarted:
     git_branch: str | None = None
     name: str | None = None
     started_at: float | None = None
+    effort: str | None = None
 
 
 @dataclass(slots=True)
@@ -161,10 +162,52 @@ class NameUpdated:
 
 
 @dataclass(slots=True)
+class ContextCompaction:
+    """The backend compacts the conversation's context (started, then completed)."""
+
+    item_id: str
+    completed: bool
+
+
+@dataclass(slots=True)
+class ReviewStarted:
+    """The backend entered review mode (what it reviews, in its words)."""
+
+    item_id: str
+    description: str = ""
+
+
+@dataclass(slots=True)
+class ReviewFinished:
+    """The review's result: codex's text and, when known, ``result`` = {verdict,
+    explanation, findings: [{title, body, priority, confidence, file, line_start, line_end}]}."""
+
+    item_id: str
+    text: str
+    result: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class McpServersUpdated:
+    """MCP servers' start-up states, by name: dicts with name, state, and when known
+    tools (names) and error; servers not named keep what was known of them."""
+
+    servers: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class ThreadArchived:
+    """The backend archived (or unarchived) the session's thread."""
+
+    archived: bool
+
+
+@dataclass(slots=True)
 class ConfigApplied:
     approval_policy: str | None = None
     sandbox_mode: str | None = None
     model: str | None = None
+    effort: str | None = None
 
 
 @dataclass(slots=True)
@@ -215,7 +258,8 @@ BackendEvent = (
     ThreadStarted | TurnStarted | TurnCompleted | UserMessage | AgentMessageDelta
     | AgentMessage | ReasoningDelta | Reasoning | ToolStarted | ToolOutputDelta
     | ToolCompleted | ApprovalRequest | ApprovalCleared | TokenUsageUpdated
-    | RateLimitsUpdated | PlanUpdated | DiffUpdated | NameUpdated | ConfigApplied
+    | RateLimitsUpdated | PlanUpdated | DiffUpdated | NameUpdated | ThreadArchived | ContextCompaction
+    | ReviewStarted | ReviewFinished | McpServersUpdated | ConfigApplied
     | ProjectInfo | BackendError | BackendLost | BackendRecovered | BackendEnded
     | CommandResult
 )

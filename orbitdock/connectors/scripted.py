@@ -58,8 +58,13 @@ class ScriptedConnector(Connector):
         emit(be.ThreadStarted(thread_id=resume_thread_id or f"scripted-{uuid.uuid4()}",
                               model=self._model, cwd=self._cwd))
 
-    def send_message(self, token: Any, content: str) -> None:
+    def send_message(self, token: Any, content: str, model: str | None = None,
+                     effort: str | None = None, sandbox_mode: str | None = None,
+                     approval_policy: str | None = None) -> None:
         text = content
+        if any(v is not None for v in (model, effort, sandbox_mode, approval_policy)):
+            self._model = model or self._model  # the scripted "model" takes any setting
+            self._emit(be.ConfigApplied(approval_policy, sandbox_mode, model, effort))
         if text.strip() == "/crash":
             # Simulates a connector bug (not a refusal): exercises actor crash + restart.
             raise RuntimeError("scripted connector crashed on purpose (/crash)")

@@ -97,8 +97,14 @@ def docstring(cls: type) -> str:
 
 
 def example_fields(cls: type) -> dict[str, Any]:
-    """The class's own example (an inherited one describes another message)."""
-    return dict(cls.__dict__.get("example") or {})
+    """The class's own example (an inherited one describes another message); a request
+    whose one required field is ``session_id`` needs none (a new forwarded session command
+    is its message class, its provider operation, its CLI command and its test)."""
+    own = dict(cls.__dict__.get("example") or {})
+    if own or not issubclass(cls, m.Request):
+        return own
+    required = [f.name for f in msgspec.structs.fields(cls) if f.required]
+    return {"session_id": m.EXAMPLE_SESSION_ID} if required == ["session_id"] else own
 
 
 def example_frame(cls: type[m.Wire]) -> dict[str, Any]:

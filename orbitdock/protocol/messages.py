@@ -16,7 +16,7 @@ the backend's result). ``docs/PROTOCOL.md`` is generated from these classes.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -38,7 +38,7 @@ SessionId = msgspec.Meta(pattern=SESSION_ID_PATTERN)
 
 
 # Values the ``example``s below share (docs/PROTOCOL.md renders and checks every example).
-_SID = "od-5f0c1d2e-8a4b-4c3d-9e1f-0a1b2c3d4e5f"
+EXAMPLE_SESSION_ID = _SID = "od-5f0c1d2e-8a4b-4c3d-9e1f-0a1b2c3d4e5f"
 _EPOCH = "9f2c4e1a7b3d5e60"
 _APPROVAL = f"{_SID}:a3-9f2c4e1a"
 _MESSAGE = {"id": f"{_SID}:m7", "seq": 7, "type": "assistant", "turn_id": "turn-2",
@@ -222,13 +222,36 @@ class CreateSession(Request, tag="create_session", kw_only=True):
     script: list[dict[str, Any]] | None = None  # for the scripted provider only
 
 
+class ForkSession(Request, tag="fork_session", kw_only=True):
+    """A new direct session continuing ``session_id``'s conversation (codex ``thread/fork``):
+    it carries the parent's messages, new ones go to the fork only, the parent is untouched.
+    A passive (terminal) session forks into a direct one. Answered once the backend made
+    the thread; a thread the backend no longer has is backend_error, and no session."""
+
+    scope: ClassVar[Scope] = Scope.SUPERVISOR
+    reply: ClassVar[type[Reply]] = SessionSnapshot
+    errors: ClassVar[tuple[E, ...]] = (E.NOT_FOUND, E.INVALID_STATE, E.INVALID_ARGUMENT,
+                                       E.UNAVAILABLE, E.BACKEND_ERROR)
+    session_id: Sid
+    model: str | None = None
+    approval_policy: str | None = None
+    sandbox_mode: str | None = None
+    name: str | None = None
+
+
 class SendMessage(Request, tag="send_message", kw_only=True):
     example: ClassVar[dict[str, Any]] = {"session_id": _SID, "content": "fix the flaky test"}
     scope: ClassVar[Scope] = Scope.SESSION
-    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS + (E.INVALID_ARGUMENT,)
     forward: ClassVar[str | None] = "send_message"
     session_id: Sid
     content: Annotated[str, msgspec.Meta(min_length=1)]
+    # Per-turn overrides; they stick for later turns. An effort the model does not offer
+    # (model/list) or an unknown sandbox / approval policy is invalid_argument, unsent.
+    model: str | None = None
+    effort: str | None = None
+    sandbox_mode: str | None = None
+    approval_policy: str | None = None
 
 
 class SteerTurn(Request, tag="steer_turn", kw_only=True):
@@ -298,6 +321,73 @@ class UpdateSessionConfig(Request, tag="update_session_config", kw_only=True):
     approval_policy: str | None = None
     sandbox_mode: str | None = None
     model: str | None = None
+
+
+class ArchiveSession(Request, tag="archive_session", kw_only=True):
+    """Archive the session's backend thread (codex ``thread/archive``: its rollout moves to
+    ``archived_sessions/``). Refused while a turn runs; an archived session takes no
+    prompt until it is unarchived."""
+
+    scope: ClassVar[Scope] = Scope.SESSION
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS
+    forward: ClassVar[str | None] = "archive"
+    session_id: Sid
+
+
+class UnarchiveSession(Request, tag="unarchive_session", kw_only=True):
+    """Bring an archived thread back (codex ``thread/unarchive``); the next prompt resumes it."""
+
+    scope: ClassVar[Scope] = Scope.SESSION
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS
+    forward: ClassVar[str | None] = "unarchive"
+    session_id: Sid
+
+
+class CompactSession(Request, tag="compact_session", kw_only=True):
+    """Compact the conversation's context now (codex ``thread/compact/start``): a turn of its
+    own, shown by ``is_compacting`` and a ``compaction`` message. Refused while a turn runs."""
+
+    scope: ClassVar[Scope] = Scope.SESSION
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS
+    forward: ClassVar[str | None] = "compact"
+    session_id: Sid
+
+
+class RollbackSession(Request, tag="rollback_session", kw_only=True):
+    """Drop the last ``turns`` turns from the conversation (codex ``thread/revert`` before the
+    first of them). Their messages leave the session, the database and every client
+    (``session_reset``: take a fresh snapshot). Files on disk are NOT reverted."""
+
+    scope: ClassVar[Scope] = Scope.SESSION
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS + (E.INVALID_ARGUMENT,)
+    session_id: Sid
+    turns: Annotated[int, msgspec.Meta(ge=1)] = 1
+
+
+class ReviewSession(Request, tag="review_session", kw_only=True):
+    """Review mode (codex ``review/start``, inline): ``target`` uncommitted | base_branch
+    (``value`` the branch) | commit (``value`` the sha) | custom (``value`` the
+    instructions). The session's work_status is ``reviewing`` meanwhile (steering is
+    refused); the findings arrive as a ``review`` message. A cwd outside git allows only
+    custom reviews (invalid_state)."""
+
+    scope: ClassVar[Scope] = Scope.SESSION
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS + (E.INVALID_ARGUMENT,)
+    forward: ClassVar[str | None] = "review"
+    session_id: Sid
+    target: Literal["uncommitted", "base_branch", "commit", "custom"] = "uncommitted"
+    value: str | None = None
+
+
+class McpStatus(Request, tag="mcp_status", kw_only=True):
+    """The MCP servers the session's backend started, asked now (codex
+    ``mcpServerStatus/list``): the session's ``mcp_servers`` are refreshed and the Ack's
+    result is ``{"servers": [{name, state, tools, error}]}``."""
+
+    scope: ClassVar[Scope] = Scope.SESSION
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS
+    forward: ClassVar[str | None] = "mcp_status"
+    session_id: Sid
 
 
 class ListModels(Request, tag="list_models", kw_only=True):

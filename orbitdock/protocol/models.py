@@ -15,12 +15,16 @@ from msgspec import UNSET, UnsetType
 # is a validation error). What moves a session between them is documented in one place,
 # orbitdock/session/core.py ("Status rules"); the reducer ends a session (SessionEnded).
 Status = Literal["active", "ended"]
-WorkStatus = Literal["working", "waiting", "permission", "question", "reply", "ended"]
+WorkStatus = Literal["working", "reviewing", "waiting", "permission", "question", "reply",
+                     "ended"]
 AttentionReason = Literal["none", "awaitingReply", "awaitingPermission", "awaitingQuestion"]
 STATUSES: tuple[str, ...] = get_args(Status)
 WORK_STATUSES: tuple[str, ...] = get_args(WorkStatus)
 ATTENTION_REASONS: tuple[str, ...] = get_args(AttentionReason)
-MESSAGE_TYPES = ("user", "assistant", "thinking", "tool", "tool_result", "steer", "error")
+# "review": content is codex's text; tool_output the JSON {verdict, explanation, findings:
+# [{title, body, priority, confidence, file, line_start, line_end}]} a client lists.
+MESSAGE_TYPES = ("user", "assistant", "thinking", "tool", "tool_result", "steer", "error",
+                 "compaction", "review")
 APPROVAL_TYPES = ("exec", "patch", "question", "permissions", "elicitation", "generic")
 
 
@@ -92,6 +96,16 @@ class ApprovalRequest(Base, kw_only=True):
     created_at: float = 0.0
 
 
+class McpServer(Base, kw_only=True):
+    """One MCP server the backend started for the session."""
+
+    name: str
+    state: str = "starting"  # starting | ready | failed | cancelled (codex's words)
+    tools: list[str] = []
+    tool_count: int = 0
+    error: str | None = None
+
+
 class SessionSummary(Base, kw_only=True):
     """A row of the session list: what a dashboard needs to answer "who waits on me?"."""
 
@@ -112,6 +126,7 @@ class SessionSummary(Base, kw_only=True):
     model: str | None = None
     approval_policy: str | None = None
     sandbox_mode: str | None = None
+    effort: str | None = None  # reasoning effort of the next turn (None: the model's default)
     pending_approvals: int = 0
     prompt_count: int = 0
     tool_count: int = 0
@@ -121,6 +136,10 @@ class SessionSummary(Base, kw_only=True):
     last_activity_at: float = 0.0
     ended_at: float | None = None
     end_reason: str | None = None
+    is_archived: bool = False  # the backend thread is archived: out of the default list
+    forked_from_session_id: str | None = None  # the session this one was forked from
+    mcp_server_count: int = 0  # MCP servers the backend started (mcp_servers in the snapshot)
+    mcp_failed_count: int = 0  # of them, failed to start
 
 
 class SessionState(SessionSummary, kw_only=True):
@@ -129,6 +148,9 @@ class SessionState(SessionSummary, kw_only=True):
     revision: int = 0
     current_turn_id: str | None = None
     turn_count: int = 0
+    is_compacting: bool = False  # a context compaction runs (not persisted: ends with its turn)
+    is_reviewing: bool = False  # in review mode (work_status "reviewing" while its turn runs)
+    mcp_servers: list[McpServer] = []
     current_plan: list[dict[str, Any]] | None = None
     plan_explanation: str | None = None
     current_diff: str | None = None
@@ -157,6 +179,7 @@ class StateChanges(Base, kw_only=True):
     model: str | None | UnsetType = UNSET
     approval_policy: str | None | UnsetType = UNSET
     sandbox_mode: str | None | UnsetType = UNSET
+    effort: str | None | UnsetType = UNSET
     prompt_count: int | UnsetType = UNSET
     tool_count: int | UnsetType = UNSET
     last_tool: str | None | UnsetType = UNSET
@@ -166,6 +189,8 @@ class StateChanges(Base, kw_only=True):
     end_reason: str | None | UnsetType = UNSET
     current_turn_id: str | None | UnsetType = UNSET
     turn_count: int | UnsetType = UNSET
+    is_compacting: bool | UnsetType = UNSET
+    is_reviewing: bool | UnsetType = UNSET
     current_plan: list[dict[str, Any]] | None | UnsetType = UNSET
     plan_explanation: str | None | UnsetType = UNSET
     current_diff: str | None | UnsetType = UNSET
@@ -173,6 +198,11 @@ class StateChanges(Base, kw_only=True):
     rate_limits: dict[str, Any] | None | UnsetType = UNSET
     thread_id: str | None | UnsetType = UNSET
     transcript_path: str | None | UnsetType = UNSET
+    is_archived: bool | UnsetType = UNSET
+    forked_from_session_id: str | None | UnsetType = UNSET
+    mcp_server_count: int | UnsetType = UNSET
+    mcp_failed_count: int | UnsetType = UNSET
+    mcp_servers: list[McpServer] | UnsetType = UNSET
 
 
 class ModelOption(Base, kw_only=True):

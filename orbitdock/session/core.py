@@ -32,8 +32,10 @@ import msgspec
 from orbitdock.session.approvals import ApprovalBook
 from orbitdock.connectors import events as be
 from orbitdock.protocol import messages as m
+from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.models import (
     ApprovalRequest,
+    McpServer,
     Message,
     MessageChanges,
     SessionState,
@@ -49,6 +51,8 @@ from orbitdock.store import commands as cmd
 from orbitdock.session.reducer import apply_event, summary_of
 
 LAST_MESSAGE_CHARS = 200
+COMPACTING_TEXT = "Compacting the conversation's context…"
+COMPACTED_TEXT = "Context compacted: the model continues from a summary of the conversation so far"
 QUESTION_TYPES = ("question", "elicitation")
 
 class SessionCore:
@@ -135,7 +139,7 @@ class SessionCore:
             head = self.state.approvals[0]
             return "question" if head.type in QUESTION_TYPES else "permission"
         if self.state.current_turn_id is not None:
-            return "working"
+            return "reviewing" if self.state.is_reviewing else "working"
         return default
 
     def _set_work(self, work_status: WorkStatus, **more: Any) -> None:
@@ -162,7 +166,8 @@ class SessionCore:
     def _on_ThreadStarted(self, ev: be.ThreadStarted) -> None:
         self._delta(thread_id=ev.thread_id, transcript_path=ev.transcript_path or self.state.transcript_path)
         self._on_ProjectInfo(be.ProjectInfo(cwd=ev.cwd, git_branch=ev.git_branch, model=ev.model))
-        self._on_ConfigApplied(be.ConfigApplied(ev.approval_policy, ev.sandbox_mode, None))
+        self._on_ConfigApplied(be.ConfigApplied(ev.approval_policy, ev.sandbox_mode, None,
+                                                ev.effort))
         if ev.name:
             self._rename(custom_name=ev.name)
 
@@ -181,7 +186,8 @@ class SessionCore:
 
     def _on_ConfigApplied(self, ev: be.ConfigApplied) -> None:
         changes = {k: v for k, v in (("approval_policy", ev.approval_policy),
-                                     ("sandbox_mode", ev.sandbox_mode), ("model", ev.model)) if v}
+                                     ("sandbox_mode", ev.sandbox_mode), ("model", ev.model),
+                                     ("effort", ev.effort)) if v}
         if changes:
             self._delta(**changes)
 
@@ -202,7 +208,8 @@ class SessionCore:
         turn_id = ev.turn_id or self.state.current_turn_id
         self._finish_open_messages()
         self._withdraw_approvals("turn_ended")
-        self._delta(current_turn_id=None, last_error=ev.error if ev.status == "failed" else None)
+        self._delta(current_turn_id=None, last_error=ev.error if ev.status == "failed" else None,
+                    is_compacting=False, is_reviewing=False)
         if ev.status == "failed" and ev.error:
             self._append("error", ev.error, is_error=True)
         self._set_work("reply" if ev.status == "completed" else "waiting")
@@ -300,6 +307,40 @@ class SessionCore:
     def _on_NameUpdated(self, ev: be.NameUpdated) -> None:
         self._rename(custom_name=ev.name)
 
+    def _on_ContextCompaction(self, ev: be.ContextCompaction) -> None:
+        if ev.completed:
+            self._complete("compaction", ev.item_id, COMPACTED_TEXT)
+        else:
+            self._stream("compaction", ev.item_id, COMPACTING_TEXT)
+        self._delta(is_compacting=not ev.completed)
+
+    def _on_ReviewStarted(self, ev: be.ReviewStarted) -> None:
+        self._delta(is_reviewing=True)
+        if self.state.current_turn_id is not None:
+            self._set_work("reviewing")
+
+    def _on_ReviewFinished(self, ev: be.ReviewFinished) -> None:
+        result = ev.result or {"verdict": None, "explanation": ev.text, "findings": []}
+        self._append("review", ev.text, item_id=ev.item_id, tool_name="review",
+                     tool_output=msgspec.json.encode(result).decode())
+        self._delta(is_reviewing=False, last_message=ev.text[:LAST_MESSAGE_CHARS])
+
+    def _on_McpServersUpdated(self, ev: be.McpServersUpdated) -> None:
+        known = {server.name: server for server in self.state.mcp_servers}
+        for update in ev.servers:
+            old = known.get(update["name"]) or McpServer(name=update["name"])
+            tools = update.get("tools")
+            tools = old.tools if tools is None else sorted(tools)
+            known[old.name] = McpServer(
+                name=old.name, state=update.get("state") or old.state, tools=tools,
+                tool_count=len(tools), error=update.get("error", old.error))
+        servers = sorted(known.values(), key=lambda s: s.name)
+        self._delta(mcp_servers=servers, mcp_server_count=len(servers),
+                    mcp_failed_count=sum(1 for s in servers if s.state == "failed"))
+
+    def _on_ThreadArchived(self, ev: be.ThreadArchived) -> None:
+        self._delta(is_archived=ev.archived)
+
     def _on_BackendError(self, ev: be.BackendError) -> None:
         self._delta(last_error=ev.message)
         self._append("error", ev.message, is_error=True)
@@ -359,6 +400,46 @@ class SessionCore:
     def configure(self, now: float | None = None, **config: Any) -> None:
         self._ts = self.clock() if now is None else now
         self._delta(**{k: v for k, v in config.items() if v is not None})
+
+    def rollback_plan(self, turns: int) -> tuple[str, int]:
+        """(the first dropped turn's id, the first dropped message's seq) for dropping the
+        last ``turns`` turns; ProtocolError(invalid_argument) when there are not that many
+        in the session's memory window."""
+        order: list[str] = []
+        first_seq: dict[str, int] = {}
+        for msg in self.state.messages:
+            if msg.turn_id and msg.turn_id not in first_seq:
+                order.append(msg.turn_id)
+                first_seq[msg.turn_id] = msg.seq
+        if turns > len(order):
+            raise ProtocolError(ErrorCode.INVALID_ARGUMENT,
+                                f"turns: cannot roll back {turns}; the session has "
+                                f"{len(order)} turn(s) with messages to roll back")
+        turn_id = order[-turns]
+        return turn_id, first_seq[turn_id]
+
+    def rollback(self, seq: int, now: float | None = None) -> int:
+        """Drop every message from ``seq`` on (the backend already dropped their turns);
+        returns how many. Subscribers get ``session_reset`` and take a fresh snapshot."""
+        self._ts = self.clock() if now is None else now
+        state = self.state
+        dropped = [msg for msg in state.messages if msg.seq >= seq]
+        turn_ids = list(dict.fromkeys(msg.turn_id for msg in dropped if msg.turn_id))
+        state.messages = [msg for msg in state.messages if msg.seq < seq]
+        count = state.total_message_count - seq + 1
+        state.total_message_count = seq - 1
+        state.turn_count = max(0, state.turn_count - len(turn_ids))
+        state.prompt_count = max(0, state.prompt_count - sum(
+            1 for msg in dropped if msg.type == "user"))
+        kept = next((msg.content for msg in reversed(state.messages)
+                     if msg.type in ("user", "assistant")), None)
+        state.last_message = kept[:LAST_MESSAGE_CHARS] if kept else None
+        state.current_diff = state.current_plan = state.plan_explanation = None
+        self._items.clear()
+        self.commands.append(cmd.Atomic([cmd.DropMessagesFrom(state.id, seq, turn_ids)]))
+        self._emit(m.SessionReset(session_id=state.id, rev=0,
+                                  reason=f"rolled back {len(turn_ids)} turn(s)"))
+        return count
 
     def reset_after_restart(self, reason: str, now: float | None = None) -> None:
         """After a daemon or actor restart, nothing of a live turn survives: settle the status."""

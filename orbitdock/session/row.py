@@ -15,7 +15,8 @@ PERSISTED_FIELDS = (
     "git_branch", "model", "approval_policy", "sandbox_mode", "prompt_count", "tool_count",
     "last_tool", "started_at", "last_activity_at", "ended_at", "end_reason", "revision",
     "current_turn_id", "turn_count", "current_plan", "plan_explanation", "current_diff",
-    "last_error", "thread_id", "transcript_path", "total_message_count",
+    "last_error", "thread_id", "transcript_path", "total_message_count", "is_archived",
+    "effort", "forked_from_session_id", "mcp_servers", "mcp_server_count", "mcp_failed_count",
 )
 
 

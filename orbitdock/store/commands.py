@@ -104,6 +104,33 @@ class SaveRolloutOffset:
 
 
 @dataclass(slots=True)
+class DropMessagesFrom:
+    """A rollback: delete the session's messages from ``seq`` on and the turns ``turn_ids``.
+
+    Sent inside an ``Atomic`` so no later SaveMessage of a reused seq coalesces into a
+    write queued before the deletion."""
+
+    session_id: str
+    seq: int
+    turn_ids: list[str] = field(default_factory=list)
+    key = None
+
+
+@dataclass(slots=True)
+class CopyMessages:
+    """A fork: copy ``source``'s messages up to ``upto_seq`` into ``target`` (ids renamed)."""
+
+    source: str
+    target: str
+    upto_seq: int
+    key = None
+
+    @property
+    def session_id(self) -> str:  # for log context
+        return self.target
+
+
+@dataclass(slots=True)
 class Atomic:
     """Commands committed all-or-nothing, never split across batches.
 
@@ -117,5 +144,5 @@ class Atomic:
 
 Command = (
     SaveSession | SaveMessage | SaveApproval | DecideApproval | SaveTurn | SaveTokenUsage
-    | SetConfigValue | SaveRolloutOffset | Atomic
+    | SetConfigValue | SaveRolloutOffset | DropMessagesFrom | CopyMessages | Atomic
 )

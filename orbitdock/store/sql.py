@@ -30,6 +30,8 @@ from orbitdock.store.commands import (
     SaveTokenUsage,
     SaveTurn,
     SetConfigValue,
+    DropMessagesFrom,
+    CopyMessages,
 )
 
 TOKEN_COLUMNS = (
@@ -45,8 +47,12 @@ SESSION_COLUMNS = (
     "tool_count", "last_tool", *TOKEN_COLUMNS, "started_at", "last_activity_at", "ended_at",
     "end_reason", "revision", "current_turn_id", "turn_count", "current_plan", "plan_explanation",
     "current_diff", "last_error", "thread_id", "transcript_path", "total_message_count", "extra",
+    "is_archived",  # 0002
+    "effort",  # 0003
+    "forked_from_session_id",  # 0004
+    "mcp_servers", "mcp_server_count", "mcp_failed_count",  # 0005
 )
-SESSION_JSON_COLUMNS = frozenset({"current_plan", "extra"})
+SESSION_JSON_COLUMNS = frozenset({"current_plan", "extra", "mcp_servers"})
 _SESSION_SETTABLE = frozenset(SESSION_COLUMNS) - {"id"}
 
 MESSAGE_COLUMNS = (
@@ -314,6 +320,24 @@ def run_atomic(conn: apsw.Connection, cmd: Atomic) -> int:
     return sum(execute(conn, inner) for inner in cmd.commands)
 
 
+def drop_messages_from(conn: apsw.Connection, cmd: DropMessagesFrom) -> int:
+    conn.execute("DELETE FROM messages WHERE session_id=? AND seq>=?", (cmd.session_id, cmd.seq))
+    changed = conn.changes()
+    conn.executemany("DELETE FROM turns WHERE session_id=? AND turn_id=?",
+                     [(cmd.session_id, turn_id) for turn_id in cmd.turn_ids])
+    return changed
+
+
+_COPIED = ", ".join(MESSAGE_COLUMNS[3:])
+
+
+def copy_messages(conn: apsw.Connection, cmd: CopyMessages) -> int:
+    conn.execute(f"INSERT INTO messages({', '.join(MESSAGE_COLUMNS)}) "
+                 f"SELECT ?, seq, ? || ':m' || seq, {_COPIED} FROM messages "
+                 "WHERE session_id=? AND seq<=?", (cmd.target, cmd.target, cmd.source, cmd.upto_seq))
+    return conn.changes()
+
+
 EXECUTORS: dict[type, Callable[[apsw.Connection, Any], int]] = {
     SaveSession: save_session,
     SaveMessage: save_message,
@@ -323,6 +347,8 @@ EXECUTORS: dict[type, Callable[[apsw.Connection, Any], int]] = {
     SaveTokenUsage: save_token_usage,
     SetConfigValue: set_config_value,
     SaveRolloutOffset: save_rollout_offset,
+    DropMessagesFrom: drop_messages_from,
+    CopyMessages: copy_messages,
     Atomic: run_atomic,
 }
 
