@@ -97,8 +97,10 @@ def test_every_tool_against_a_live_daemon(daemon, tmp_path):
             await _ok(mcp, "send_message", session_id=sid, message="/hold")
             assert wait_until(lambda: client0.request(m.SubscribeSession(session_id=sid))
                               .session.work_status == "working", 10)
-            is_error, text = await _call(mcp, "steer_turn", session_id=sid, message="x")
-            assert is_error and "unsupported" in text  # scripted sessions cannot be steered
+            steered = await _ok(mcp, "steer_turn", session_id=sid, message="and also this")
+            assert steered["steered"] and steered["turn_id"]
+            assert "and also this" in [x["content"] for x in
+                                       (await _ok(mcp, "get_session", session_id=sid))["messages"]]
             await _ok(mcp, "interrupt_turn", session_id=sid)
             await _ok(mcp, "rename_session", session_id=sid, name="renamed")
             await _ok(mcp, "end_session", session_id=sid)

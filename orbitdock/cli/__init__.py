@@ -51,12 +51,6 @@ def cli(click_ctx: click.Context, data_dir, config_file, timeout, as_json) -> No
     click_ctx.obj = Context(cfg, as_json)
 
 
-<<<<<<< HEAD
-def _register() -> None:
-    from orbitdock.cli import approve, codex, mcp, models, rollouts, session, status, watch
-
-    for module in (status, session, watch, approve, models, codex, rollouts, mcp):
-=======
 def _json_after_command(click_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value and isinstance(click_ctx.obj, Context):
         click_ctx.obj.as_json = True
@@ -72,10 +66,10 @@ def _accept_json_everywhere(command: click.Command) -> None:
 
 
 def _register() -> None:
-    from orbitdock.cli import approval, approve, codex, models, rollouts, session, status, watch
+    from orbitdock.cli import (approval, approve, codex, mcp, models, rollouts, session, status,
+                               watch)
 
-    for module in (status, session, watch, approval, approve, models, codex, rollouts):
->>>>>>> main
+    for module in (status, session, watch, approval, approve, models, codex, rollouts, mcp):
         module.register(cli)
     from orbitdock.cli import logs, service  # the first-five-minutes commands
 
