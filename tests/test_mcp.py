@@ -53,7 +53,8 @@ def test_every_tool_against_a_live_daemon(daemon, tmp_path):
             assert {"list_sessions", "get_session", "get_messages", "list_models",
                     "send_message", "steer_turn", "interrupt_turn", "create_session",
                     "end_session", "resume_session", "rename_session", "approve",
-                    "answer_question"} <= set(tools)
+                    "answer_question", "fork_session", "rollback_turns", "compact_session",
+                    "review"} <= set(tools)
             assert "session_id" in tools["send_message"].input_schema["properties"]
 
             created = await _ok(mcp, "create_session", provider="scripted",
@@ -106,6 +107,15 @@ def test_every_tool_against_a_live_daemon(daemon, tmp_path):
             await _ok(mcp, "end_session", session_id=sid)
             resumed = await _ok(mcp, "resume_session", session_id=sid)
             assert resumed["status"] == "active" and resumed["name"] == "renamed"
+
+            # Codex-only operations on a scripted session: coded refusals, passed through.
+            for tool, args in (("compact_session", {}), ("rollback_turns", {"turns": 1}),
+                               ("review", {"target": "custom", "value": "look"})):
+                is_error, text = await _call(mcp, tool, session_id=sid, **args)
+                assert is_error and "unsupported" in text, (tool, text)
+            is_error, text = await _call(mcp, "fork_session", session_id=sid)
+            assert is_error and ("unsupported" in text or "cannot be forked" in text
+                                 or "invalid_state" in text), text
 
             # Errors are tool errors, and the server keeps serving.
             is_error, text = await _call(mcp, "get_session", session_id="od-nope")

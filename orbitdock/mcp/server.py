@@ -154,6 +154,35 @@ def _register_action_tools(server: MCPServer, sv: Supervision) -> None:
         _name_client(sv, ctx)
         return _call(sv.rename_session, session_id, name)
 
+    @server.tool(description="Fork a session: a new session orbitdock drives that continues "
+                 "its conversation (model, approval_policy, sandbox_mode, name optional). "
+                 "Works on a session started in a terminal too: the way to take it over.")
+    def fork_session(session_id: str, model: str | None = None,
+                     approval_policy: str | None = None, sandbox_mode: str | None = None,
+                     name: str | None = None, ctx: Context | None = None) -> str:
+        _name_client(sv, ctx)
+        return _call(sv.fork_session, session_id, model=model, approval_policy=approval_policy,
+                     sandbox_mode=sandbox_mode, name=name)
+
+    @server.tool(description="Drop the last `turns` turns (default 1) of a session's "
+                 "conversation. Files on disk are NOT reverted.")
+    def rollback_turns(session_id: str, turns: int = 1, ctx: Context | None = None) -> str:
+        _name_client(sv, ctx)
+        return _call(sv.rollback_turns, session_id, turns=turns)
+
+    @server.tool(description="Compact a session's context (summarize it) while no turn runs.")
+    def compact_session(session_id: str, ctx: Context | None = None) -> str:
+        _name_client(sv, ctx)
+        return _call(sv.compact_session, session_id)
+
+    @server.tool(description="Start a code review in a session. target: uncommitted | "
+                 "base_branch (value: the branch) | commit (value: the sha) | custom (value: "
+                 "the instructions). The findings arrive as a review message.")
+    def review(session_id: str, target: str = "uncommitted", value: str | None = None,
+               ctx: Context | None = None) -> str:
+        _name_client(sv, ctx)
+        return _call(sv.review, session_id, target=target, value=value)
+
     @server.tool(description="Decide a pending command or file-change approval. decision: "
                  f"{' | '.join(DECISIONS)}. request_id optional: the oldest pending one; a "
                  "stale id is refused with the current one named. wait_s: wait up to that "

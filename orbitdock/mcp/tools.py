@@ -182,6 +182,33 @@ class Supervision:
         self.request(m.RenameSession(session_id=session_id, name=name or None))
         return {"session_id": session_id, "name": name}
 
+    def fork_session(self, session_id: str, *, model: str | None = None,
+                     approval_policy: str | None = None, sandbox_mode: str | None = None,
+                     name: str | None = None) -> dict[str, Any]:
+        """Allowed on a passive session too: forking is how orbitdock takes one over."""
+        reply = self.request(m.ForkSession(session_id=session_id, model=model,
+                                           approval_policy=approval_policy,
+                                           sandbox_mode=sandbox_mode, name=name))
+        return {**_summary_row(reply.session), "forked_from": session_id}
+
+    def rollback_turns(self, session_id: str, *, turns: int = 1) -> dict[str, Any]:
+        self._controllable(session_id)
+        reply = self.request(m.RollbackSession(session_id=session_id, turns=turns))
+        return {"session_id": session_id, "rolled_back_turns": turns, **reply.result,
+                "note": "files on disk were NOT reverted"}
+
+    def compact_session(self, session_id: str) -> dict[str, Any]:
+        self._controllable(session_id)
+        reply = self.request(m.CompactSession(session_id=session_id))
+        return {"session_id": session_id, "compacting": True, **reply.result}
+
+    def review(self, session_id: str, *, target: str = "uncommitted",
+               value: str | None = None) -> dict[str, Any]:
+        self._controllable(session_id)
+        reply = self.request(m.ReviewSession(session_id=session_id, target=target,
+                                             value=value))
+        return {"session_id": session_id, "reviewing": True, **reply.result}
+
     def approve(self, session_id: str, *, decision: str = "approved",
                 request_id: str | None = None, wait_s: float = 0.0) -> dict[str, Any]:
         if decision not in DECISIONS:
