@@ -132,3 +132,48 @@ def hook(home: Path, event: str, payload: object | bytes | str, *,
 
 def now() -> float:
     return time.time()
+
+
+class EventTap:
+    """Every session event the daemon publishes (a SUB on all session topics), so a test
+    sees each status a session went through, not only the last."""
+
+    def __init__(self, endpoint: str):
+        import zmq
+
+        self.sock = zmq.Context.instance().socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"s|")
+        self.sock.connect(endpoint)
+        self.events: list = []
+
+    def pump(self, timeout: float = 0.05) -> None:
+        from orbitdock.protocol.topics import split_frame
+        from orbitdock.protocol import codec
+
+        if self.sock.poll(int(timeout * 1000)):
+            while self.sock.poll(0):
+                frame = self.sock.recv()
+                try:
+                    self.events.append(codec.decode_inbound(split_frame(frame)[1]))
+                except Exception:  # noqa: BLE001 - the XPUB's welcome message, not an event
+                    continue
+
+    def of(self, session_id: str) -> list:
+        return [e for e in self.events if getattr(e, "session_id", None) == session_id]
+
+    def work_statuses(self, session_id: str) -> list[str]:
+        """The work statuses in order, repeats collapsed; "ended" when the session ended."""
+        seen: list[str] = []
+        for e in self.of(session_id):
+            status = None
+            if isinstance(e, m.SessionDelta) and isinstance(e.changes.work_status, str):
+                status = e.changes.work_status
+            elif isinstance(e, m.SessionEnded):
+                status = "ended"
+            if status and (not seen or seen[-1] != status):
+                seen.append(status)
+        return seen
+
+    def close(self) -> None:
+        self.sock.close(0)
