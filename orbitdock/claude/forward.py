@@ -14,6 +14,8 @@ sends ``claude_hook`` to the daemon's request socket and exits 0 whatever happen
   non-empty (``spool: true``) before that forwarder's own event.
 * An error reply (bad payload, unknown event, too large) is logged to
   ``<home>/logs/hooks.log`` with its code; nothing is spooled, claude is not told.
+  A transient one (``internal``, ``unavailable``, ``timeout``: a daemon stopping) is
+  spooled like no answer.
 * ``PermissionRequest`` blocks: the reply is the decision a client made (printed as
   the hook's JSON output, so claude proceeds), or nothing after
   ``claude.permission_wait_s``, and claude asks in its own terminal.
@@ -34,6 +36,8 @@ DEFAULT_PERMISSION_WAIT_S = 60.0
 DEFAULT_MAX_FRAME_BYTES = 1_048_576
 FRAME_OVERHEAD = 512  # envelope bytes around the payload
 BLOCKING_EVENTS = ("PermissionRequest",)
+# Errors of a daemon that could not take the event now (stopping, a fault): spool it.
+TRANSIENT_ERRORS = ("internal", "unavailable", "timeout")
 BULKY_FIELDS = ("tool_response", "last_assistant_message", "compact_summary")
 SPOOL_DIR = "spool"
 RUNTIME_FILE = "orbitdockd.json"
@@ -158,6 +162,10 @@ def forward(event: str, raw: bytes, home: str) -> str | None:
     if reply is None:
         spool(home, event, payload, event_id)
         log(home, f"{event}: no answer from orbitdockd within {timeout:.1f}s; spooled")
+        return None
+    if reply.get("type") == "error" and reply.get("code") in TRANSIENT_ERRORS:
+        spool(home, event, payload, event_id)
+        log(home, f"{event}: orbitdockd could not take it ({reply.get('code')}); spooled")
         return None
     if reply.get("type") == "error":
         log(home, f"{event}: refused by orbitdockd: {reply.get('code')}: "
