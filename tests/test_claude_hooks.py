@@ -242,3 +242,46 @@ def test_unknown_event_and_huge_payload_are_refused(daemon):
     st = wait_session(client, "s4", lambda s: s.tool_count == 1)
     assert "orbitdock_truncated_bytes" in st.messages[-1].tool_output
     assert client.request(m.GetStatus()).pid == daemon.proc.pid
+
+
+def test_session_list_shows_claude_and_other_sessions_waiting_first(daemon, tmp_path):
+    """A Claude session waiting for permission lists before a working scripted one, and
+    the approval resolves when its tool finishes in the terminal (PostToolUse)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    client = daemon.client()
+    other = client.request(m.CreateSession(provider="scripted", cwd=str(tmp_path))).session.id
+    sid = "list-claude-1"
+    base = {"session_id": sid, "cwd": str(tmp_path), "transcript_path": str(tmp_path / "t.jsonl"),
+            "prompt_id": "p1"}
+    tool = {"tool_name": "Bash", "tool_input": {"command": "rm -rf build"}}
+    assert hook(daemon.home, "UserPromptSubmit", dict(base, prompt="clean")).returncode == 0
+    assert hook(daemon.home, "PreToolUse", dict(base, **tool, tool_use_id="toolu_9")).returncode == 0
+    from claude_env import HOOK_COMMAND
+
+    waiting = subprocess.Popen([HOOK_COMMAND, "PermissionRequest"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE,
+                               env=dict(os.environ, ORBITDOCK_HOME=str(daemon.home)))
+    waiting.stdin.write(json.dumps(dict(base, **tool, permission_suggestions=[])).encode())
+    waiting.stdin.close()
+    try:
+        wait_session(client, sid, lambda s: s.work_status == "permission")
+        ctl = str(Path(sys.executable).parent / "orbitdockctl")
+        env = dict(os.environ, ORBITDOCK_HOME=str(daemon.home))
+        listing = subprocess.run([ctl, "session", "list"], env=env, capture_output=True,
+                                 text=True, timeout=30)
+        lines = listing.stdout.splitlines()[1:]
+        assert lines[0].startswith("!") and sid in lines[0] and "claude" in lines[0]
+        assert other in lines[1] and "scripted" in lines[1]
+        # answered in the terminal: the tool ran; the held hook is let go with no decision
+        done = dict(base, **tool, tool_use_id="toolu_9", tool_response={"stdout": ""})
+        assert hook(daemon.home, "PostToolUse", done).returncode == 0
+        assert waiting.wait(timeout=15) == 0
+        assert waiting.stdout.read() == b""
+        st = wait_session(client, sid, lambda s: not s.approvals)
+        assert st.work_status == "working"
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
