@@ -21,7 +21,8 @@ from orbitdock.client import RemoteError
 from orbitdock.protocol import messages as m
 
 CLAUDE = REPO / ".tools" / "node_modules" / ".bin" / "claude"
-HOOK_COMMAND = str(Path(sys.executable).parent / "orbitdock-hook")
+HOOK_COMMAND = str(Path(sys.executable).parent / "orbitdock-hook")  # the console script
+INSTALLED_COMMAND = claude_settings.default_command()  # what `hooks install` writes
 CLAUDE_TIMEOUT_S = 90  # one `claude -p` against the sim takes about a second (more when loaded)
 SHOW_S = 15.0
 API_KEY = "sk-ant-dummy-0000000000"
@@ -64,7 +65,7 @@ def make_box(root: Path, permission_wait_s: float = 60.0) -> Box:
         "hasCompletedOnboarding": True, "theme": "dark",
         "customApiKeyResponses": {"approved": [API_KEY[-20:]], "rejected": []},
         "projects": {str(box.project): {"hasTrustDialogAccepted": True}}}))
-    box.settings.write_text(claude_settings.install("", HOOK_COMMAND, permission_wait_s))
+    box.settings.write_text(claude_settings.install("", INSTALLED_COMMAND, permission_wait_s))
     return box
 
 

@@ -42,7 +42,7 @@ def test_install_keeps_the_users_hooks_and_uninstall_gives_the_file_back(tmp_pat
 
     dry = ctl("hooks", "install", "--dry-run", config_dir=config, home=home)
     assert dry.returncode == 0, dry.stderr
-    assert "+" in dry.stdout and "orbitdock-hook PermissionRequest" in dry.stdout
+    assert "+" in dry.stdout and "forward.py PermissionRequest" in dry.stdout
     assert settings.read_text() == USER_SETTINGS  # nothing written
 
     done = ctl("hooks", "install", config_dir=config, home=home)
@@ -56,7 +56,8 @@ def test_install_keeps_the_users_hooks_and_uninstall_gives_the_file_back(tmp_pat
     assert data["hooks"]["Stop"][0] == original["hooks"]["Stop"][0]
     for event in HANDLED_EVENTS:
         command = data["hooks"][event][-1]["hooks"][0]["command"]
-        assert command.endswith(f"orbitdock-hook {event}")
+        assert command.endswith(f"orbitdock/claude/forward.py {event}")
+        assert " -S " in command
         assert f"ORBITDOCK_HOME=\"{home.resolve()}\"" in command
     assert data["hooks"]["PermissionRequest"][-1]["hooks"][0]["timeout"] > 60
     backups = list(config.glob("settings.json.orbitdock-backup-*"))

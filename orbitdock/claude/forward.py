@@ -31,6 +31,20 @@ import os
 import sys
 import time
 
+if __name__ == "__main__" and sys.flags.no_site:
+    # Run as ``<venv>/bin/python -S .../forward.py EVENT`` (what ``orbitdockctl hooks
+    # install`` writes): skipping site saves most of the start-up (the editable
+    # install's finder alone imports pathlib, re, importlib.util); only pyzmq and
+    # msgpack are needed from site-packages, so add the venv's and nothing else.
+    _venv = os.path.dirname(os.path.dirname(sys.executable))
+    if os.path.exists(os.path.join(_venv, "pyvenv.cfg")):
+        sys.path.append(os.path.join(_venv, "lib", f"python{sys.version_info[0]}."
+                                                    f"{sys.version_info[1]}", "site-packages"))
+    else:
+        import site
+
+        site.main()
+
 DEFAULT_HOOK_TIMEOUT_S = 2.0  # when the runtime file does not say (an older daemon)
 DEFAULT_PERMISSION_WAIT_S = 60.0
 DEFAULT_MAX_FRAME_BYTES = 1_048_576
@@ -175,13 +189,27 @@ def forward(event: str, raw: bytes, home: str) -> str | None:
     return json.dumps(output) if output else None
 
 
+def trace(path: str, event: str, raw: bytes, started: float) -> None:
+    """``$ORBITDOCK_HOOK_TRACE``: append when this hook started (bench/bench_hooks.py
+    measures hook -> client latency with it)."""
+    try:
+        session_id = json.loads(raw).get("session_id")
+        with open(path, "a") as out:
+            out.write(json.dumps({"event": event, "session_id": session_id, "t": started}) + "\n")
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Always 0: a hook that fails must not change what claude does."""
+    started = time.time()
     args = sys.argv[1:] if argv is None else argv
     home = home_dir()
     try:
         event = args[0] if args else ""
         raw = sys.stdin.buffer.read()
+        if os.environ.get("ORBITDOCK_HOOK_TRACE"):
+            trace(os.environ["ORBITDOCK_HOOK_TRACE"], event, raw, started)
         out = forward(event, raw, home)
         if out:
             sys.stdout.write(out + "\n")

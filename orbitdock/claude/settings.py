@@ -16,7 +16,12 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
 from typing import Any
 
 from orbitdock.claude.hooks import BLOCKING_EVENTS, HANDLED_EVENTS
@@ -30,7 +35,25 @@ class SettingsError(ValueError):
 
 
 def is_ours(entry: Any) -> bool:
-    return isinstance(entry, dict) and MARKER in str(entry.get("command", ""))
+    command = str(entry.get("command", "")) if isinstance(entry, dict) else ""
+    return MARKER in command or FORWARD_SCRIPT in command
+
+
+FORWARD_SCRIPT = "orbitdock/claude/forward.py"
+
+
+def default_command() -> str | None:
+    """The fastest way to run the forwarder from this install: this venv's Python with
+    ``-S`` on ``forward.py`` (see that module), else the ``orbitdock-hook`` console
+    script beside this Python or on PATH."""
+    python = Path(sys.executable)
+    forward = Path(__file__).resolve().parent / "forward.py"
+    if (python.parent.parent / "pyvenv.cfg").exists() and forward.exists():
+        return f"{shlex.quote(str(python))} -S {shlex.quote(str(forward))}"
+    beside = python.parent / "orbitdock-hook"
+    if beside.exists() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("orbitdock-hook")
 
 
 def _load(text: str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from orbitdock.rollout.lines import parse_time
 
 logger = logging.getLogger(__name__)
 
-_ROW_MARKERS = (b'"type":"user"', b'"type":"assistant"')
+_ROW_MARKERS = (b'"user"', b'"assistant"')  # a cheap pre-filter, then parsed
 TOOL_OUTPUT_MAX_CHARS = 65_536  # a tool_result kept per row (the core keeps its own tail)
 USAGE_IDS_KEPT = 4096  # message ids remembered for the output-token sum (bounded memory)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -35,12 +34,9 @@ def settings_path(user: bool, project: str | None) -> Path:
 
 
 def hook_command(ctx: Context, explicit: str | None) -> str:
-    """The forwarder next to this Python (the venv's console script), else on PATH; with
+    """The forwarder (``orbitdock.claude.settings.default_command``); with
     ORBITDOCK_HOME when this orbitdockctl talks to a non-default home."""
-    command = explicit
-    if command is None:
-        beside = Path(sys.executable).parent / "orbitdock-hook"
-        command = str(beside) if beside.exists() else shutil.which("orbitdock-hook")
+    command = explicit or claude_settings.default_command()
     if not command:
         raise CommandFailed("orbitdock-hook not found (install orbitdock, or pass --command)")
     home = Path(ctx.cfg.paths.data_dir).expanduser().resolve()
