@@ -9,7 +9,8 @@
    -> client latency: from the forwarder's start (``ORBITDOCK_HOOK_TRACE``) to a subscriber
    (a SUB on every session topic) receiving what the hook caused: UserPromptSubmit ->
    ``working``, Stop -> ``reply``, SessionEnd -> ``session_ended``. Lost: a session that
-   does not end with its 4 messages (user, assistant, tool, assistant) and 1 turn.
+   does not end with its 4 messages (user, assistant, tool, assistant: each once) and 1
+   turn; rows in another order are counted apart (see docs/PERFORMANCE.md).
 3. **Spool**: ``--spool`` events forwarded while no daemon runs (spooled), then a daemon
    started: time to replay them all, and that each session has its messages once.
 
@@ -154,13 +155,21 @@ def concurrent_sessions(count: int) -> dict:
         listener.join(5)
         from orbitdock.client import Client
 
-        lost = 0
+        lost = reordered = 0
+        wrong: list = []
+        expected = ["user", "assistant", "tool", "assistant"]
         with Client(daemon.endpoints, timeout=10) as client:
             for sid in sids:
                 st = client.request(m.SubscribeSession(session_id=sid)).session
-                if [x.type for x in st.messages] != ["user", "assistant", "tool", "assistant"] \
-                        or st.turn_count != 1 or st.status != "ended":
-                    lost += 1
+                kinds = [x.type for x in st.messages]
+                if sorted(kinds) != sorted(expected) or st.turn_count != 1 \
+                        or st.status != "ended":
+                    lost += 1  # a message missing or doubled, or the session not ended
+                    wrong.append((sid, kinds, st.turn_count, st.status, st.work_status))
+                elif kinds != expected:
+                    reordered += 1  # rows in the order orbitdock learnt of them
+        for item in wrong[:5]:
+            print("bench: session not as expected:", item, file=sys.stderr)
         spooled = len(list((daemon.home / "spool").glob("*.json"))) \
             if (daemon.home / "spool").exists() else 0
     hooks = [json.loads(line) for line in trace.read_text().splitlines()]
@@ -181,6 +190,7 @@ def concurrent_sessions(count: int) -> dict:
             latencies[h["event"]].append(first_seen[key] - h["t"])
     every = [v for values in latencies.values() for v in values]
     return {"sessions": count, "ended_ok": len(sids) - lost, "lost": lost + failed,
+            "reordered": reordered,
             "spooled": spooled, "wall_s": wall, "hooks_traced": len(hooks),
             "p50": percentile(every, 50), "p99": percentile(every, 99),
             "by_event": {k: (percentile(v, 50), percentile(v, 99), len(v))
@@ -255,7 +265,8 @@ def main() -> int:
     if args.sessions:
         s = results["sessions"] = concurrent_sessions(args.sessions)
         print(f"{s['sessions']} concurrent claude -p: wall {s['wall_s']:.1f}s, "
-              f"ended with all messages {s['ended_ok']}, lost {s['lost']}, spooled {s['spooled']},"
+              f"ended with all messages {s['ended_ok']}, lost {s['lost']} (a message missing or "
+              f"doubled), rows out of order {s['reordered']}, spooled {s['spooled']},"
               f" hooks traced {s['hooks_traced']}")
         print(markdown_table(["hook -> client", "p50 ms", "p99 ms", "n"], [
             [k, fmt_ms(v[0]), fmt_ms(v[1]), v[2]] for k, v in s["by_event"].items()]
