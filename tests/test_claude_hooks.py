@@ -285,3 +285,36 @@ def test_session_list_shows_claude_and_other_sessions_waiting_first(daemon, tmp_
     finally:
         if waiting.poll() is None:
             waiting.kill()
+
+
+@needs_claude
+def test_approve_for_session_applies_claudes_session_suggestion(daemon_factory, sim, box):
+    """accept_for_session answers with Claude's own session-scoped suggestions (for a
+    Write: accept edits for the session), so the next edit needs no approval; a patch
+    approval carries the diff preview."""
+    d = daemon_factory(ORBITDOCK_CLAUDE__PERMISSION_WAIT_S="20")
+    first, second = box.project / "first.txt", box.project / "second.txt"
+    sim.set_script([{"call": "Write", "args": {"file_path": str(first), "content": "one\n"}},
+                    {"call": "Write", "args": {"file_path": str(second), "content": "two\n"}},
+                    {"text": "Both written."}])
+    proc = _popen_claude(box, sim, d.home, "write two files")
+    try:
+        client = d.client()
+        row, approval = _pending_approval(client)
+        assert approval.type == "patch" and approval.file_path == str(first)
+        assert "+one" in approval.diff
+        suggestions = approval.payload["permission_suggestions"]
+        assert any(s.get("destination") == "session" for s in suggestions), suggestions
+        client.request(m.ApproveTool(approval_id=approval.id, decision="accept_for_session"))
+        decided = time.monotonic()
+        out, err = proc.communicate(timeout=CLAUDE_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    # a second approval would have held claude for the 20 s wait (nobody decides it)
+    assert time.monotonic() - decided < 20
+    assert first.read_text() == "one\n" and second.read_text() == "two\n"
+    st = wait_session(client, row.id, lambda s: s.status == "ended")
+    tools = [msg for msg in st.messages if msg.type == "tool"]
+    assert len(tools) == 2 and not any(t.is_error for t in tools)
