@@ -31,7 +31,13 @@ import orjson
 import pykka
 
 from actors.messages import RolloutBatch
-from orbitdock.claude.connector import Decide, HookArrived, PermissionExpired, ReplaySpool
+from orbitdock.claude.connector import (
+    Decide,
+    HookArrived,
+    PermissionExpired,
+    ReplaySpool,
+    Settle,
+)
 from orbitdock.claude.hooks import Hook, HookSession, parse_hook, permission_output, thread_started
 from orbitdock.claude.transcript import TranscriptParser
 from orbitdock.config import Config
@@ -70,6 +76,9 @@ class Track:
     reader: RolloutReader | None = None
     held: dict[Any, Held] = field(default_factory=dict)
     sent: bool = False  # a batch went to the supervisor (the session exists)
+    # PreToolUse starts waiting for the transcript to show the text before them
+    deferred: list[be.ToolStarted] = field(default_factory=list)
+    settle: threading.Timer | None = None
 
 
 class ClaudeHooksActor(pykka.ThreadingActor):
@@ -100,6 +109,8 @@ class ClaudeHooksActor(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         for track in self.tracks.values():
+            if track.settle is not None:
+                track.settle.cancel()
             self._release_all(track)
 
     def on_receive(self, message: Any) -> Any:
@@ -112,6 +123,8 @@ class ClaudeHooksActor(pykka.ThreadingActor):
                 self._expired(message)
             elif isinstance(message, ReplaySpool):
                 self._replay_spool()
+            elif isinstance(message, Settle):
+                self._settle(message.session_id)
             elif message == "counters":
                 return dict(self.counters, sessions=len(self.tracks), pending=len(self.pending))
         except Exception:  # one bad hook must not stop the others
@@ -181,17 +194,20 @@ class ClaudeHooksActor(pykka.ThreadingActor):
                                           or track.meta.transcript_path)
         self._follow(track, hook.transcript_path)
         answerable = done is not None
+        events, times = self._settled(track)  # tools waiting for the transcript go first
         if hook.event in HOOK_FIRST:
-            events = track.hooks.dedupe(track.hooks.events_for(hook, answerable=answerable))
-            times: list[float | None] = [None] * len(events)
-            read, read_times = self._read(track)
-            events += read
-            times += read_times
-        else:
-            events, times = self._read(track)
             own = track.hooks.dedupe(track.hooks.events_for(hook, answerable=answerable))
-            events += own
-            times += [None] * len(own)
+            read, read_times = self._read(track)
+            events += own + read
+            times += [None] * len(own) + read_times
+        else:
+            read, read_times = self._read(track)
+            own = track.hooks.events_for(hook, answerable=answerable)
+            if hook.event == "PreToolUse" and self.ccfg.transcript_settle_ms > 0:
+                own = self._defer_starts(track, own)
+            own = track.hooks.dedupe(own)
+            events += read + own
+            times += read_times + [None] * len(own)
         if not track.sent or hook.event == "SessionStart":
             events.insert(0, track.meta)
             times.insert(0, None)
@@ -203,8 +219,54 @@ class ClaudeHooksActor(pykka.ThreadingActor):
         else:
             self._ack(done)
         if hook.event == "SessionEnd":
+            if track.settle is not None:
+                track.settle.cancel()
             self._release_all(track)
             del self.tracks[sid]  # a later hook (claude --resume) starts a new track
+
+    def _defer_starts(self, track: Track, events: list[Any]) -> list[Any]:
+        """Hold back the tool starts the transcript has not shown yet: a loaded claude
+        writes the text before a tool call after the hook fires, and the row would come
+        first. ``_settle`` shows them (or the transcript's own copy) a moment later."""
+        kept = []
+        for event in events:
+            if isinstance(event, be.ToolStarted) and not track.hooks.started(event.item_id):
+                track.deferred.append(event)
+            else:
+                kept.append(event)
+        if track.deferred and track.settle is None:
+            track.settle = threading.Timer(self.ccfg.transcript_settle_ms / 1000.0,
+                                           self._tell_settle, args=(track.session_id,))
+            track.settle.daemon = True
+            track.settle.start()
+        return kept
+
+    def _tell_settle(self, sid: str) -> None:
+        try:
+            self.actor_ref.tell(Settle(sid))
+        except pykka.ActorDeadError:
+            pass
+
+    def _settled(self, track: Track) -> tuple[list[Any], list[float | None]]:
+        """The transcript's news, then the held-back tool starts it did not show."""
+        if not track.deferred:
+            return [], []
+        if track.settle is not None:
+            track.settle.cancel()
+            track.settle = None
+        events, times = self._read(track)
+        starts = track.hooks.dedupe(track.deferred)
+        track.deferred = []
+        return events + starts, times + [None] * len(starts)
+
+    def _settle(self, sid: str) -> None:
+        track = self.tracks.get(sid)
+        if track is None:
+            return
+        track.settle = None
+        events, times = self._settled(track)
+        if events:
+            self._send(track, events, times)
 
     def _track(self, sid: str, meta: be.ThreadStarted) -> Track:
         track = Track(sid, meta, HookSession(sid), TranscriptParser(sid))

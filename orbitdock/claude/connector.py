@@ -51,6 +51,14 @@ class PermissionExpired:
 
 
 @dataclass(slots=True)
+class Settle:
+    """``claude.transcript_settle_ms`` after a PreToolUse: read the transcript again and
+    show the tools it still lacks."""
+
+    session_id: str
+
+
+@dataclass(slots=True)
 class ReplaySpool:
     """Replay the spooled events (at start; and when a forwarder found some)."""
 

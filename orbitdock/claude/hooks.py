@@ -233,6 +233,10 @@ class HookSession:
             seen.popitem(last=False)
         return True
 
+    def started(self, tool_id: str) -> bool:
+        """Whether a start of this tool went out already (from either source)."""
+        return tool_id in self._started
+
     def dedupe(self, events: list[Any]) -> list[Any]:
         """Drop a second start or completion of the same tool; a completion also clears
         the tool's open approval (answered in the terminal, or denied by Claude)."""
