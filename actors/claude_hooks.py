@@ -79,6 +79,7 @@ class Track:
     # PreToolUse starts waiting for the transcript to show the text before them
     deferred: list[be.ToolStarted] = field(default_factory=list)
     settle: threading.Timer | None = None
+    deferred_at: float = 0.0  # monotonic time the oldest held-back start was held
 
 
 class ClaudeHooksActor(pykka.ThreadingActor):
@@ -231,15 +232,20 @@ class ClaudeHooksActor(pykka.ThreadingActor):
         kept = []
         for event in events:
             if isinstance(event, be.ToolStarted) and not track.hooks.started(event.item_id):
+                if not track.deferred:
+                    track.deferred_at = time.monotonic()
                 track.deferred.append(event)
             else:
                 kept.append(event)
         if track.deferred and track.settle is None:
-            track.settle = threading.Timer(self.ccfg.transcript_settle_ms / 1000.0,
-                                           self._tell_settle, args=(track.session_id,))
-            track.settle.daemon = True
-            track.settle.start()
+            self._schedule_settle(track)
         return kept
+
+    def _schedule_settle(self, track: Track) -> None:
+        track.settle = threading.Timer(self.ccfg.transcript_poll_ms / 1000.0,
+                                       self._tell_settle, args=(track.session_id,))
+        track.settle.daemon = True
+        track.settle.start()
 
     def _tell_settle(self, sid: str) -> None:
         try:
@@ -260,11 +266,22 @@ class ClaudeHooksActor(pykka.ThreadingActor):
         return events + starts, times + [None] * len(starts)
 
     def _settle(self, sid: str) -> None:
+        """A poll while tool starts are held back: send what the transcript shows now; the
+        held starts go once it shows them, or when the wait is over."""
         track = self.tracks.get(sid)
-        if track is None:
+        if track is None or not track.deferred:
             return
         track.settle = None
-        events, times = self._settled(track)
+        events, times = self._read(track)
+        waited = time.monotonic() - track.deferred_at
+        if waited * 1000.0 >= self.ccfg.transcript_settle_ms or all(
+                track.hooks.started(start.item_id) for start in track.deferred):
+            starts = track.hooks.dedupe(track.deferred)
+            track.deferred = []
+            events += starts
+            times += [None] * len(starts)
+        else:
+            self._schedule_settle(track)
         if events:
             self._send(track, events, times)
 

@@ -168,6 +168,7 @@ def concurrent_sessions(count: int) -> dict:
                     wrong.append((sid, kinds, st.turn_count, st.status, st.work_status))
                 elif kinds != expected:
                     reordered += 1  # rows in the order orbitdock learnt of them
+                    wrong.append((sid, kinds, "reordered"))
         for item in wrong[:5]:
             print("bench: session not as expected:", item, file=sys.stderr)
         spooled = len(list((daemon.home / "spool").glob("*.json"))) \
