@@ -174,6 +174,9 @@ def concurrent_sessions(count: int) -> dict:
         spooled = len(list((daemon.home / "spool").glob("*.json"))) \
             if (daemon.home / "spool").exists() else 0
     hooks = [json.loads(line) for line in trace.read_text().splitlines()]
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)  # 50 claude config dirs and transcripts
     first_seen: dict[tuple[str, str], float] = {}
     for at, event in received:
         sid = getattr(event, "session_id", None)
