@@ -71,6 +71,8 @@ class Daemon:
             self.cfg, ctx=self.ctx, inproc_endpoint=inproc, epoch=self.epoch,
             persistence=self.refs["persistence"], providers=self.providers,
             registered=tuple(REGISTRY))
+        for provider in self.providers.values():  # before the gateway takes requests
+            provider.attach(self.refs["supervisor"], self.refs["persistence"])
         self.refs["gateway"] = GatewayActor.start(
             self.cfg, self.ctx, epoch=self.epoch,
             request_endpoint=self.layout.request_endpoint,
@@ -81,7 +83,11 @@ class Daemon:
         write_runtime_file(self.layout, {
             "pid": os.getpid(), "epoch": self.epoch, "version": __version__,
             "request_endpoint": self.layout.request_endpoint,
-            "event_endpoint": self.layout.event_endpoint, "started_at": time.time()})
+            "event_endpoint": self.layout.event_endpoint, "started_at": time.time(),
+            # read by orbitdock-hook, which imports no config (orbitdock.claude.forward)
+            "claude": {"hook_timeout_s": self.cfg.claude.hook_timeout_s,
+                       "permission_wait_s": self.cfg.claude.permission_wait_s,
+                       "max_frame_bytes": self.cfg.gateway.max_frame_bytes}})
         logger.info("orbitdockd %s up", __version__, extra={
             "epoch": self.epoch, "data_dir": str(self.layout.data_dir),
             "request_endpoint": self.layout.request_endpoint,

@@ -125,7 +125,8 @@ class SupervisorActor(pykka.ThreadingActor):
     def _connector_factory(self, state: SessionState,
                            script: list[dict] | None = None) -> ConnectorFactory | None:
         provider = self.providers.get(state.provider)
-        if state.integration_mode == "passive" or provider is None:
+        if provider is None or (state.integration_mode == "passive"
+                                and not provider.passive_connector):
             return None
         return lambda st: provider.connector(st, script=script)
 

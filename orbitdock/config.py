@@ -121,6 +121,19 @@ class WatcherConfig:
 
 
 @dataclass
+class ClaudeConfig:
+    enabled: bool = True  # take Claude Code hooks (orbitdock-hook) as passive sessions
+    hook_timeout_s: float = 2.0  # orbitdock-hook's longest wait for the daemon; then it spools
+    permission_wait_s: float = 60.0  # a PermissionRequest waits this long for a client's decision
+    pending_start_ttl_s: float = 60.0  # SessionStart metadata kept for a session's first activity
+    replayed_ids: int = 10000  # delivered event ids remembered, so a spooled copy is dropped
+    transcript_settle_ms: float = 1000.0  # a tool the transcript does not show yet waits at most this
+    transcript_poll_ms: float = 50.0  # ... re-reading the transcript this often meanwhile
+    transcript_chunk_bytes: int = 1_048_576  # transcript reads in bounded chunks
+    transcript_max_line_bytes: int = 67_108_864  # a longer transcript line is skipped (logged)
+
+
+@dataclass
 class LoggingConfig:
     level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR
     file: str = "logs/orbitdockd.log"  # relative to data_dir; "" = no file
@@ -148,6 +161,7 @@ class Config:
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     codex: CodexConfig = field(default_factory=CodexConfig)
     watcher: WatcherConfig = field(default_factory=WatcherConfig)
+    claude: ClaudeConfig = field(default_factory=ClaudeConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     mcp: McpConfig = field(default_factory=McpConfig)
 

@@ -407,6 +407,28 @@ class GetCodexStatus(Request, tag="get_codex_status", kw_only=True):
     provider: ClassVar[str] = "codex"
 
 
+class ClaudeHook(Request, tag="claude_hook", kw_only=True):
+    """One Claude Code hook, from ``orbitdock-hook`` (``orbitdock.claude.forward``).
+
+    Answered with ``Ack`` at once, except a ``PermissionRequest``: its ``Ack`` comes
+    when a client decides (``result.output`` is the hook's JSON output) or, after
+    ``claude.permission_wait_s``, without one."""
+
+    scope: ClassVar[Scope] = Scope.PROVIDER
+    errors: ClassVar[tuple[E, ...]] = (E.INVALID_ARGUMENT, E.UNAVAILABLE)
+    provider: ClassVar[str] = "claude"
+    example: ClassVar[dict[str, Any]] = {
+        "event": "UserPromptSubmit", "event_id": "1733600000000000000-4242",
+        "payload": '{"session_id":"3f1c…","transcript_path":"/home/u/.claude/projects/p/'
+                   '3f1c….jsonl","cwd":"/home/u/p","hook_event_name":"UserPromptSubmit",'
+                   '"prompt":"fix the tests"}'}
+    event: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    payload: str  # the hook's stdin (JSON text)
+    event_id: str = ""  # the forwarder's id for it: a spooled copy of a delivered event is dropped
+    spool: bool = False  # the forwarder found spooled events: replay them before this one
+    wait_s: float = 0.0  # how long the forwarder waits for a decision (PermissionRequest)
+
+
 class RolloutsStatus(Request, tag="rollouts_status", kw_only=True):
     scope: ClassVar[Scope] = Scope.WATCHER
     reply: ClassVar[type[Reply]] = RolloutsReport
