@@ -37,6 +37,8 @@ class Daemon:
         self.layout: Layout = layout(cfg)
         self.epoch = uuid.uuid4().hex[:16]
         self.ctx = zmq.Context()
+        # Set, not assumed: only the gateway's and clients' sockets count against it now.
+        self.ctx.set(zmq.MAX_SOCKETS, cfg.gateway.zmq_max_sockets)
         self.refs: dict[str, pykka.ActorRef] = {}
         self.extras: list[Any] = []  # things with a stop() started for the demo etc.
         self.providers: dict[str, Any] = {}  # name -> Provider (actors/providers.py)

@@ -2,7 +2,8 @@
 
 ``GatewayActor`` is the lifecycle handle; the sockets live on the ``GatewayLoop``
 thread it starts, which owns the ROUTER, the XPUB and the inproc PULL through
-which actors hand it frames (each actor through its own PUSH, see
+which actors hand it frames (the one ``GatewayInbox`` every actor's ``Outlet`` puts
+into, woken through an eventfd polled beside the sockets; see
 ``orbitdock.transport``). Nothing else touches these sockets.
 
 The loop also owns the session list (latest summary per session plus a list
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 
@@ -29,7 +31,8 @@ from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers
 from orbitdock.protocol.topics import HEARTBEAT, LIST, session_id_of
-from orbitdock.transport import OP_PUBLISH, OP_REPLY, OP_SUMMARY
+from orbitdock.transport import (OP_PUBLISH, OP_REPLY, OP_SUMMARY, GatewayInbox,
+                                 gateway_inbox, release_gateway_inbox)
 
 logger = logging.getLogger(__name__)
 
@@ -64,16 +67,18 @@ class GatewayLoop(threading.Thread):
     # ------------------------------------------------------------ loop
     def run(self) -> None:
         try:
-            router, xpub, inbox = self._bind()
+            router, xpub = self._bind()
         except BaseException as exc:  # surfaced to GatewayActor.on_start
             self.startup_error = exc
             self.ready.set()
             return
+        inbox = gateway_inbox(self.endpoints[2], self.cfg.inbound_hwm)
         self.ready.set()
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(xpub, zmq.POLLIN)
-        poller.register(inbox, zmq.POLLIN)
+        poller.register(inbox.fileno(), zmq.POLLIN)
+        backlog = True  # frames may be queued already (actors restored before the loop ran)
         hb_interval = self.cfg.heartbeat_interval_s
         list_interval = self.cfg.list_coalesce_ms / 1000.0
         next_hb = time.monotonic()
@@ -88,9 +93,10 @@ class GatewayLoop(threading.Thread):
                     self._publish_list(xpub)
                     next_list = now + list_interval
                 wait = min(next_hb, next_list if self._dirty else next_hb) - time.monotonic()
-                events = dict(poller.poll(max(0, int(wait * 1000)) + 1))
-                if inbox in events:
-                    self._drain_inbox(inbox, router, xpub)
+                events = dict(poller.poll(0 if backlog else max(0, int(wait * 1000)) + 1))
+                if backlog or inbox.fileno() in events:
+                    inbox.rearm()  # before draining: a frame put after the drain wakes us
+                    backlog = not self._drain_inbox(inbox, router, xpub)
                 if router in events:
                     self._drain_router(router, xpub)
                 if xpub in events:
@@ -100,11 +106,12 @@ class GatewayLoop(threading.Thread):
                 pass
             self._publish_list(xpub)
         finally:
-            for sock in (router, xpub, inbox):
+            release_gateway_inbox(self.endpoints[2])
+            for sock in (router, xpub):
                 sock.close(linger=0)
 
     def _bind(self):
-        request_ep, event_ep, inproc_ep = self.endpoints
+        request_ep, event_ep, _ = self.endpoints
         router = self.ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         router.setsockopt(zmq.MAXMSGSIZE, self.cfg.disconnect_frame_bytes)
@@ -120,17 +127,13 @@ class GatewayLoop(threading.Thread):
         xpub.setsockopt(zmq.XPUB_WELCOME_MSG, HEARTBEAT + codec.encode(
             m.Heartbeat(epoch=self.epoch, seq=0, ts=time.time())))
         xpub.bind(event_ep)
-        inbox = self.ctx.socket(zmq.PULL)
-        inbox.setsockopt(zmq.RCVHWM, self.cfg.inbound_hwm)
-        inbox.setsockopt(zmq.LINGER, 0)
-        inbox.bind(inproc_ep)
         for endpoint in (request_ep, event_ep):
             if endpoint.startswith("ipc://"):
                 os.chmod(endpoint[len("ipc://"):], 0o600)
-        return router, xpub, inbox
+        return router, xpub
 
     # ------------------------------------------------------------ outbound
-    def _drain_inbox(self, inbox: zmq.Socket, router: zmq.Socket, xpub: zmq.Socket) -> bool:
+    def _drain_inbox(self, inbox: GatewayInbox, router: zmq.Socket, xpub: zmq.Socket) -> bool:
         """Handle at most ``drain_batch`` frames; True when the inbox is empty.
 
         Bounded so a burst can never starve heartbeats or requests.
@@ -139,15 +142,14 @@ class GatewayLoop(threading.Thread):
         tail_heartbeats = self.cfg.tail_heartbeats
         for _ in range(self.cfg.drain_batch):
             try:
-                frame = inbox.recv(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
+                frame = inbox.get_nowait()
+            except queue.Empty:
                 return True
             op = frame[0]
             if op == OP_PUBLISH:
-                body = frame[9:]
-                xpub.send(body)
-                tails[body[:body.index(b"|", 2) + 1]] = [int.from_bytes(frame[1:9], "big"),
-                                                         tail_heartbeats]
+                xpub.send(memoryview(frame)[9:])
+                tails[bytes(frame[9:frame.index(b"|", 11) + 1])] = [
+                    int.from_bytes(frame[1:9], "big"), tail_heartbeats]
             elif op == OP_REPLY:
                 size = frame[1]
                 self._send_reply(router, frame[2:2 + size], frame[2 + size:])

@@ -161,7 +161,7 @@ class PersistenceActor(pykka.ThreadingActor):
             self._checkpointer.start()
             ctx, endpoint, hwm = self._gateway
             if ctx is not None and endpoint:
-                self._outlet = Outlet(ctx, endpoint, hwm)
+                self._outlet = Outlet(endpoint, hwm)
         except BaseException:
             # pykka does not call on_failure/on_stop when on_start raises.
             self._close()

@@ -105,7 +105,7 @@ class SessionActor(pykka.ThreadingActor):
 
     def _start(self) -> None:
         self.requests = RequestTable(self, Scope.SESSION, forwarded=self._forward)
-        self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
+        self.outlet = Outlet(self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         self.core = SessionCore(self.state, last_approval=self.last_approval,
                                 tool_output_max_chars=self.cfg.sessions.tool_output_max_chars,
                                 life=self.epoch)

@@ -84,7 +84,7 @@ class SupervisorActor(pykka.ThreadingActor):
         unrouted = set(Scope) - {Scope.GATEWAY} - set(self.routes)
         if unrouted:
             raise RuntimeError(f"supervisor routes no request of scope {sorted(unrouted)}")
-        self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
+        self.outlet = Outlet(self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         timeout = self.cfg.persistence.ask_timeout_s
         rows = self.persistence.proxy().load_sessions(self.cfg.sessions.restore_limit).get(timeout=timeout)
         for row in rows:

@@ -37,7 +37,8 @@ class GatewayConfig:
     max_frame_bytes: int = 1_048_576  # larger request frames get `too_large`
     disconnect_frame_bytes: int = 16_777_216  # libzmq drops a peer sending more (no reply)
     subscriber_hwm: int = 200_000  # events queued per subscriber (~40 MB) before gaps start
-    inbound_hwm: int = 200_000  # actor -> gateway queue depth before actors block
+    inbound_hwm: int = 200_000  # frames queued from all actors to the gateway before they wait
+    zmq_max_sockets: int = 1024  # the daemon's ZeroMQ context limit (sessions use no socket)
     heartbeat_interval_s: float = 1.0  # PUB heartbeat period; carries the server epoch
     list_coalesce_ms: float = 50.0  # session-list upserts are coalesced to this period
     drain_batch: int = 1000  # frames taken per socket per loop turn: heartbeats never starve
