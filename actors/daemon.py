@@ -1,6 +1,7 @@
 """orbitdockd: load config, start the actors in dependency order, stop them in reverse.
 
-Start: persistence -> supervisor (restores sessions) -> gateway -> watcher.
+Start: persistence -> supervisor (restores the sessions not ended) -> gateway (given
+the list from the database) -> watcher.
 Stop (SIGTERM/SIGINT): watcher (stop producing) -> supervisor (sessions) ->
 gateway (final replies and events go out) -> persistence (flush last).
 Signal handlers only set a flag; the main thread does the work (uvicorn's rule).
@@ -60,11 +61,14 @@ class Daemon:
             self.cfg, ctx=self.ctx, inproc_endpoint=inproc, epoch=self.epoch,
             persistence=self.refs["persistence"], providers=self.providers,
             registered=tuple(REGISTRY))
+        # The list comes from the database's rows, not from actors (most have none).
+        summaries = self.refs["persistence"].proxy().load_summaries().get(
+            timeout=self.cfg.persistence.ask_timeout_s)
         self.refs["gateway"] = GatewayActor.start(
             self.cfg, self.ctx, epoch=self.epoch,
             request_endpoint=self.layout.request_endpoint,
             event_endpoint=self.layout.event_endpoint, inproc_endpoint=inproc,
-            supervisor=self.refs["supervisor"])
+            supervisor=self.refs["supervisor"], summaries=summaries)
         self._start_watcher()
         self._check_started()
         write_runtime_file(self.layout, {

@@ -7,7 +7,9 @@ into, woken through an eventfd polled beside the sockets; see
 ``orbitdock.transport``). Nothing else touches these sockets.
 
 The loop also owns the session list (latest summary per session plus a list
-revision): ``subscribe_list`` is answered from it directly and list upserts are
+revision), seeded at start from the database's rows of every session not ended,
+so sessions without an actor (passivated) stay listed: ``subscribe_list`` is
+answered from it directly and list upserts are
 published at most every ``list_coalesce_ms``, so a burst of deltas in one
 session costs one list event, not one per delta.
 """
@@ -41,7 +43,8 @@ XPUB_SUBSCRIBE = 1  # first byte of an XPUB subscription message (0 = unsubscrib
 
 class GatewayLoop(threading.Thread):
     def __init__(self, config: Config, ctx: zmq.Context, *, epoch: str, request_endpoint: str,
-                 event_endpoint: str, inproc_endpoint: str, supervisor: pykka.ActorRef):
+                 event_endpoint: str, inproc_endpoint: str, supervisor: pykka.ActorRef,
+                 summaries: list[m.SessionSummary] = ()):
         super().__init__(name="gateway-loop", daemon=True)
         self.cfg = config.gateway
         self.ctx = ctx
@@ -52,7 +55,9 @@ class GatewayLoop(threading.Thread):
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
         self._stop_requested = threading.Event()
-        self._summaries: dict[str, m.SessionSummary] = {}
+        # The live list: seeded from the database's rows (sessions not ended, with an actor
+        # or dormant), then upserted by the actors.
+        self._summaries: dict[str, m.SessionSummary] = {s.id: s for s in summaries}
         self._dirty: dict[str, None] = {}  # ordered set of sessions with unpublished summaries
         self._list_rev = 0
         self._subscriptions = 0
@@ -275,11 +280,12 @@ class GatewayActor(pykka.ThreadingActor):
     """Starts and stops the gateway loop thread; exists so the daemon stops it in order."""
 
     def __init__(self, config: Config, ctx: zmq.Context, *, epoch: str, request_endpoint: str,
-                 event_endpoint: str, inproc_endpoint: str, supervisor: pykka.ActorRef):
+                 event_endpoint: str, inproc_endpoint: str, supervisor: pykka.ActorRef,
+                 summaries: list[m.SessionSummary] = ()):
         super().__init__()
         self.loop = GatewayLoop(config, ctx, epoch=epoch, request_endpoint=request_endpoint,
                                 event_endpoint=event_endpoint, inproc_endpoint=inproc_endpoint,
-                                supervisor=supervisor)
+                                supervisor=supervisor, summaries=summaries)
         self.stop_timeout_s = config.sessions.stop_timeout_s
 
     def on_start(self) -> None:

@@ -63,6 +63,58 @@ class SessionCrashed:
 
 
 @dataclass(slots=True)
+class Passivate:
+    """The supervisor's sweep: a session idle this long (ended: ``ended_idle_s``) and with
+    nothing in flight answers ``ReadyToPassivate``; a busy one ignores it."""
+
+    idle_s: float
+    ended_idle_s: float
+
+
+@dataclass(slots=True)
+class ReadyToPassivate:
+    """A session actor is idle: the supervisor holds its messages and says ``PassivateNow``."""
+
+    session_id: str
+    token: int  # which idle spell: PassivateNow for an older one is declined
+
+
+@dataclass(slots=True)
+class PassivateNow:
+    """The supervisor holds the session's messages: release the actor unless it woke up."""
+
+    token: int
+
+
+@dataclass(slots=True)
+class PassivateDeclined:
+    """The session woke up between ``ReadyToPassivate`` and ``PassivateNow``: it stays."""
+
+    session_id: str
+
+
+@dataclass(slots=True)
+class SessionPassivated:
+    """A session actor released its thread and backend; its state is in the database.
+
+    ``undelivered`` is what reached its inbox while it stopped (a watcher's batch, a
+    late backend event), oldest first: it re-activates the session at once.
+    """
+
+    session_id: str
+    undelivered: list[Any] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ForSession:
+    """A message for a session whose actor was passivated, handed to the supervisor
+    (e.g. a backend event that raced the passivation): delivered after re-activation."""
+
+    session_id: str
+    message: Any
+
+
+@dataclass(slots=True)
 class Tick:
     """Periodic timer message (flush, heartbeat-style housekeeping)."""
 
@@ -139,6 +191,7 @@ class Stats:
 @dataclass(frozen=True, slots=True)
 class LoadSessions:
     limit: int | None = None
+    active_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

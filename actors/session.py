@@ -5,6 +5,14 @@ reduced by its ``SessionCore``, the resulting wire events are published through
 its own outlet (an inproc PUSH it creates in ``on_start`` and alone uses), and
 the derived rows are told to the persistence actor. One event costs two hops:
 connector -> this actor -> gateway loop (persistence is told in parallel).
+
+Passivation: an actor idle for ``sessions.passivate_after_s`` (ended:
+``passivate_ended_after_s``) with nothing in flight (no turn, approval or backend
+command; a passive session's turn runs in the terminal and does not count) is
+released when the supervisor's sweep asks: it stops its connector (a codex thread
+is unsubscribed), stops taking messages and hands what reached its inbox meanwhile
+to the supervisor. Its state is in the database; the supervisor re-activates it from
+there on the next message for it (``SupervisorActor._activate``).
 """
 
 from __future__ import annotations
@@ -21,9 +29,15 @@ import zmq
 
 from actors.messages import (
     Backend,
+    ForSession,
+    Passivate,
+    PassivateDeclined,
+    PassivateNow,
+    ReadyToPassivate,
     RolloutBatch,
     RolloutIdle,
     SessionCrashed,
+    SessionPassivated,
     ThreadOwned,
 )
 from orbitdock.config import Config
@@ -88,6 +102,11 @@ class SessionActor(pykka.ThreadingActor):
         self._backend_failed = False  # the last connector gave up; its successor clears that
         self._flush_max = config.sessions.flush_max_events
         self._unflushed = 0  # backend events handled since the last publish
+        self._active_at = time.monotonic()  # last message other than the passivation sweep
+        self._in_flight = 0  # backend commands sent whose CommandResult has not come
+        self._idle_token = 0  # numbers the idle spells offered for passivation
+        self._ready_token: int | None = None  # the spell offered; any message cancels it
+        self._passivated = False
         self._log = logging.LoggerAdapter(logger, {"session_id": state.id})
 
     # ------------------------------------------------------------ lifecycle
@@ -99,6 +118,7 @@ class SessionActor(pykka.ThreadingActor):
             # the supervisor, which would otherwise hold this session's messages for a
             # restart that never comes.
             self._log.exception("session actor failed to start")
+            self._refuse_pending(exc)
             self.actor_stopped.set()  # refuse tells from now on, as pykka will, then drain
             self._hand_over(repr(exc), at_start=True)  # pykka calls no on_stop either
             raise
@@ -122,6 +142,18 @@ class SessionActor(pykka.ThreadingActor):
         if self.pending_request is not None:
             self.outlet.answer(self.pending_request, self._snapshot())
             self.pending_request = None
+
+    def _refuse_pending(self, exc: Exception) -> None:
+        """The create (or resume) that started this actor gets a coded answer, never silence."""
+        if self.pending_request is None:
+            return
+        try:
+            outlet = self.outlet or Outlet(self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
+            outlet.refuse(self.pending_request, ErrorCode.SESSION_START_FAILED,
+                          f"the session's actor failed to start: {exc!r}", self.session_id)
+        except Exception:
+            self._log.exception("could not answer the request that started this session")
+        self.pending_request = None
 
     def on_stop(self) -> None:
         if self.connector is not None:
@@ -153,23 +185,34 @@ class SessionActor(pykka.ThreadingActor):
             self.outlet.close()
             self.outlet = None
 
-    def _undelivered(self) -> list[Any]:
+    def _undelivered(self, keep_backend: bool = False) -> list[Any]:
         """Empty the inbox of a stopped actor: what its successor must handle, in order
-        (backend events are left out: the old backend is gone with this actor)."""
+        (after a crash backend events are left out: the old backend is gone with this
+        actor; the passivation sweep's own messages never carry over)."""
         drained = []
         while True:
             try:
                 envelope = self.actor_inbox.get_nowait()
             except queue.Empty:
                 return drained
-            if not isinstance(envelope.message, Backend):
-                drained.append(envelope.message)
+            message = envelope.message
+            if isinstance(message, (Passivate, PassivateNow)):
+                continue
+            if keep_backend or not isinstance(message, Backend):
+                drained.append(message)
 
     def _emit(self, event: Any) -> None:
         # Called on connector threads: only hand the event to this actor's inbox.
         try:
             self.actor_ref.tell(Backend(event, time.time()))
         except pykka.ActorDeadError:
+            if self._passivated and self.supervisor is not None:
+                # Raced the passivation: the supervisor re-activates the session for it.
+                try:
+                    self.supervisor.tell(ForSession(self.session_id, Backend(event, time.time())))
+                    return
+                except pykka.ActorDeadError:
+                    pass
             # Stopped (shutdown, end) while its backend was still finishing a turn:
             # the state was already settled and persisted; nothing left to deliver to.
             self._log.debug("backend event after stop dropped: %s", type(event).__name__)
@@ -185,6 +228,7 @@ class SessionActor(pykka.ThreadingActor):
         if self.connector is not None:
             self.connector.stop()
             self.connector = None
+        self._in_flight = 0  # their results died with it
         self._backend_failed = True
 
     def _ensure_connector(self) -> Connector:
@@ -231,6 +275,11 @@ class SessionActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------ inbox
     def on_receive(self, message: Any) -> Any:
+        if type(message) is Passivate or type(message) is PassivateNow:
+            self._on_passivation(message)
+            return None
+        self._active_at = time.monotonic()
+        self._ready_token = None
         if isinstance(message, Backend):
             self._on_backend(message.event, message.at or None)
         elif isinstance(message, ClientRequest):
@@ -250,6 +299,50 @@ class SessionActor(pykka.ThreadingActor):
             self._flush()
         return None
 
+    # ------------------------------------------------------------ passivation
+    def _idle_enough(self, sweep: Passivate) -> bool:
+        if self._in_flight or self._unflushed or self.supervisor is None:
+            return False
+        idle = time.monotonic() - self._active_at
+        st = self.state
+        if st.status == "ended":
+            return idle >= sweep.ended_idle_s
+        if idle < sweep.idle_s:
+            return False
+        # A direct session's turn or approval lives in its backend, which passivation
+        # would stop; a passive session's lives in the terminal, and its rows are saved.
+        return st.integration_mode == "passive" or (
+            st.current_turn_id is None and not st.approvals)
+
+    def _on_passivation(self, message: Passivate | PassivateNow) -> None:
+        if type(message) is Passivate:
+            if self._ready_token is None and self._idle_enough(message):
+                self._idle_token += 1
+                self._ready_token = self._idle_token
+                self.supervisor.tell(ReadyToPassivate(self.session_id, self._idle_token))
+            return
+        if message.token != self._ready_token or self._in_flight:
+            self.supervisor.tell(PassivateDeclined(self.session_id))  # it woke up meanwhile
+            return
+        self._passivate()
+
+    def _passivate(self) -> None:
+        """Release thread and backend; the state is already told to persistence."""
+        self._flush()
+        if self.connector is not None:
+            try:
+                self.connector.stop()  # codex: the thread is unsubscribed (resumed on demand)
+            except Exception:
+                self._log.exception("connector stop at passivation failed")
+            self.connector = None
+        self._passivated = True
+        self.actor_stopped.set()  # tells fail from now on (the senders re-route)
+        pykka.ActorRegistry.unregister(self.actor_ref)
+        self._log.debug("passivated at revision %d", self.state.revision)
+        # The loop ends after this message; what reached the inbox goes to the supervisor.
+        self.supervisor.tell(SessionPassivated(self.session_id,
+                                               self._undelivered(keep_backend=True)))
+
     def _apply_rollout(self, batch: RolloutBatch) -> None:
         times = batch.timestamps or [None] * len(batch.events)
         for event, ts in zip(batch.events, times):
@@ -267,6 +360,8 @@ class SessionActor(pykka.ThreadingActor):
 
     def _on_backend(self, event: Any, at: float | None = None) -> None:
         if isinstance(event, be.CommandResult):
+            if event.token is not None:
+                self._in_flight = max(0, self._in_flight - 1)
             req = event.token
             if isinstance(req, _Decision):
                 self.core.finish_decision(req.approval_id, accepted=event.ok)
@@ -323,6 +418,7 @@ class SessionActor(pykka.ThreadingActor):
         fields = {name: getattr(r, name) for name in r.__struct_fields__
                   if name not in ("v", "id", "session_id")}
         self._ensure_connector().call(r.forward, req, **fields)
+        self._in_flight += 1
 
     @answers(m.SubscribeSession)
     def _subscribe(self, req: ClientRequest) -> m.SessionSnapshot:
@@ -340,6 +436,7 @@ class SessionActor(pykka.ThreadingActor):
         try:
             self._ensure_connector().respond(_Decision(req, approval_id), key,
                                              decision=decision, answers=answers)
+            self._in_flight += 1
         except ProtocolError:
             self.core.finish_decision(approval_id, accepted=False)
             raise
@@ -397,6 +494,7 @@ class SessionActor(pykka.ThreadingActor):
         if self.connector is not None:
             self.connector.stop()
             self.connector = None
+            self._in_flight = 0
         self.core.end("user_requested")
         return m.Ack(session_id=self.session_id)
 

@@ -7,7 +7,18 @@ the watcher or the persistence actor. It knows no provider by name: providers
 come from the registry (``actors/providers.py``). A session actor that crashes is
 restarted from its persisted state under a restart policy (backoff, and a
 limit of ``restart_max`` crashes per ``restart_window_s``); other sessions keep
-running. On start it restores every session from the database.
+running.
+
+Cost follows activity (the virtual actor pattern): only sessions that are not ended
+get an actor at start; the rest are *dormant*, known by id, their state in the
+database. A sweep every ``sessions.passivate_check_s`` offers each live actor
+passivation; one that is idle answers ``ReadyToPassivate``, the supervisor holds the
+session's messages from then on and says ``PassivateNow``, and the actor releases
+its thread and backend (``SessionPassivated``) or declines (it woke up meanwhile).
+Any message for a dormant session (a request, a watcher batch or route question, a
+late backend event) re-activates it from the database, as at start, and is then
+delivered in order with what was held; its revisions continue from the persisted
+one, so subscribers see no gap and no reset.
 """
 
 from __future__ import annotations
@@ -23,7 +34,14 @@ import zmq
 
 from actors.messages import (
     AttachWatcher,
+    ForSession,
+    Passivate,
+    PassivateDeclined,
+    PassivateNow,
     ProviderAnswer,
+    ReadyToPassivate,
+    SessionPassivated,
+    Tick,
     RestartNow,
     RolloutBatch,
     RolloutIdle,
@@ -72,8 +90,14 @@ class SupervisorActor(pykka.ThreadingActor):
         # are refused (rollout lines stay uncommitted, read again by the next daemon).
         self.failed: dict[str, str] = {}
         self.policies: dict[str, RestartPolicy] = {}
+        # Sessions in the database without an actor (ended, or passivated when idle).
+        self.dormant: set[str] = set()
+        # Sessions told PassivateNow: their messages are held until the actor answers.
+        self.passivating: dict[str, int] = {}
+        self.activations = 0  # dormant sessions brought back (status, tests, benchmark)
         self.outlet: Outlet | None = None
         self.watcher: pykka.ActorRef | None = None
+        self._sweeper: _Ticker | None = None
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
@@ -86,15 +110,22 @@ class SupervisorActor(pykka.ThreadingActor):
             raise RuntimeError(f"supervisor routes no request of scope {sorted(unrouted)}")
         self.outlet = Outlet(self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         timeout = self.cfg.persistence.ask_timeout_s
-        rows = self.persistence.proxy().load_sessions(self.cfg.sessions.restore_limit).get(timeout=timeout)
+        proxy = self.persistence.proxy()
+        rows = proxy.load_sessions(self.cfg.sessions.restore_limit,
+                                   active_only=True).get(timeout=timeout)
         for row in rows:
-            state = self._load_state(row)
-            if state.thread_id and state.integration_mode == "direct":
-                self.owned_threads[state.thread_id] = state.id
-            self._spawn(state, restored=True, last_approval=row[LAST_APPROVAL])
-        logger.info("restored %d sessions", len(rows))
+            self._spawn(self._load_state(row), restored=True, last_approval=row[LAST_APPROVAL])
+        # Dormant direct sessions still own their codex threads (their rollouts are ours).
+        self.owned_threads.update(proxy.load_owned_threads().get(timeout=timeout))
+        self.dormant = set(proxy.load_session_ids().get(timeout=timeout)) - set(self.sessions)
+        logger.info("restored %d sessions; %d dormant", len(rows), len(self.dormant))
+        self._sweeper = _Ticker(self.actor_ref, Tick("passivate"),
+                                self.cfg.sessions.passivate_check_s)
+        self._sweeper.start()
 
     def on_stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.stop()
         timeout = self.cfg.sessions.stop_timeout_s
         futures = [ref.stop(block=False) for ref in self.sessions.values()]
         for future in futures:
@@ -154,7 +185,9 @@ class SupervisorActor(pykka.ThreadingActor):
             self._rollout(message)
         elif isinstance(message, RolloutIdle):
             ref = self.sessions.get(message.session_id)
-            if ref is not None and ref.is_alive():
+            if message.session_id in self.dormant:
+                self._activate(message.session_id, [message])  # an idle passive one ends
+            elif ref is not None and ref.is_alive():
                 ref.tell(message)
         elif isinstance(message, SessionCrashed):
             self._restart(message)
@@ -168,8 +201,21 @@ class SupervisorActor(pykka.ThreadingActor):
             self.watcher = message.watcher
         elif isinstance(message, ThreadOwned):
             self.owned_threads[message.thread_id] = message.session_id
+        elif isinstance(message, ReadyToPassivate):
+            self._passivate(message)
+        elif isinstance(message, SessionPassivated):
+            self._passivated(message)
+        elif isinstance(message, PassivateDeclined):
+            self._passivation_declined(message.session_id)
+        elif isinstance(message, ForSession):
+            self._deliver(message.session_id, message.message)
+        elif isinstance(message, Tick):
+            self._sweep()
         elif message == "count":
             return len(self.sessions)
+        elif message == "activity":
+            return {"live": len(self.sessions), "dormant": len(self.dormant),
+                    "activations": self.activations}
         return None
 
     # ------------------------------------------------------------ routes, by scope
@@ -195,22 +241,24 @@ class SupervisorActor(pykka.ThreadingActor):
         self.watcher.tell(req)
 
     def _to_persistence(self, req: ClientRequest) -> None:
-        """History pages come from the database; the session must exist (live or not)."""
+        """History pages come from the database; a session they name must exist (live or
+        dormant: a dormant one is not woken to read its history)."""
         session_id = target_session(req.request)
-        if self._known(req, session_id):
+        if session_id is None or self._known(req, session_id):
             self.persistence.tell(req)
 
     def _to_session(self, req: ClientRequest) -> None:
         session_id = target_session(req.request)
         if self._known(req, session_id):
-            self._tell_or_hold(session_id, self.sessions.get(session_id), req)
+            self._deliver(session_id, req)
 
     def _known(self, req: ClientRequest, session_id: str | None) -> bool:
         """Whether the session exists; refuses the request when it does not."""
         if session_id in self.failed:
             self._refuse(session_id, req)
             return False
-        if session_id in self.sessions or session_id in self.restarting:
+        if session_id in self.sessions or session_id in self.restarting \
+                or session_id in self.dormant:
             return True
         approval_id = getattr(req.request, "approval_id", None)
         what = f"approval {approval_id}" if approval_id else "session"
@@ -247,6 +295,9 @@ class SupervisorActor(pykka.ThreadingActor):
         if session_id in self.failed:
             self._refuse(session_id, message)
             return
+        if session_id in self.dormant:
+            self._activate(session_id, [message])
+            return
         ref = self.sessions.get(session_id)
         if ref is None and session_id not in self.restarting:
             if isinstance(message, ClientRequest):
@@ -256,9 +307,10 @@ class SupervisorActor(pykka.ThreadingActor):
         self._tell_or_hold(session_id, ref, message)
 
     def _tell_or_hold(self, session_id: str, ref: pykka.ActorRef | None, message: Any) -> None:
-        # A dead ref still in the map crashed and its SessionCrashed is on the way:
-        # what comes for it meanwhile waits for the successor, behind what it had queued.
-        if session_id not in self.restarting:
+        # A dead ref still in the map crashed (or passivated) and its SessionCrashed (or
+        # SessionPassivated) is on the way: what comes for it meanwhile waits for the
+        # successor, behind what it had queued.
+        if session_id not in self.restarting and session_id not in self.passivating:
             try:
                 ref.tell(message)
                 return
@@ -269,6 +321,9 @@ class SupervisorActor(pykka.ThreadingActor):
     def _rollout(self, batch: RolloutBatch) -> None:
         if batch.session_id in self.failed:
             self._refuse(batch.session_id, batch)
+            return
+        if batch.session_id in self.dormant:
+            self._activate(batch.session_id, [batch])
             return
         ref = self.sessions.get(batch.session_id)
         if ref is None and batch.session_id not in self.restarting:
@@ -294,8 +349,12 @@ class SupervisorActor(pykka.ThreadingActor):
         if sid in self.owned_threads or sid in self.failed:
             request.reply_to.tell(RouteAnswer(sid, None, passive=False))
             return
+        if sid in self.dormant:  # the watcher has lines for it: wake it
+            request.reply_to.tell(RouteAnswer(sid, self._activate(sid, [])))
+            return
         ref = self.sessions.get(sid)
-        if sid in self.restarting or (ref is not None and not ref.is_alive()):
+        if sid in self.restarting or sid in self.passivating or (
+                ref is not None and not ref.is_alive()):
             self.route_waiters.setdefault(sid, []).append(request.reply_to)
             return
         request.reply_to.tell(RouteAnswer(sid, ref))
@@ -307,8 +366,17 @@ class SupervisorActor(pykka.ThreadingActor):
             self.cfg.sessions.restart_max, self.cfg.sessions.restart_window_s,
             self.cfg.sessions.restart_backoff_s))
         self.sessions.pop(sid, None)
+        self.passivating.pop(sid, None)
         # What the dead actor had queued is older than anything held since: it goes first.
         self.restarting.setdefault(sid, [])[:0] = crash.undelivered
+        if crash.at_start:
+            # Requests do not wait out the restarts of an actor that cannot start: they
+            # are answered now, with the cause; other messages wait for the successor.
+            held = self.restarting[sid]
+            for message in [msg for msg in held if isinstance(msg, ClientRequest)]:
+                self.outlet.refuse(message, ErrorCode.SESSION_START_FAILED,
+                                   f"the session's actor failed to start: {crash.error}", sid)
+            held[:] = [msg for msg in held if not isinstance(msg, ClientRequest)]
         delay = policy.next_delay(time.monotonic())
         if delay is None and crash.at_start:
             self._abandon(sid, crash.error)  # even a disabled actor could not start
@@ -333,7 +401,7 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _refuse(self, sid: str, message: Any) -> None:
         if isinstance(message, ClientRequest):
-            self.outlet.refuse(message, ErrorCode.INTERNAL,
+            self.outlet.refuse(message, ErrorCode.SESSION_START_FAILED,
                                f"session cannot start: {self.failed[sid]}", sid)
         else:
             logger.debug("dropping %s for a session that cannot start", type(message).__name__,
@@ -357,3 +425,90 @@ class SupervisorActor(pykka.ThreadingActor):
             self._deliver(sid, message)
         for watcher in self.route_waiters.pop(sid, []):
             watcher.tell(RouteAnswer(sid, ref))
+
+    # ------------------------------------------------------------ passivation
+    def _sweep(self) -> None:
+        """Offer every live actor passivation; only idle ones answer (ReadyToPassivate)."""
+        cfg = self.cfg.sessions
+        if cfg.passivate_after_s <= 0:
+            return
+        sweep = Passivate(cfg.passivate_after_s, cfg.passivate_ended_after_s)
+        for sid, ref in self.sessions.items():
+            if sid not in self.passivating and sid not in self.restarting:
+                try:
+                    ref.tell(sweep)
+                except pykka.ActorDeadError:
+                    pass  # crashed or passivated: its report is on the way
+
+    def _passivate(self, ready: ReadyToPassivate) -> None:
+        sid = ready.session_id
+        ref = self.sessions.get(sid)
+        if ref is None or sid in self.passivating or sid in self.restarting:
+            return
+        # From here the session's messages are held: none can reach the actor after it
+        # checked it is still idle, so none is lost with its inbox.
+        self.passivating[sid] = ready.token
+        try:
+            ref.tell(PassivateNow(ready.token))
+        except pykka.ActorDeadError:
+            pass  # it crashed meanwhile: SessionCrashed brings the held messages along
+
+    def _passivated(self, done: SessionPassivated) -> None:
+        sid = done.session_id
+        self.passivating.pop(sid, None)
+        self.sessions.pop(sid, None)
+        held = done.undelivered + self.restarting.pop(sid, [])
+        if held or self.route_waiters.get(sid):
+            self._activate(sid, held)  # something came for it meanwhile
+        else:
+            self.dormant.add(sid)
+
+    def _passivation_declined(self, sid: str) -> None:
+        self.passivating.pop(sid, None)
+        ref = self.sessions.get(sid)
+        for message in self.restarting.pop(sid, []):
+            self._tell_or_hold(sid, ref, message)
+        for watcher in self.route_waiters.pop(sid, []):
+            watcher.tell(RouteAnswer(sid, ref))
+
+    def _activate(self, sid: str, held: list[Any]) -> pykka.ActorRef | None:
+        """Bring a dormant session back from the database, as at start (no reset: its
+        revisions go on from the persisted one), then hand it ``held`` in order."""
+        self.dormant.discard(sid)
+        timeout = self.cfg.persistence.ask_timeout_s
+        row = self.persistence.proxy().load_session(sid).get(timeout=timeout)
+        if row is None:  # deleted behind our back: nothing to wake
+            for message in held:
+                if isinstance(message, ClientRequest):
+                    self.outlet.refuse(message, ErrorCode.NOT_FOUND,
+                                       f"no such session: {sid}", sid)
+            return None
+        ref = self._spawn(self._load_state(row), restored=True,
+                          last_approval=row[LAST_APPROVAL])
+        self.activations += 1
+        for message in held:
+            self._tell_or_hold(sid, ref, message)
+        for watcher in self.route_waiters.pop(sid, []):
+            watcher.tell(RouteAnswer(sid, ref))
+        return ref
+
+
+class _Ticker(threading.Thread):
+    """Tells an actor ``message`` every ``interval_s``; owns nothing else."""
+
+    def __init__(self, ref: pykka.ActorRef, message: Any, interval_s: float):
+        super().__init__(name="supervisor-passivation-sweep", daemon=True)
+        self._ref, self._message, self._interval_s = ref, message, interval_s
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.is_alive() and self is not threading.current_thread():
+            self.join(self._interval_s)
+
+    def run(self) -> None:
+        while not self._stopping.wait(self._interval_s):
+            try:
+                self._ref.tell(self._message)
+            except pykka.ActorDeadError:
+                return

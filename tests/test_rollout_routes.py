@@ -232,7 +232,7 @@ def test_a_session_actor_that_cannot_start_is_given_up_without_holding_its_lines
             try:
                 client.request(m.SubscribeSession(session_id=tid))
             except RemoteError as exc:
-                return exc.code == "internal" and "cannot start" in str(exc)
+                return exc.code == "session_start_failed" and "cannot start" in str(exc)
             return False
 
         wait_for(refused)  # every restart failed too: given up, with a coded error

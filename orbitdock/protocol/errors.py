@@ -20,6 +20,7 @@ class ErrorCode(enum.StrEnum):
     BACKEND_ERROR = "backend_error"  # the agent backend refused or failed the action
     UNAVAILABLE = "unavailable"  # backend binary missing or not started
     TIMEOUT = "timeout"  # an internal step did not finish in time
+    SESSION_START_FAILED = "session_start_failed"  # the session's actor could not start
     INTERNAL = "internal"  # a bug: logged with a traceback
 
 
