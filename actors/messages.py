@@ -63,34 +63,30 @@ class SessionCrashed:
 
 
 @dataclass(slots=True)
-class Passivate:
-    """The supervisor's sweep: a session idle this long (ended: ``ended_idle_s``) and with
-    nothing in flight answers ``ReadyToPassivate``; a busy one ignores it."""
-
-    idle_s: float
-    ended_idle_s: float
-
-
-@dataclass(slots=True)
-class ReadyToPassivate:
-    """A session actor is idle: the supervisor holds its messages and says ``PassivateNow``."""
+class Idle:
+    """A session actor became passivable (ended, or nothing in flight) and was last busy
+    at ``since`` (``time.monotonic()``): the supervisor schedules ``PassivateNow`` for
+    ``since`` plus the idle time (``sessions.passivate_after_s``, or for an ended
+    session ``passivate_ended_after_s``). Told once per spell, not per message."""
 
     session_id: str
-    token: int  # which idle spell: PassivateNow for an older one is declined
+    since: float
+    ended: bool
 
 
 @dataclass(slots=True)
 class PassivateNow:
-    """The supervisor holds the session's messages: release the actor unless it woke up."""
-
-    token: int
+    """The supervisor holds the session's messages: release the actor if it is still idle."""
 
 
 @dataclass(slots=True)
 class PassivateDeclined:
-    """The session woke up between ``ReadyToPassivate`` and ``PassivateNow``: it stays."""
+    """The actor was busy since its ``Idle``: ``since`` is its last activity (the supervisor
+    schedules again), or None when it is no longer passivable (it says ``Idle`` again later)."""
 
     session_id: str
+    since: float | None
+    ended: bool = False
 
 
 @dataclass(slots=True)

@@ -6,12 +6,13 @@ its own outlet (an inproc PUSH it creates in ``on_start`` and alone uses), and
 the derived rows are told to the persistence actor. One event costs two hops:
 connector -> this actor -> gateway loop (persistence is told in parallel).
 
-Passivation: an actor idle for ``sessions.passivate_after_s`` (ended:
-``passivate_ended_after_s``) with nothing in flight (no turn, approval or backend
-command; a passive session's turn runs in the terminal and does not count) is
-released when the supervisor's sweep asks: it stops its connector (a codex thread
-is unsubscribed), stops taking messages and hands what reached its inbox meanwhile
-to the supervisor. Its state is in the database; the supervisor re-activates it from
+Passivation: an actor with nothing in flight (no turn, approval or backend command;
+a passive session's turn runs in the terminal and does not count), or ended, tells
+the supervisor once (``Idle``, with when it was last busy); the supervisor says
+``PassivateNow`` after ``sessions.passivate_after_s`` (ended:
+``passivate_ended_after_s``), and if nothing came meanwhile the actor stops its
+connector (a codex thread is unsubscribed), stops taking messages and hands what
+reached its inbox meanwhile to the supervisor. Idle actors are never polled. Its state is in the database; the supervisor re-activates it from
 there on the next message for it (``SupervisorActor._activate``).
 """
 
@@ -30,10 +31,9 @@ import zmq
 from actors.messages import (
     Backend,
     ForSession,
-    Passivate,
+    Idle,
     PassivateDeclined,
     PassivateNow,
-    ReadyToPassivate,
     RolloutBatch,
     RolloutIdle,
     SessionCrashed,
@@ -104,8 +104,9 @@ class SessionActor(pykka.ThreadingActor):
         self._unflushed = 0  # backend events handled since the last publish
         self._active_at = time.monotonic()  # last message other than the passivation sweep
         self._in_flight = 0  # backend commands sent whose CommandResult has not come
-        self._idle_token = 0  # numbers the idle spells offered for passivation
-        self._ready_token: int | None = None  # the spell offered; any message cancels it
+        # Our Idle the supervisor holds: None, or whether it said "ended" (an end comes
+        # sooner, so a session that ends after saying Idle says it again).
+        self._offered: bool | None = None
         self._passivated = False
         self._log = logging.LoggerAdapter(logger, {"session_id": state.id})
 
@@ -142,6 +143,7 @@ class SessionActor(pykka.ThreadingActor):
         if self.pending_request is not None:
             self.outlet.answer(self.pending_request, self._snapshot())
             self.pending_request = None
+        self._offer_idle()
 
     def _refuse_pending(self, exc: Exception) -> None:
         """The create (or resume) that started this actor gets a coded answer, never silence."""
@@ -196,7 +198,7 @@ class SessionActor(pykka.ThreadingActor):
             except queue.Empty:
                 return drained
             message = envelope.message
-            if isinstance(message, (Passivate, PassivateNow)):
+            if isinstance(message, PassivateNow):
                 continue
             if keep_backend or not isinstance(message, Backend):
                 drained.append(message)
@@ -275,11 +277,10 @@ class SessionActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------ inbox
     def on_receive(self, message: Any) -> Any:
-        if type(message) is Passivate or type(message) is PassivateNow:
-            self._on_passivation(message)
+        if type(message) is PassivateNow:
+            self._on_passivate_now()
             return None
         self._active_at = time.monotonic()
-        self._ready_token = None
         if isinstance(message, Backend):
             self._on_backend(message.event, message.at or None)
         elif isinstance(message, ClientRequest):
@@ -297,32 +298,35 @@ class SessionActor(pykka.ThreadingActor):
         if self._unflushed and (self._unflushed >= self._flush_max
                                 or self.actor_inbox.empty()):
             self._flush()
+        if self._offered is None or (not self._offered and self.state.status == "ended"):
+            self._offer_idle()
         return None
 
     # ------------------------------------------------------------ passivation
-    def _idle_enough(self, sweep: Passivate) -> bool:
-        if self._in_flight or self._unflushed or self.supervisor is None:
+    def _passivable(self) -> bool:
+        if self._in_flight or self.supervisor is None:
             return False
-        idle = time.monotonic() - self._active_at
         st = self.state
-        if st.status == "ended":
-            return idle >= sweep.ended_idle_s
-        if idle < sweep.idle_s:
-            return False
         # A direct session's turn or approval lives in its backend, which passivation
         # would stop; a passive session's lives in the terminal, and its rows are saved.
-        return st.integration_mode == "passive" or (
+        return st.status == "ended" or st.integration_mode == "passive" or (
             st.current_turn_id is None and not st.approvals)
 
-    def _on_passivation(self, message: Passivate | PassivateNow) -> None:
-        if type(message) is Passivate:
-            if self._ready_token is None and self._idle_enough(message):
-                self._idle_token += 1
-                self._ready_token = self._idle_token
-                self.supervisor.tell(ReadyToPassivate(self.session_id, self._idle_token))
+    def _offer_idle(self) -> None:
+        if self._passivable():
+            self._offered = self.state.status == "ended"
+            self.supervisor.tell(Idle(self.session_id, self._active_at, self._offered))
+
+    def _on_passivate_now(self) -> None:
+        if not self._passivable() or self._unflushed:
+            self._offered = None  # offered again once passivable
+            self.supervisor.tell(PassivateDeclined(self.session_id, None))
             return
-        if message.token != self._ready_token or self._in_flight:
-            self.supervisor.tell(PassivateDeclined(self.session_id))  # it woke up meanwhile
+        ended = self.state.status == "ended"
+        wait = self.cfg.sessions.passivate_ended_after_s if ended \
+            else self.cfg.sessions.passivate_after_s
+        if time.monotonic() - self._active_at < wait:  # busy since its Idle: not yet
+            self.supervisor.tell(PassivateDeclined(self.session_id, self._active_at, ended))
             return
         self._passivate()
 

@@ -11,10 +11,12 @@ running.
 
 Cost follows activity (the virtual actor pattern): only sessions that are not ended
 get an actor at start; the rest are *dormant*, known by id, their state in the
-database. A sweep every ``sessions.passivate_check_s`` offers each live actor
-passivation; one that is idle answers ``ReadyToPassivate``, the supervisor holds the
-session's messages from then on and says ``PassivateNow``, and the actor releases
-its thread and backend (``SessionPassivated``) or declines (it woke up meanwhile).
+database. An actor with nothing in flight tells the supervisor once (``Idle``, with
+when it was last busy); a sweep every ``sessions.passivate_check_s`` finds the ones
+idle for ``passivate_after_s`` (ended: ``passivate_ended_after_s``), holds the
+session's messages from then on and says ``PassivateNow``; the actor releases its
+thread and backend (``SessionPassivated``) or declines (it was busy since: scheduled
+again). Idle actors are never polled; the sweep only reads the supervisor's map.
 Any message for a dormant session (a request, a watcher batch or route question, a
 late backend event) re-activates it from the database, as at start, and is then
 delivered in order with what was held; its revisions continue from the persisted
@@ -35,11 +37,10 @@ import zmq
 from actors.messages import (
     AttachWatcher,
     ForSession,
-    Passivate,
+    Idle,
     PassivateDeclined,
     PassivateNow,
     ProviderAnswer,
-    ReadyToPassivate,
     SessionPassivated,
     Tick,
     RestartNow,
@@ -93,7 +94,9 @@ class SupervisorActor(pykka.ThreadingActor):
         # Sessions in the database without an actor (ended, or passivated when idle).
         self.dormant: set[str] = set()
         # Sessions told PassivateNow: their messages are held until the actor answers.
-        self.passivating: dict[str, int] = {}
+        self.passivating: set[str] = set()
+        # Idle live sessions: when to say PassivateNow (time.monotonic()).
+        self.passivate_at: dict[str, float] = {}
         self.activations = 0  # dormant sessions brought back (status, tests, benchmark)
         self.outlet: Outlet | None = None
         self.watcher: pykka.ActorRef | None = None
@@ -201,12 +204,12 @@ class SupervisorActor(pykka.ThreadingActor):
             self.watcher = message.watcher
         elif isinstance(message, ThreadOwned):
             self.owned_threads[message.thread_id] = message.session_id
-        elif isinstance(message, ReadyToPassivate):
-            self._passivate(message)
+        elif isinstance(message, Idle):
+            self._schedule(message.session_id, message.since, message.ended)
         elif isinstance(message, SessionPassivated):
             self._passivated(message)
         elif isinstance(message, PassivateDeclined):
-            self._passivation_declined(message.session_id)
+            self._passivation_declined(message)
         elif isinstance(message, ForSession):
             self._deliver(message.session_id, message.message)
         elif isinstance(message, Tick):
@@ -366,7 +369,8 @@ class SupervisorActor(pykka.ThreadingActor):
             self.cfg.sessions.restart_max, self.cfg.sessions.restart_window_s,
             self.cfg.sessions.restart_backoff_s))
         self.sessions.pop(sid, None)
-        self.passivating.pop(sid, None)
+        self.passivating.discard(sid)
+        self.passivate_at.pop(sid, None)
         # What the dead actor had queued is older than anything held since: it goes first.
         self.restarting.setdefault(sid, [])[:0] = crash.undelivered
         if crash.at_start:
@@ -388,7 +392,7 @@ class SupervisorActor(pykka.ThreadingActor):
             self._restart_now(sid, disabled_reason=f"failed: crashed repeatedly ({crash.error})")
             return
         logger.warning("restarting crashed session in %.2fs", delay, extra={"session_id": sid})
-        threading.Timer(delay, self.actor_ref.tell, args=(RestartNow(sid),)).start()
+        threading.Timer(delay, _tell_if_alive, args=(self.actor_ref, RestartNow(sid))).start()
 
     def _abandon(self, sid: str, error: str) -> None:
         logger.error("session actor cannot start (%s); refusing its messages until the "
@@ -427,35 +431,32 @@ class SupervisorActor(pykka.ThreadingActor):
             watcher.tell(RouteAnswer(sid, ref))
 
     # ------------------------------------------------------------ passivation
-    def _sweep(self) -> None:
-        """Offer every live actor passivation; only idle ones answer (ReadyToPassivate)."""
+    def _schedule(self, sid: str, since: float, ended: bool) -> None:
         cfg = self.cfg.sessions
-        if cfg.passivate_after_s <= 0:
-            return
-        sweep = Passivate(cfg.passivate_after_s, cfg.passivate_ended_after_s)
-        for sid, ref in self.sessions.items():
-            if sid not in self.passivating and sid not in self.restarting:
-                try:
-                    ref.tell(sweep)
-                except pykka.ActorDeadError:
-                    pass  # crashed or passivated: its report is on the way
+        if sid in self.sessions and cfg.passivate_after_s > 0:
+            self.passivate_at[sid] = since + (cfg.passivate_ended_after_s if ended
+                                              else cfg.passivate_after_s)
 
-    def _passivate(self, ready: ReadyToPassivate) -> None:
-        sid = ready.session_id
-        ref = self.sessions.get(sid)
-        if ref is None or sid in self.passivating or sid in self.restarting:
-            return
-        # From here the session's messages are held: none can reach the actor after it
-        # checked it is still idle, so none is lost with its inbox.
-        self.passivating[sid] = ready.token
-        try:
-            ref.tell(PassivateNow(ready.token))
-        except pykka.ActorDeadError:
-            pass  # it crashed meanwhile: SessionCrashed brings the held messages along
+    def _sweep(self) -> None:
+        """Passivate the sessions whose idle time ran out (no actor is woken to ask)."""
+        now = time.monotonic()
+        due = [sid for sid, at in self.passivate_at.items() if at <= now]
+        for sid in due:
+            del self.passivate_at[sid]
+            ref = self.sessions.get(sid)
+            if ref is None or sid in self.passivating or sid in self.restarting:
+                continue
+            # From here the session's messages are held: none can reach the actor after
+            # it checked it is still idle, so none is lost with its inbox.
+            self.passivating.add(sid)
+            try:
+                ref.tell(PassivateNow())
+            except pykka.ActorDeadError:
+                pass  # it crashed meanwhile: SessionCrashed brings the held messages along
 
     def _passivated(self, done: SessionPassivated) -> None:
         sid = done.session_id
-        self.passivating.pop(sid, None)
+        self.passivating.discard(sid)
         self.sessions.pop(sid, None)
         held = done.undelivered + self.restarting.pop(sid, [])
         if held or self.route_waiters.get(sid):
@@ -463,8 +464,11 @@ class SupervisorActor(pykka.ThreadingActor):
         else:
             self.dormant.add(sid)
 
-    def _passivation_declined(self, sid: str) -> None:
-        self.passivating.pop(sid, None)
+    def _passivation_declined(self, declined: PassivateDeclined) -> None:
+        sid = declined.session_id
+        self.passivating.discard(sid)
+        if declined.since is not None:
+            self._schedule(sid, declined.since, declined.ended)
         ref = self.sessions.get(sid)
         for message in self.restarting.pop(sid, []):
             self._tell_or_hold(sid, ref, message)
@@ -491,6 +495,13 @@ class SupervisorActor(pykka.ThreadingActor):
         for watcher in self.route_waiters.pop(sid, []):
             watcher.tell(RouteAnswer(sid, ref))
         return ref
+
+
+def _tell_if_alive(ref: pykka.ActorRef, message: Any) -> None:
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        pass  # stopped meanwhile (shutdown): nothing left to restart
 
 
 class _Ticker(threading.Thread):
