@@ -26,6 +26,7 @@ one, so subscribers see no gap and no reset.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -97,6 +98,10 @@ class SupervisorActor(pykka.ThreadingActor):
         self.passivating: set[str] = set()
         # Idle live sessions: when to say PassivateNow (time.monotonic()).
         self.passivate_at: dict[str, float] = {}
+        # Refs of just-passivated actors, kept one sweep: a tell that passed pykka's alive
+        # check as the actor stopped lands in its inbox after the drain; it is picked up
+        # here (``_late_messages``) instead of lost.
+        self.retired: dict[str, tuple[pykka.ActorRef, float]] = {}
         self.activations = 0  # dormant sessions brought back (status, tests, benchmark)
         self.outlet: Outlet | None = None
         self.watcher: pykka.ActorRef | None = None
@@ -440,6 +445,14 @@ class SupervisorActor(pykka.ThreadingActor):
     def _sweep(self) -> None:
         """Passivate the sessions whose idle time ran out (no actor is woken to ask)."""
         now = time.monotonic()
+        for sid in [sid for sid, (_, at) in self.retired.items()
+                    if now - at >= self.cfg.sessions.passivate_check_s]:
+            late = self._late_messages(sid)
+            if late and sid in self.dormant:
+                self._activate(sid, late)
+            else:
+                for message in late:
+                    self._deliver(sid, message)
         due = [sid for sid, at in self.passivate_at.items() if at <= now]
         for sid in due:
             del self.passivate_at[sid]
@@ -457,7 +470,9 @@ class SupervisorActor(pykka.ThreadingActor):
     def _passivated(self, done: SessionPassivated) -> None:
         sid = done.session_id
         self.passivating.discard(sid)
-        self.sessions.pop(sid, None)
+        ref = self.sessions.pop(sid, None)
+        if ref is not None:
+            self.retired[sid] = (ref, time.monotonic())
         held = done.undelivered + self.restarting.pop(sid, [])
         if held or self.route_waiters.get(sid):
             self._activate(sid, held)  # something came for it meanwhile
@@ -479,6 +494,7 @@ class SupervisorActor(pykka.ThreadingActor):
         """Bring a dormant session back from the database, as at start (no reset: its
         revisions go on from the persisted one), then hand it ``held`` in order."""
         self.dormant.discard(sid)
+        held = self._late_messages(sid) + held
         timeout = self.cfg.persistence.ask_timeout_s
         row = self.persistence.proxy().load_session(sid).get(timeout=timeout)
         if row is None:  # deleted behind our back: nothing to wake
@@ -495,6 +511,22 @@ class SupervisorActor(pykka.ThreadingActor):
         for watcher in self.route_waiters.pop(sid, []):
             watcher.tell(RouteAnswer(sid, ref))
         return ref
+
+    def _late_messages(self, sid: str) -> list[Any]:
+        """What reached a passivated actor's inbox after it handed its inbox over."""
+        ref, _ = self.retired.pop(sid, (None, 0.0))
+        late = []
+        while ref is not None:
+            try:
+                message = ref.actor_inbox.get_nowait().message
+            except queue.Empty:
+                break
+            if not isinstance(message, PassivateNow):
+                late.append(message)
+        if late:
+            logger.info("%d message(s) raced the passivation; delivered", len(late),
+                        extra={"session_id": sid})
+        return late
 
 
 def _tell_if_alive(ref: pykka.ActorRef, message: Any) -> None:
