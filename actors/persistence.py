@@ -355,6 +355,16 @@ class PersistenceActor(pykka.ThreadingActor):
         self._flush()
         return queries.load_sessions(self._db(), limit, active_only)
 
+    def load_for_restore(self, limit: int | None, messages: int) -> list[tuple]:
+        """(row, latest ``messages`` messages, pending approvals) of every session the
+        last daemon left unsettled (``queries.load_unsettled_sessions``), newest first: a
+        cold start's reads in one ask instead of three per session."""
+        self._flush()
+        conn = self._db()
+        return [(row, queries.load_messages(conn, row["id"], messages),
+                 queries.load_pending_approvals(conn, row["id"]))
+                for row in queries.load_unsettled_sessions(conn, limit)]
+
     def load_session_ids(self) -> list[str]:
         self._flush()
         return queries.load_session_ids(self._db())

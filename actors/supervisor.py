@@ -9,9 +9,10 @@ restarted from its persisted state under a restart policy (backoff, and a
 limit of ``restart_max`` crashes per ``restart_window_s``); other sessions keep
 running.
 
-Cost follows activity (the virtual actor pattern): only sessions that are not ended
-get an actor at start; the rest are *dormant*, known by id, their state in the
-database. An actor with nothing in flight tells the supervisor once (``Idle``, with
+Cost follows activity (the virtual actor pattern): at start only the sessions the
+last daemon left unsettled (a turn or an approval of ours cut by its death) get an
+actor, which closes them as interrupted; every other session is *dormant*, known by
+id, its state in the database and its row in the gateway's list. An actor with nothing in flight tells the supervisor once (``Idle``, with
 when it was last busy); a sweep every ``sessions.passivate_check_s`` finds the ones
 idle for ``passivate_after_s`` (ended: ``passivate_ended_after_s``), holds the
 session's messages from then on and says ``PassivateNow``; the actor releases its
@@ -119,14 +120,18 @@ class SupervisorActor(pykka.ThreadingActor):
         self.outlet = Outlet(self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         timeout = self.cfg.persistence.ask_timeout_s
         proxy = self.persistence.proxy()
-        rows = proxy.load_sessions(self.cfg.sessions.restore_limit,
-                                   active_only=True).get(timeout=timeout)
-        for row in rows:
-            self._spawn(self._load_state(row), restored=True, last_approval=row[LAST_APPROVAL])
+        keep = self.cfg.sessions.memory_messages
+        started = time.perf_counter()
+        rows = proxy.load_for_restore(self.cfg.sessions.restore_limit, keep).get(timeout=timeout)
+        read_s = time.perf_counter() - started
+        for row, messages, approvals in rows:
+            self._spawn(state_from_row(row, messages, approvals, keep), restored=True,
+                        last_approval=row[LAST_APPROVAL])
         # Dormant direct sessions still own their codex threads (their rollouts are ours).
         self.owned_threads.update(proxy.load_owned_threads().get(timeout=timeout))
         self.dormant = set(proxy.load_session_ids().get(timeout=timeout)) - set(self.sessions)
-        logger.info("restored %d sessions; %d dormant", len(rows), len(self.dormant))
+        logger.info("restored %d sessions in %.0f ms (reads %.0f ms); %d dormant", len(rows),
+                    (time.perf_counter() - started) * 1000, read_s * 1000, len(self.dormant))
         self._sweeper = _Ticker(self.actor_ref, Tick("passivate"),
                                 self.cfg.sessions.passivate_check_s)
         self._sweeper.start()

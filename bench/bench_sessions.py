@@ -4,12 +4,15 @@
                                              [--wake 200] [--daemon-cmd CMD] [--json FILE]
 
 Seeds a throw-away ORBITDOCK_HOME under /tmp with ``--sessions`` session rows (each
-with a few messages), ``--active`` of them not ended (scripted, direct), the rest
-ended, written straight into the database with the daemon's own schema and write
-path (``orbitdock.store``). Then, ``--runs`` times, starts a daemon on it and measures:
+with a few messages), ``--active`` of them not ended (scripted, direct; a tenth of
+those with a turn the last daemon's death cut, which a start must settle in an
+actor), the rest ended, written straight into the database with the daemon's own
+schema and write path (``orbitdock.store``). Then, ``--runs`` times, starts a daemon
+on it and measures:
 
 - cold start: from spawning the daemon to the first ``subscribe_list`` reply (the
-  first list snapshot a dashboard can show), and how many sessions it lists;
+  first list snapshot a dashboard can show), and how many sessions it lists; beside
+  it its floor: spawning a Python that only imports the daemon's modules;
 - the daemon's RSS and thread count once started (psutil, from outside);
 - re-activation: ``subscribe_session`` of ``--wake`` ended (passivated) sessions, one
   after the other, request -> reply (each wakes its session from the database), and
@@ -28,6 +31,7 @@ import datetime as dt
 import json
 import os
 import shlex
+import subprocess
 import sys
 import time
 import traceback
@@ -36,7 +40,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
-    BenchDaemon, command_line, exit_on_sigterm, machine_line, markdown_table, median,
+    REPO, BenchDaemon, command_line, exit_on_sigterm, machine_line, markdown_table, median,
 )
 
 import psutil  # noqa: E402
@@ -54,15 +58,16 @@ SETTLE_TIMEOUT_S = 30.0  # longest wait for woken sessions to be passivated agai
 REQUEST_TIMEOUT_S = 30.0
 
 
-def seed(db_path, sessions: int, active: int) -> list[str]:
-    """Write the rows; returns the ended sessions' ids."""
+def seed(db_path, sessions: int, active: int) -> tuple[list[str], list[str]]:
+    """Write the rows; returns the ended sessions' ids and those with a cut turn."""
     conn = schema.open_database(db_path, Config().persistence)
     now = time.time()
-    ended, commands = [], []
+    ended, cut_ids, commands = [], [], []
     try:
         for n in range(sessions):
             sid = f"od-{uuid.uuid4()}"
             is_active = n < active
+            cut = is_active and n % 10 == 0  # its turn was running when the daemon died
             at = now - (n * 3600.0 * 24 * 365 / sessions)  # spread over a year
             commands.append(SaveSession(sid, {
                 "provider": "scripted", "status": "active" if is_active else "ended",
@@ -75,6 +80,7 @@ def seed(db_path, sessions: int, active: int) -> list[str]:
                 "end_reason": None if is_active else "user_requested",
                 "revision": 3 * MESSAGES_PER_SESSION, "prompt_count": MESSAGES_PER_SESSION // 2,
                 "turn_count": MESSAGES_PER_SESSION // 2,
+                "current_turn_id": f"turn-cut-{n}" if cut else None,
                 "total_message_count": MESSAGES_PER_SESSION}))
             for seq in range(1, MESSAGES_PER_SESSION + 1):
                 commands.append(SaveMessage(sid, Message(
@@ -82,6 +88,8 @@ def seed(db_path, sessions: int, active: int) -> list[str]:
                     content=f"message {seq} of session {n} " * 8, timestamp=at)))
             if not is_active:
                 ended.append(sid)
+            if cut:
+                cut_ids.append(sid)
             if len(commands) >= SEED_BATCH or n == sessions - 1:
                 conn.execute("BEGIN IMMEDIATE")
                 batches.run_batch(conn, commands)
@@ -89,7 +97,18 @@ def seed(db_path, sessions: int, active: int) -> list[str]:
                 commands = []
     finally:
         conn.close()
-    return ended
+    return ended, cut_ids
+
+
+def cut_turns(db_path, cut_ids: list[str]) -> None:
+    """Put the cut turns back (the previous run's start settled them)."""
+    conn = schema.open_database(db_path, Config().persistence)
+    try:
+        with conn:
+            conn.executemany("UPDATE sessions SET current_turn_id = ?, work_status = 'working' "
+                             "WHERE id = ?", [(f"turn-cut-{sid}", sid) for sid in cut_ids])
+    finally:
+        conn.close()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -97,9 +116,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def one_run(home, ended: list[str], wake: int, daemon_cmd, run: int) -> dict:
+def import_floor() -> float:
+    """Seconds to spawn a Python that imports the modules a daemon start imports, and exit."""
+    modules = ", ".join(f"actors.{name}" for name in (
+        "daemon", "persistence", "supervisor", "gateway", "watcher", "providers",
+        "codex_backend"))
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", f"import {modules}"], cwd=REPO, timeout=60,
+                   check=True)
+    return time.perf_counter() - t
+
+
+def one_run(home, ended: list[str], cut_ids: list[str], wake: int, daemon_cmd,
+            run: int) -> dict:
     env = {"ORBITDOCK_SESSIONS__PASSIVATE_ENDED_AFTER_S": "0.5",
            "ORBITDOCK_SESSIONS__PASSIVATE_CHECK_S": "0.25"}
+    cut_turns(home / "orbitdock.db", cut_ids)
+    floor_s = import_floor()
     d = BenchDaemon(env=env, cmd=daemon_cmd)
     d.home.rmdir()
     d.home = home  # the seeded home (kept between runs)
@@ -127,7 +160,8 @@ def one_run(home, ended: list[str], wake: int, daemon_cmd, run: int) -> dict:
                 time.sleep(0.1)
             rss1, threads1 = proc.memory_info().rss, proc.num_threads()
             status = client.request(m.GetStatus())
-        return {"cold_start_s": cold_s, "listed": len(listed.sessions), "rss_mb": rss0 / 2**20,
+        return {"cold_start_s": cold_s, "import_floor_s": floor_s,
+                "listed": len(listed.sessions), "rss_mb": rss0 / 2**20,
                 "threads": threads0, "wake_p50_ms": percentile(woke, 0.5) * 1000,
                 "wake_p99_ms": percentile(woke, 0.99) * 1000,
                 "live_p50_ms": percentile(floor, 0.5) * 1000,
@@ -153,13 +187,13 @@ def main() -> None:
     home = holder.home
     started = dt.datetime.now(dt.timezone.utc)
     t = time.perf_counter()
-    ended = seed(home / "orbitdock.db", a.sessions, a.active)
+    ended, cut_ids = seed(home / "orbitdock.db", a.sessions, a.active)
     seed_s = time.perf_counter() - t
     runs = []
     try:
         for run in range(a.runs):
             try:
-                runs.append(one_run(home, ended, a.wake, daemon_cmd, run))
+                runs.append(one_run(home, ended, cut_ids, a.wake, daemon_cmd, run))
             except Exception:
                 traceback.print_exc()
             print(f"run {run + 1}/{a.runs}: {runs[-1] if runs else 'failed'}", file=sys.stderr)
@@ -168,6 +202,8 @@ def main() -> None:
     if not runs:
         sys.exit("bench_sessions: every run failed")
     keys = [("cold_start_s", "cold start → first list snapshot, s", "{:.2f}"),
+            ("import_floor_s", "floor: spawn a Python importing the daemon's modules, s",
+             "{:.2f}"),
             ("listed", "sessions in that snapshot", "{:.0f}"),
             ("rss_mb", "daemon RSS after start, MB", "{:.1f}"),
             ("threads", "daemon threads after start", "{:.0f}"),
@@ -182,7 +218,8 @@ def main() -> None:
              "/".join(fmt.format(r[k]) for r in runs)] for k, label, fmt in keys]
     print(f"Command: `{command_line()}`")
     print(f"Started {started:%Y-%m-%d %H:%M} UTC, {len(runs)} run(s); seeding "
-          f"{a.sessions} sessions ({a.active} active, {len(ended)} ended, "
+          f"{a.sessions} sessions ({a.active} active of which {len(cut_ids)} with a cut turn, "
+          f"{len(ended)} ended, "
           f"{MESSAGES_PER_SESSION} messages each) took {seed_s:.1f} s.")
     print(f"Machine: {machine_line()}")
     print()

@@ -71,7 +71,7 @@ class SessionsConfig:
     memory_messages: int = 200  # messages kept in an actor (and sent in a snapshot)
     tool_output_max_chars: int = 262_144  # a tool row keeps the tail of its output beyond this
     flush_max_events: int = 64  # backend events an actor with more queued handles before it publishes
-    restore_limit: int = 5000  # sessions not ended brought back into actors at start, newest first
+    restore_limit: int = 5000  # unsettled sessions (turn or approval cut) restored at start, newest first
     passivate_after_s: float = 600.0  # an idle session's actor is released (0: never)
     passivate_ended_after_s: float = 30.0  # an ended session's actor is released this long after
     passivate_check_s: float = 5.0  # how often the supervisor looks for idle actors

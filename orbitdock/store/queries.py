@@ -58,6 +58,20 @@ def load_sessions(conn: apsw.Connection, limit: int | None = None,
     return [_session_dict(row) for row in rows]
 
 
+def load_unsettled_sessions(conn: apsw.Connection, limit: int | None = None
+                            ) -> list[dict[str, Any]]:
+    """Sessions a daemon's death left unsettled: not ended, driven by us, with a turn or an
+    undecided approval (their backend is gone; restoring closes them as interrupted)."""
+    rows = conn.execute(
+        f"{_SESSION_SELECT} WHERE status != 'ended' AND integration_mode != 'passive' AND "
+        "(current_turn_id IS NOT NULL OR EXISTS (SELECT 1 FROM approvals p WHERE "
+        "p.session_id = sessions.id AND p.decision IS NULL)) "
+        "ORDER BY last_activity_at DESC, id LIMIT ?",
+        (-1 if limit is None else int(limit),),
+    )
+    return [_session_dict(row) for row in rows]
+
+
 def load_session_ids(conn: apsw.Connection) -> list[str]:
     return [row[0] for row in conn.execute("SELECT id FROM sessions")]
 
