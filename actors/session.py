@@ -2,8 +2,8 @@
 
 Everything about a session happens on this actor's thread: backend events are
 reduced by its ``SessionCore``, the resulting wire events are published through
-its own outlet (an inproc PUSH it creates in ``on_start`` and alone uses), and
-the derived rows are told to the persistence actor. One event costs two hops:
+its outlet (a handle on the gateway inbox every actor shares; no socket of its
+own), and the derived rows are told to the persistence actor. One event costs two hops:
 connector -> this actor -> gateway loop (persistence is told in parallel).
 
 Passivation: an actor with nothing in flight (no turn, approval or backend command;
@@ -12,8 +12,9 @@ the supervisor once (``Idle``, with when it was last busy); the supervisor says
 ``PassivateNow`` after ``sessions.passivate_after_s`` (ended:
 ``passivate_ended_after_s``), and if nothing came meanwhile the actor stops its
 connector (a codex thread is unsubscribed), stops taking messages and hands what
-reached its inbox meanwhile to the supervisor. Idle actors are never polled. Its state is in the database; the supervisor re-activates it from
-there on the next message for it (``SupervisorActor._activate``).
+reached its inbox meanwhile to the supervisor. Idle actors are never polled. Its
+state is in the database; the supervisor re-activates it from there on the next
+message for it (``SupervisorActor._activate``).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class SessionActor(pykka.ThreadingActor):
         self._backend_failed = False  # the last connector gave up; its successor clears that
         self._flush_max = config.sessions.flush_max_events
         self._unflushed = 0  # backend events handled since the last publish
-        self._active_at = time.monotonic()  # last message other than the passivation sweep
+        self._active_at = time.monotonic()  # last message other than PassivateNow
         self._in_flight = 0  # backend commands sent whose CommandResult has not come
         # Our Idle the supervisor holds: None, or whether it said "ended" (an end comes
         # sooner, so a session that ends after saying Idle says it again).

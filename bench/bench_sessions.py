@@ -1,7 +1,8 @@
 """A year of sessions: what a daemon with 10 000 sessions in its database costs.
 
     .venv/bin/python bench/bench_sessions.py [--sessions 10000] [--active 200] [--runs 5]
-                                             [--wake 200] [--daemon-cmd CMD] [--json FILE]
+                                             [--wake 200] [--daemon-cmd CMD]
+                                             [--daemon-env KEY=VALUE] [--json FILE]
 
 Seeds a throw-away ORBITDOCK_HOME under /tmp with ``--sessions`` session rows (each
 with a few messages), ``--active`` of them not ended (scripted, direct; a tenth of
@@ -128,9 +129,9 @@ def import_floor() -> float:
 
 
 def one_run(home, ended: list[str], cut_ids: list[str], wake: int, daemon_cmd,
-            run: int) -> dict:
+            run: int, daemon_env: dict[str, str]) -> dict:
     env = {"ORBITDOCK_SESSIONS__PASSIVATE_ENDED_AFTER_S": "0.5",
-           "ORBITDOCK_SESSIONS__PASSIVATE_CHECK_S": "0.25"}
+           "ORBITDOCK_SESSIONS__PASSIVATE_CHECK_S": "0.25", **daemon_env}
     cut_turns(home / "orbitdock.db", cut_ids)
     floor_s = import_floor()
     d = BenchDaemon(env=env, cmd=daemon_cmd)
@@ -179,6 +180,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--wake", type=int, default=200, help="ended sessions woken per run")
     ap.add_argument("--daemon-cmd", help="daemon command instead of `python -m actors.daemon`")
+    ap.add_argument("--daemon-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra daemon environment, e.g. ORBITDOCK_CODEX__BINARY=/nonexistent")
     ap.add_argument("--json", help="also write every run's figures here")
     a = ap.parse_args()
     exit_on_sigterm()
@@ -193,7 +196,8 @@ def main() -> None:
     try:
         for run in range(a.runs):
             try:
-                runs.append(one_run(home, ended, cut_ids, a.wake, daemon_cmd, run))
+                runs.append(one_run(home, ended, cut_ids, a.wake, daemon_cmd, run,
+                                    dict(kv.split("=", 1) for kv in a.daemon_env)))
             except Exception:
                 traceback.print_exc()
             print(f"run {run + 1}/{a.runs}: {runs[-1] if runs else 'failed'}", file=sys.stderr)
