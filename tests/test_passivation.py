@@ -14,6 +14,7 @@ import time
 import pytest
 
 from actors.daemon import Daemon
+from actors.session import SessionActor
 from orbitdock.client import Client, RemoteError, Subscription, find_daemon
 from orbitdock.config import Config
 from orbitdock.connectors import events as be
@@ -214,3 +215,20 @@ def test_list_sessions_pages_and_filters_the_history_from_the_database(daemon):
     with pytest.raises(RemoteError) as info:
         client.request(m.ListSessions(before_id=ids[0]))
     assert info.value.code == "invalid_field"
+
+
+def test_a_session_that_cannot_be_woken_answers_at_once_with_the_cause(daemon, monkeypatch):
+    client = daemon.client()
+    sid = create(client)
+    wait_for(lambda: activity(daemon)["dormant"] == 1)
+
+    def broken_start(self):
+        raise RuntimeError("the database row is unreadable in this test")
+
+    monkeypatch.setattr(SessionActor, "_start", broken_start)
+    started = time.monotonic()
+    with pytest.raises(RemoteError) as info:
+        client.request(m.ResumeSession(session_id=sid))
+    assert info.value.code == "session_start_failed"
+    assert "unreadable" in info.value.message and info.value.session_id == sid
+    assert time.monotonic() - started < 2.0  # not after the restarts, nor a timeout
