@@ -49,6 +49,7 @@ from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.models import SessionState
 from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers
 from orbitdock.session.core import QUESTION_TYPES, SessionCore
+from orbitdock.session.reducer import summary_of
 from orbitdock.store.commands import Atomic
 from orbitdock.transport import Outlet
 
@@ -97,7 +98,9 @@ class SessionActor(pykka.ThreadingActor):
         self.connector: Connector | None = None
         self.outlet: Outlet | None = None
         self.core: SessionCore | None = None
-        self._last_summary = None
+        # A restored session's row is already in the gateway's list (seeded from the
+        # database, or listed before it was passivated): only a change is sent.
+        self._last_summary = summary_of(state) if restored else None
         self._summary_sent_at = 0.0
         self._summary_period = config.gateway.list_coalesce_ms / 1000.0
         self._backend_failed = False  # the last connector gave up; its successor clears that
