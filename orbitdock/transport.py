@@ -102,15 +102,24 @@ class GatewayInbox:
 
 
 _inboxes: dict[str, GatewayInbox] = {}
+_released: set[str] = set()  # names whose gateway stopped: late writers get _CLOSED
+_CLOSED: GatewayInbox | None = None
 _inboxes_lock = threading.Lock()  # guards creation only; the inbox itself is lock-free to use
 
 
 def gateway_inbox(endpoint: str, bound: int) -> GatewayInbox:
     """The daemon's inbox named ``endpoint`` (created by whichever side comes first:
-    actors restored at start publish before the gateway loop runs)."""
+    actors restored at start publish before the gateway loop runs). After the gateway
+    released it, a closed inbox that drops what it is given, never one nobody reads."""
+    global _CLOSED
     with _inboxes_lock:
+        if endpoint in _released:
+            if _CLOSED is None:
+                _CLOSED = GatewayInbox(0)
+                _CLOSED.close()
+            return _CLOSED
         inbox = _inboxes.get(endpoint)
-        if inbox is None or inbox.closed:
+        if inbox is None:
             inbox = _inboxes[endpoint] = GatewayInbox(bound)
         return inbox
 
@@ -118,6 +127,7 @@ def gateway_inbox(endpoint: str, bound: int) -> GatewayInbox:
 def release_gateway_inbox(endpoint: str) -> None:
     with _inboxes_lock:
         inbox = _inboxes.pop(endpoint, None)
+        _released.add(endpoint)
     if inbox is not None:
         inbox.close()
 

@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import apsw
@@ -311,7 +312,7 @@ def test_a_locked_database_keeps_the_batch_for_the_next_flush(start):
 
 def test_get_messages_is_answered_through_the_gateway_outlet(tmp_path):
     ctx = zmq.Context()
-    endpoint = "inproc://persistence-test"
+    endpoint = f"inproc://persistence-test-{uuid.uuid4()}"
     inbox = gateway_inbox(endpoint, 1000)
     ref = PersistenceActor.start(Config(), tmp_path / "o.db", ctx=ctx, inproc_endpoint=endpoint)
     try:
