@@ -6,9 +6,10 @@ which actors hand it frames (the one ``GatewayInbox`` every actor's ``Outlet`` p
 into, woken through an eventfd polled beside the sockets; see
 ``orbitdock.transport``). Nothing else touches these sockets.
 
-The loop also owns the session list (latest summary per session plus a list
-revision), seeded at start from the database's rows of every session not ended,
-so sessions without an actor (passivated) stay listed: ``subscribe_list`` is
+The loop also owns the live session list (latest summary of every session not
+ended, plus a list revision), seeded at start from the database's rows, so
+sessions without an actor (passivated) stay listed; a session that ends is
+published once more, as ended, and dropped (the history is ``list_sessions``): ``subscribe_list`` is
 answered from it directly and list upserts are
 published at most every ``list_coalesce_ms``, so a burst of deltas in one
 session costs one list event, not one per delta.
@@ -56,7 +57,7 @@ class GatewayLoop(threading.Thread):
         self.startup_error: BaseException | None = None
         self._stop_requested = threading.Event()
         # The live list: seeded from the database's rows (sessions not ended, with an actor
-        # or dormant), then upserted by the actors.
+        # or dormant), then upserted by the actors; ended ones leave it once published.
         self._summaries: dict[str, m.SessionSummary] = {s.id: s for s in summaries}
         self._dirty: dict[str, None] = {}  # ordered set of sessions with unpublished summaries
         self._list_rev = 0
@@ -177,9 +178,13 @@ class GatewayLoop(threading.Thread):
         dirty, self._dirty = self._dirty, {}
         for session_id in dirty:
             self._list_rev += 1
-            event = m.SessionCreated(epoch=self.epoch, lrev=self._list_rev,
-                                     session=self._summaries[session_id])
+            summary = self._summaries[session_id]
+            event = m.SessionCreated(epoch=self.epoch, lrev=self._list_rev, session=summary)
             xpub.send(LIST + codec.encode(event))
+            if summary.status == "ended":
+                # The live list holds the sessions not ended: this upsert, the last one
+                # it gets, tells mirrors to drop it too (list_sessions has the history).
+                del self._summaries[session_id]
 
     def _heartbeat(self, xpub: zmq.Socket) -> None:
         self._hb_seq += 1

@@ -151,23 +151,35 @@ def test_a_pending_approval_keeps_a_session_live_and_a_late_decision_is_answered
     assert activity(daemon)["activations"] == 1
 
 
-def test_an_ended_session_is_passivated_and_stays_listed_and_readable(daemon):
+def test_an_ended_session_leaves_the_live_list_and_stays_in_the_history(daemon):
     client = daemon.client()
-    sid = create(client)
+    sid, other = create(client), create(client)
+    sub = daemon.subscription()
+    sub.watch_list()
+    assert sub.wait_synced(WAIT_S)
     client.request(m.SendMessage(session_id=sid, content="hello"))
     wait_for(lambda: client.request(
         m.SubscribeSession(session_id=sid)).session.work_status == "reply")
     client.request(m.EndSession(session_id=sid))
-    wait_for(lambda: activity(daemon)["dormant"] == 1)
-    listed = {s.id: s for s in client.request(m.SubscribeList()).sessions}
-    assert listed[sid].status == "ended"
+    wait_for(lambda: activity(daemon)["dormant"] >= 1)
+
+    def live() -> set[str]:
+        return {s.id for s in client.request(m.SubscribeList()).sessions}
+    wait_for(lambda: live() == {other})
+    wait_for(lambda: set(sub.summaries) == {other}, poll=sub.poll)  # the mirror agrees
+    ended = client.request(m.ListSessions(status="ended")).sessions
+    assert [s.id for s in ended] == [sid] and ended[0].status == "ended"
     page = client.request(m.GetMessages(session_id=sid))  # history: no need to wake it
     assert [x.content for x in page.messages if x.type == "user"] == ["hello"]
-    assert activity(daemon)["activations"] == 0
+    woken = activity(daemon)["activations"]
     snapshot = client.request(m.SubscribeSession(session_id=sid)).session
-    assert snapshot.status == "ended" and activity(daemon)["activations"] == 1
+    assert snapshot.status == "ended" and activity(daemon)["activations"] == woken + 1
+    assert live() == {other}  # looking at it does not list it again
     resumed = client.request(m.ResumeSession(session_id=sid)).session
     assert resumed.status == "active"
+    wait_for(lambda: live() == {sid, other})
+    wait_for(lambda: set(sub.summaries) == {sid, other}, poll=sub.poll)
+    assert sub.stats.gaps == 0
 
 
 def test_a_session_whose_actor_cannot_start_answers_its_create_with_the_cause(

@@ -141,9 +141,9 @@ class GetStatus(Request, tag="get_status", kw_only=True):
 
 
 class SubscribeList(Request, tag="subscribe_list", kw_only=True):
-    """The live list, for a Clone-pattern mirror: every session not ended when the daemon
-    started, and every one active since (list events on ``l|`` upsert it). History is
-    ``list_sessions``."""
+    """The live list, for a Clone-pattern mirror: every session not ended (list events on
+    ``l|`` upsert it; an upsert saying ``ended`` is its last: mirrors drop it, as the
+    daemon does). The history, ended sessions too, is ``list_sessions``."""
 
     reply: ClassVar[type[Reply]] = SessionsList
 
