@@ -76,6 +76,7 @@ class GatewayLoop(threading.Thread):
             router, xpub = self._bind()
         except BaseException as exc:  # surfaced to GatewayActor.on_start
             self.startup_error = exc
+            release_gateway_inbox(self.endpoints[2])  # nobody will read it: writers drop
             self.ready.set()
             return
         inbox = gateway_inbox(self.endpoints[2], self.cfg.inbound_hwm)
