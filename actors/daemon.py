@@ -2,7 +2,8 @@
 
 Before any actor: umask 077, the config checked (exit 2), the home locked (exit 1 when
 another daemon has it), its files made private, dead daemons' runtime dirs removed.
-Start: persistence -> supervisor (restores sessions) -> gateway -> watcher.
+Start: persistence -> supervisor (restores the sessions not ended) -> gateway (given
+the list from the database) -> watcher.
 Stop (SIGTERM/SIGINT): watcher (stop producing) -> supervisor (sessions) ->
 gateway (final replies and events go out) -> persistence (flush last).
 Signal handlers only set a flag; the main thread does the work (uvicorn's rule).
@@ -45,6 +46,8 @@ class Daemon:
         self.layout: Layout = layout(cfg)
         self.epoch = uuid.uuid4().hex[:16]
         self.ctx = zmq.Context()
+        # Set, not assumed: only the gateway's and clients' sockets count against it now.
+        self.ctx.set(zmq.MAX_SOCKETS, cfg.gateway.zmq_max_sockets)
         self.refs: dict[str, pykka.ActorRef] = {}
         self.extras: list[Any] = []  # things with a stop() started for the demo etc.
         self.providers: dict[str, Any] = {}  # name -> Provider (actors/providers.py)
@@ -73,11 +76,14 @@ class Daemon:
             registered=tuple(REGISTRY))
         for provider in self.providers.values():  # before the gateway takes requests
             provider.attach(self.refs["supervisor"], self.refs["persistence"])
+        # The list comes from the database's rows, not from actors (most have none).
+        summaries = self.refs["persistence"].proxy().load_summaries().get(
+            timeout=self.cfg.persistence.ask_timeout_s)
         self.refs["gateway"] = GatewayActor.start(
             self.cfg, self.ctx, epoch=self.epoch,
             request_endpoint=self.layout.request_endpoint,
             event_endpoint=self.layout.event_endpoint, inproc_endpoint=inproc,
-            supervisor=self.refs["supervisor"])
+            supervisor=self.refs["supervisor"], summaries=summaries)
         self._start_watcher()
         self._check_started()
         write_runtime_file(self.layout, {

@@ -39,7 +39,8 @@ class GatewayConfig:
     max_frame_bytes: int = 1_048_576  # larger request frames get `too_large`
     disconnect_frame_bytes: int = 16_777_216  # libzmq drops a peer sending more (no reply)
     subscriber_hwm: int = 200_000  # events queued per subscriber (~40 MB) before gaps start
-    inbound_hwm: int = 200_000  # actor -> gateway queue depth before actors block
+    inbound_hwm: int = 200_000  # frames queued from all actors to the gateway before they wait
+    zmq_max_sockets: int = 1024  # the daemon's ZeroMQ context limit (sessions use no socket)
     heartbeat_interval_s: float = 1.0  # PUB heartbeat period; carries the server epoch
     list_coalesce_ms: float = 50.0  # session-list upserts are coalesced to this period
     drain_batch: int = 1000  # frames taken per socket per loop turn: heartbeats never starve
@@ -74,7 +75,10 @@ class SessionsConfig:
     memory_messages: int = 200  # messages kept in an actor (and sent in a snapshot)
     tool_output_max_chars: int = 262_144  # a tool row keeps the tail of its output beyond this
     flush_max_events: int = 64  # backend events an actor with more queued handles before it publishes
-    restore_limit: int = 5000  # sessions brought back into actors at start, newest first
+    restore_limit: int = 5000  # unsettled sessions (turn or approval cut) restored at start, newest first
+    passivate_after_s: float = 600.0  # an idle session's actor is released (0: never)
+    passivate_ended_after_s: float = 30.0  # an ended session's actor is released this long after
+    passivate_check_s: float = 5.0  # how often the supervisor looks for idle actors
     restart_max: int = 5  # crashes within restart_window_s before a session is left failed
     restart_window_s: float = 60.0  # the window restart_max counts crashes in
     restart_backoff_s: float = 0.2  # first restart delay; doubles per crash in the window

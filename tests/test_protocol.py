@@ -32,6 +32,8 @@ STATE = SessionState(
 EXAMPLES = [
     m.GetStatus(id="1"), m.SubscribeList(id="2"), m.SubscribeSession(id="3", session_id=SID),
     m.GetMessages(session_id=SID, before_seq=10, limit=5),
+    m.ListSessions(status="ended", since=1.5, provider="codex", project="/w", search="fix",
+                   limit=20, before_activity=9.5, before_id=SID),
     m.CreateSession(provider="codex", cwd="/w", model="gpt-5.5", approval_policy="untrusted",
                     sandbox_mode="workspace-write", script=[{"text": "x"}]),
     m.SendMessage(session_id=SID, content="hello"), m.SteerTurn(session_id=SID, content="s"),
@@ -51,6 +53,7 @@ EXAMPLES = [
                    frames_rejected=0),
     m.SessionsList(epoch="e", revision=3, sessions=[SessionSummary(id=SID, provider="codex")]),
     m.SessionSnapshot(epoch="e", session=STATE),
+    m.SessionsPage(sessions=[SessionSummary(id=SID, provider="codex")], has_more=True),
     m.MessagesPage(session_id=SID, messages=STATE.messages, has_more_before=False),
     m.ApprovalDecisionResult(session_id=SID, approval_id=f"{SID}:a1", outcome="applied"),
     m.ModelsList(models=[]),
