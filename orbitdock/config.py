@@ -116,6 +116,22 @@ class WatcherConfig:
 
 
 @dataclass
+class WsConfig:
+    address: str = "127.0.0.1"  # orbitdock-ws bind address; off loopback a token is required
+    port: int = 4000  # ws://<address>:<port>/ws, the dashboard at http://<address>:<port>/
+    allowed_origins: str = ""  # extra Origins allowed, comma-separated (own origin, null: always)
+    token_file: str = "ws-token"  # relative to data_dir; generated 0600 when bound off loopback
+    max_frame_bytes: int = 1_048_576  # larger client frames are refused with `too_large`
+    hard_frame_bytes: int = 4_194_304  # beyond this the connection is closed (1009), unread
+    send_queue: int = 2000  # frames queued for one client; a client that falls further behind is dropped
+    health_timeout_s: float = 2.0  # /health waits this long for the daemon's status
+    daemon_retry_s: float = 1.0  # retry period while the daemon is not running
+    ping_interval_s: float = 20.0  # WebSocket keepalive ping period
+    close_timeout_s: float = 2.0  # a closing handshake waits at most this (then the TCP is cut)
+    restart_backoff_s: float = 1.0  # orbitdockd --ws: delay before restarting a dead bridge
+
+
+@dataclass
 class LoggingConfig:
     level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR
     file: str = "logs/orbitdockd.log"  # relative to data_dir; "" = no file
@@ -131,6 +147,7 @@ class Config:
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     codex: CodexConfig = field(default_factory=CodexConfig)
     watcher: WatcherConfig = field(default_factory=WatcherConfig)
+    ws: WsConfig = field(default_factory=WsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:

@@ -304,13 +304,13 @@ class ThreadSink:
                 self._emit(ev.CommandResult(token=op.token, ok=True, result=shape(result or {})))
         return callback
 
-    def _turn_params(self, text: str) -> dict[str, Any]:
+    def _turn_params(self, text: str, effort: str | None = None) -> dict[str, Any]:
         # Overrides on every turn: a changed autonomy applies from the next turn on.
         return _compact({"threadId": self.thread_id,
                          "input": [{"type": "text", "text": text, "text_elements": []}],
                          "approvalPolicy": self.approval_policy,
                          "sandboxPolicy": mapping.sandbox_policy(self.sandbox_mode),
-                         "model": self.model})
+                         "model": self.model, "effort": effort})
 
     def _prompt_done(self, op: SinkOp, pending: Pending, turn_of):  # noqa: ANN001, ANN202
         """``_done`` for a request carrying a prompt: the ledger learns its turn first."""
@@ -324,8 +324,13 @@ class ThreadSink:
             done(result, error)
         return callback
 
-    def cmd_send_message(self, ctx: AppServerProcess, op: SinkOp, content: str) -> None:
-        ctx.request("turn/start", self._turn_params(content),
+    def cmd_send_message(self, ctx: AppServerProcess, op: SinkOp, content: str,
+                         model: str | None = None, effort: str | None = None) -> None:
+        if model and model != self.model:
+            self.model = model  # codex keeps a turn's override for the turns after it
+            self._emit(ev.ConfigApplied(approval_policy=self.approval_policy,
+                                        sandbox_mode=self.sandbox_mode, model=model))
+        ctx.request("turn/start", self._turn_params(content, effort),
                     self._prompt_done(op, self._prompts.sent(content),
                                       lambda r: (r.get("turn") or {}).get("id")))
 

@@ -58,7 +58,11 @@ class ScriptedConnector(Connector):
         emit(be.ThreadStarted(thread_id=resume_thread_id or f"scripted-{uuid.uuid4()}",
                               model=self._model, cwd=self._cwd))
 
-    def send_message(self, token: Any, content: str) -> None:
+    def send_message(self, token: Any, content: str, model: str | None = None,
+                     effort: str | None = None) -> None:
+        if model and model != self._model:
+            self._model = model
+            self._emit(be.ConfigApplied(approval_policy=None, sandbox_mode=None, model=model))
         text = content
         if text.strip() == "/crash":
             # Simulates a connector bug (not a refusal): exercises actor crash + restart.

@@ -173,6 +173,8 @@ class SendMessage(Request, tag="send_message", kw_only=True):
     forward: ClassVar[str | None] = "send_message"
     session_id: Sid
     content: Annotated[str, msgspec.Meta(min_length=1)]
+    model: str | None = None  # this turn on (upstream's per-turn override; it sticks)
+    effort: str | None = None  # reasoning effort, likewise
 
 
 class SteerTurn(Request, tag="steer_turn", kw_only=True):

@@ -1,0 +1,444 @@
+"""The bridge's one link to the daemon: a thread owning the ZeroMQ client and the mirrors.
+
+The asyncio server never touches ZeroMQ. It hands this thread commands (a connection
+opened or closed, a parsed client message, a health probe) through a queue plus a wake-up
+pipe; the thread answers with batches of ``(connection ids, JSON frame)`` through the
+``deliver`` callback, each frame encoded once whatever the number of receivers.
+
+One ``Subscription`` (snapshot + revisioned deltas, resync on a gap, a reset or a new
+daemon epoch) keeps a mirror of each session some connection follows, and of the list;
+one ``Client`` carries the connections' requests. A connection that subscribes gets the
+mirror's state as ``session_snapshot`` (or nothing, when its ``since_revision`` is the
+mirror's revision of the same daemon life), then every later event in revision order, so
+a client that resumes after the bridge or its own connection went away has no gap and no
+duplicate, whatever happened meanwhile: the snapshot is the daemon's, not a bounded
+replay buffer's.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import msgspec
+import zmq
+
+from orbitdock.client import Client, DaemonNotRunning, Subscription, find_daemon
+from orbitdock.config import Config
+from orbitdock.protocol import codec
+from orbitdock.protocol import messages as m
+from orbitdock.ws import inbound, outbound
+
+logger = logging.getLogger("orbitdock.ws")
+
+Deliver = Callable[[list[tuple[tuple[int, ...], bytes]]], None]
+POLL_MS = 100  # longest sleep of the loop: retries and expiries are checked this often
+
+# daemon error code -> upstream's, per request (default: the provider's error)
+_ERRORS = {"not_found": "not_found", "invalid_field": "invalid_argument",
+           "invalid_argument": "invalid_argument", "unsupported": "unsupported",
+           "timeout": "timeout", "wrong_verb": "invalid_argument", "too_large": "too_large",
+           "bad_frame": "parse_error", "unknown_type": "parse_error", "internal": "internal"}
+_FAILED = {inbound.InterruptSession: "interrupt_failed", inbound.ResumeSession: "resume_failed"}
+
+
+def upstream_error(code: str, msg: inbound.Upstream | None, provider: str = "codex") -> str:
+    if code in _ERRORS:
+        if code == "wrong_verb" and isinstance(msg, inbound.AnswerQuestion):
+            return "invalid_answer_payload"
+        return _ERRORS[code]
+    if code == "invalid_state" and isinstance(msg, inbound.ResumeSession):
+        return "already_active"
+    failed = _FAILED.get(type(msg))
+    if failed:
+        return failed
+    return "claude_error" if provider == "claude" else "codex_error"
+
+
+@dataclass
+class _Conn:
+    sessions: set[str] = field(default_factory=set)
+    wants_list: bool = False
+
+
+@dataclass
+class _Pending:
+    conn_id: int | None
+    msg: inbound.Upstream | None
+    sent_at: float
+    health: concurrent.futures.Future | None = None
+
+
+class Link(threading.Thread):
+    """Owns every ZeroMQ socket of the bridge; see the module docstring."""
+
+    def __init__(self, cfg: Config, deliver: Deliver, version: str):
+        super().__init__(name="ws-daemon-link", daemon=True)
+        self.cfg = cfg
+        self.deliver = deliver
+        self.version = version
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._stop = threading.Event()
+        self._encode = msgspec.json.Encoder().encode
+        # everything below belongs to the link thread
+        self.ctx: zmq.Context | None = None
+        self.sub: Subscription | None = None
+        self.client: Client | None = None
+        self._next_connect = 0.0
+        self._conns: dict[int, _Conn] = {}
+        self._watchers: dict[str, set[int]] = {}  # session -> conns receiving its events
+        self._awaiting: dict[str, dict[int, inbound.SubscribeSession]] = {}
+        self._list_conns: set[int] = set()
+        self._list_waiting: set[int] = set()
+        self._list_status: dict[str, str] = {}
+        self._inflight: dict[str, _Pending] = {}
+        self._out: list[tuple[tuple[int, ...], bytes]] = []
+
+    # ------------------------------------------------------------ any thread
+    def submit(self, *command: Any) -> None:
+        self._commands.put(command)
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # the pipe is full: the link is already due to wake
+
+    def health(self) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self.submit("health", future)
+        return future
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.submit("stop")
+        self.join(timeout)
+
+    # ------------------------------------------------------------ the link thread
+    def run(self) -> None:
+        self.ctx = zmq.Context()
+        try:
+            self._loop()
+        except Exception:
+            logger.exception("daemon link failed")
+            raise
+        finally:
+            if self.sub is not None:
+                self.sub.close()
+            if self.client is not None:
+                self.client.close()
+            self.ctx.term()
+            os.close(self._wake_r)
+
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._wake_r, zmq.POLLIN)
+        while not self._stop.is_set():
+            if self.sub is None and time.monotonic() >= self._next_connect:
+                if self._connect():
+                    for sock in (self.sub.sub, self.sub.requests.sock, self.client.sock):
+                        poller.register(sock, zmq.POLLIN)
+            ready = dict(poller.poll(POLL_MS))
+            if self._wake_r in ready:
+                try:
+                    while os.read(self._wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+            self._run_commands()
+            if self.sub is not None:
+                self._on_applied(self.sub.poll(0))
+                self._on_replies()
+            self._expire()
+            self._flush()
+
+    def _connect(self) -> bool:
+        try:
+            endpoints = find_daemon(self.cfg)
+        except DaemonNotRunning as exc:
+            self._next_connect = time.monotonic() + self.cfg.ws.daemon_retry_s
+            logger.debug("daemon not running yet: %s", exc)
+            return False
+        self.sub = Subscription(endpoints, config=self.cfg, ctx=self.ctx)
+        self.client = Client(endpoints, timeout=self.cfg.client.request_timeout_s, ctx=self.ctx)
+        if self._list_conns or self._list_waiting:
+            self.sub.watch_list()
+        for sid in set(self._watchers) | set(self._awaiting):
+            self.sub.watch_session(sid)
+        logger.info("connected to orbitdockd at %s", endpoints.request)
+        return True
+
+    def _emit(self, conns: set[int] | tuple[int, ...] | list[int], frame: dict[str, Any]) -> None:
+        if conns:
+            self._out.append((tuple(conns), self._encode(frame)))
+
+    def _flush(self) -> None:
+        if self._out:
+            batch, self._out = self._out, []
+            self.deliver(batch)
+
+    # ------------------------------------------------------------ commands
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            kind = command[0]
+            if kind == "open":
+                self._conns[command[1]] = _Conn()
+                epoch = self.sub.epoch if self.sub is not None else None
+                self._emit((command[1],), outbound.server_info(epoch, self.version))
+            elif kind == "close":
+                self._close(command[1])
+            elif kind == "message":
+                self._on_message(command[1], command[2])
+            elif kind == "health":
+                self._health(command[1])
+
+    def _close(self, conn_id: int) -> None:
+        conn = self._conns.pop(conn_id, None)
+        if conn is None:
+            return
+        self._list_conns.discard(conn_id)
+        self._list_waiting.discard(conn_id)
+        for sid in conn.sessions:
+            self._drop_watch(sid, conn_id)
+        for rid, pending in list(self._inflight.items()):
+            if pending.conn_id == conn_id:
+                pending.conn_id = None  # the reply is dropped when it comes
+
+    def _drop_watch(self, sid: str, conn_id: int) -> None:
+        self._watchers.get(sid, set()).discard(conn_id)
+        self._awaiting.get(sid, {}).pop(conn_id, None)
+        if not self._watchers.get(sid) and not self._awaiting.get(sid):
+            self._watchers.pop(sid, None)
+            self._awaiting.pop(sid, None)
+            if self.sub is not None:
+                self.sub.unwatch_session(sid)
+
+    def _refuse(self, conn_id: int, code: str, text: str, sid: str | None) -> None:
+        self._emit((conn_id,), outbound.error(code, text, sid))
+
+    def _on_message(self, conn_id: int, msg: inbound.Upstream) -> None:
+        conn = self._conns.get(conn_id)
+        if conn is None:
+            return
+        if isinstance(msg, inbound.SubscribeList):
+            self._subscribe_list(conn_id, conn)
+        elif isinstance(msg, inbound.SubscribeSession):
+            self._subscribe_session(conn_id, conn, msg)
+        elif isinstance(msg, inbound.UnsubscribeSession):
+            conn.sessions.discard(msg.session_id)
+            self._drop_watch(msg.session_id, conn_id)
+        else:
+            self._request(conn_id, msg)
+
+    def _subscribe_list(self, conn_id: int, conn: _Conn) -> None:
+        conn.wants_list = True
+        if self.sub is not None and self.sub.list_synced:
+            self._list_conns.add(conn_id)
+            self._emit((conn_id,), outbound.sessions_list(self.sub.summaries.values()))
+            return
+        self._list_waiting.add(conn_id)
+        if self.sub is not None and not self.sub.list_wanted:
+            self.sub.watch_list()
+
+    def _subscribe_session(self, conn_id: int, conn: _Conn,
+                           msg: inbound.SubscribeSession) -> None:
+        sid = msg.session_id
+        conn.sessions.add(sid)
+        self._watchers.get(sid, set()).discard(conn_id)
+        mirror = self.sub.sessions.get(sid) if self.sub is not None else None
+        if mirror is not None and mirror.synced:
+            self._start_stream(conn_id, msg, mirror.state, mirror.epoch)
+            return
+        self._awaiting.setdefault(sid, {})[conn_id] = msg
+        if self.sub is not None:
+            self.sub.watch_session(sid)
+
+    def _start_stream(self, conn_id: int, msg: inbound.SubscribeSession, state: Any,
+                      epoch: str | None) -> None:
+        """The conn gets the snapshot it needs, then every later event."""
+        same_life = msg.since_epoch is None or msg.since_epoch == epoch
+        caught_up = msg.since_revision is not None and same_life and (
+            msg.since_revision == state.revision)
+        wants_snapshot = msg.include_snapshot or msg.since_revision is not None
+        if wants_snapshot and not caught_up:
+            self._emit((conn_id,), outbound.session_snapshot(state, epoch))
+        self._watchers.setdefault(state.id, set()).add(conn_id)
+
+    def _question_ids(self, msg: inbound.AnswerQuestion) -> list[str]:
+        mirror = self.sub.sessions.get(msg.session_id) if self.sub is not None else None
+        if mirror is None or not mirror.synced:
+            return []
+        for request in mirror.state.approvals:
+            if request.id == msg.request_id:
+                return [q.id for q in request.questions]
+        return []
+
+    def _request(self, conn_id: int, msg: inbound.Upstream) -> None:
+        sid = getattr(msg, "session_id", None)
+        try:
+            question_ids = (self._question_ids(msg) if isinstance(msg, inbound.AnswerQuestion)
+                            else None)
+            request = inbound.to_request(msg, question_ids=question_ids)
+        except inbound.Refused as exc:
+            self._refuse(conn_id, exc.code, exc.message, exc.session_id or sid)
+            return
+        if not self._send(request, _Pending(conn_id, msg, time.monotonic())):
+            self._refuse(conn_id, "timeout", "orbitdockd is not reachable", sid)
+
+    def _send(self, request: m.Request, pending: _Pending) -> bool:
+        if self.client is None:
+            return False
+        request.id = self.client.new_id()
+        try:
+            self.client.send_raw(codec.encode(request), timeout=0.05)
+        except Exception as exc:  # RequestTimeout: not connected to a live daemon
+            logger.warning("request %s not sent: %s", type(request).__name__, exc)
+            return False
+        self._inflight[request.id] = pending
+        return True
+
+    def _health(self, future: concurrent.futures.Future) -> None:
+        if not self._send(m.GetStatus(), _Pending(None, None, time.monotonic(), future)):
+            future.set_result((503, {"status": "unreachable",
+                                     "error": "orbitdockd is not running or not answering"}))
+
+    # ------------------------------------------------------------ replies
+    def _on_replies(self) -> None:
+        sock = self.client.sock
+        while sock.poll(0):
+            reply = codec.decode_inbound(sock.recv())
+            pending = self._inflight.pop(reply.id, None)
+            if pending is not None:
+                self._answer(pending, reply)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        limit = self.cfg.client.request_timeout_s
+        for rid, pending in list(self._inflight.items()):
+            if now - pending.sent_at < limit:
+                continue
+            del self._inflight[rid]
+            if pending.health is not None:
+                pending.health.set_result((503, {"status": "timeout",
+                                                 "error": f"no status within {limit}s"}))
+            elif pending.conn_id is not None:
+                self._refuse(pending.conn_id, "timeout", f"no reply from orbitdockd within "
+                             f"{limit}s", getattr(pending.msg, "session_id", None))
+
+    def _provider(self, sid: str | None) -> str:
+        row = self.sub.summaries.get(sid or "") if self.sub is not None else None
+        return row.provider if row is not None else "codex"
+
+    def _answer(self, pending: _Pending, reply: m.Wire) -> None:
+        if pending.health is not None:
+            if isinstance(reply, m.ServerStatus):
+                body = {k: v for k, v in msgspec.to_builtins(reply).items()
+                        if k not in ("type", "v", "id")}
+                body.update(status="ok", bridge_clients=len(self._conns))
+                pending.health.set_result((200, body))
+            else:
+                pending.health.set_result((503, {"status": "error", "error": str(reply)}))
+            return
+        conn_id, msg = pending.conn_id, pending.msg
+        if conn_id is None or conn_id not in self._conns:
+            return
+        sid = getattr(msg, "session_id", None)
+        if isinstance(reply, m.Error):
+            if reply.code == "stale_approval" and isinstance(
+                    msg, (inbound.ApproveTool, inbound.AnswerQuestion)):
+                self._emit((conn_id,), self._decision_result(msg, "stale"))
+                return
+            code = upstream_error(reply.code, msg, self._provider(reply.session_id or sid))
+            self._emit((conn_id,), outbound.error(code, reply.message, reply.session_id or sid,
+                                                  orbitdock_code=reply.code))
+            return
+        if isinstance(msg, (inbound.CreateSession, inbound.ResumeSession)):
+            assert isinstance(reply, m.SessionSnapshot)
+            new_sid = reply.session.id
+            conn = self._conns[conn_id]
+            mirror = self.sub.sessions.get(new_sid)
+            if new_sid in conn.sessions and mirror is not None and mirror.synced:
+                self._emit((conn_id,), outbound.session_snapshot(mirror.state, mirror.epoch))
+            else:
+                self._subscribe_session(conn_id, conn,
+                                        inbound.SubscribeSession(session_id=new_sid))
+        elif isinstance(msg, (inbound.ApproveTool, inbound.AnswerQuestion)):
+            self._emit((conn_id,), self._decision_result(msg, "applied"))
+        elif isinstance(reply, m.ModelsList):
+            models = [dict(msgspec.to_builtins(o), supports_reasoning_summaries=False)
+                      for o in reply.models]
+            self._emit((conn_id,), {"type": "models_list", "models": models})
+
+    def _decision_result(self, msg: Any, outcome: str) -> dict[str, Any]:
+        mirror = self.sub.sessions.get(msg.session_id) if self.sub is not None else None
+        state = mirror.state if mirror is not None and mirror.synced else None
+        head = state.approvals[0].id if state is not None and state.approvals else None
+        return {"type": "approval_decision_result", "session_id": msg.session_id,
+                "request_id": msg.request_id, "outcome": outcome,
+                "active_request_id": head,
+                "approval_version": state.revision if state is not None else 0}
+
+    # ------------------------------------------------------------ the daemon's stream
+    def _on_applied(self, applied: list[m.Wire]) -> None:
+        for item in applied:
+            if isinstance(item, m.SessionEvent):
+                conns = self._watchers.get(item.session_id)
+                if conns:
+                    state = self.sub.sessions[item.session_id].state
+                    for frame in outbound.session_event(item, state):
+                        self._emit(conns, frame)
+            elif isinstance(item, m.SessionCreated):
+                self._on_list_upsert(item.session)
+            elif isinstance(item, m.SessionSnapshot):
+                self._on_snapshot(item.session.id)
+            elif isinstance(item, m.SessionsList):
+                self._list_status = {s.id: s.status for s in item.sessions}
+                self._list_conns |= self._list_waiting
+                self._list_waiting.clear()
+                self._emit(self._list_conns, outbound.sessions_list(item.sessions))
+            elif isinstance(item, m.Error):
+                self._on_snapshot_error(item)
+
+    def _on_list_upsert(self, row: Any) -> None:
+        was = self._list_status.get(row.id)
+        self._list_status[row.id] = row.status
+        self._emit(self._list_conns, outbound.session_created(row))
+        if row.status == "ended" and was not in (None, "ended"):
+            self._emit(self._list_conns, {"type": "session_ended", "session_id": row.id,
+                                          "reason": row.end_reason or "ended"})
+
+    def _on_snapshot(self, sid: str) -> None:
+        mirror = self.sub.sessions.get(sid)
+        if mirror is None or not mirror.synced:
+            return
+        # A resync (gap, reset, new daemon life): every follower replaces its copy.
+        self._emit(self._watchers.get(sid, set()),
+                   outbound.session_snapshot(mirror.state, mirror.epoch))
+        for conn_id, msg in self._awaiting.pop(sid, {}).items():
+            self._start_stream(conn_id, msg, mirror.state, mirror.epoch)
+
+    def _on_snapshot_error(self, error: m.Error) -> None:
+        sid = error.session_id
+        if sid is None:
+            return
+        waiting = self._awaiting.pop(sid, {})
+        followers = self._watchers.pop(sid, set())
+        conns = set(waiting) | followers
+        for conn_id in conns:
+            conn = self._conns.get(conn_id)
+            if conn is not None:
+                conn.sessions.discard(sid)
+        self._emit(conns, outbound.error(upstream_error(error.code, None), error.message, sid))
+        if self.sub is not None:
+            self.sub.unwatch_session(sid)

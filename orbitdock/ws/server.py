@@ -1,0 +1,232 @@
+"""orbitdock-ws: the asyncio WebSocket + HTTP server in front of the daemon link.
+
+Routes (all on ``ws.address:ws.port``):
+
+- ``/ws``: the upstream OrbitDock WebSocket protocol (``orbitdock.ws.inbound`` /
+  ``outbound``); off loopback it needs the token; every upgrade's Origin is checked;
+- ``/health``: the daemon's status as JSON, 200 when it answers, 503 otherwise;
+- ``/`` and ``/static/<file>``: the browser dashboard (static files of this package).
+
+Each connection has a bounded send queue (``ws.send_queue``) drained by its own writer
+task: a client that stops reading fills only its own queue and is then dropped, the
+others are not slowed. The server thread never blocks on ZeroMQ: the link thread
+(``orbitdock.ws.link``) owns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import itertools
+import logging
+import mimetypes
+import signal
+import sys
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+import msgspec
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from orbitdock import __version__, logs
+from orbitdock.config import Config, ConfigError, load
+from orbitdock.paths import layout, prepare_dirs
+from orbitdock.ws import access, inbound, outbound
+from orbitdock.ws.link import Link
+
+logger = logging.getLogger("orbitdock.ws")
+STATIC = resources.files("orbitdock.ws") / "static"
+LOG_FILE = "logs/orbitdock-ws.log"
+
+
+class _Peer:
+    """One WebSocket client: its send queue and writer task (event-loop thread only)."""
+
+    def __init__(self, ws: ServerConnection, limit: int):
+        self.ws = ws
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=limit)
+        self.dropped = False
+        self.writer: asyncio.Task | None = None
+
+    def push(self, frame: bytes) -> None:
+        if self.dropped:
+            return
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.drop()
+
+    def drop(self) -> None:
+        """The client fell ``send_queue`` frames behind: cut it loose (it can resume
+        with since_revision); the other clients never wait for it."""
+        self.dropped = True
+        logger.warning("dropping a client %s behind", self.queue.qsize(),
+                       extra={"peer": str(self.ws.remote_address)})
+        if self.writer is not None:
+            self.writer.cancel()
+        asyncio.get_running_loop().create_task(
+            self.ws.close(1013, "lagged: too far behind, reconnect with since_revision"))
+
+    async def write_loop(self) -> None:
+        try:
+            while True:
+                frame = await self.queue.get()
+                await self.ws.send(frame, text=True)
+        except (ConnectionClosed, asyncio.CancelledError):
+            pass
+
+
+class Bridge:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.token = None if access.is_loopback(cfg.ws.address) else access.ensure_token(cfg)
+        self.link = Link(cfg, self._deliver_threadsafe, __version__)
+        self.peers: dict[int, _Peer] = {}
+        self._ids = itertools.count(1)
+        self._encode = msgspec.json.Encoder().encode
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------ from the link
+    def _deliver_threadsafe(self, batch: list[tuple[tuple[int, ...], bytes]]) -> None:
+        self.loop.call_soon_threadsafe(self._deliver, batch)
+
+    def _deliver(self, batch: list[tuple[tuple[int, ...], bytes]]) -> None:
+        for conn_ids, frame in batch:
+            for conn_id in conn_ids:
+                peer = self.peers.get(conn_id)
+                if peer is not None:
+                    peer.push(frame)
+
+    # ------------------------------------------------------------ HTTP
+    def _respond(self, status: int, body: bytes, content_type: str) -> Response:
+        headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                           ("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff")])
+        return Response(status, http.HTTPStatus(status).phrase, headers, body)
+
+    async def process_request(self, connection: ServerConnection,
+                              request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == "/ws":
+            given = access.request_token(request.path, request.headers.get("Authorization"))
+            if not access.token_ok(self.token, given):
+                logger.warning("refused an upgrade without the right token",
+                               extra={"peer": str(connection.remote_address)})
+                return self._respond(401, b"missing or wrong token\n", "text/plain")
+            return None  # the upgrade goes on (websockets then checks the Origin)
+        if path == "/health":
+            return await self._health()
+        name = "index.html" if path in ("/", "/index.html") else (
+            path[len("/static/"):] if path.startswith("/static/") else None)
+        if name and "/" not in name and not name.startswith("."):
+            resource = STATIC / name
+            if resource.is_file():
+                ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+                if ctype.startswith("text/") or ctype.endswith("javascript"):
+                    ctype += "; charset=utf-8"
+                return self._respond(200, resource.read_bytes(), ctype)
+        return self._respond(404, b"not found\n", "text/plain")
+
+    async def _health(self) -> Response:
+        try:
+            status, body = await asyncio.wait_for(asyncio.wrap_future(self.link.health()),
+                                                  self.cfg.ws.health_timeout_s)
+        except TimeoutError:
+            status, body = 503, {"status": "timeout", "error": "the daemon link did not answer"}
+        return self._respond(status, self._encode(body), "application/json")
+
+    # ------------------------------------------------------------ WebSocket
+    def _refuse(self, peer: _Peer, code: str, text: str, sid: str | None = None) -> None:
+        peer.push(self._encode(outbound.error(code, text, sid)))
+
+    async def handler(self, ws: ServerConnection) -> None:
+        conn_id = next(self._ids)
+        peer = _Peer(ws, self.cfg.ws.send_queue)
+        self.peers[conn_id] = peer
+        peer.writer = asyncio.create_task(peer.write_loop())
+        self.link.submit("open", conn_id)
+        limit = self.cfg.ws.max_frame_bytes
+        try:
+            async for raw in ws:
+                if isinstance(raw, bytes):
+                    self._refuse(peer, "parse_error", "binary frames are not accepted; send "
+                                 "one JSON object per text frame")
+                    continue
+                if len(raw) > limit or (len(raw) * 4 > limit and len(raw.encode()) > limit):
+                    self._refuse(peer, "too_large", f"frame over {limit} bytes refused")
+                    continue
+                try:
+                    msg = inbound.parse(raw)
+                except inbound.Refused as exc:
+                    self._refuse(peer, exc.code, exc.message, exc.session_id)
+                    continue
+                self.link.submit("message", conn_id, msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.peers.pop(conn_id, None)
+            self.link.submit("close", conn_id)
+            if peer.writer is not None:
+                peer.writer.cancel()
+
+    async def serve(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.link.start()
+        ws = self.cfg.ws
+        async with serve(self.handler, ws.address, ws.port,
+                         process_request=self.process_request,
+                         origins=access.allowed_origins(self.cfg),
+                         max_size=ws.hard_frame_bytes, ping_interval=ws.ping_interval_s,
+                         close_timeout=ws.close_timeout_s, compression=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            logger.info("orbitdock-ws listening on http://%s:%d/ (ws at /ws)", ws.address, port,
+                        extra={"token_required": self.token is not None})
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+        await asyncio.to_thread(self.link.stop)
+
+
+@click.command(context_settings={"auto_envvar_prefix": "ORBITDOCK_WS_CLI"})
+@click.option("--home", "data_dir", envvar="ORBITDOCK_HOME",
+              help="Data dir of the daemon to bridge (default ~/.orbitdock).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Config file (default <data dir>/orbitdock.toml).")
+@click.option("--address", help="Bind address (ws.address); off loopback a token is required.")
+@click.option("--port", type=int, help="Port (ws.port).")
+@click.option("--log-level", help="DEBUG, INFO, WARNING ...")
+def main(data_dir, config_file, address, port, log_level) -> None:
+    """Serve the upstream OrbitDock WebSocket protocol and the dashboard for orbitdockd."""
+    try:
+        cfg = load(config_file, overrides={"paths.data_dir": data_dir, "ws.address": address,
+                                           "ws.port": port, "logging.level": log_level})
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    lay = layout(cfg)
+    prepare_dirs(lay)
+    logs.setup(cfg.logging.level, lay.data_dir / LOG_FILE if cfg.logging.file else None,
+               cfg.logging.stderr)
+    # one INFO line per HTTP request and connection would drown the bridge's own log
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    asyncio.run(_run(cfg))
+
+
+async def _run(cfg: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    bridge = Bridge(cfg)
+    await bridge.serve(stop)
+
+
+def run_cli(argv: list[str] | None = None) -> Any:
+    return main.main(args=argv, prog_name="orbitdock-ws")
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli())
