@@ -3,6 +3,7 @@ the client-side reducer an upstream client runs (what it does with each server m
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 20.0
-RECV_TIMEOUT_S = 10.0
+RECV_TIMEOUT_S = 30.0  # generous: CI machines are shared and sometimes very loaded
 
 
 def free_port() -> int:
@@ -90,7 +91,8 @@ class UpstreamClient:
     """A WebSocket client speaking the upstream protocol, keeping upstream-shaped copies."""
 
     def __init__(self, url: str, **kwargs: Any):
-        self.ws: ClientConnection = connect(url, max_size=None, open_timeout=10, **kwargs)
+        self._opened = connect(url, max_size=None, open_timeout=10, **kwargs)
+        self.ws: ClientConnection = self._opened.__enter__()
         self.frames: list[dict[str, Any]] = []
         self.sessions: dict[str, dict[str, Any]] = {}
         self.list: dict[str, dict[str, Any]] = {}
@@ -138,11 +140,11 @@ def apply_frame(client: UpstreamClient, frame: dict[str, Any]) -> None:
     """What an upstream client does with a server message (the dashboard's app.js too)."""
     kind = frame["type"]
     if kind == "sessions_list":
-        client.list = {s["id"]: s for s in frame["sessions"]}
+        client.list = {s["id"]: copy.deepcopy(s) for s in frame["sessions"]}
     elif kind == "session_created":
-        client.list[frame["session"]["id"]] = frame["session"]
+        client.list[frame["session"]["id"]] = copy.deepcopy(frame["session"])
     elif kind == "session_snapshot":
-        client.sessions[frame["session"]["id"]] = frame["session"]
+        client.sessions[frame["session"]["id"]] = copy.deepcopy(frame["session"])
     elif kind == "error":
         client.errors.append(frame)
     state = client.sessions.get(frame.get("session_id", ""))
@@ -152,7 +154,7 @@ def apply_frame(client: UpstreamClient, frame: dict[str, Any]) -> None:
         state.update(frame["changes"])
     elif kind == "message_appended":
         messages = state["messages"]
-        messages.append(frame["message"])
+        messages.append(copy.deepcopy(frame["message"]))
         state["total_message_count"] += 1
         del messages[:max(0, len(messages) - state["message_limit"])]
         state["newest_sequence"] = frame["message"]["sequence"]

@@ -391,13 +391,20 @@ class Link(threading.Thread):
 
     # ------------------------------------------------------------ the daemon's stream
     def _on_applied(self, applied: list[m.Wire]) -> None:
-        for item in applied:
+        coalesced = self._coalesce(applied)
+        for index, item in enumerate(applied):
             if isinstance(item, m.SessionEvent):
                 conns = self._watchers.get(item.session_id)
-                if conns:
-                    state = self.sub.sessions[item.session_id].state
-                    for frame in outbound.session_event(item, state):
-                        self._emit(conns, frame)
+                if not conns:
+                    continue
+                state = self.sub.sessions[item.session_id].state
+                if isinstance(item, m.MessageUpdated):
+                    fields = coalesced.get(index)
+                    if fields is not None:
+                        self._emit(conns, outbound.message_updated(item, state, fields))
+                    continue
+                for frame in outbound.session_event(item, state):
+                    self._emit(conns, frame)
             elif isinstance(item, m.SessionCreated):
                 self._on_list_upsert(item.session)
             elif isinstance(item, m.SessionSnapshot):
@@ -409,6 +416,21 @@ class Link(threading.Thread):
                 self._emit(self._list_conns, outbound.sessions_list(item.sessions))
             elif isinstance(item, m.Error):
                 self._on_snapshot_error(item)
+
+    @staticmethod
+    def _coalesce(applied: list[m.Wire]) -> dict[int, set[str]]:
+        """Streaming updates of one message in one batch go out as one ``message_updated``
+        (the last, carrying every field they changed): upstream resends text whole, so a
+        frame per delta would cost the square of the text's length. Busy batches coalesce
+        more, an idle stream still sends each delta at once."""
+        last: dict[tuple[str, str], int] = {}
+        fields: dict[tuple[str, str], set[str]] = {}
+        for index, item in enumerate(applied):
+            if isinstance(item, m.MessageUpdated):
+                key = (item.session_id, item.message_id)
+                last[key] = index
+                fields.setdefault(key, set()).update(outbound.changed_fields(item.changes))
+        return {index: fields[key] for key, index in last.items()}
 
     def _on_list_upsert(self, row: Any) -> None:
         was = self._list_status.get(row.id)

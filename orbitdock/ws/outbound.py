@@ -209,9 +209,7 @@ def session_event(event: m.SessionEvent, state: SessionState) -> list[dict[str, 
         return [_stamp({"type": "message_appended", "session_id": sid,
                         "message": message(event.message, sid)}, event)]
     if isinstance(event, m.MessageUpdated):
-        return [_stamp({"type": "message_updated", "session_id": sid,
-                        "message_id": event.message_id,
-                        "changes": _message_changes(event, state)}, event)]
+        return [message_updated(event, state)]
     if isinstance(event, m.ApprovalRequested):
         return [_stamp({"type": "approval_requested", "session_id": sid,
                         "request": approval(event.request),
@@ -234,22 +232,30 @@ def _queue_changes(state: SessionState) -> dict[str, Any]:
     return changes
 
 
-def _message_changes(event: m.MessageUpdated, state: SessionState) -> dict[str, Any]:
+_APPENDS = {"content_append": "content", "tool_output_append": "tool_output"}
+
+
+def changed_fields(changes: Any) -> set[str]:
+    """The message fields a ``MessageChanges`` touches (appends name the field they grow)."""
+    return {_APPENDS.get(name, name) for name in changes.__struct_fields__
+            if getattr(changes, name) is not UNSET}
+
+
+def message_updated(event: m.MessageUpdated, state: SessionState,
+                    fields: set[str] | None = None) -> dict[str, Any]:
+    """Upstream ``message_updated``: every changed field with the mirror's current value.
+
+    ``fields``: the union of the fields of several updates of this message coalesced into
+    this one (the mirror already holds their result)."""
     msg = next((x for x in reversed(state.messages) if x.id == event.message_id), None)
     out: dict[str, Any] = {}
-    for name in event.changes.__struct_fields__:
-        value = getattr(event.changes, name)
-        if value is UNSET:
-            continue
-        if name == "content_append":
-            if msg is not None:
-                out["content"] = msg.content
-        elif name == "tool_output_append":
-            if msg is not None:
-                out["tool_output"] = msg.tool_output
-        else:
-            out[name] = value
-    return out
+    for name in sorted(fields or changed_fields(event.changes)):
+        if msg is not None:
+            out[name] = getattr(msg, name)
+        elif name in event.changes.__struct_fields__:
+            out[name] = getattr(event.changes, name)  # trimmed away: what the event says
+    return _stamp({"type": "message_updated", "session_id": event.session_id,
+                   "message_id": event.message_id, "changes": out}, event)
 
 
 def _delta(event: m.SessionDelta, state: SessionState) -> list[dict[str, Any]]:
