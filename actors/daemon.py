@@ -151,10 +151,12 @@ class Daemon:
 @click.option("--codex-home", help="CODEX_HOME to watch and to run app-server with.")
 @click.option("--no-watcher", is_flag=True, help="Do not tail CODEX_HOME rollouts.")
 @click.option("--demo", is_flag=True, help="Also start the scripted model and a demo session.")
+@click.option("--ws", "with_ws", is_flag=True,
+              help="Also run orbitdock-ws (WebSocket bridge + dashboard) as a supervised child.")
 @click.option("--log-level", help="DEBUG, INFO, WARNING ...")
 @click.version_option(__version__)
 def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, codex_home,
-         no_watcher, demo, log_level) -> None:
+         no_watcher, demo, with_ws, log_level) -> None:
     """Run the orbitdock daemon in the foreground."""
     overrides = {
         "paths.data_dir": data_dir, "paths.runtime_dir": runtime_dir,
@@ -190,6 +192,10 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
 
             start_demo(Endpoints(daemon.layout.request_endpoint, daemon.layout.event_endpoint),
                        demo_env, cfg.codex.start_timeout_s)
+        if with_ws:
+            from orbitdock.ws.child import BridgeChild
+
+            daemon.extras.append(BridgeChild(cfg, config_file).start())
         daemon.run_forever()
     finally:
         daemon.stop()

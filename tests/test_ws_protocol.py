@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import time
 
@@ -13,7 +15,7 @@ from websockets.sync.client import connect
 from orbitdock.protocol import messages as m
 from orbitdock.ws import outbound
 from conftest import wait_until
-from ws_env import BridgeProcess, UpstreamClient
+from ws_env import BridgeProcess, UpstreamClient, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -329,3 +331,18 @@ def test_health_follows_the_daemon(env):
     daemon.stop()
     status, body = bridge.get("/health")
     assert status == 503 and json.loads(body)["status"] != "ok"
+
+
+def test_orbitdockd_ws_runs_and_restarts_the_bridge(daemon_factory, tmp_path):
+    port = free_port()
+    daemon = daemon_factory("--ws", ORBITDOCK_WS__PORT=str(port))
+    probe = BridgeProcess(daemon.home, port=port)  # only for its HTTP helper
+    assert wait_until(lambda: probe.get("/health")[0] == 200, 30)
+    first = json.loads(probe.get("/health")[1])["bridge_pid"]
+    os.kill(first, signal.SIGKILL)
+    assert wait_until(lambda: probe.get("/health")[0] == 200
+                      and json.loads(probe.get("/health")[1])["bridge_pid"] != first, 30)
+    second = json.loads(probe.get("/health")[1])["bridge_pid"]
+    assert daemon.stop() == 0
+    assert wait_until(lambda: not os.path.exists(f"/proc/{second}"), 10)
+    assert probe.get("/health")[0] == 0  # nothing listens any more

@@ -345,7 +345,8 @@ class Link(threading.Thread):
             if isinstance(reply, m.ServerStatus):
                 body = {k: v for k, v in msgspec.to_builtins(reply).items()
                         if k not in ("type", "v", "id")}
-                body.update(status="ok", bridge_clients=len(self._conns))
+                body.update(status="ok", bridge_clients=len(self._conns),
+                            bridge_pid=os.getpid())
                 pending.health.set_result((200, body))
             else:
                 pending.health.set_result((503, {"status": "error", "error": str(reply)}))
