@@ -34,9 +34,9 @@ def cli(click_ctx: click.Context, data_dir, config_file, timeout, as_json) -> No
 
 
 def _register() -> None:
-    from orbitdock.cli import approve, codex, models, rollouts, session, status, watch
+    from orbitdock.cli import approve, codex, models, rollouts, session, status, watch, ws
 
-    for module in (status, session, watch, approve, models, codex, rollouts):
+    for module in (status, session, watch, approve, models, codex, rollouts, ws):
         module.register(cli)
 
 
