@@ -194,6 +194,7 @@ def _stamp(frame: dict[str, Any], event: m.SessionEvent) -> dict[str, Any]:
     frame["revision"] = event.rev
     if event.ts:
         frame["last_activity_at"] = unix_z(event.ts)
+        frame["ts"] = event.ts  # ours: when the backend produced it (latency, ordering)
     return frame
 
 
