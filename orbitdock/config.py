@@ -129,6 +129,11 @@ class WsConfig:
     ping_interval_s: float = 20.0  # WebSocket keepalive ping period
     close_timeout_s: float = 2.0  # a closing handshake waits at most this (then the TCP is cut)
     restart_backoff_s: float = 1.0  # orbitdockd --ws: delay before restarting a dead bridge
+    stop_timeout_s: float = 5.0  # orbitdockd --ws: SIGTERM, then SIGKILL after this long
+    max_field_chars: int = 16_000  # message text sent longer is cut (upstream's rule; 0: never)
+    link_tick_ms: int = 100  # the daemon link's longest sleep (retries and expiries)
+    send_timeout_ms: int = 50  # a request the daemon link cannot hand to ZeroMQ by then fails
+    page_limit: int = 200  # most messages one /api/.../messages page returns
 
 
 @dataclass

@@ -155,3 +155,23 @@ def test_streamed_text_is_resent_whole():
         session_id=SID, rev=8, message_id=f"{SID}:m1",
         changes=MessageChanges(content_append=" there")), state)
     assert frame["changes"] == {"content": "hi there"}
+
+
+def test_origin_rules():
+    from orbitdock.config import Config
+    from orbitdock.ws import access
+
+    local = Config()
+    local.ws.port = 4000
+    assert access.origin_ok(None, "127.0.0.1:4000", local)  # native apps send none
+    assert access.origin_ok("null", "127.0.0.1:4000", local)
+    assert access.origin_ok("http://localhost:4000", "localhost:4000", local)
+    assert not access.origin_ok("http://evil.example", "127.0.0.1:4000", local)
+    # DNS rebinding: the Host matches the Origin, but on loopback only the list counts
+    assert not access.origin_ok("http://evil.example:4000", "evil.example:4000", local)
+    lan = Config()
+    lan.ws.address, lan.ws.port = "0.0.0.0", 4000
+    assert access.origin_ok("http://studio.local:4000", "studio.local:4000", lan)
+    assert not access.origin_ok("http://evil.example", "studio.local:4000", lan)
+    lan.ws.allowed_origins = "https://dock.example.org"
+    assert access.origin_ok("https://dock.example.org", "studio.local:4000", lan)

@@ -346,3 +346,26 @@ def test_orbitdockd_ws_runs_and_restarts_the_bridge(daemon_factory, tmp_path):
     assert daemon.stop() == 0
     assert wait_until(lambda: not os.path.exists(f"/proc/{second}"), 10)
     assert probe.get("/health")[0] == 0  # nothing listens any more
+
+
+def test_older_messages_come_in_pages_from_the_daemons_store(env):
+    daemon, bridge, client = env
+    sid = _create(daemon)
+    c = client()
+    c.send(type="subscribe_session", session_id=sid)
+    c.recv_until(lambda f: f["type"] == "session_snapshot")
+    for turn, text in enumerate(("first", "second", "third"), start=1):
+        c.send(type="send_message", session_id=sid, content=text)
+        c.recv_until(_turn_over(c, sid, turn))
+    status, body = bridge.get(f"/api/sessions/{sid}/messages?limit=2")
+    newest = json.loads(body)
+    assert status == 200 and newest["has_more_before"] is True
+    assert [x["content"] for x in newest["messages"]] == ["third", "You said: third"]
+    status, body = bridge.get(f"/api/sessions/{sid}/messages?limit=50&before_sequence="
+                              f"{newest['oldest_sequence']}")
+    older = json.loads(body)
+    assert older["has_more_before"] is False
+    assert [x["content"] for x in older["messages"] if x["message_type"] == "user"] \
+        == ["first", "second"]
+    assert bridge.get("/api/sessions/no-such/messages")[0] == 404
+    assert bridge.get(f"/api/sessions/{sid}/messages?limit=many")[0] == 400

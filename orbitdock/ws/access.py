@@ -89,6 +89,17 @@ def own_origins(address: str, port: int) -> list[str]:
 
 
 def allowed_origins(cfg: Config) -> list[str | None]:
-    """For websockets' ``origins``: None is a request without an Origin header."""
+    """The fixed allow-list: None is a request without an Origin header."""
     extra = [o.strip() for o in cfg.ws.allowed_origins.split(",") if o.strip()]
     return [None, "null", *own_origins(cfg.ws.address, cfg.ws.port), *extra]
+
+
+def origin_ok(origin: str | None, host: str | None, cfg: Config) -> bool:
+    """An upgrade's Origin: on the allow-list; or, bound off loopback (where the token is
+    required too), the origin of the page this bridge served under that Host (a phone
+    reaches it by a LAN name or address the bridge cannot list). On loopback only the
+    fixed list counts: a DNS-rebound name would match its own Host."""
+    if origin in allowed_origins(cfg):
+        return True
+    return (not is_loopback(cfg.ws.address) and host is not None
+            and origin in (f"http://{host}", f"https://{host}"))

@@ -17,7 +17,6 @@ from orbitdock.config import Config
 from orbitdock.paths import layout
 
 logger = logging.getLogger("orbitdockd.ws")
-STOP_TIMEOUT_S = 5.0
 
 
 class BridgeChild:
@@ -55,8 +54,8 @@ class BridgeChild:
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
-                proc.wait(STOP_TIMEOUT_S)
+                proc.wait(self.cfg.ws.stop_timeout_s)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.wait(STOP_TIMEOUT_S)
-        self._thread.join(STOP_TIMEOUT_S)
+                proc.wait(self.cfg.ws.stop_timeout_s)
+        self._thread.join(self.cfg.ws.stop_timeout_s)

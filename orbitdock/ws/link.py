@@ -38,7 +38,6 @@ from orbitdock.ws import inbound, outbound
 logger = logging.getLogger("orbitdock.ws")
 
 Deliver = Callable[[list[tuple[tuple[int, ...], bytes]]], None]
-POLL_MS = 100  # longest sleep of the loop: retries and expiries are checked this often
 
 # daemon error code -> upstream's, per request (default: the provider's error)
 _ERRORS = {"not_found": "not_found", "invalid_field": "invalid_argument",
@@ -72,7 +71,11 @@ class _Pending:
     conn_id: int | None
     msg: inbound.Upstream | None
     sent_at: float
-    health: concurrent.futures.Future | None = None
+    future: concurrent.futures.Future | None = None  # an HTTP request's (status, body)
+    shape: Callable[[m.Wire], tuple[int, Any]] | None = None  # its reply -> (status, body)
+
+
+_HTTP_STATUS = {"not_found": 404, "invalid_field": 400, "invalid_argument": 400}
 
 
 class Link(threading.Thread):
@@ -83,6 +86,7 @@ class Link(threading.Thread):
         self.cfg = cfg
         self.deliver = deliver
         self.version = version
+        self.limit = cfg.ws.max_field_chars
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -112,8 +116,17 @@ class Link(threading.Thread):
             pass  # the pipe is full: the link is already due to wake
 
     def health(self) -> concurrent.futures.Future:
+        """(status, body) of ``/health``, resolved by the link thread."""
         future: concurrent.futures.Future = concurrent.futures.Future()
         self.submit("health", future)
+        return future
+
+    def messages(self, session_id: str, before: int | None, limit: int
+                 ) -> concurrent.futures.Future:
+        """(status, body) of a page of the daemon's stored messages (``get_messages``)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self.submit("messages", future, m.GetMessages(session_id=session_id, before_seq=before,
+                                                      limit=limit))
         return future
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -145,7 +158,7 @@ class Link(threading.Thread):
                 if self._connect():
                     for sock in (self.sub.sub, self.sub.requests.sock, self.client.sock):
                         poller.register(sock, zmq.POLLIN)
-            ready = dict(poller.poll(POLL_MS))
+            ready = dict(poller.poll(self.cfg.ws.link_tick_ms))
             if self._wake_r in ready:
                 try:
                     while os.read(self._wake_r, 4096):
@@ -201,7 +214,9 @@ class Link(threading.Thread):
             elif kind == "message":
                 self._on_message(command[1], command[2])
             elif kind == "health":
-                self._health(command[1])
+                self._http(command[1], m.GetStatus(), self._status_body)
+            elif kind == "messages":
+                self._http(command[1], command[2], self._page_body)
 
     def _close(self, conn_id: int) -> None:
         conn = self._conns.pop(conn_id, None)
@@ -272,7 +287,7 @@ class Link(threading.Thread):
             msg.since_revision == state.revision)
         wants_snapshot = msg.include_snapshot or msg.since_revision is not None
         if wants_snapshot and not caught_up:
-            self._emit((conn_id,), outbound.session_snapshot(state, epoch))
+            self._emit((conn_id,), outbound.session_snapshot(state, epoch, self.limit))
         self._watchers.setdefault(state.id, set()).add(conn_id)
 
     def _question_ids(self, msg: inbound.AnswerQuestion) -> list[str]:
@@ -301,17 +316,37 @@ class Link(threading.Thread):
             return False
         request.id = self.client.new_id()
         try:
-            self.client.send_raw(codec.encode(request), timeout=0.05)
+            self.client.send_raw(codec.encode(request),
+                                 timeout=self.cfg.ws.send_timeout_ms / 1000)
         except Exception as exc:  # RequestTimeout: not connected to a live daemon
             logger.warning("request %s not sent: %s", type(request).__name__, exc)
             return False
         self._inflight[request.id] = pending
         return True
 
-    def _health(self, future: concurrent.futures.Future) -> None:
-        if not self._send(m.GetStatus(), _Pending(None, None, time.monotonic(), future)):
+    def _http(self, future: concurrent.futures.Future, request: m.Request,
+              shape: Callable[[m.Wire], tuple[int, Any]]) -> None:
+        if not self._send(request, _Pending(None, None, time.monotonic(), future, shape)):
             future.set_result((503, {"status": "unreachable",
                                      "error": "orbitdockd is not running or not answering"}))
+
+    def _status_body(self, reply: m.Wire) -> tuple[int, Any]:
+        if not isinstance(reply, m.ServerStatus):
+            return 503, {"status": "error", "error": getattr(reply, "message", str(reply))}
+        body = {k: v for k, v in msgspec.to_builtins(reply).items()
+                if k not in ("type", "v", "id")}
+        body.update(status="ok", bridge_clients=len(self._conns), bridge_pid=os.getpid())
+        return 200, body
+
+    def _page_body(self, reply: m.Wire) -> tuple[int, Any]:
+        if isinstance(reply, m.Error):
+            return _HTTP_STATUS.get(reply.code, 503), outbound.error(
+                upstream_error(reply.code, None), reply.message, reply.session_id)
+        assert isinstance(reply, m.MessagesPage)
+        messages = [outbound.message(x, reply.session_id, self.limit) for x in reply.messages]
+        return 200, {"session_id": reply.session_id, "messages": messages,
+                     "has_more_before": reply.has_more_before,
+                     "oldest_sequence": messages[0]["sequence"] if messages else None}
 
     # ------------------------------------------------------------ replies
     def _on_replies(self) -> None:
@@ -329,9 +364,9 @@ class Link(threading.Thread):
             if now - pending.sent_at < limit:
                 continue
             del self._inflight[rid]
-            if pending.health is not None:
-                pending.health.set_result((503, {"status": "timeout",
-                                                 "error": f"no status within {limit}s"}))
+            if pending.future is not None:
+                pending.future.set_result((503, {"status": "timeout",
+                                                 "error": f"no reply within {limit}s"}))
             elif pending.conn_id is not None:
                 self._refuse(pending.conn_id, "timeout", f"no reply from orbitdockd within "
                              f"{limit}s", getattr(pending.msg, "session_id", None))
@@ -341,15 +376,8 @@ class Link(threading.Thread):
         return row.provider if row is not None else "codex"
 
     def _answer(self, pending: _Pending, reply: m.Wire) -> None:
-        if pending.health is not None:
-            if isinstance(reply, m.ServerStatus):
-                body = {k: v for k, v in msgspec.to_builtins(reply).items()
-                        if k not in ("type", "v", "id")}
-                body.update(status="ok", bridge_clients=len(self._conns),
-                            bridge_pid=os.getpid())
-                pending.health.set_result((200, body))
-            else:
-                pending.health.set_result((503, {"status": "error", "error": str(reply)}))
+        if pending.future is not None:
+            pending.future.set_result(pending.shape(reply))
             return
         conn_id, msg = pending.conn_id, pending.msg
         if conn_id is None or conn_id not in self._conns:
@@ -370,7 +398,8 @@ class Link(threading.Thread):
             conn = self._conns[conn_id]
             mirror = self.sub.sessions.get(new_sid)
             if new_sid in conn.sessions and mirror is not None and mirror.synced:
-                self._emit((conn_id,), outbound.session_snapshot(mirror.state, mirror.epoch))
+                self._emit((conn_id,), outbound.session_snapshot(mirror.state, mirror.epoch,
+                                                                 self.limit))
             else:
                 self._subscribe_session(conn_id, conn,
                                         inbound.SubscribeSession(session_id=new_sid))
@@ -402,9 +431,10 @@ class Link(threading.Thread):
                 if isinstance(item, m.MessageUpdated):
                     fields = coalesced.get(index)
                     if fields is not None:
-                        self._emit(conns, outbound.message_updated(item, state, fields))
+                        self._emit(conns, outbound.message_updated(item, state, fields,
+                                                                   self.limit))
                     continue
-                for frame in outbound.session_event(item, state):
+                for frame in outbound.session_event(item, state, self.limit):
                     self._emit(conns, frame)
             elif isinstance(item, m.SessionCreated):
                 self._on_list_upsert(item.session)
@@ -447,7 +477,7 @@ class Link(threading.Thread):
             return
         # A resync (gap, reset, new daemon life): every follower replaces its copy.
         self._emit(self._watchers.get(sid, set()),
-                   outbound.session_snapshot(mirror.state, mirror.epoch))
+                   outbound.session_snapshot(mirror.state, mirror.epoch, self.limit))
         for conn_id, msg in self._awaiting.pop(sid, {}).items():
             self._start_stream(conn_id, msg, mirror.state, mirror.epoch)
 

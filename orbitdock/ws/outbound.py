@@ -35,6 +35,8 @@ UPSTREAM_MESSAGE_TYPES = ("user", "assistant", "thinking", "tool", "tool_result"
                           "shell")
 UPSTREAM_APPROVAL_TYPES = ("exec", "patch", "question")
 _SESSION_TIMES = ("started_at", "last_activity_at", "ended_at")
+FIELD_LIMIT = 16_000  # upstream's: longer message text is cut, "\n\n[truncated]" appended
+TRUNCATED = "\n\n[truncated]"
 _INTERNAL_ONLY = ("messages", "approvals", "integration_mode", "provider",
                   "token_usage", "current_plan", "pending_approvals", "project_path")
 
@@ -104,13 +106,22 @@ def summary(row: SessionSummary) -> dict[str, Any]:
     return out
 
 
-def message(msg: Message, session_id: str) -> dict[str, Any]:
+def cut(text: str | None, limit: int) -> str | None:
+    """Upstream's compaction of message text (snapshots and events alike, so a client that
+    applies events ends where a snapshot would); ``limit`` 0: no limit."""
+    if text is None or not limit or len(text) <= limit:
+        return text
+    return text[:limit] + TRUNCATED
+
+
+def message(msg: Message, session_id: str, limit: int = FIELD_LIMIT) -> dict[str, Any]:
     """Upstream Message; our ``error`` rows are assistant messages with ``is_error``."""
     kind = msg.type if msg.type in UPSTREAM_MESSAGE_TYPES else "assistant"
     out: dict[str, Any] = {
         "id": msg.id, "session_id": session_id, "sequence": msg.seq, "message_type": kind,
-        "content": msg.content, "tool_name": msg.tool_name, "tool_input": msg.tool_input,
-        "tool_output": msg.tool_output, "is_error": msg.is_error or msg.type == "error",
+        "content": cut(msg.content, limit), "tool_name": msg.tool_name,
+        "tool_input": cut(msg.tool_input, limit), "tool_output": cut(msg.tool_output, limit),
+        "is_error": msg.is_error or msg.type == "error",
         "timestamp": iso(msg.timestamp), "duration_ms": msg.duration_ms,
         "turn_id": msg.turn_id}
     if msg.is_in_progress:
@@ -156,14 +167,14 @@ def _approval_fields(approvals: list[ApprovalRequest]) -> dict[str, Any]:
     }
 
 
-def session_state(state: SessionState) -> dict[str, Any]:
+def session_state(state: SessionState, limit: int = FIELD_LIMIT) -> dict[str, Any]:
     """Upstream SessionState (a snapshot), paging fields included."""
     out = summary(state)
     for name in SessionState.__struct_fields__:
         if name not in SessionSummary.__struct_fields__ and name not in _INTERNAL_ONLY:
             _field(name, getattr(state, name), out)
     _field("current_plan", state.current_plan, out)
-    out["messages"] = [message(msg, state.id) for msg in state.messages]
+    out["messages"] = [message(msg, state.id, limit) for msg in state.messages]
     out.update(_approval_fields(state.approvals))
     seqs = [msg.seq for msg in state.messages]
     out["oldest_sequence"] = min(seqs) if seqs else None
@@ -172,8 +183,9 @@ def session_state(state: SessionState) -> dict[str, Any]:
     return out
 
 
-def session_snapshot(state: SessionState, epoch: str | None) -> dict[str, Any]:
-    return {"type": "session_snapshot", "session": session_state(state), "epoch": epoch}
+def session_snapshot(state: SessionState, epoch: str | None,
+                     limit: int = FIELD_LIMIT) -> dict[str, Any]:
+    return {"type": "session_snapshot", "session": session_state(state, limit), "epoch": epoch}
 
 
 def sessions_list(rows: Iterable[SessionSummary]) -> dict[str, Any]:
@@ -198,7 +210,8 @@ def _stamp(frame: dict[str, Any], event: m.SessionEvent) -> dict[str, Any]:
     return frame
 
 
-def session_event(event: m.SessionEvent, state: SessionState) -> list[dict[str, Any]]:
+def session_event(event: m.SessionEvent, state: SessionState,
+                  limit: int = FIELD_LIMIT) -> list[dict[str, Any]]:
     """Upstream frames for one daemon event, ``state`` being the mirror *after* it.
 
     Streamed text (``content_append``) is resent whole from the mirror, as upstream does.
@@ -208,9 +221,9 @@ def session_event(event: m.SessionEvent, state: SessionState) -> list[dict[str, 
         return _delta(event, state)
     if isinstance(event, m.MessageAppended):
         return [_stamp({"type": "message_appended", "session_id": sid,
-                        "message": message(event.message, sid)}, event)]
+                        "message": message(event.message, sid, limit)}, event)]
     if isinstance(event, m.MessageUpdated):
-        return [message_updated(event, state)]
+        return [message_updated(event, state, limit=limit)]
     if isinstance(event, m.ApprovalRequested):
         return [_stamp({"type": "approval_requested", "session_id": sid,
                         "request": approval(event.request),
@@ -242,8 +255,11 @@ def changed_fields(changes: Any) -> set[str]:
             if getattr(changes, name) is not UNSET}
 
 
+_TEXT_FIELDS = ("content", "tool_output")
+
+
 def message_updated(event: m.MessageUpdated, state: SessionState,
-                    fields: set[str] | None = None) -> dict[str, Any]:
+                    fields: set[str] | None = None, limit: int = FIELD_LIMIT) -> dict[str, Any]:
     """Upstream ``message_updated``: every changed field with the mirror's current value.
 
     ``fields``: the union of the fields of several updates of this message coalesced into
@@ -255,6 +271,8 @@ def message_updated(event: m.MessageUpdated, state: SessionState,
             out[name] = getattr(msg, name)
         elif name in event.changes.__struct_fields__:
             out[name] = getattr(event.changes, name)  # trimmed away: what the event says
+        if name in _TEXT_FIELDS and name in out:
+            out[name] = cut(out[name], limit)
     return _stamp({"type": "message_updated", "session_id": event.session_id,
                    "message_id": event.message_id, "changes": out}, event)
 

@@ -5,6 +5,8 @@ Routes (all on ``ws.address:ws.port``):
 - ``/ws``: the upstream OrbitDock WebSocket protocol (``orbitdock.ws.inbound`` /
   ``outbound``); off loopback it needs the token; every upgrade's Origin is checked;
 - ``/health``: the daemon's status as JSON, 200 when it answers, 503 otherwise;
+- ``/api/sessions/<id>/messages?before_sequence=&limit=``: older messages (upstream's REST
+  paging, from the daemon's store; the token off loopback, as ``/ws``);
 - ``/`` and ``/static/<file>``: the browser dashboard (static files of this package).
 
 Each connection has a bounded send queue (``ws.send_queue``) drained by its own writer
@@ -20,11 +22,12 @@ import http
 import itertools
 import logging
 import mimetypes
+import re
 import signal
 import sys
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import click
 import msgspec
@@ -42,6 +45,7 @@ from orbitdock.ws.link import Link
 logger = logging.getLogger("orbitdock.ws")
 STATIC = resources.files("orbitdock.ws") / "static"
 LOG_FILE = "logs/orbitdock-ws.log"
+MESSAGES_PATH = re.compile(r"^/api/sessions/([A-Za-z0-9_.-]{1,128})/messages$")
 
 
 class _Peer:
@@ -117,9 +121,20 @@ class Bridge:
                 logger.warning("refused an upgrade without the right token",
                                extra={"peer": str(connection.remote_address)})
                 return self._respond(401, b"missing or wrong token\n", "text/plain")
-            return None  # the upgrade goes on (websockets then checks the Origin)
+            origin = request.headers.get("Origin")
+            if not access.origin_ok(origin, request.headers.get("Host"), self.cfg):
+                logger.warning("refused an upgrade from origin %r", origin,
+                               extra={"peer": str(connection.remote_address)})
+                return self._respond(403, b"origin not allowed\n", "text/plain")
+            return None  # the upgrade goes on
         if path == "/health":
             return await self._health()
+        page = MESSAGES_PATH.match(path)
+        if page:
+            given = access.request_token(request.path, request.headers.get("Authorization"))
+            if not access.token_ok(self.token, given):
+                return self._respond(401, b"missing or wrong token\n", "text/plain")
+            return await self._messages(page.group(1), request.path)
         name = "index.html" if path in ("/", "/index.html") else (
             path[len("/static/"):] if path.startswith("/static/") else None)
         if name and "/" not in name and not name.startswith("."):
@@ -132,9 +147,26 @@ class Bridge:
         return self._respond(404, b"not found\n", "text/plain")
 
     async def _health(self) -> Response:
+        return await self._json(self.link.health(), self.cfg.ws.health_timeout_s)
+
+    async def _messages(self, session_id: str, path_and_query: str) -> Response:
+        """Upstream's ``GET /api/sessions/{id}/messages?before_sequence=&limit=``: older
+        pages than a snapshot's window, from the daemon's store (``get_messages``)."""
+        query = parse_qs(urlsplit(path_and_query).query)
         try:
-            status, body = await asyncio.wait_for(asyncio.wrap_future(self.link.health()),
-                                                  self.cfg.ws.health_timeout_s)
+            before = int(query["before_sequence"][0]) if "before_sequence" in query else None
+            limit = int(query.get("limit", ["50"])[0])
+        except ValueError:
+            return self._respond(400, self._encode(outbound.error(
+                "invalid_argument", "before_sequence and limit are integers", session_id)),
+                "application/json")
+        limit = max(1, min(limit, self.cfg.ws.page_limit))
+        return await self._json(self.link.messages(session_id, before, limit),
+                                self.cfg.client.request_timeout_s + 1)
+
+    async def _json(self, future, timeout: float) -> Response:
+        try:
+            status, body = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         except TimeoutError:
             status, body = 503, {"status": "timeout", "error": "the daemon link did not answer"}
         return self._respond(status, self._encode(body), "application/json")
@@ -179,7 +211,6 @@ class Bridge:
         ws = self.cfg.ws
         async with serve(self.handler, ws.address, ws.port,
                          process_request=self.process_request,
-                         origins=access.allowed_origins(self.cfg),
                          max_size=ws.hard_frame_bytes, ping_interval=ws.ping_interval_s,
                          close_timeout=ws.close_timeout_s, compression=None) as server:
             port = server.sockets[0].getsockname()[1]

@@ -216,12 +216,40 @@ function renderSession(full) {
   renderApprovals();
   if (full) {
     $("#conversation").replaceChildren(...state.session.messages.map(renderMessage));
-    if (state.session.has_more_before) {
-      $("#conversation").prepend(el("li", { class: "meta" },
-        `${state.session.total_message_count - state.session.messages.length} earlier messages not shown`));
-    }
+    renderEarlierButton();
     scrollDown(true);
   }
+}
+
+function renderEarlierButton() {
+  const s = state.session;
+  document.getElementById("earlier")?.remove();
+  if (!s || !s.has_more_before) return;
+  const li = el("li", { id: "earlier", class: "meta" });
+  const b = el("button", {}, `Load earlier messages (${s.total_message_count - s.messages.length} more)`);
+  b.onclick = () => loadEarlier(s.id);
+  li.append(b);
+  $("#conversation").prepend(li);
+}
+
+// Older messages than the snapshot's window: a page from the daemon's store.
+async function loadEarlier(id) {
+  const s = state.session;
+  if (!s || s.id !== id) return;
+  const q = new URLSearchParams({ limit: "50" });
+  if (s.oldest_sequence != null) q.set("before_sequence", s.oldest_sequence);
+  if (token) q.set("token", token);
+  const resp = await fetch(`/api/sessions/${encodeURIComponent(id)}/messages?${q}`);
+  const page = await resp.json();
+  if (!resp.ok) { toast(`${page.code || resp.status}: ${page.message || page.error || ""}`); return; }
+  if (state.session !== s) return;
+  s.messages.unshift(...page.messages);
+  s.oldest_sequence = page.oldest_sequence ?? s.oldest_sequence;
+  s.has_more_before = page.has_more_before;
+  const c = $("#conversation");
+  const anchor = document.getElementById("earlier")?.nextSibling || c.firstChild;
+  for (const msg of page.messages) c.insertBefore(renderMessage(msg), anchor);
+  renderEarlierButton();
 }
 
 function renderHead() {
