@@ -23,6 +23,7 @@ Every wait is bounded; everything started here is stopped here.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing as mp
 import os
@@ -54,37 +55,64 @@ def zmq_client(endpoints: tuple[str, str], home: str, sids: list[str], conn) -> 
     from orbitdock.client import Endpoints, Subscription
     from orbitdock.config import load
 
-    sub = Subscription(Endpoints(*endpoints), config=load(env={"ORBITDOCK_HOME": home}))
+    class Timed(Subscription):
+        """Times each update when the client library applies it (``poll`` returns only at
+        the end of its window)."""
+
+        lats: array | None = None
+
+        def _on_session_event(self, event: m.SessionEvent, applied: list) -> None:
+            before = len(applied)
+            super()._on_session_event(event, applied)
+            if (self.lats is not None and len(applied) > before
+                    and isinstance(event, m.MessageUpdated)):
+                self.lats.append(time.time() - event.ts)
+
+    sub = Timed(Endpoints(*endpoints), config=load(env={"ORBITDOCK_HOME": home}))
     for sid in sids:
         sub.watch_session(sid)
     sub.wait_synced(READY_TIMEOUT_S)
-    _measure(conn, lambda lats, left: [
-        lats.append(time.time() - ev.ts) for ev in sub.poll(min(left, 0.1))
-        if isinstance(ev, m.MessageUpdated)])
+
+    def take(lats: array, left: float) -> None:
+        sub.lats = lats
+        sub.poll(min(left, 0.05))
+    _measure(conn, take)
     sub.close()
 
 
 def ws_client(url: str, sids: list[str], conn) -> None:
-    from websockets.sync.client import connect
+    asyncio.run(_ws_client(url, sids, conn))
 
-    with connect(url, max_size=None, open_timeout=30) as ws:
-        ws.recv(30)  # server_info
+
+async def _ws_client(url: str, sids: list[str], conn) -> None:
+    """One asyncio thread, like the bridge (the sync client hands each frame across a
+    thread, which the zmq clients do not pay)."""
+    import msgspec
+    from websockets.asyncio.client import connect
+
+    decode = msgspec.json.Decoder().decode  # the zmq clients decode with msgspec too
+    async with connect(url, max_size=None, open_timeout=30) as ws:
+        await ws.recv()  # server_info
         for sid in sids:
-            ws.send(json.dumps({"type": "subscribe_session", "session_id": sid}))
+            await ws.send(json.dumps({"type": "subscribe_session", "session_id": sid}))
         snapshots = 0
         deadline = time.monotonic() + READY_TIMEOUT_S
         while snapshots < len(sids) and time.monotonic() < deadline:
-            if json.loads(ws.recv(READY_TIMEOUT_S))["type"] == "session_snapshot":
+            if decode(await ws.recv(decode=False))["type"] == "session_snapshot":
                 snapshots += 1
-
-        def take(lats: array, left: float) -> None:
+        conn.send("ready")
+        order = await asyncio.to_thread(conn.recv)
+        lats = array("d")
+        while order == "go" and not conn.poll(0):
             try:
-                frame = json.loads(ws.recv(min(left, 0.1)))
+                frame = decode(await asyncio.wait_for(ws.recv(decode=False), 0.1))
             except TimeoutError:
-                return
+                continue
             if frame["type"] == "message_updated":
                 lats.append(time.time() - frame["ts"])
-        _measure(conn, take)
+        if order == "go":
+            conn.recv()
+        conn.send(lats.tobytes())
 
 
 def _measure(conn, take) -> None:
@@ -209,16 +237,22 @@ def main() -> None:
                     clients = (Clients(zmq_client, [(endpoints, home, sids)] * args.clients)
                                if phase == "zmq" else
                                Clients(ws_client, [(url, sids)] * args.clients))
+                    cpu = {name: psutil.Process(pid) for name, pid in
+                           (("daemon", daemon.proc.pid), ("bridge", bridge.pid))}
+                    before = {name: sum(p.cpu_times()[:2]) for name, p in cpu.items()}
                     try:
                         stream_all(client, sids, args.rate, args.duration, args.size)
                         lats = clients.run(args.duration)
                     finally:
                         clients.close()
+                    used = {name: sum(p.cpu_times()[:2]) - before[name] for name, p in cpu.items()}
                     wait_idle(client, sids, 60)
                     row[phase] = summarize(lats)
+                    row[phase]["cpu_s"] = used
                     print(f"run {run + 1} {phase}: n={row[phase]['n']} "
                           f"p50 {fmt_ms(row[phase]['p50'])} p99 {fmt_ms(row[phase]['p99'])} "
-                          f"max {fmt_ms(row[phase]['max'])} ms", flush=True)
+                          f"max {fmt_ms(row[phase]['max'])} ms; CPU s daemon "
+                          f"{used['daemon']:.1f}, bridge {used['bridge']:.1f}", flush=True)
                 results["runs"].append(row)
             results["memory"] = memory(bridge.pid, url, sids, args.clients)
         finally:

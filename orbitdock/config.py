@@ -123,7 +123,7 @@ class WsConfig:
     token_file: str = "ws-token"  # relative to data_dir; generated 0600 when bound off loopback
     max_frame_bytes: int = 1_048_576  # larger client frames are refused with `too_large`
     hard_frame_bytes: int = 4_194_304  # beyond this the connection is closed (1009), unread
-    send_queue: int = 2000  # frames queued for one client; a client that falls further behind is dropped
+    send_buffer_bytes: int = 8_388_608  # unread bytes queued for one client before it is dropped
     health_timeout_s: float = 2.0  # /health waits this long for the daemon's status
     daemon_retry_s: float = 1.0  # retry period while the daemon is not running
     ping_interval_s: float = 20.0  # WebSocket keepalive ping period

@@ -292,7 +292,7 @@ def test_off_loopback_needs_the_token(daemon_factory):
 
 def test_a_client_that_stops_reading_is_dropped_and_the_others_go_on(daemon_factory):
     daemon = daemon_factory()
-    bridge = BridgeProcess(daemon.home, ORBITDOCK_WS__SEND_QUEUE="300").start()
+    bridge = BridgeProcess(daemon.home, ORBITDOCK_WS__SEND_BUFFER_BYTES="1048576").start()
     try:
         heavy, light = _create(daemon), _create(daemon)
         stuck = socket.create_connection(("127.0.0.1", bridge.port), timeout=5)

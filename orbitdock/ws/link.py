@@ -129,10 +129,11 @@ class Link(threading.Thread):
                                                       limit=limit))
         return future
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float) -> None:
         self._stop.set()
         self.submit("stop")
         self.join(timeout)
+        os.close(self._wake_w)
 
     # ------------------------------------------------------------ the link thread
     def run(self) -> None:

@@ -9,9 +9,9 @@ Routes (all on ``ws.address:ws.port``):
   paging, from the daemon's store; the token off loopback, as ``/ws``);
 - ``/`` and ``/static/<file>``: the browser dashboard (static files of this package).
 
-Each connection has a bounded send queue (``ws.send_queue``) drained by its own writer
-task: a client that stops reading fills only its own queue and is then dropped, the
-others are not slowed. The server thread never blocks on ZeroMQ: the link thread
+Frames go to each connection at once (no task per frame); what a client has not read
+waits in its own transport buffer, bounded by ``ws.send_buffer_bytes``: a client that
+stops reading fills only its own buffer and is then dropped, the others are not slowed. The server thread never blocks on ZeroMQ: the link thread
 (``orbitdock.ws.link``) owns it.
 """
 
@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import click
 import msgspec
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -49,40 +49,37 @@ MESSAGES_PATH = re.compile(r"^/api/sessions/([A-Za-z0-9_.-]{1,128})/messages$")
 
 
 class _Peer:
-    """One WebSocket client: its send queue and writer task (event-loop thread only)."""
+    """One WebSocket client (event-loop thread only). Frames are written at once, without a
+    task per frame (websockets' ``broadcast``); what the client has not read waits in its
+    transport's buffer, bounded by ``ws.send_buffer_bytes``."""
 
     def __init__(self, ws: ServerConnection, limit: int):
         self.ws = ws
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=limit)
+        self.limit = limit
         self.dropped = False
-        self.writer: asyncio.Task | None = None
 
-    def push(self, frame: bytes) -> None:
+    def writable(self) -> bool:
+        """False once the client is (or is now) dropped for not reading."""
         if self.dropped:
-            return
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            self.drop()
+            return False
+        transport = self.ws.transport
+        if transport is None or transport.get_write_buffer_size() <= self.limit:
+            return True
+        self.drop()
+        return False
 
     def drop(self) -> None:
-        """The client fell ``send_queue`` frames behind: cut it loose (it can resume
-        with since_revision); the other clients never wait for it."""
+        """The client stopped reading: cut it loose (it can resume with since_revision);
+        the other clients never wait for it."""
         self.dropped = True
-        logger.warning("dropping a client %s behind", self.queue.qsize(),
+        logger.warning("dropping a client %d bytes behind",
+                       self.ws.transport.get_write_buffer_size(),
                        extra={"peer": str(self.ws.remote_address)})
-        if self.writer is not None:
-            self.writer.cancel()
-        asyncio.get_running_loop().create_task(
-            self.ws.close(1013, "lagged: too far behind, reconnect with since_revision"))
+        self.ws.transport.abort()  # a close handshake would queue behind what it ignores
 
-    async def write_loop(self) -> None:
-        try:
-            while True:
-                frame = await self.queue.get()
-                await self.ws.send(frame, text=True)
-        except (ConnectionClosed, asyncio.CancelledError):
-            pass
+    def push(self, frame: bytes) -> None:
+        if self.writable():
+            broadcast((self.ws,), frame, text=True)
 
 
 class Bridge:
@@ -100,11 +97,12 @@ class Bridge:
         self.loop.call_soon_threadsafe(self._deliver, batch)
 
     def _deliver(self, batch: list[tuple[tuple[int, ...], bytes]]) -> None:
+        peers = self.peers
         for conn_ids, frame in batch:
-            for conn_id in conn_ids:
-                peer = self.peers.get(conn_id)
-                if peer is not None:
-                    peer.push(frame)
+            live = [peer.ws for peer in (peers.get(i) for i in conn_ids)
+                    if peer is not None and peer.writable()]
+            if live:
+                broadcast(live, frame, text=True)
 
     # ------------------------------------------------------------ HTTP
     def _respond(self, status: int, body: bytes, content_type: str) -> Response:
@@ -177,9 +175,8 @@ class Bridge:
 
     async def handler(self, ws: ServerConnection) -> None:
         conn_id = next(self._ids)
-        peer = _Peer(ws, self.cfg.ws.send_queue)
+        peer = _Peer(ws, self.cfg.ws.send_buffer_bytes)
         self.peers[conn_id] = peer
-        peer.writer = asyncio.create_task(peer.write_loop())
         self.link.submit("open", conn_id)
         limit = self.cfg.ws.max_frame_bytes
         try:
@@ -202,8 +199,6 @@ class Bridge:
         finally:
             self.peers.pop(conn_id, None)
             self.link.submit("close", conn_id)
-            if peer.writer is not None:
-                peer.writer.cancel()
 
     async def serve(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         self.loop = asyncio.get_running_loop()
@@ -219,7 +214,7 @@ class Bridge:
             if ready is not None:
                 ready.set()
             await stop.wait()
-        await asyncio.to_thread(self.link.stop)
+        await asyncio.to_thread(self.link.stop, self.cfg.ws.stop_timeout_s)
 
 
 @click.command(context_settings={"auto_envvar_prefix": "ORBITDOCK_WS_CLI"})
@@ -243,7 +238,11 @@ def main(data_dir, config_file, address, port, log_level) -> None:
                cfg.logging.stderr)
     # one INFO line per HTTP request and connection would drown the bridge's own log
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    asyncio.run(_run(cfg))
+    try:
+        asyncio.run(_run(cfg))
+    except OSError as exc:  # e.g. the port is taken
+        raise click.ClickException(f"cannot serve on {cfg.ws.address}:{cfg.ws.port}: {exc}") \
+            from exc
 
 
 async def _run(cfg: Config) -> None:
