@@ -156,6 +156,7 @@ def test_reconnect_with_since_revision_after_the_bridge_restarts(env):
     quiet.sessions[sid] = kept
     quiet.send(type="subscribe_session", session_id=sid, since_revision=kept_revision,
                since_epoch=epoch)
+    quiet.drain(2.0)  # the bridge's new mirror syncs at that revision: nothing to send
     quiet.send(type="send_message", session_id=sid, content="four")
     quiet.recv_until(_turn_over(quiet, sid, 4))
     assert not [f for f in quiet.frames if f["type"] == "session_snapshot"]

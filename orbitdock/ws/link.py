@@ -1,9 +1,13 @@
-"""The bridge's one link to the daemon: a thread owning the ZeroMQ client and the mirrors.
+"""The bridge's one link to the daemon: the ZeroMQ client and the mirrors, on the event loop.
 
-The asyncio server never touches ZeroMQ. It hands this thread commands (a connection
-opened or closed, a parsed client message, a health probe) through a queue plus a wake-up
-pipe; the thread answers with batches of ``(connection ids, JSON frame)`` through the
-``deliver`` callback, each frame encoded once whatever the number of receivers.
+The link lives in the server's asyncio thread, which therefore owns every socket of the
+bridge: the ZeroMQ sockets' file descriptors are watched by the loop (``add_reader``;
+they are edge-triggered, so each wake-up drains until no socket has input left), and the
+server calls the link directly (a connection opened or closed, a parsed client message,
+an HTTP request). No thread hop and no lock stands between a daemon event and the
+WebSocket write. The link answers with batches of ``(connection ids, JSON frame)``
+through the ``deliver`` callback, each frame encoded once whatever the number of
+receivers.
 
 One ``Subscription`` (snapshot + revisioned deltas, resync on a gap, a reset or a new
 daemon epoch) keeps a mirror of each session some connection follows, and of the list;
@@ -17,11 +21,9 @@ replay buffer's.
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
 import logging
 import os
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -71,32 +73,28 @@ class _Pending:
     conn_id: int | None
     msg: inbound.Upstream | None
     sent_at: float
-    future: concurrent.futures.Future | None = None  # an HTTP request's (status, body)
+    future: asyncio.Future | None = None  # an HTTP request's (status, body)
     shape: Callable[[m.Wire], tuple[int, Any]] | None = None  # its reply -> (status, body)
 
 
 _HTTP_STATUS = {"not_found": 404, "invalid_field": 400, "invalid_argument": 400}
 
 
-class Link(threading.Thread):
-    """Owns every ZeroMQ socket of the bridge; see the module docstring."""
+class Link:
+    """Owns the bridge's ZeroMQ sockets; driven by the event loop. See the module docstring."""
 
     def __init__(self, cfg: Config, deliver: Deliver, version: str):
-        super().__init__(name="ws-daemon-link", daemon=True)
         self.cfg = cfg
         self.deliver = deliver
         self.version = version
         self.limit = cfg.ws.max_field_chars
-        self._commands: queue.SimpleQueue = queue.SimpleQueue()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._stop = threading.Event()
         self._encode = msgspec.json.Encoder().encode
-        # everything below belongs to the link thread
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.ctx: zmq.Context | None = None
         self.sub: Subscription | None = None
         self.client: Client | None = None
+        self._fds: list[int] = []
+        self._tick: asyncio.TimerHandle | None = None
         self._next_connect = 0.0
         self._conns: dict[int, _Conn] = {}
         self._watchers: dict[str, set[int]] = {}  # session -> conns receiving its events
@@ -107,71 +105,47 @@ class Link(threading.Thread):
         self._inflight: dict[str, _Pending] = {}
         self._out: list[tuple[tuple[int, ...], bytes]] = []
 
-    # ------------------------------------------------------------ any thread
-    def submit(self, *command: Any) -> None:
-        self._commands.put(command)
-        try:
-            os.write(self._wake_w, b"x")
-        except BlockingIOError:
-            pass  # the pipe is full: the link is already due to wake
-
-    def health(self) -> concurrent.futures.Future:
-        """(status, body) of ``/health``, resolved by the link thread."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self.submit("health", future)
-        return future
-
-    def messages(self, session_id: str, before: int | None, limit: int
-                 ) -> concurrent.futures.Future:
-        """(status, body) of a page of the daemon's stored messages (``get_messages``)."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self.submit("messages", future, m.GetMessages(session_id=session_id, before_seq=before,
-                                                      limit=limit))
-        return future
-
-    def stop(self, timeout: float) -> None:
-        self._stop.set()
-        self.submit("stop")
-        self.join(timeout)
-        os.close(self._wake_w)
-
-    # ------------------------------------------------------------ the link thread
-    def run(self) -> None:
+    # ------------------------------------------------------------ life
+    def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.ctx = zmq.Context()
-        try:
-            self._loop()
-        except Exception:
-            logger.exception("daemon link failed")
-            raise
-        finally:
-            if self.sub is not None:
-                self.sub.close()
-            if self.client is not None:
-                self.client.close()
-            self.ctx.term()
-            os.close(self._wake_r)
+        self._on_tick()
 
-    def _loop(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self._wake_r, zmq.POLLIN)
-        while not self._stop.is_set():
-            if self.sub is None and time.monotonic() >= self._next_connect:
-                if self._connect():
-                    for sock in (self.sub.sub, self.sub.requests.sock, self.client.sock):
-                        poller.register(sock, zmq.POLLIN)
-            ready = dict(poller.poll(self.cfg.ws.link_tick_ms))
-            if self._wake_r in ready:
-                try:
-                    while os.read(self._wake_r, 4096):
-                        pass
-                except BlockingIOError:
-                    pass
-            self._run_commands()
+    def stop(self) -> None:
+        if self._tick is not None:
+            self._tick.cancel()
+        for fd in self._fds:
+            self.loop.remove_reader(fd)
+        if self.sub is not None:
+            self.sub.close()
+        if self.client is not None:
+            self.client.close()
+        if self.ctx is not None:
+            self.ctx.term()
+
+    def _on_tick(self) -> None:
+        """Connect (and retry), expire requests, let the Subscription check its own
+        timeouts; every ``ws.link_tick_ms``."""
+        if self.sub is None and time.monotonic() >= self._next_connect:
+            self._connect()
+        self._pump()
+        self._tick = self.loop.call_later(self.cfg.ws.link_tick_ms / 1000, self._on_tick)
+
+    def _pump(self) -> None:
+        """Take everything the daemon sent: the zmq descriptors are edge-triggered, so the
+        loop only wakes again for input that arrives after this drained the sockets."""
+        try:
             if self.sub is not None:
-                self._on_applied(self.sub.poll(0))
-                self._on_replies()
+                socks = (self.sub.sub, self.sub.requests.sock, self.client.sock)
+                while True:
+                    self._on_applied(self.sub.poll(0))
+                    self._on_replies()
+                    if not any(sock.getsockopt(zmq.EVENTS) & zmq.POLLIN for sock in socks):
+                        break
             self._expire()
-            self._flush()
+        except Exception:
+            logger.exception("daemon link failed on input")
+        self._flush()
 
     def _connect(self) -> bool:
         try:
@@ -182,6 +156,10 @@ class Link(threading.Thread):
             return False
         self.sub = Subscription(endpoints, config=self.cfg, ctx=self.ctx)
         self.client = Client(endpoints, timeout=self.cfg.client.request_timeout_s, ctx=self.ctx)
+        for sock in (self.sub.sub, self.sub.requests.sock, self.client.sock):
+            fd = sock.getsockopt(zmq.FD)
+            self.loop.add_reader(fd, self._pump)
+            self._fds.append(fd)
         if self._list_conns or self._list_waiting:
             self.sub.watch_list()
         for sid in set(self._watchers) | set(self._awaiting):
@@ -198,27 +176,35 @@ class Link(threading.Thread):
             batch, self._out = self._out, []
             self.deliver(batch)
 
-    # ------------------------------------------------------------ commands
-    def _run_commands(self) -> None:
-        while True:
-            try:
-                command = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            kind = command[0]
-            if kind == "open":
-                self._conns[command[1]] = _Conn()
-                epoch = self.sub.epoch if self.sub is not None else None
-                self._emit((command[1],), outbound.server_info(epoch, self.version))
-            elif kind == "close":
-                self._close(command[1])
-            elif kind == "message":
-                self._on_message(command[1], command[2])
-            elif kind == "health":
-                self._http(command[1], m.GetStatus(), self._status_body)
-            elif kind == "messages":
-                self._http(command[1], command[2], self._page_body)
+    # ------------------------------------------------------------ the server's calls
+    def open(self, conn_id: int) -> None:
+        self._conns[conn_id] = _Conn()
+        epoch = self.sub.epoch if self.sub is not None else None
+        self._emit((conn_id,), outbound.server_info(epoch, self.version))
+        self._flush()
 
+    def close(self, conn_id: int) -> None:
+        self._close(conn_id)
+
+    def message(self, conn_id: int, msg: inbound.Upstream) -> None:
+        self._on_message(conn_id, msg)
+        self._after_send()
+
+    def health(self) -> asyncio.Future:
+        """(status, body) of ``/health``."""
+        return self._http(m.GetStatus(), self._status_body)
+
+    def messages(self, session_id: str, before: int | None, limit: int) -> asyncio.Future:
+        """(status, body) of a page of the daemon's stored messages (``get_messages``)."""
+        return self._http(m.GetMessages(session_id=session_id, before_seq=before, limit=limit),
+                          self._page_body)
+
+    def _after_send(self) -> None:
+        # Sending on a zmq socket can consume its pending input notification: look again.
+        self._flush()
+        self.loop.call_soon(self._pump)
+
+    # ------------------------------------------------------------ subscriptions
     def _close(self, conn_id: int) -> None:
         conn = self._conns.pop(conn_id, None)
         if conn is None:
@@ -325,11 +311,15 @@ class Link(threading.Thread):
         self._inflight[request.id] = pending
         return True
 
-    def _http(self, future: concurrent.futures.Future, request: m.Request,
-              shape: Callable[[m.Wire], tuple[int, Any]]) -> None:
-        if not self._send(request, _Pending(None, None, time.monotonic(), future, shape)):
+    def _http(self, request: m.Request,
+              shape: Callable[[m.Wire], tuple[int, Any]]) -> asyncio.Future:
+        future = self.loop.create_future()
+        if self._send(request, _Pending(None, None, time.monotonic(), future, shape)):
+            self._after_send()
+        else:
             future.set_result((503, {"status": "unreachable",
                                      "error": "orbitdockd is not running or not answering"}))
+        return future
 
     def _status_body(self, reply: m.Wire) -> tuple[int, Any]:
         if not isinstance(reply, m.ServerStatus):
@@ -365,7 +355,7 @@ class Link(threading.Thread):
             if now - pending.sent_at < limit:
                 continue
             del self._inflight[rid]
-            if pending.future is not None:
+            if pending.future is not None and not pending.future.done():
                 pending.future.set_result((503, {"status": "timeout",
                                                  "error": f"no reply within {limit}s"}))
             elif pending.conn_id is not None:
@@ -378,7 +368,8 @@ class Link(threading.Thread):
 
     def _answer(self, pending: _Pending, reply: m.Wire) -> None:
         if pending.future is not None:
-            pending.future.set_result(pending.shape(reply))
+            if not pending.future.done():  # the HTTP side may have given up
+                pending.future.set_result(pending.shape(reply))
             return
         conn_id, msg = pending.conn_id, pending.msg
         if conn_id is None or conn_id not in self._conns:

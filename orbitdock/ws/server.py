@@ -11,8 +11,9 @@ Routes (all on ``ws.address:ws.port``):
 
 Frames go to each connection at once (no task per frame); what a client has not read
 waits in its own transport buffer, bounded by ``ws.send_buffer_bytes``: a client that
-stops reading fills only its own buffer and is then dropped, the others are not slowed. The server thread never blocks on ZeroMQ: the link thread
-(``orbitdock.ws.link``) owns it.
+stops reading fills only its own buffer and is then dropped, the others are not slowed.
+The daemon link (``orbitdock.ws.link``) runs on the same event loop: one thread owns
+every socket.
 """
 
 from __future__ import annotations
@@ -86,16 +87,13 @@ class Bridge:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.token = None if access.is_loopback(cfg.ws.address) else access.ensure_token(cfg)
-        self.link = Link(cfg, self._deliver_threadsafe, __version__)
+        self.link = Link(cfg, self._deliver, __version__)
         self.peers: dict[int, _Peer] = {}
         self._ids = itertools.count(1)
         self._encode = msgspec.json.Encoder().encode
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------ from the link
-    def _deliver_threadsafe(self, batch: list[tuple[tuple[int, ...], bytes]]) -> None:
-        self.loop.call_soon_threadsafe(self._deliver, batch)
-
     def _deliver(self, batch: list[tuple[tuple[int, ...], bytes]]) -> None:
         peers = self.peers
         for conn_ids, frame in batch:
@@ -164,7 +162,7 @@ class Bridge:
 
     async def _json(self, future, timeout: float) -> Response:
         try:
-            status, body = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+            status, body = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             status, body = 503, {"status": "timeout", "error": "the daemon link did not answer"}
         return self._respond(status, self._encode(body), "application/json")
@@ -177,7 +175,7 @@ class Bridge:
         conn_id = next(self._ids)
         peer = _Peer(ws, self.cfg.ws.send_buffer_bytes)
         self.peers[conn_id] = peer
-        self.link.submit("open", conn_id)
+        self.link.open(conn_id)
         limit = self.cfg.ws.max_frame_bytes
         try:
             async for raw in ws:
@@ -193,16 +191,22 @@ class Bridge:
                 except inbound.Refused as exc:
                     self._refuse(peer, exc.code, exc.message, exc.session_id)
                     continue
-                self.link.submit("message", conn_id, msg)
+                self.link.message(conn_id, msg)
         except ConnectionClosed:
             pass
         finally:
             self.peers.pop(conn_id, None)
-            self.link.submit("close", conn_id)
+            self.link.close(conn_id)
 
     async def serve(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.link.start()
+        try:
+            await self._serve(stop, ready)
+        finally:
+            self.link.stop()
+
+    async def _serve(self, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
         ws = self.cfg.ws
         async with serve(self.handler, ws.address, ws.port,
                          process_request=self.process_request,
@@ -214,7 +218,6 @@ class Bridge:
             if ready is not None:
                 ready.set()
             await stop.wait()
-        await asyncio.to_thread(self.link.stop, self.cfg.ws.stop_timeout_s)
 
 
 @click.command(context_settings={"auto_envvar_prefix": "ORBITDOCK_WS_CLI"})
