@@ -61,6 +61,14 @@ def _turn_over(client: UpstreamClient, sid: str, turns: int):
     return done
 
 
+def _wait_turn(client: UpstreamClient, sid: str, turns: int, timeout: float = 30.0) -> None:
+    """Until the client's copy shows the turn over (it may already: its last frames can
+    come before a reply the test waited for)."""
+    done = _turn_over(client, sid, turns)
+    if not done({}):
+        client.recv_until(done, timeout=timeout)
+
+
 def _settled_equal(client: UpstreamClient, daemon, sid: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -102,9 +110,9 @@ def test_delta_stream_applied_client_side_equals_the_daemons_snapshot(env):
     early.send(type="send_message", session_id=sid, content="/burst 200 12")
     late = client()  # joins mid-stream
     late.send(type="subscribe_session", session_id=sid)
-    early.recv_until(_turn_over(early, sid, 1), timeout=60)
+    _wait_turn(early, sid, 1, timeout=60)
     early.send(type="send_message", session_id=sid, content="hello there, general")
-    early.recv_until(_turn_over(early, sid, 2), timeout=60)
+    _wait_turn(early, sid, 2, timeout=60)
     for c in (early, late):
         _settled_equal(c, daemon, sid)
     types = {f["type"] for f in early.frames}
@@ -120,7 +128,7 @@ def test_reconnect_with_since_revision_after_the_bridge_restarts(env):
     c.send(type="subscribe_session", session_id=sid)
     c.recv_until(lambda f: f["type"] == "session_snapshot")
     c.send(type="send_message", session_id=sid, content="one")
-    c.recv_until(_turn_over(c, sid, 1))
+    _wait_turn(c, sid, 1)
     c.drain(0.3)
     kept_copy = c.sessions[sid]
     epoch = c.info["epoch"]
@@ -138,7 +146,7 @@ def test_reconnect_with_since_revision_after_the_bridge_restarts(env):
     snap = again.recv_until(lambda f: f["type"] == "session_snapshot")
     assert snap["session"]["revision"] > kept_copy["revision"]
     again.send(type="send_message", session_id=sid, content="three")
-    again.recv_until(_turn_over(again, sid, 3))
+    _wait_turn(again, sid, 3)
     _settled_equal(again, daemon, sid)
     revisions = [f["revision"] for f in again.frames
                  if f.get("session_id") == sid and "revision" in f]
@@ -158,7 +166,7 @@ def test_reconnect_with_since_revision_after_the_bridge_restarts(env):
                since_epoch=epoch)
     quiet.drain(2.0)  # the bridge's new mirror syncs at that revision: nothing to send
     quiet.send(type="send_message", session_id=sid, content="four")
-    quiet.recv_until(_turn_over(quiet, sid, 4))
+    _wait_turn(quiet, sid, 4)
     assert not [f for f in quiet.frames if f["type"] == "session_snapshot"]
     first = next(f for f in quiet.frames if f.get("session_id") == sid and "revision" in f)
     assert first["revision"] == kept_revision + 1
@@ -180,7 +188,7 @@ def test_approvals_and_questions_decided_over_websocket(env):
     c.send(type="approve_tool", session_id=sid, request_id=request["id"], decision="approved")
     result = c.recv_until(lambda f: f["type"] == "approval_decision_result")
     assert result["outcome"] == "applied" and result["request_id"] == request["id"]
-    c.recv_until(_turn_over(c, sid, 1))
+    _wait_turn(c, sid, 1)
     c.send(type="approve_tool", session_id=sid, request_id=request["id"], decision="denied")
     stale = c.recv_until(lambda f: f["type"] == "approval_decision_result")
     assert stale["outcome"] == "stale"
@@ -191,7 +199,7 @@ def test_approvals_and_questions_decided_over_websocket(env):
     c.send(type="answer_question", session_id=sid, request_id=question["id"], answer="yes")
     assert c.recv_until(lambda f: f["type"] == "approval_decision_result")["outcome"] \
         == "applied"
-    c.recv_until(_turn_over(c, sid, 2))
+    _wait_turn(c, sid, 2)
     _settled_equal(c, daemon, sid)
     assert c.sessions[sid]["pending_approval"] is None
 
@@ -215,11 +223,11 @@ def test_session_commands_over_websocket(env):
                  and f["changes"].get("work_status") == "working")
     c.send(type="steer_turn", session_id=sid, content="and also this")
     c.send(type="interrupt_session", session_id=sid)
-    c.recv_until(_turn_over(c, sid, 1))
+    _wait_turn(c, sid, 1)
     c.send(type="send_message", session_id=sid, content="hi", model="scripted-2")
     c.recv_until(lambda f: f["type"] == "session_delta"
                  and f["changes"].get("model") == "scripted-2")
-    c.recv_until(_turn_over(c, sid, 2))
+    _wait_turn(c, sid, 2)
     c.send(type="end_session", session_id=sid)
     c.recv_until(lambda f: f["type"] == "session_ended" and f["session_id"] == sid)
     c.send(type="resume_session", session_id=sid)
@@ -312,11 +320,11 @@ def test_a_client_that_stops_reading_is_dropped_and_the_others_go_on(daemon_fact
         # paced deltas: one frame each, every one carrying the whole (growing) text
         daemon.client().request(m.SendMessage(session_id=heavy, content="/stream 2000 500 16"))
         healthy.send(type="send_message", session_id=light, content="still here?")
-        healthy.recv_until(_turn_over(healthy, light, 1), timeout=60)
+        _wait_turn(healthy, light, 1, timeout=60)
         assert wait_until(lambda: any("dropping a client" in line
                                       for line in bridge.log_lines()), 60)
         healthy.send(type="send_message", session_id=light, content="and after the drop?")
-        healthy.recv_until(_turn_over(healthy, light, 2), timeout=60)
+        _wait_turn(healthy, light, 2, timeout=60)
         _settled_equal(healthy, daemon, light)
         healthy.close()
         stuck.close()
@@ -357,7 +365,7 @@ def test_older_messages_come_in_pages_from_the_daemons_store(env):
     c.recv_until(lambda f: f["type"] == "session_snapshot")
     for turn, text in enumerate(("first", "second", "third"), start=1):
         c.send(type="send_message", session_id=sid, content=text)
-        c.recv_until(_turn_over(c, sid, turn))
+        _wait_turn(c, sid, turn)
     status, body = bridge.get(f"/api/sessions/{sid}/messages?limit=2")
     newest = json.loads(body)
     assert status == 200 and newest["has_more_before"] is True

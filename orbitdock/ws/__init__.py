@@ -4,7 +4,7 @@ A separate process and an ordinary ZeroMQ client of the daemon (``orbitdock.clie
 
 - ``outbound``: daemon snapshots and events -> upstream-shaped JSON objects (pure);
 - ``inbound``: upstream client messages -> daemon requests (pure);
-- ``link``: the thread that owns the ZeroMQ client and the mirrors, and fans frames out;
+- ``link``: the ZeroMQ client and the mirrors, on the server's event loop; fans frames out;
 - ``access``: who may connect (loopback, token, Origin allow-list);
 - ``server``: the asyncio WebSocket and HTTP server (``/ws``, ``/health``, the dashboard);
 - ``static/``: the browser dashboard (no build step).

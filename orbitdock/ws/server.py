@@ -32,10 +32,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import click
 import msgspec
-from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from orbitdock import __version__, logs
 from orbitdock.config import Config, ConfigError, load
@@ -51,8 +52,8 @@ MESSAGES_PATH = re.compile(r"^/api/sessions/([A-Za-z0-9_.-]{1,128})/messages$")
 
 class _Peer:
     """One WebSocket client (event-loop thread only). Frames are written at once, without a
-    task per frame (websockets' ``broadcast``); what the client has not read waits in its
-    transport's buffer, bounded by ``ws.send_buffer_bytes``."""
+    task per frame; what the client has not read waits in its transport's buffer, bounded
+    by ``ws.send_buffer_bytes``."""
 
     def __init__(self, ws: ServerConnection, limit: int):
         self.ws = ws
@@ -79,8 +80,18 @@ class _Peer:
         self.ws.transport.abort()  # a close handshake would queue behind what it ignores
 
     def push(self, frame: bytes) -> None:
-        if self.writable():
-            broadcast((self.ws,), frame, text=True)
+        self.write((frame,))
+
+    def write(self, frames: list[bytes] | tuple[bytes, ...]) -> None:
+        """Frames as text messages, in one write: per frame and client, the send syscall,
+        not the framing, is the bridge's main cost (profiled at 200 sessions x 10 clients).
+        Uses the connection's Sans-I/O protocol, as websockets' own ``broadcast`` does."""
+        ws = self.ws
+        if not self.writable() or ws.protocol.state is not State.OPEN:
+            return
+        for frame in frames:
+            ws.protocol.send_text(frame)
+        ws.transport.write(b"".join(ws.protocol.data_to_send()))
 
 
 class Bridge:
@@ -95,12 +106,15 @@ class Bridge:
 
     # ------------------------------------------------------------ from the link
     def _deliver(self, batch: list[tuple[tuple[int, ...], bytes]]) -> None:
-        peers = self.peers
+        """One batch of the link's frames: each client gets its share in one write."""
+        per_peer: dict[int, list[bytes]] = {}
         for conn_ids, frame in batch:
-            live = [peer.ws for peer in (peers.get(i) for i in conn_ids)
-                    if peer is not None and peer.writable()]
-            if live:
-                broadcast(live, frame, text=True)
+            for conn_id in conn_ids:
+                per_peer.setdefault(conn_id, []).append(frame)
+        for conn_id, frames in per_peer.items():
+            peer = self.peers.get(conn_id)
+            if peer is not None:
+                peer.write(frames)
 
     # ------------------------------------------------------------ HTTP
     def _respond(self, status: int, body: bytes, content_type: str) -> Response:
