@@ -207,6 +207,8 @@ class Daemon:
 @click.option("--no-watcher", is_flag=True, help="Do not tail CODEX_HOME rollouts.")
 @click.option("--demo", is_flag=True, help="Also start the scripted model and a demo session "
               "(on <data dir>/demo, apart from your own sessions).")
+@click.option("--ws", "with_ws", is_flag=True,
+              help="Also run orbitdock-ws (WebSocket bridge + dashboard) as a supervised child.")
 @click.option("--log-level", help="DEBUG, INFO, WARNING ...")
 @click.option("--log-format", type=click.Choice(logs.STDERR_FORMATS),
               help="stderr lines: text for people, json lines, or auto (text on a terminal).")
@@ -214,7 +216,7 @@ class Daemon:
               help="Print the effective configuration, each value with its source, and exit.")
 @click.version_option(__version__)
 def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, codex_home,
-         no_watcher, demo, log_level, log_format, print_config) -> None:
+         no_watcher, demo, with_ws, log_level, log_format, print_config) -> None:
     """Run the orbitdock daemon in the foreground."""
     from orbitdock import sd_notify
 
@@ -255,6 +257,10 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
 
             start_demo(Endpoints(daemon.layout.request_endpoint, daemon.layout.event_endpoint),
                        demo_env, cfg.codex.start_timeout_s)
+        if with_ws:
+            from orbitdock.ws.child import BridgeChild
+
+            daemon.extras.append(BridgeChild(cfg, config_file).start())
         daemon.run_forever()
     finally:
         sd_notify.notify("STOPPING=1")

@@ -138,6 +138,27 @@ class ClaudeConfig:
 
 
 @dataclass
+class WsConfig:
+    address: str = "127.0.0.1"  # orbitdock-ws bind address; off loopback a token is required
+    port: int = 4000  # ws://<address>:<port>/ws, the dashboard at http://<address>:<port>/
+    allowed_origins: str = ""  # extra Origins allowed, comma-separated (own origin, null: always)
+    token_file: str = "ws-token"  # relative to data_dir; generated 0600 when bound off loopback
+    max_frame_bytes: int = 1_048_576  # larger client frames are refused with `too_large`
+    hard_frame_bytes: int = 4_194_304  # beyond this the connection is closed (1009), unread
+    send_buffer_bytes: int = 8_388_608  # unread bytes queued for one client before it is dropped
+    health_timeout_s: float = 2.0  # /health waits this long for the daemon's status
+    daemon_retry_s: float = 1.0  # retry period while the daemon is not running
+    ping_interval_s: float = 20.0  # WebSocket keepalive ping period
+    close_timeout_s: float = 2.0  # a closing handshake waits at most this (then the TCP is cut)
+    restart_backoff_s: float = 1.0  # orbitdockd --ws: delay before restarting a dead bridge
+    stop_timeout_s: float = 5.0  # orbitdockd --ws: SIGTERM, then SIGKILL after this long
+    max_field_chars: int = 16_000  # message text sent longer is cut (upstream's rule; 0: never)
+    link_tick_ms: int = 100  # the daemon link's longest sleep (retries and expiries)
+    send_timeout_ms: int = 50  # a request the daemon link cannot hand to ZeroMQ by then fails
+    page_limit: int = 200  # most messages one /api/.../messages page returns
+
+
+@dataclass
 class LoggingConfig:
     level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR
     file: str = "logs/orbitdockd.log"  # relative to data_dir; "" = no file
@@ -166,6 +187,7 @@ class Config:
     codex: CodexConfig = field(default_factory=CodexConfig)
     watcher: WatcherConfig = field(default_factory=WatcherConfig)
     claude: ClaudeConfig = field(default_factory=ClaudeConfig)
+    ws: WsConfig = field(default_factory=WsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     mcp: McpConfig = field(default_factory=McpConfig)
 
