@@ -56,6 +56,8 @@ class ClientConfig:
     receive_hwm: int = 100_000  # SUB-side queue; beyond it events drop and a gap is detected
     shutdown_timeout_s: float = 30.0  # `orbitdockctl shutdown` waits this long for the exit
     systemctl_timeout_s: float = 30.0  # `orbitdockctl service`: one systemctl call's bound
+    list_limit: int = 50  # rows `session list` shows from the history by default (0: all)
+    list_page: int = 200  # rows per list_sessions request (the daemon allows up to 500)
 
 
 @dataclass

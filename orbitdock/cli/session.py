@@ -16,8 +16,6 @@ from orbitdock.client import Subscription
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import SessionState, SessionSummary
 
-LIST_LIMIT = 50  # rows `session list` shows from the history by default
-LIST_PAGE = 200  # rows per list_sessions request (the daemon allows up to 500)
 
 
 @click.group(cls=OrderedGroup)
@@ -34,17 +32,19 @@ def session() -> None:
 @click.option("--provider", help="Only this provider's sessions (codex, scripted, ...).")
 @click.option("--project", help="Only this project (its path or its name).")
 @click.option("--search", help="Text in the session's name or first prompt.")
-@click.option("--limit", default=LIST_LIMIT, show_default=True,
-              help="At most this many rows from the history (0: all of them).")
+@click.option("--limit", type=int, help="At most this many rows from the history "
+              "(0: all of them; default client.list_limit, 50).")
 @pass_ctx
 def list_sessions(ctx: Context, show_all: bool, archived: bool, since: str | None,
                   provider: str | None, project: str | None, search: str | None,
-                  limit: int) -> None:
+                  limit: int | None) -> None:
     """Sessions, the ones waiting on you first.
 
     Without options: the live list (sessions not ended). With --all, --archived or a
     filter: pages of the history, newest activity first, read from the daemon's database.
     """
+    if limit is None:
+        limit = ctx.cfg.client.list_limit
     if show_all or archived or since or provider or project or search:
         rows = _history(ctx, "all" if show_all or archived else "active", parse_since(since),
                         provider, project, search, limit)
@@ -74,7 +74,8 @@ def _history(ctx: Context, status: str, since: float | None, provider: str | Non
     rows: list[SessionSummary] = []
     cursor: dict = {}
     while True:
-        want = LIST_PAGE if limit <= 0 else min(LIST_PAGE, limit - len(rows))
+        page_size = ctx.cfg.client.list_page
+        want = page_size if limit <= 0 else min(page_size, limit - len(rows))
         page = ctx.request(m.ListSessions(status=status, since=since, provider=provider,
                                           project=project, search=search, limit=want,
                                           **cursor))
