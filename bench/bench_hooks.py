@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from common import (  # noqa: E402
     percentile as _percentile,
     REPO,
-    BenchDaemon,
+    bench_daemon,
     command_line,
     exit_on_sigterm,
     fmt_ms,
@@ -73,7 +73,7 @@ def _timed(cmd: list[str], data: bytes, env: dict[str, str]) -> float:
 
 
 def forwarder_cost(runs: int) -> dict:
-    with BenchDaemon() as daemon:
+    with bench_daemon() as daemon:
         env = dict(os.environ, ORBITDOCK_HOME=str(daemon.home))
         data = _payload("bench-cost", "Stop", last_assistant_message="done", prompt_id="p")
         fast = installed_command()
@@ -111,7 +111,7 @@ def concurrent_sessions(count: int) -> dict:
                        "text": "Running it."})
         script.append({"match": f"job-{k:03d}-", "text": f"Done {k}."})
     received: list[tuple[float, object]] = []
-    with BenchDaemon() as daemon, SimServer(script) as sim:
+    with bench_daemon() as daemon, SimServer(script) as sim:
         sub = zmq.Context.instance().socket(zmq.SUB)
         sub.setsockopt(zmq.SUBSCRIBE, b"s|")
         sub.setsockopt(zmq.RCVHWM, 0)
@@ -224,7 +224,7 @@ def spool_replay(events: int) -> dict:
             cost.append(_timed([*installed_command(), event], _payload(sid, event, **extra),
                                env))
     files = len(list((home / "spool").glob("*.json")))
-    daemon = BenchDaemon()
+    daemon = bench_daemon()
     daemon.home = home
     started = time.monotonic()
     daemon.start()

@@ -41,7 +41,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
-    REPO, BenchDaemon, command_line, exit_on_sigterm, machine_line, markdown_table, median,
+    REPO, bench_daemon, command_line, exit_on_sigterm, machine_line, markdown_table, median,
 )
 
 import psutil  # noqa: E402
@@ -134,7 +134,7 @@ def one_run(home, ended: list[str], cut_ids: list[str], wake: int, daemon_cmd,
            "ORBITDOCK_SESSIONS__PASSIVATE_CHECK_S": "0.25", **daemon_env}
     cut_turns(home / "orbitdock.db", cut_ids)
     floor_s = import_floor()
-    d = BenchDaemon(env=env, cmd=daemon_cmd)
+    d = bench_daemon(env=env, cmd=daemon_cmd)
     d.home.rmdir()
     d.home = home  # the seeded home (kept between runs)
     t0 = time.perf_counter()
@@ -186,7 +186,7 @@ def main() -> None:
     a = ap.parse_args()
     exit_on_sigterm()
     daemon_cmd = shlex.split(a.daemon_cmd) if a.daemon_cmd else None
-    holder = BenchDaemon()  # only for its throw-away home
+    holder = bench_daemon()  # only for its throw-away home
     home = holder.home
     started = dt.datetime.now(dt.timezone.utc)
     t = time.perf_counter()

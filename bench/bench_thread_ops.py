@@ -25,7 +25,9 @@ import time
 import uuid
 from pathlib import Path
 
-from common import REPO, BenchDaemon, command_line, exit_on_sigterm, fmt_ms, machine_line, median
+from common import (  # noqa: E402
+    REPO, bench_daemon, DaemonProcess, command_line, exit_on_sigterm, fmt_ms, machine_line, median,
+)
 
 from orbitdock.client import Subscription
 from orbitdock.codex.home import write_sim_codex_home
@@ -76,7 +78,7 @@ def time_fork(client, sid: str) -> float:
     return took
 
 
-def time_rollback(client, daemon: BenchDaemon, sid: str) -> float:
+def time_rollback(client, daemon: DaemonProcess, sid: str) -> float:
     sub = Subscription(daemon.endpoints, config=daemon.config)
     try:
         sub.watch_session(sid)
@@ -109,7 +111,7 @@ def main() -> int:
         sim.start()
         env = write_sim_codex_home(codex_home, sim.url)
         workspace.mkdir(parents=True)
-        daemon = BenchDaemon(env=env).start()
+        daemon = bench_daemon(env=env).start()
         try:
             from orbitdock.client import Client
 

@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
-    REPO, BenchDaemon, command_line, exit_on_sigterm, fmt_ms, machine_line, markdown_table,
+    REPO, bench_daemon, command_line, exit_on_sigterm, fmt_ms, machine_line, markdown_table,
     median, pipelined, summarize,
 )
 
@@ -219,7 +219,7 @@ def main() -> None:
     exit_on_sigterm()
     print(machine_line())
     results: dict[str, Any] = {"runs": [], "params": vars(args)}
-    with BenchDaemon() as daemon:
+    with bench_daemon() as daemon:
         home = str(daemon.home)
         port = free_port()
         bridge = start_bridge(home, port)
