@@ -170,7 +170,8 @@ def one_run(home, ended: list[str], cut_ids: list[str], wake: int, daemon_cmd,
                 "threads_while_woken": threads_woken, "threads_after": threads1,
                 "rss_after_mb": rss1 / 2**20, "actors_after": status.actors}
     finally:
-        d.stop(keep_home=True)
+        d.stop()
+        d.cleanup(keep=True)  # the seeded home serves every run
 
 
 def main() -> None:
@@ -203,6 +204,7 @@ def main() -> None:
             print(f"run {run + 1}/{a.runs}: {runs[-1] if runs else 'failed'}", file=sys.stderr)
     finally:
         holder.stop()
+        holder.cleanup()
     if not runs:
         sys.exit("bench_sessions: every run failed")
     keys = [("cold_start_s", "cold start → first list snapshot, s", "{:.2f}"),

@@ -85,7 +85,7 @@ class DaemonProcess:
         self.keep = keep
         self.own_home = home is None and not attach
         self.home = Path(home) if home is not None else Path(tempfile.mkdtemp(prefix=home_prefix))
-        self.serves = Path(serves) if serves else self.home  # its data dir (--demo: home/demo)
+        self._serves = Path(serves) if serves else None  # its data dir, when not home (--demo)
         self.env = dict(env or {})
         self.args = list(args)
         self.cmd = list(cmd or [sys.executable, "-m", "actors.daemon"])
@@ -99,6 +99,11 @@ class DaemonProcess:
         self._stderr = None
 
     # ------------------------------------------------------------ where things are
+    @property
+    def serves(self) -> Path:
+        """The data dir the daemon runs on: its home, or ``<home>/demo`` for ``--demo``."""
+        return self._serves or self.home
+
     @property
     def config(self):
         if self.attach:
