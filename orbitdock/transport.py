@@ -19,12 +19,13 @@ from orbitdock.protocol import codec
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.routing import ClientRequest
-from orbitdock.protocol.models import SessionSummary
+from orbitdock.protocol.models import SessionSummary, StorageHealth
 from orbitdock.protocol.topics import session_topic
 
 OP_PUBLISH = ord("P")
 OP_REPLY = ord("R")
 OP_SUMMARY = ord("S")
+OP_STORAGE = ord("D")  # the persistence actor's StorageHealth, on every change
 
 
 
@@ -60,6 +61,9 @@ class Outlet:
 
     def summary(self, summary: SessionSummary) -> None:
         self._sock.send(b"S" + codec.encode_struct(summary))
+
+    def storage(self, health: StorageHealth) -> None:
+        self._sock.send(b"D" + codec.encode_struct(health))
 
     def close(self) -> None:
         self._sock.close(linger=0)

@@ -22,6 +22,7 @@ class ErrorCode(enum.StrEnum):
     BACKEND_ERROR = "backend_error"
     UNAVAILABLE = "unavailable"
     TIMEOUT = "timeout"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
     INTERNAL = "internal"
 
 
@@ -46,6 +47,9 @@ MEANINGS: dict[ErrorCode, str] = {
     ErrorCode.UNAVAILABLE: "backend binary missing or not started, or the answering actor "
                            "is not running",
     ErrorCode.TIMEOUT: "an internal step did not finish in time",
+    ErrorCode.STORAGE_UNAVAILABLE: "the database cannot be written now (disk full, I/O "
+                                   "error, read-only): new sessions and turns are refused "
+                                   "until writes succeed again (get_status says why)",
     ErrorCode.INTERNAL: "a bug: logged with a traceback",
 }
 

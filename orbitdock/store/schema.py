@@ -150,6 +150,13 @@ def open_database(db_path: Path | str, pcfg: PersistenceConfig) -> apsw.Connecti
     return conn
 
 
+def integrity_problems(conn: apsw.Connection, *, quick: bool) -> list[str]:
+    """``PRAGMA quick_check`` (quick) or ``integrity_check``: the problems, [] when ok."""
+    pragma = "quick_check" if quick else "integrity_check"
+    rows = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}").fetchall()]
+    return [] if rows == ["ok"] else rows
+
+
 class Checkpointer(threading.Thread):
     """WAL checkpoints off the write path, on a connection of its own.
 
