@@ -417,7 +417,7 @@ class PersistenceActor(pykka.ThreadingActor):
             with dest.backup("main", self._db(), "main") as backup:
                 while not backup.done:
                     backup.step(-1)
-            pages = backup.pagecount
+            pages = dest.execute("PRAGMA page_count").fetchall()[0][0]
         except apsw.Error as exc:
             dest.close()
             target.unlink(missing_ok=True)

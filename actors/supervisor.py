@@ -238,9 +238,10 @@ class SupervisorActor(pykka.ThreadingActor):
         self.watcher.tell(req)
 
     def _to_persistence(self, req: ClientRequest) -> None:
-        """History pages come from the database; the session must exist (live or not)."""
+        """History pages come from the database; the session must exist (live or not).
+        Database-wide requests (backup, check) name no session and go straight on."""
         session_id = target_session(req.request)
-        if self._known(req, session_id):
+        if session_id is None or self._known(req, session_id):
             self.persistence.tell(req)
 
     def _to_session(self, req: ClientRequest) -> None:
