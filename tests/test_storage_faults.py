@@ -12,10 +12,14 @@ import time
 
 import apsw
 import pytest
+import zmq
 
+from cli_env import ctl, ctl_json
 from conftest import wait_until
 from orbitdock.client.requests import RemoteError
+from orbitdock.protocol import codec
 from orbitdock.protocol import messages as m
+from orbitdock.protocol.topics import HEARTBEAT, split_frame
 from orbitdock.protocol.errors import ErrorCode
 
 FULL_ENV = {"ORBITDOCK_PERSISTENCE__TEST_MAX_PAGE_COUNT": "1000000"}
@@ -33,6 +37,30 @@ def db_messages(db_path):
         conn.close()
 
 
+class HeartbeatListener:
+    """A bare ZeroMQ subscriber to the heartbeat topic, as any client can be."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.ctx = zmq.Context()
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.SUBSCRIBE, HEARTBEAT)
+        self.sub.connect(endpoint)
+
+    def wait_for(self, predicate, timeout: float) -> m.Heartbeat | None:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if self.sub.poll(int(left * 1000)):
+                _, payload = split_frame(self.sub.recv())
+                event = codec.decode_inbound(payload)
+                if isinstance(event, m.Heartbeat) and predicate(event):
+                    return event
+        return None
+
+    def close(self) -> None:
+        self.sub.close(linger=0)
+        self.ctx.term()
+
+
 def storage_state(client) -> m.ServerStatus:
     return client.request(m.GetStatus())
 
@@ -45,6 +73,7 @@ def test_disk_full_keeps_every_message_and_refuses_new_work(daemon_factory, tmp_
            for i in range(3)]
     for sid in ids:
         client.request(m.SendMessage(session_id=sid, content="/stream 150 60 64"))
+    heartbeats = HeartbeatListener(d.endpoints.events)
     time.sleep(0.3)  # the streams are running
     # Full at the current size: the next page the writer needs is refused (SQLITE_FULL).
     client.request(m.SetPageLimit(pages=1))
@@ -52,6 +81,10 @@ def test_disk_full_keeps_every_message_and_refuses_new_work(daemon_factory, tmp_
     degraded = storage_state(client)
     assert "disk full" in degraded.storage_cause and degraded.storage_since > 0
     assert degraded.unsaved_commands > 0
+    # Every client is told at once (a heartbeat on the change, not the next interval).
+    assert heartbeats.wait_for(lambda hb: hb.storage != "ok", 2.0).storage_cause
+    shown = ctl(home, "status").stdout
+    assert "DEGRADED since" in shown or "FULL since" in shown
 
     with pytest.raises(RemoteError) as info:
         client.request(m.CreateSession(provider="scripted", cwd="/w/new"))
@@ -70,6 +103,8 @@ def test_disk_full_keeps_every_message_and_refuses_new_work(daemon_factory, tmp_
     assert wait_until(lambda: storage_state(client).storage == "ok", 15)
     recovered_in = time.monotonic() - started
     assert storage_state(client).storage_cause == ""
+    assert heartbeats.wait_for(lambda hb: hb.storage == "ok", 2.0)
+    heartbeats.close()
     # New work is taken again.
     client.request(m.CreateSession(provider="scripted", cwd="/w/after"))
 
@@ -155,3 +190,18 @@ def test_newer_schema_is_explained(daemon_factory, tmp_path):
     rc, lines = _start_refused(daemon_factory, home)
     assert rc == 2 and len(lines) == 1
     assert "schema version 999 is newer" in lines[0] and str(home / "orbitdock.db") in lines[0]
+
+
+def test_cli_db_backup_check_and_status(daemon_factory, tmp_path):
+    home = tmp_path / "home"
+    d = daemon_factory(home=home)
+    client = d.client()
+    sid = client.request(m.CreateSession(provider="scripted", cwd="/w")).session.id
+    client.request(m.SendMessage(session_id=sid, content="/stream 100 100 64"))
+    out = ctl(home, "db", "backup", str(tmp_path / "copy.db"))
+    assert "backed up to" in out.stdout and (tmp_path / "copy.db").exists()
+    again = ctl(home, "db", "backup", str(tmp_path / "copy.db"), check=False)
+    assert again.returncode == 1 and "invalid_argument" in again.stderr
+    assert "integrity check ok" in ctl(home, "db", "check").stdout
+    assert ctl_json(home, "db", "check")["ok"] is True
+    assert "storage    ok" in ctl(home, "status").stdout
