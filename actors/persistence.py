@@ -169,8 +169,13 @@ class PersistenceActor(pykka.ThreadingActor):
             self._checkpointer.stop()
             self._checkpointer = None
         if self._conn is not None:
-            # Closed last, the writer's close checkpoints and removes the WAL.
-            self._conn.close()
+            # Closed last, the writer's close checkpoints and removes the WAL. If that
+            # checkpoint fails (disk full) the WAL stays, and the next open replays it.
+            try:
+                self._conn.close()
+            except apsw.Error:
+                logger.exception("persistence: closing the database failed; the WAL is "
+                                 "kept and replayed at the next start")
             self._conn = None
 
     # -- messages

@@ -78,6 +78,9 @@ class PersistenceConfig:
     # test-only: PRAGMA max_page_count for the writer (0 = SQLite's default); lets tests
     # make the database report full at a chosen size and raise the limit again
     test_max_page_count: int = 0
+    # test-only: the name of an apsw VFS the test process registered (fault injection in
+    # writes to the WAL or the database file); "" = SQLite's default VFS
+    test_vfs: str = ""
 
 
 @dataclass

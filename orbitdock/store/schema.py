@@ -87,7 +87,7 @@ def connect(db_path: Path | str, pcfg: PersistenceConfig, *, writer: bool) -> ap
     if writer:
         flags |= apsw.SQLITE_OPEN_CREATE
         Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-    conn = apsw.Connection(str(db_path), flags=flags)
+    conn = apsw.Connection(str(db_path), flags=flags, vfs=pcfg.test_vfs or None)
     try:
         conn.set_busy_timeout(int(pcfg.busy_timeout_ms))
         # journal_mode is persistent in the file, but setting it is cheap and makes
