@@ -8,7 +8,12 @@ current size the database reports SQLITE_FULL exactly as a full disk does.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import apsw
 import pytest
@@ -17,6 +22,7 @@ import zmq
 from cli_env import ctl, ctl_json
 from conftest import wait_until
 from orbitdock.client.requests import RemoteError
+from orbitdock.harness import DaemonProcess
 from orbitdock.protocol import codec
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.topics import HEARTBEAT, split_frame
@@ -154,8 +160,8 @@ def test_backup_and_check_during_streaming(daemon_factory, tmp_path):
     assert info.value.code == ErrorCode.INVALID_STATE
 
 
-def _start_refused(daemon_factory, home, *args):
-    d = daemon_factory(*args, home=home, wait=False)
+def _start_refused(daemon_factory, home, *args, **env):
+    d = daemon_factory(*args, home=home, wait=False, **env)
     rc, _, err = d.wait_exit(30)
     return rc, [line for line in err.splitlines() if line.startswith("orbitdockd:")]
 
@@ -205,3 +211,32 @@ def test_cli_db_backup_check_and_status(daemon_factory, tmp_path):
     assert "integrity check ok" in ctl(home, "db", "check").stdout
     assert ctl_json(home, "db", "check")["ok"] is True
     assert "storage    ok" in ctl(home, "status").stdout
+
+
+def test_full_disk_at_start_is_explained(daemon_factory, tmp_path):
+    home = tmp_path / "home"
+    d = daemon_factory(home=home)
+    assert d.stop() == 0
+    conn = apsw.Connection(str(home / "orbitdock.db"))
+    conn.execute("VACUUM")  # no free pages left inside the file either
+    conn.close()
+    # The database cannot grow by a page: as a disk without room.
+    rc, lines = _start_refused(daemon_factory, home, ORBITDOCK_PERSISTENCE__TEST_MAX_PAGE_COUNT="1")
+    assert rc == 2 and len(lines) == 1
+    assert "disk is full" in lines[0] and "free space" in lines[0]
+
+
+def test_unwritable_data_dir_is_explained(tmp_path):
+    """Run as nobody (root can write anywhere) on a data dir nobody may not write."""
+    home = Path(tempfile.mkdtemp(prefix="orbitdock-ro-"))  # /tmp: reachable for nobody
+    try:
+        d = DaemonProcess(home, cmd=["setpriv", "--reuid=nobody", "--regid=nogroup",
+                                     "--clear-groups", sys.executable, "-m", "actors.daemon"])
+        home.chmod(0o755)  # readable and searchable, not writable, for nobody
+        d.spawn(stdout=subprocess.PIPE)
+        rc, _, err = d.wait_exit(30)
+        lines = [line for line in err.splitlines() if line.startswith("orbitdockd:")]
+        assert rc == 2 and len(lines) == 1, err
+        assert str(home) in lines[0] and "not writable" in lines[0]
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -29,6 +29,9 @@ from orbitdock.store import schema
 logger = logging.getLogger(__name__)
 
 _PROBE_KEY = "orbitdockd.started_at"  # the probe write at start (config table)
+# The probe first commits this many bytes, so a disk without room for a few more
+# batches refuses the start instead of the first batch degrading at once.
+_PROBE_BYTES = 256 * 1024
 # Parents before children (foreign keys): the order the recovery copies tables in.
 _TABLES = ("sessions", "messages", "approvals", "turns", "token_usage", "config",
            "rollout_offsets")
@@ -85,10 +88,14 @@ def check(db_path: Path, pcfg: PersistenceConfig) -> None:
                                f"orbitdock knows ({latest})",
                                "run the newer orbitdock that wrote it, or restore a backup "
                                "made by this version")
+        if pcfg.test_max_page_count:
+            conn.execute(f"PRAGMA max_page_count={int(pcfg.test_max_page_count)}")
         try:
             schema.apply_migrations(conn)
-            conn.execute("INSERT INTO config(key, value) VALUES(?, ?) ON CONFLICT(key) "
-                         "DO UPDATE SET value=excluded.value", (_PROBE_KEY, str(time.time())))
+            upsert = ("INSERT INTO config(key, value) VALUES(?, ?) ON CONFLICT(key) "
+                      "DO UPDATE SET value=excluded.value")
+            conn.execute(upsert, (_PROBE_KEY, "x" * _PROBE_BYTES))
+            conn.execute(upsert, (_PROBE_KEY, str(time.time())))
         except apsw.FullError:
             raise _full(db_path) from None
         except (apsw.ReadOnlyError, apsw.IOError) as exc:
