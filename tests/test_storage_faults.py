@@ -78,7 +78,7 @@ def test_disk_full_keeps_every_message_and_refuses_new_work(daemon_factory, tmp_
     ids = [client.request(m.CreateSession(provider="scripted", cwd=f"/w/{i}")).session.id
            for i in range(3)]
     for sid in ids:
-        client.request(m.SendMessage(session_id=sid, content="/stream 150 60 64"))
+        client.request(m.SendMessage(session_id=sid, content="/stream 150 60 2000"))
     heartbeats = HeartbeatListener(d.endpoints.events)
     time.sleep(0.3)  # the streams are running
     # Full at the current size: the next page the writer needs is refused (SQLITE_FULL).
