@@ -240,3 +240,46 @@ def test_unwritable_data_dir_is_explained(tmp_path):
         assert str(home) in lines[0] and "not writable" in lines[0]
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _damage_a_middle_page(db: Path) -> None:
+    conn = apsw.Connection(str(db))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages, size = (conn.execute("PRAGMA page_count").fetchall()[0][0],
+                   conn.execute("PRAGMA page_size").fetchall()[0][0])
+    conn.close()
+    data = bytearray(db.read_bytes())
+    middle = pages // 2
+    data[middle * size:(middle + 1) * size] = b"\xff" * size
+    db.write_bytes(bytes(data))
+
+
+def test_recover_keeps_the_rows_on_both_sides_of_a_damaged_page(tmp_path):
+    from orbitdock.config import Config
+    from orbitdock.store import preflight, schema
+
+    db = tmp_path / "orbitdock.db"
+    pcfg = Config().persistence
+    conn = schema.open_database(db, pcfg)
+    conn.execute("INSERT INTO sessions(id, provider) VALUES('s1', 'codex')")
+    with conn:
+        for seq in range(1, 3001):
+            conn.execute("INSERT INTO messages(session_id, seq, id, type, content) "
+                         "VALUES('s1', ?, ?, 'assistant', ?)", (seq, f"m{seq}", "y" * 300))
+    conn.close()
+    _damage_a_middle_page(db)
+    with pytest.raises(preflight.StorageFault) as info:
+        preflight.check(db, pcfg)
+    assert "damaged" in info.value.cause and "--recover" in info.value.remedy
+    report = preflight.recover(db, pcfg)
+    assert Path(report["moved_to"]).exists() and report["skipped"]
+    conn = apsw.Connection(str(db))
+    try:
+        count, first, last = conn.execute(
+            "SELECT count(*), min(seq), max(seq) FROM messages").fetchall()[0]
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        conn.close()
+    assert (first, last) == (1, 3000)  # the rows behind the damaged page too
+    assert 2900 <= count < 3000 and report["tables"]["messages"] == count
+    preflight.check(db, pcfg)  # the rebuilt database starts
