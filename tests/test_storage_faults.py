@@ -283,3 +283,24 @@ def test_recover_keeps_the_rows_on_both_sides_of_a_damaged_page(tmp_path):
     assert (first, last) == (1, 3000)  # the rows behind the damaged page too
     assert 2900 <= count < 3000 and report["tables"]["messages"] == count
     preflight.check(db, pcfg)  # the rebuilt database starts
+
+
+def test_unwritable_database_file_is_explained(tmp_path):
+    """As nobody, in a dir it may write, on a database file it may only read."""
+    from orbitdock.config import Config
+    from orbitdock.store import schema
+
+    home = Path(tempfile.mkdtemp(prefix="orbitdock-rofile-"))
+    try:
+        schema.open_database(home / "orbitdock.db", Config().persistence).close()
+        (home / "orbitdock.db").chmod(0o644)
+        home.chmod(0o777)
+        d = DaemonProcess(home, cmd=["setpriv", "--reuid=nobody", "--regid=nogroup",
+                                     "--clear-groups", sys.executable, "-m", "actors.daemon"])
+        d.spawn(stdout=subprocess.PIPE)
+        rc, _, err = d.wait_exit(30)
+        lines = [line for line in err.splitlines() if line.startswith("orbitdockd:")]
+        assert rc == 2 and len(lines) == 1, err
+        assert str(home / "orbitdock.db") in lines[0] and "not writable" in lines[0]
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -11,8 +11,9 @@ read: apsw 3.54 does not expose SQLite's recovery extension (sqlite3_recover_*),
 this copies, table by table in dependency order, every row a SELECT still returns
 in key order, and on a damaged page seeks past it by the key (rowid, or a message's
 seq) so the rows behind it are kept too: a damaged b-tree leaf loses its own rows
-only (a test: 2984 of 3000 messages back after one 4 KB page was overwritten). ``sqlite3 FILE .recover`` salvages
-more (it reads free pages too) when the sqlite3 shell is at hand.
+only (a test: 2984 of 3000 messages back after one 4 KB page was overwritten).
+``sqlite3 FILE .recover`` salvages more (it reads free pages too) when the sqlite3
+shell is at hand.
 """
 
 from __future__ import annotations
