@@ -465,6 +465,7 @@ class PersistenceActor(pykka.ThreadingActor):
         if self._checkpointer is not None:
             out["passive_checkpoints"] = self._checkpointer.passive_runs
             out["truncate_checkpoints"] = self._checkpointer.truncate_runs
+            out["checkpoint_failing"] = self._checkpointer.failing
             # True once a checkpoint has copied every committed write into the DB file.
             out["wal_synced"] = (
                 self._checkpointer.synced_write_at == self._checkpointer.last_write_at)

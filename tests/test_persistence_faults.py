@@ -244,9 +244,13 @@ def test_a_failing_checkpoint_loses_nothing_and_catches_up(actor, faulty_vfs, ca
     proxy.flush().get(timeout=WAIT_S)  # commits go to the WAL
     assert proxy.stats().get(timeout=WAIT_S)["storage"] == "ok"
     wait_for(lambda: any("checkpoint failed" in r.getMessage() for r in caplog.records))
-    assert not proxy.stats().get(timeout=WAIT_S)["wal_synced"]
+    stats = proxy.stats().get(timeout=WAIT_S)
+    assert not stats["wal_synced"] and "FullError" in stats["checkpoint_failing"]
+    time.sleep(0.3)  # several more intervals fail: still one log line
+    assert sum("checkpoint failed" in r.getMessage() for r in caplog.records) == 1
     assert committed(db, "SELECT count(*) FROM messages") == [(50,)]  # readable via the WAL
     faulty_vfs.fail_db = False
     wait_for(lambda: proxy.stats().get(timeout=WAIT_S)["wal_synced"])
+    assert proxy.stats().get(timeout=WAIT_S)["checkpoint_failing"] == ""
     ref.stop(timeout=WAIT_S)
     assert committed(db, "SELECT count(*) FROM messages") == [(50,)]

@@ -180,6 +180,7 @@ class Checkpointer(threading.Thread):
         self.synced_write_at = -1.0  # last_write_at as of the latest complete checkpoint
         self.passive_runs = 0
         self.truncate_runs = 0
+        self.failing = ""  # why checkpoints fail now ("" while they work); read by stats
 
     def stop(self) -> None:
         """Signal and join; bounded by one busy timeout (a checkpoint in progress)."""
@@ -214,9 +215,19 @@ class Checkpointer(threading.Thread):
                     busy, wal_frames, done = result[0]
                     if not busy and wal_frames == done:  # every frame is in the database
                         self.synced_write_at = last
+                    if self.failing:
+                        logger.warning("wal checkpoint works again (it failed: %s)",
+                                       self.failing)
+                        self.failing = ""
                 except apsw.BusyError:
                     logger.debug("wal checkpoint busy; retrying next interval")
-                except Exception:
-                    logger.exception("wal checkpoint failed")
+                except Exception as exc:
+                    # Nothing is lost (commits still go to the WAL, which grows until a
+                    # checkpoint works); said once per failing period, not per interval.
+                    if not self.failing:
+                        logger.exception("wal checkpoint failed; the WAL grows until one "
+                                         "works again")
+                    self.failing = f"{type(exc).__name__}: {exc}"
+                    passive_for = truncated_for = None  # retry next interval
         finally:
             conn.close()
