@@ -254,3 +254,45 @@ def test_a_failing_checkpoint_loses_nothing_and_catches_up(actor, faulty_vfs, ca
     assert proxy.stats().get(timeout=WAIT_S)["checkpoint_failing"] == ""
     ref.stop(timeout=WAIT_S)
     assert committed(db, "SELECT count(*) FROM messages") == [(50,)]
+
+
+def test_a_daemon_whose_commits_fail_refuses_new_work_and_keeps_every_message(tmp_path,
+                                                                               faulty_vfs):
+    """The whole daemon in this process (so it can use this process's VFS): the WAL
+    write at COMMIT fails mid-stream; clients see degraded and get storage_unavailable;
+    afterwards the database holds every message the session showed, in order."""
+    from actors.daemon import Daemon
+    from orbitdock.client import Client, Endpoints, RemoteError
+    from orbitdock.config import load
+    from orbitdock.protocol.errors import ErrorCode
+
+    cfg = load(env={"ORBITDOCK_HOME": str(tmp_path / "home"),
+                    "ORBITDOCK_PERSISTENCE__TEST_VFS": faulty_vfs.name,
+                    "ORBITDOCK_PERSISTENCE__RETRY_MAX_S": "0.2",
+                    "ORBITDOCK_PATHS__RUNTIME_DIR": str(tmp_path / "run"),
+                    "ORBITDOCK_WATCHER__ENABLED": "false",
+                    "ORBITDOCK_LOGGING__FILE": ""})
+    daemon = Daemon(cfg)
+    daemon.start()
+    client = Client(Endpoints(daemon.layout.request_endpoint, daemon.layout.event_endpoint),
+                    timeout=10)
+    try:
+        sid = client.request(pm.CreateSession(provider="scripted", cwd="/w")).session.id
+        client.request(pm.SendMessage(session_id=sid, content="/stream 100 50 500"))
+        time.sleep(0.3)
+        faulty_vfs.fail_wal = True
+        wait_for(lambda: client.request(pm.GetStatus()).storage != "ok")
+        with pytest.raises(RemoteError) as info:
+            client.request(pm.CreateSession(provider="scripted", cwd="/w2"))
+        assert info.value.code == ErrorCode.STORAGE_UNAVAILABLE
+        wait_for(lambda: client.request(pm.SubscribeSession(session_id=sid))
+                 .session.work_status == "reply")
+        live = client.request(pm.SubscribeSession(session_id=sid)).session
+        faulty_vfs.fail_wal = False
+        wait_for(lambda: client.request(pm.GetStatus()).storage == "ok")
+    finally:
+        client.close()
+        daemon.stop()
+    rows = committed(daemon.layout.db_path, "SELECT seq, content FROM messages ORDER BY seq")
+    assert [seq for seq, _ in rows] == list(range(1, live.total_message_count + 1))
+    assert {seq: c for seq, c in rows} == {x.seq: x.content for x in live.messages}
