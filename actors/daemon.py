@@ -2,7 +2,8 @@
 
 Before any actor: umask 077, the config checked (exit 2), the home locked (exit 1 when
 another daemon has it), its files made private, dead daemons' runtime dirs removed.
-Start: persistence -> supervisor (restores sessions) -> gateway -> watcher.
+Start: persistence -> supervisor (restores the sessions not ended) -> gateway (given
+the list from the database) -> watcher.
 Stop (SIGTERM/SIGINT): watcher (stop producing) -> supervisor (sessions) ->
 gateway (final replies and events go out) -> persistence (flush last).
 Signal handlers only set a flag; the main thread does the work (uvicorn's rule).
@@ -46,6 +47,8 @@ class Daemon:
         self.layout: Layout = layout(cfg)
         self.epoch = uuid.uuid4().hex[:16]
         self.ctx = zmq.Context()
+        # Set, not assumed: only the gateway's and clients' sockets count against it now.
+        self.ctx.set(zmq.MAX_SOCKETS, cfg.gateway.zmq_max_sockets)
         self.refs: dict[str, pykka.ActorRef] = {}
         self.extras: list[Any] = []  # things with a stop() started for the demo etc.
         self.providers: dict[str, Any] = {}  # name -> Provider (actors/providers.py)
@@ -72,17 +75,26 @@ class Daemon:
             self.cfg, ctx=self.ctx, inproc_endpoint=inproc, epoch=self.epoch,
             persistence=self.refs["persistence"], providers=self.providers,
             registered=tuple(REGISTRY))
+        for provider in self.providers.values():  # before the gateway takes requests
+            provider.attach(self.refs["supervisor"], self.refs["persistence"])
+        # The list comes from the database's rows, not from actors (most have none).
+        summaries = self.refs["persistence"].proxy().load_summaries().get(
+            timeout=self.cfg.persistence.ask_timeout_s)
         self.refs["gateway"] = GatewayActor.start(
             self.cfg, self.ctx, epoch=self.epoch,
             request_endpoint=self.layout.request_endpoint,
             event_endpoint=self.layout.event_endpoint, inproc_endpoint=inproc,
-            supervisor=self.refs["supervisor"])
+            supervisor=self.refs["supervisor"], summaries=summaries)
         self._start_watcher()
         self._check_started()
         write_runtime_file(self.layout, {
             "pid": os.getpid(), "epoch": self.epoch, "version": __version__,
             "request_endpoint": self.layout.request_endpoint,
-            "event_endpoint": self.layout.event_endpoint, "started_at": time.time()})
+            "event_endpoint": self.layout.event_endpoint, "started_at": time.time(),
+            # read by orbitdock-hook, which imports no config (orbitdock.claude.forward)
+            "claude": {"hook_timeout_s": self.cfg.claude.hook_timeout_s,
+                       "permission_wait_s": self.cfg.claude.permission_wait_s,
+                       "max_frame_bytes": self.cfg.gateway.max_frame_bytes}})
         logger.info("orbitdockd %s up", __version__, extra={
             "epoch": self.epoch, "data_dir": str(self.layout.data_dir),
             "request_endpoint": self.layout.request_endpoint,
@@ -196,6 +208,8 @@ class Daemon:
 @click.option("--no-watcher", is_flag=True, help="Do not tail CODEX_HOME rollouts.")
 @click.option("--demo", is_flag=True, help="Also start the scripted model and a demo session "
               "(on <data dir>/demo, apart from your own sessions).")
+@click.option("--ws", "with_ws", is_flag=True,
+              help="Also run orbitdock-ws (WebSocket bridge + dashboard) as a supervised child.")
 @click.option("--log-level", help="DEBUG, INFO, WARNING ...")
 @click.option("--log-format", type=click.Choice(logs.STDERR_FORMATS),
               help="stderr lines: text for people, json lines, or auto (text on a terminal).")
@@ -206,7 +220,7 @@ class Daemon:
               help="Print the effective configuration, each value with its source, and exit.")
 @click.version_option(__version__)
 def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, codex_home,
-         no_watcher, demo, log_level, log_format, recover, print_config) -> None:
+         no_watcher, demo, with_ws, log_level, log_format, recover, print_config) -> None:
     """Run the orbitdock daemon in the foreground."""
     from orbitdock import sd_notify
 
@@ -248,6 +262,10 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
 
             start_demo(Endpoints(daemon.layout.request_endpoint, daemon.layout.event_endpoint),
                        demo_env, cfg.codex.start_timeout_s)
+        if with_ws:
+            from orbitdock.ws.child import BridgeChild
+
+            daemon.extras.append(BridgeChild(cfg, config_file).start())
         daemon.run_forever()
     finally:
         sd_notify.notify("STOPPING=1")

@@ -2,11 +2,15 @@
 
 ``GatewayActor`` is the lifecycle handle; the sockets live on the ``GatewayLoop``
 thread it starts, which owns the ROUTER, the XPUB and the inproc PULL through
-which actors hand it frames (each actor through its own PUSH, see
+which actors hand it frames (the one ``GatewayInbox`` every actor's ``Outlet`` puts
+into, woken through an eventfd polled beside the sockets; see
 ``orbitdock.transport``). Nothing else touches these sockets.
 
-The loop also owns the session list (latest summary per session plus a list
-revision): ``subscribe_list`` is answered from it directly and list upserts are
+The loop also owns the live session list (latest summary of every session not
+ended, plus a list revision), seeded at start from the database's rows, so
+sessions without an actor (passivated) stay listed; a session that ends is
+published once more, as ended, and dropped (the history is ``list_sessions``): ``subscribe_list`` is
+answered from it directly and list upserts are
 published at most every ``list_coalesce_ms``, so a burst of deltas in one
 session costs one list event, not one per delta.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 
@@ -31,7 +36,8 @@ from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers
 from orbitdock.protocol.topics import HEARTBEAT, LIST, session_id_of
 from orbitdock.protocol.models import StorageHealth
-from orbitdock.transport import OP_PUBLISH, OP_REPLY, OP_STORAGE, OP_SUMMARY
+from orbitdock.transport import (OP_PUBLISH, OP_REPLY, OP_STORAGE, OP_SUMMARY, GatewayInbox,
+                                 gateway_inbox, release_gateway_inbox)
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +46,8 @@ XPUB_SUBSCRIBE = 1  # first byte of an XPUB subscription message (0 = unsubscrib
 
 class GatewayLoop(threading.Thread):
     def __init__(self, config: Config, ctx: zmq.Context, *, epoch: str, request_endpoint: str,
-                 event_endpoint: str, inproc_endpoint: str, supervisor: pykka.ActorRef):
+                 event_endpoint: str, inproc_endpoint: str, supervisor: pykka.ActorRef,
+                 summaries: list[m.SessionSummary] = ()):
         super().__init__(name="gateway-loop", daemon=True)
         self.cfg = config.gateway
         self.ctx = ctx
@@ -51,7 +58,9 @@ class GatewayLoop(threading.Thread):
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
         self._stop_requested = threading.Event()
-        self._summaries: dict[str, m.SessionSummary] = {}
+        # The live list: seeded from the database's rows (sessions not ended, with an actor
+        # or dormant), then upserted by the actors; ended ones leave it once published.
+        self._summaries: dict[str, m.SessionSummary] = {s.id: s for s in summaries}
         self._dirty: dict[str, None] = {}  # ordered set of sessions with unpublished summaries
         self._list_rev = 0
         self._subscriptions = 0
@@ -68,16 +77,19 @@ class GatewayLoop(threading.Thread):
     # ------------------------------------------------------------ loop
     def run(self) -> None:
         try:
-            router, xpub, inbox = self._bind()
+            router, xpub = self._bind()
         except BaseException as exc:  # surfaced to GatewayActor.on_start
             self.startup_error = exc
+            release_gateway_inbox(self.endpoints[2])  # nobody will read it: writers drop
             self.ready.set()
             return
+        inbox = gateway_inbox(self.endpoints[2], self.cfg.inbound_hwm)
         self.ready.set()
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(xpub, zmq.POLLIN)
-        poller.register(inbox, zmq.POLLIN)
+        poller.register(inbox.fileno(), zmq.POLLIN)
+        backlog = True  # frames may be queued already (actors restored before the loop ran)
         hb_interval = self.cfg.heartbeat_interval_s
         list_interval = self.cfg.list_coalesce_ms / 1000.0
         next_hb = time.monotonic()
@@ -92,9 +104,10 @@ class GatewayLoop(threading.Thread):
                     self._publish_list(xpub)
                     next_list = now + list_interval
                 wait = min(next_hb, next_list if self._dirty else next_hb) - time.monotonic()
-                events = dict(poller.poll(max(0, int(wait * 1000)) + 1))
-                if inbox in events:
-                    self._drain_inbox(inbox, router, xpub)
+                events = dict(poller.poll(0 if backlog else max(0, int(wait * 1000)) + 1))
+                if backlog or inbox.fileno() in events:
+                    inbox.rearm()  # before draining: a frame put after the drain wakes us
+                    backlog = not self._drain_inbox(inbox, router, xpub)
                 if router in events:
                     self._drain_router(router, xpub)
                 if xpub in events:
@@ -104,11 +117,12 @@ class GatewayLoop(threading.Thread):
                 pass
             self._publish_list(xpub)
         finally:
-            for sock in (router, xpub, inbox):
+            release_gateway_inbox(self.endpoints[2])
+            for sock in (router, xpub):
                 sock.close(linger=0)
 
     def _bind(self):
-        request_ep, event_ep, inproc_ep = self.endpoints
+        request_ep, event_ep, _ = self.endpoints
         router = self.ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         router.setsockopt(zmq.MAXMSGSIZE, self.cfg.disconnect_frame_bytes)
@@ -124,17 +138,13 @@ class GatewayLoop(threading.Thread):
         xpub.setsockopt(zmq.XPUB_WELCOME_MSG, HEARTBEAT + codec.encode(
             m.Heartbeat(epoch=self.epoch, seq=0, ts=time.time())))
         xpub.bind(event_ep)
-        inbox = self.ctx.socket(zmq.PULL)
-        inbox.setsockopt(zmq.RCVHWM, self.cfg.inbound_hwm)
-        inbox.setsockopt(zmq.LINGER, 0)
-        inbox.bind(inproc_ep)
         for endpoint in (request_ep, event_ep):
             if endpoint.startswith("ipc://"):
                 os.chmod(endpoint[len("ipc://"):], 0o600)
-        return router, xpub, inbox
+        return router, xpub
 
     # ------------------------------------------------------------ outbound
-    def _drain_inbox(self, inbox: zmq.Socket, router: zmq.Socket, xpub: zmq.Socket) -> bool:
+    def _drain_inbox(self, inbox: GatewayInbox, router: zmq.Socket, xpub: zmq.Socket) -> bool:
         """Handle at most ``drain_batch`` frames; True when the inbox is empty.
 
         Bounded so a burst can never starve heartbeats or requests.
@@ -143,15 +153,14 @@ class GatewayLoop(threading.Thread):
         tail_heartbeats = self.cfg.tail_heartbeats
         for _ in range(self.cfg.drain_batch):
             try:
-                frame = inbox.recv(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
+                frame = inbox.get_nowait()
+            except queue.Empty:
                 return True
             op = frame[0]
             if op == OP_PUBLISH:
-                body = frame[9:]
-                xpub.send(body)
-                tails[body[:body.index(b"|", 2) + 1]] = [int.from_bytes(frame[1:9], "big"),
-                                                         tail_heartbeats]
+                xpub.send(memoryview(frame)[9:])
+                tails[bytes(frame[9:frame.index(b"|", 11) + 1])] = [
+                    int.from_bytes(frame[1:9], "big"), tail_heartbeats]
             elif op == OP_REPLY:
                 size = frame[1]
                 self._send_reply(router, frame[2:2 + size], frame[2 + size:])
@@ -179,9 +188,13 @@ class GatewayLoop(threading.Thread):
         dirty, self._dirty = self._dirty, {}
         for session_id in dirty:
             self._list_rev += 1
-            event = m.SessionCreated(epoch=self.epoch, lrev=self._list_rev,
-                                     session=self._summaries[session_id])
+            summary = self._summaries[session_id]
+            event = m.SessionCreated(epoch=self.epoch, lrev=self._list_rev, session=summary)
             xpub.send(LIST + codec.encode(event))
+            if summary.status == "ended":
+                # The live list holds the sessions not ended: this upsert, the last one
+                # it gets, tells mirrors to drop it too (list_sessions has the history).
+                del self._summaries[session_id]
 
     def _heartbeat(self, xpub: zmq.Socket) -> None:
         self._hb_seq += 1
@@ -253,6 +266,10 @@ class GatewayLoop(threading.Thread):
         self._send_reply(router, identity, codec.error_reply(exc, request_id))
 
     def _dispatch(self, router: zmq.Socket, identity: bytes, request: m.Request) -> None:
+        if request.client:  # a named client's actions are on record (e.g. an agent via MCP)
+            logger.info("%s from %s", request.__struct_config__.tag, request.client[:200],
+                        extra={"client": request.client[:200], "request_id": request.id,
+                               "session_id": getattr(request, "session_id", None)})
         if type(request).creates_durable and self._storage.refuse_new_work:
             self._send_reply(router, identity, codec.encode(m.Error(
                 id=request.id, code=str(ErrorCode.STORAGE_UNAVAILABLE),
@@ -295,11 +312,12 @@ class GatewayActor(pykka.ThreadingActor):
     """Starts and stops the gateway loop thread; exists so the daemon stops it in order."""
 
     def __init__(self, config: Config, ctx: zmq.Context, *, epoch: str, request_endpoint: str,
-                 event_endpoint: str, inproc_endpoint: str, supervisor: pykka.ActorRef):
+                 event_endpoint: str, inproc_endpoint: str, supervisor: pykka.ActorRef,
+                 summaries: list[m.SessionSummary] = ()):
         super().__init__()
         self.loop = GatewayLoop(config, ctx, epoch=epoch, request_endpoint=request_endpoint,
                                 event_endpoint=event_endpoint, inproc_endpoint=inproc_endpoint,
-                                supervisor=supervisor)
+                                supervisor=supervisor, summaries=summaries)
         self.stop_timeout_s = config.sessions.stop_timeout_s
 
     def on_start(self) -> None:

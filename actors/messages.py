@@ -63,6 +63,54 @@ class SessionCrashed:
 
 
 @dataclass(slots=True)
+class Idle:
+    """A session actor became passivable (ended, or nothing in flight) and was last busy
+    at ``since`` (``time.monotonic()``): the supervisor schedules ``PassivateNow`` for
+    ``since`` plus the idle time (``sessions.passivate_after_s``, or for an ended
+    session ``passivate_ended_after_s``). Told once per spell, not per message."""
+
+    session_id: str
+    since: float
+    ended: bool
+
+
+@dataclass(slots=True)
+class PassivateNow:
+    """The supervisor holds the session's messages: release the actor if it is still idle."""
+
+
+@dataclass(slots=True)
+class PassivateDeclined:
+    """The actor was busy since its ``Idle``: ``since`` is its last activity (the supervisor
+    schedules again), or None when it is no longer passivable (it says ``Idle`` again later)."""
+
+    session_id: str
+    since: float | None
+    ended: bool = False
+
+
+@dataclass(slots=True)
+class SessionPassivated:
+    """A session actor released its thread and backend; its state is in the database.
+
+    ``undelivered`` is what reached its inbox while it stopped (a watcher's batch, a
+    late backend event), oldest first: it re-activates the session at once.
+    """
+
+    session_id: str
+    undelivered: list[Any] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ForSession:
+    """A message for a session whose actor was passivated, handed to the supervisor
+    (e.g. a backend event that raced the passivation): delivered after re-activation."""
+
+    session_id: str
+    message: Any
+
+
+@dataclass(slots=True)
 class Tick:
     """Periodic timer message (flush, heartbeat-style housekeeping)."""
 
@@ -157,6 +205,7 @@ class Stats:
 @dataclass(frozen=True, slots=True)
 class LoadSessions:
     limit: int | None = None
+    active_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

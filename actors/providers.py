@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 REGISTRY: dict[str, str] = {
     "scripted": "orbitdock.connectors.scripted:scripted_provider",
     "codex": "actors.codex_backend:codex_provider",
+    "claude": "actors.claude_backend:claude_provider",
 }
 
 

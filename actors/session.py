@@ -2,9 +2,19 @@
 
 Everything about a session happens on this actor's thread: backend events are
 reduced by its ``SessionCore``, the resulting wire events are published through
-its own outlet (an inproc PUSH it creates in ``on_start`` and alone uses), and
-the derived rows are told to the persistence actor. One event costs two hops:
+its outlet (a handle on the gateway inbox every actor shares; no socket of its
+own), and the derived rows are told to the persistence actor. One event costs two hops:
 connector -> this actor -> gateway loop (persistence is told in parallel).
+
+Passivation: an actor with nothing in flight (no turn, approval or backend command;
+a passive session's turn runs in the terminal and does not count), or ended, tells
+the supervisor once (``Idle``, with when it was last busy); the supervisor says
+``PassivateNow`` after ``sessions.passivate_after_s`` (ended:
+``passivate_ended_after_s``), and if nothing came meanwhile the actor stops its
+connector (a codex thread is unsubscribed), stops taking messages and hands what
+reached its inbox meanwhile to the supervisor. Idle actors are never polled. Its
+state is in the database; the supervisor re-activates it from there on the next
+message for it (``SupervisorActor._activate``).
 """
 
 from __future__ import annotations
@@ -23,9 +33,14 @@ from actors.messages import (
     Backend,
     Checked,
     SessionDiscarded,
+    ForSession,
+    Idle,
+    PassivateDeclined,
+    PassivateNow,
     RolloutBatch,
     RolloutIdle,
     SessionCrashed,
+    SessionPassivated,
     ThreadOwned,
 )
 from orbitdock.config import Config
@@ -36,10 +51,14 @@ from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.models import SessionState
 from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers
 from orbitdock.session.core import QUESTION_TYPES, SessionCore
+from orbitdock.session.reducer import summary_of
 from orbitdock.store.commands import Atomic, CopyMessages
 from orbitdock.transport import Outlet
 
 logger = logging.getLogger(__name__)
+
+# What every request carries and no provider operation takes.
+ENVELOPE_FIELDS = frozenset(m.Request.__struct_fields__) | {"session_id"}
 
 # Client decisions, with the upstream OrbitDock spellings accepted as aliases.
 DECISIONS = {
@@ -102,12 +121,20 @@ class SessionActor(pykka.ThreadingActor):
         self.connector: Connector | None = None
         self.outlet: Outlet | None = None
         self.core: SessionCore | None = None
-        self._last_summary = None
+        # A restored session's row is already in the gateway's list (seeded from the
+        # database, or listed before it was passivated): only a change is sent.
+        self._last_summary = summary_of(state) if restored else None
         self._summary_sent_at = 0.0
         self._summary_period = config.gateway.list_coalesce_ms / 1000.0
         self._backend_failed = False  # the last connector gave up; its successor clears that
         self._flush_max = config.sessions.flush_max_events
         self._unflushed = 0  # backend events handled since the last publish
+        self._active_at = time.monotonic()  # last message other than PassivateNow
+        self._in_flight = 0  # backend commands sent whose CommandResult has not come
+        # Our Idle the supervisor holds: None, or whether it said "ended" (an end comes
+        # sooner, so a session that ends after saying Idle says it again).
+        self._offered: bool | None = None
+        self._passivated = False
         self._log = logging.LoggerAdapter(logger, {"session_id": state.id})
 
     # ------------------------------------------------------------ lifecycle
@@ -119,13 +146,14 @@ class SessionActor(pykka.ThreadingActor):
             # the supervisor, which would otherwise hold this session's messages for a
             # restart that never comes.
             self._log.exception("session actor failed to start")
+            self._refuse_pending(exc)
             self.actor_stopped.set()  # refuse tells from now on, as pykka will, then drain
             self._hand_over(repr(exc), at_start=True)  # pykka calls no on_stop either
             raise
 
     def _start(self) -> None:
         self.requests = RequestTable(self, Scope.SESSION, forwarded=self._forward)
-        self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
+        self.outlet = Outlet(self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         self.core = SessionCore(self.state, last_approval=self.last_approval,
                                 tool_output_max_chars=self.cfg.sessions.tool_output_max_chars,
                                 life=self.epoch)
@@ -150,6 +178,19 @@ class SessionActor(pykka.ThreadingActor):
         # With a backend starting, the create is answered (and the session saved and
         # listed) once the backend has its thread, or refused if it cannot start one.
         self._flush()
+        self._offer_idle()
+
+    def _refuse_pending(self, exc: Exception) -> None:
+        """The create (or resume) that started this actor gets a coded answer, never silence."""
+        if self.pending_request is None:
+            return
+        try:
+            outlet = self.outlet or Outlet(self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
+            outlet.refuse(self.pending_request, ErrorCode.SESSION_START_FAILED,
+                          f"the session's actor failed to start: {exc!r}", self.session_id)
+        except Exception:
+            self._log.exception("could not answer the request that started this session")
+        self.pending_request = None
 
     def on_stop(self) -> None:
         if self.connector is not None:
@@ -181,23 +222,34 @@ class SessionActor(pykka.ThreadingActor):
             self.outlet.close()
             self.outlet = None
 
-    def _undelivered(self) -> list[Any]:
+    def _undelivered(self, keep_backend: bool = False) -> list[Any]:
         """Empty the inbox of a stopped actor: what its successor must handle, in order
-        (backend events are left out: the old backend is gone with this actor)."""
+        (after a crash backend events are left out: the old backend is gone with this
+        actor; the passivation sweep's own messages never carry over)."""
         drained = []
         while True:
             try:
                 envelope = self.actor_inbox.get_nowait()
             except queue.Empty:
                 return drained
-            if not isinstance(envelope.message, Backend):
-                drained.append(envelope.message)
+            message = envelope.message
+            if isinstance(message, PassivateNow):
+                continue
+            if keep_backend or not isinstance(message, Backend):
+                drained.append(message)
 
     def _emit(self, event: Any) -> None:
         # Called on connector threads: only hand the event to this actor's inbox.
         try:
             self.actor_ref.tell(Backend(event, time.time()))
         except pykka.ActorDeadError:
+            if self._passivated and self.supervisor is not None:
+                # Raced the passivation: the supervisor re-activates the session for it.
+                try:
+                    self.supervisor.tell(ForSession(self.session_id, Backend(event, time.time())))
+                    return
+                except pykka.ActorDeadError:
+                    pass
             # Stopped (shutdown, end) while its backend was still finishing a turn:
             # the state was already settled and persisted; nothing left to deliver to.
             self._log.debug("backend event after stop dropped: %s", type(event).__name__)
@@ -214,6 +266,7 @@ class SessionActor(pykka.ThreadingActor):
         if self.connector is not None:
             self.connector.stop()
             self.connector = None
+        self._in_flight = 0  # their results died with it
         self._backend_failed = True
 
     def _ensure_connector(self) -> Connector:
@@ -262,6 +315,10 @@ class SessionActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------ inbox
     def on_receive(self, message: Any) -> Any:
+        if type(message) is PassivateNow:
+            self._on_passivate_now()
+            return None
+        self._active_at = time.monotonic()
         if isinstance(message, Backend):
             self._on_backend(message.event, message.at or None)
         elif isinstance(message, ClientRequest):
@@ -285,7 +342,54 @@ class SessionActor(pykka.ThreadingActor):
         if self._unflushed and (self._unflushed >= self._flush_max
                                 or self.actor_inbox.empty()):
             self._flush()
+        if self._offered is None or (not self._offered and self.state.status == "ended"):
+            self._offer_idle()
         return None
+
+    # ------------------------------------------------------------ passivation
+    def _passivable(self) -> bool:
+        if self._in_flight or self.supervisor is None or self.pending_request is not None:
+            return False  # (a new session waiting for its backend's thread is not idle)
+        st = self.state
+        # A direct session's turn or approval lives in its backend, which passivation
+        # would stop; a passive session's lives in the terminal, and its rows are saved.
+        return st.status == "ended" or st.integration_mode == "passive" or (
+            st.current_turn_id is None and not st.approvals)
+
+    def _offer_idle(self) -> None:
+        if self._passivable():
+            self._offered = self.state.status == "ended"
+            self.supervisor.tell(Idle(self.session_id, self._active_at, self._offered))
+
+    def _on_passivate_now(self) -> None:
+        if not self._passivable() or self._unflushed:
+            self._offered = None  # offered again once passivable
+            self.supervisor.tell(PassivateDeclined(self.session_id, None))
+            return
+        ended = self.state.status == "ended"
+        wait = self.cfg.sessions.passivate_ended_after_s if ended \
+            else self.cfg.sessions.passivate_after_s
+        if time.monotonic() - self._active_at < wait:  # busy since its Idle: not yet
+            self.supervisor.tell(PassivateDeclined(self.session_id, self._active_at, ended))
+            return
+        self._passivate()
+
+    def _passivate(self) -> None:
+        """Release thread and backend; the state is already told to persistence."""
+        self._flush()
+        if self.connector is not None:
+            try:
+                self.connector.stop()  # codex: the thread is unsubscribed (resumed on demand)
+            except Exception:
+                self._log.exception("connector stop at passivation failed")
+            self.connector = None
+        self._passivated = True
+        self.actor_stopped.set()  # tells fail from now on (the senders re-route)
+        pykka.ActorRegistry.unregister(self.actor_ref)
+        self._log.debug("passivated at revision %d", self.state.revision)
+        # The loop ends after this message; what reached the inbox goes to the supervisor.
+        self.supervisor.tell(SessionPassivated(self.session_id,
+                                               self._undelivered(keep_backend=True)))
 
     def _apply_rollout(self, batch: RolloutBatch) -> None:
         times = batch.timestamps or [None] * len(batch.events)
@@ -304,6 +408,8 @@ class SessionActor(pykka.ThreadingActor):
 
     def _on_backend(self, event: Any, at: float | None = None) -> None:
         if isinstance(event, be.CommandResult):
+            if event.token is not None:
+                self._in_flight = max(0, self._in_flight - 1)
             req = event.token
             if isinstance(req, _Decision):
                 self.core.finish_decision(req.approval_id, accepted=event.ok)
@@ -390,8 +496,9 @@ class SessionActor(pykka.ThreadingActor):
         if r.needs_active:
             self._require_active()
         fields = {name: getattr(r, name) for name in r.__struct_fields__
-                  if name not in ("v", "id", "session_id")}
+                  if name not in ENVELOPE_FIELDS}
         self._ensure_connector().call(r.forward, req, **fields)
+        self._in_flight += 1
 
     @answers(m.RollbackSession)
     def _rollback(self, req: ClientRequest) -> None:
@@ -430,6 +537,7 @@ class SessionActor(pykka.ThreadingActor):
         try:
             self._ensure_connector().respond(_Decision(req, approval_id), key,
                                              decision=decision, answers=answers)
+            self._in_flight += 1
         except ProtocolError:
             self.core.finish_decision(approval_id, accepted=False)
             raise
@@ -499,6 +607,7 @@ class SessionActor(pykka.ThreadingActor):
         if self.connector is not None:
             self.connector.stop()
             self.connector = None
+            self._in_flight = 0
         self.core.end("user_requested")
         return m.Ack(session_id=self.session_id)
 

@@ -7,12 +7,27 @@ the watcher or the persistence actor. It knows no provider by name: providers
 come from the registry (``actors/providers.py``). A session actor that crashes is
 restarted from its persisted state under a restart policy (backoff, and a
 limit of ``restart_max`` crashes per ``restart_window_s``); other sessions keep
-running. On start it restores every session from the database.
+running.
+
+Cost follows activity (the virtual actor pattern): at start only the sessions the
+last daemon left unsettled (a turn or an approval of ours cut by its death) get an
+actor, which closes them as interrupted; every other session is *dormant*, known by
+id, its state in the database and its row in the gateway's list. An actor with nothing in flight tells the supervisor once (``Idle``, with
+when it was last busy); a sweep every ``sessions.passivate_check_s`` finds the ones
+idle for ``passivate_after_s`` (ended: ``passivate_ended_after_s``), holds the
+session's messages from then on and says ``PassivateNow``; the actor releases its
+thread and backend (``SessionPassivated``) or declines (it was busy since: scheduled
+again). Idle actors are never polled; the sweep only reads the supervisor's map.
+Any message for a dormant session (a request, a watcher batch or route question, a
+late backend event) re-activates it from the database, as at start, and is then
+delivered in order with what was held; its revisions continue from the persisted
+one, so subscribers see no gap and no reset.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import time
 import uuid
 from typing import Any, Callable
@@ -25,7 +40,13 @@ from actors.messages import (
     AttachWatcher,
     Checked,
     SessionDiscarded,
+    ForSession,
+    Idle,
+    PassivateDeclined,
+    PassivateNow,
     ProviderAnswer,
+    SessionPassivated,
+    Tick,
     RestartNow,
     RolloutBatch,
     RolloutIdle,
@@ -76,6 +97,17 @@ class SupervisorActor(pykka.ThreadingActor):
         # are refused (rollout lines stay uncommitted, read again by the next daemon).
         self.failed: dict[str, str] = {}
         self.policies: dict[str, RestartPolicy] = {}
+        # Sessions in the database without an actor (ended, or passivated when idle).
+        self.dormant: set[str] = set()
+        # Sessions told PassivateNow: their messages are held until the actor answers.
+        self.passivating: set[str] = set()
+        # Idle live sessions: when to say PassivateNow (time.monotonic()).
+        self.passivate_at: dict[str, float] = {}
+        # Refs of just-passivated actors, kept one sweep: a tell that passed pykka's alive
+        # check as the actor stopped lands in its inbox after the drain; it is picked up
+        # here (``_late_messages``) instead of lost.
+        self.retired: dict[str, tuple[pykka.ActorRef, float]] = {}
+        self.activations = 0  # dormant sessions brought back (status, tests, benchmark)
         self.outlet: Outlet | None = None
         self.watcher: pykka.ActorRef | None = None
         self.timer: ActorTimer | None = None  # restart backoffs
@@ -90,15 +122,22 @@ class SupervisorActor(pykka.ThreadingActor):
         unrouted = set(Scope) - {Scope.GATEWAY} - set(self.routes)
         if unrouted:
             raise RuntimeError(f"supervisor routes no request of scope {sorted(unrouted)}")
-        self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
+        self.outlet = Outlet(self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         timeout = self.cfg.persistence.ask_timeout_s
-        rows = self.persistence.proxy().load_sessions(self.cfg.sessions.restore_limit).get(timeout=timeout)
-        for row in rows:
-            state = self._load_state(row)
-            if state.thread_id and state.integration_mode == "direct":
-                self.owned_threads[state.thread_id] = state.id
-            self._spawn(state, restored=True, last_approval=row[LAST_APPROVAL])
-        logger.info("restored %d sessions", len(rows))
+        proxy = self.persistence.proxy()
+        keep = self.cfg.sessions.memory_messages
+        started = time.perf_counter()
+        rows = proxy.load_for_restore(self.cfg.sessions.restore_limit, keep).get(timeout=timeout)
+        read_s = time.perf_counter() - started
+        for row, messages, approvals in rows:
+            self._spawn(state_from_row(row, messages, approvals, keep), restored=True,
+                        last_approval=row[LAST_APPROVAL])
+        # Dormant direct sessions still own their codex threads (their rollouts are ours).
+        self.owned_threads.update(proxy.load_owned_threads().get(timeout=timeout))
+        self.dormant = set(proxy.load_session_ids().get(timeout=timeout)) - set(self.sessions)
+        logger.info("restored %d sessions in %.0f ms (reads %.0f ms); %d dormant", len(rows),
+                    (time.perf_counter() - started) * 1000, read_s * 1000, len(self.dormant))
+        self.timer.after(self.cfg.sessions.passivate_check_s, Tick("passivate"), key="sweep")
 
     def on_stop(self) -> None:
         if self.timer is not None:
@@ -125,7 +164,8 @@ class SupervisorActor(pykka.ThreadingActor):
     def _connector_factory(self, state: SessionState,
                            script: list[dict] | None = None) -> ConnectorFactory | None:
         provider = self.providers.get(state.provider)
-        if state.integration_mode == "passive" or provider is None:
+        if provider is None or (state.integration_mode == "passive"
+                                and not provider.passive_connector):
             return None
         return lambda st: provider.connector(st, script=script)
 
@@ -191,7 +231,9 @@ class SupervisorActor(pykka.ThreadingActor):
             self._rollout(message)
         elif isinstance(message, RolloutIdle):
             ref = self.sessions.get(message.session_id)
-            if ref is not None and ref.is_alive():
+            if message.session_id in self.dormant:
+                self._activate(message.session_id, [message])  # an idle passive one ends
+            elif ref is not None and ref.is_alive():
                 ref.tell(message)
         elif isinstance(message, SessionCrashed):
             self._restart(message)
@@ -211,8 +253,21 @@ class SupervisorActor(pykka.ThreadingActor):
             self.watcher = message.watcher
         elif isinstance(message, ThreadOwned):
             self.owned_threads[message.thread_id] = message.session_id
+        elif isinstance(message, Idle):
+            self._schedule(message.session_id, message.since, message.ended)
+        elif isinstance(message, SessionPassivated):
+            self._passivated(message)
+        elif isinstance(message, PassivateDeclined):
+            self._passivation_declined(message)
+        elif isinstance(message, ForSession):
+            self._deliver(message.session_id, message.message)
+        elif isinstance(message, Tick):
+            self._sweep()
         elif message == "count":
             return len(self.sessions)
+        elif message == "activity":
+            return {"live": len(self.sessions), "dormant": len(self.dormant),
+                    "activations": self.activations}
         return None
 
     # ------------------------------------------------------------ routes, by scope
@@ -238,7 +293,8 @@ class SupervisorActor(pykka.ThreadingActor):
         self.watcher.tell(req)
 
     def _to_persistence(self, req: ClientRequest) -> None:
-        """History pages come from the database; the session must exist (live or not).
+        """History pages come from the database; a session they name must exist (live or
+        dormant: a dormant one is not woken to read its history).
         Database-wide requests (backup, check) name no session and go straight on."""
         session_id = target_session(req.request)
         if session_id is None or self._known(req, session_id):
@@ -247,14 +303,15 @@ class SupervisorActor(pykka.ThreadingActor):
     def _to_session(self, req: ClientRequest) -> None:
         session_id = target_session(req.request)
         if self._known(req, session_id):
-            self._tell_or_hold(session_id, self.sessions.get(session_id), req)
+            self._deliver(session_id, req)
 
     def _known(self, req: ClientRequest, session_id: str | None) -> bool:
         """Whether the session exists; refuses the request when it does not."""
         if session_id in self.failed:
             self._refuse(session_id, req)
             return False
-        if session_id in self.sessions or session_id in self.restarting:
+        if session_id in self.sessions or session_id in self.restarting \
+                or session_id in self.dormant:
             return True
         approval_id = getattr(req.request, "approval_id", None)
         what = f"approval {approval_id}" if approval_id else "session"
@@ -343,6 +400,9 @@ class SupervisorActor(pykka.ThreadingActor):
         if session_id in self.failed:
             self._refuse(session_id, message)
             return
+        if session_id in self.dormant:
+            self._activate(session_id, [message])
+            return
         ref = self.sessions.get(session_id)
         if ref is None and session_id not in self.restarting:
             if isinstance(message, ClientRequest):
@@ -352,9 +412,10 @@ class SupervisorActor(pykka.ThreadingActor):
         self._tell_or_hold(session_id, ref, message)
 
     def _tell_or_hold(self, session_id: str, ref: pykka.ActorRef | None, message: Any) -> None:
-        # A dead ref still in the map crashed and its SessionCrashed is on the way:
-        # what comes for it meanwhile waits for the successor, behind what it had queued.
-        if session_id not in self.restarting:
+        # A dead ref still in the map crashed (or passivated) and its SessionCrashed (or
+        # SessionPassivated) is on the way: what comes for it meanwhile waits for the
+        # successor, behind what it had queued.
+        if session_id not in self.restarting and session_id not in self.passivating:
             try:
                 ref.tell(message)
                 return
@@ -365,6 +426,9 @@ class SupervisorActor(pykka.ThreadingActor):
     def _rollout(self, batch: RolloutBatch) -> None:
         if batch.session_id in self.failed:
             self._refuse(batch.session_id, batch)
+            return
+        if batch.session_id in self.dormant:
+            self._activate(batch.session_id, [batch])
             return
         ref = self.sessions.get(batch.session_id)
         if ref is None and batch.session_id not in self.restarting:
@@ -390,8 +454,12 @@ class SupervisorActor(pykka.ThreadingActor):
         if sid in self.owned_threads or sid in self.failed:
             request.reply_to.tell(RouteAnswer(sid, None, passive=False))
             return
+        if sid in self.dormant:  # the watcher has lines for it: wake it
+            request.reply_to.tell(RouteAnswer(sid, self._activate(sid, [])))
+            return
         ref = self.sessions.get(sid)
-        if sid in self.restarting or (ref is not None and not ref.is_alive()):
+        if sid in self.restarting or sid in self.passivating or (
+                ref is not None and not ref.is_alive()):
             self.route_waiters.setdefault(sid, []).append(request.reply_to)
             return
         request.reply_to.tell(RouteAnswer(sid, ref))
@@ -402,8 +470,18 @@ class SupervisorActor(pykka.ThreadingActor):
         policy = self.policies.setdefault(sid, RestartPolicy(
             self.cfg.sessions.restart_max, self.cfg.sessions.restart_window_s,
             self.cfg.sessions.restart_backoff_s))
+        self.passivating.discard(sid)
+        self.passivate_at.pop(sid, None)
         # What the dead actor had queued is older than anything held since: it goes first.
-        self._move(sid, SessionLife.RESTARTING)[:0] = crash.undelivered
+        held = self._move(sid, SessionLife.RESTARTING)
+        held[:0] = crash.undelivered
+        if crash.at_start:
+            # Requests do not wait out the restarts of an actor that cannot start: they
+            # are answered now, with the cause; other messages wait for the successor.
+            for message in [msg for msg in held if isinstance(msg, ClientRequest)]:
+                self.outlet.refuse(message, ErrorCode.SESSION_START_FAILED,
+                                   f"the session's actor failed to start: {crash.error}", sid)
+            held[:] = [msg for msg in held if not isinstance(msg, ClientRequest)]
         delay = policy.next_delay(time.monotonic())
         if delay is None and crash.at_start:
             self._abandon(sid, crash.error)  # even a disabled actor could not start
@@ -427,7 +505,7 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _refuse(self, sid: str, message: Any) -> None:
         if isinstance(message, ClientRequest):
-            self.outlet.refuse(message, ErrorCode.INTERNAL,
+            self.outlet.refuse(message, ErrorCode.SESSION_START_FAILED,
                                f"session cannot start: {self.failed[sid]}", sid)
         else:
             logger.debug("dropping %s for a session that cannot start", type(message).__name__,
@@ -450,3 +528,98 @@ class SupervisorActor(pykka.ThreadingActor):
             self._deliver(sid, message)
         for watcher in self.route_waiters.pop(sid, []):
             watcher.tell(RouteAnswer(sid, ref))
+
+    # ------------------------------------------------------------ passivation
+    def _schedule(self, sid: str, since: float, ended: bool) -> None:
+        cfg = self.cfg.sessions
+        if sid in self.sessions and cfg.passivate_after_s > 0:
+            self.passivate_at[sid] = since + (cfg.passivate_ended_after_s if ended
+                                              else cfg.passivate_after_s)
+
+    def _sweep(self) -> None:
+        """Passivate the sessions whose idle time ran out (no actor is woken to ask)."""
+        self.timer.after(self.cfg.sessions.passivate_check_s, Tick("passivate"), key="sweep")
+        now = time.monotonic()
+        for sid in [sid for sid, (_, at) in self.retired.items()
+                    if now - at >= self.cfg.sessions.passivate_check_s]:
+            late = self._late_messages(sid)
+            if late and sid in self.dormant:
+                self._activate(sid, late)
+            else:
+                for message in late:
+                    self._deliver(sid, message)
+        due = [sid for sid, at in self.passivate_at.items() if at <= now]
+        for sid in due:
+            del self.passivate_at[sid]
+            ref = self.sessions.get(sid)
+            if ref is None or sid in self.passivating or sid in self.restarting:
+                continue
+            # From here the session's messages are held: none can reach the actor after
+            # it checked it is still idle, so none is lost with its inbox.
+            self.passivating.add(sid)
+            try:
+                ref.tell(PassivateNow())
+            except pykka.ActorDeadError:
+                pass  # it crashed meanwhile: SessionCrashed brings the held messages along
+
+    def _passivated(self, done: SessionPassivated) -> None:
+        sid = done.session_id
+        self.passivating.discard(sid)
+        ref = self.sessions.pop(sid, None)
+        if ref is not None:
+            self.retired[sid] = (ref, time.monotonic())
+        held = done.undelivered + self.restarting.pop(sid, [])
+        if held or self.route_waiters.get(sid):
+            self._activate(sid, held)  # something came for it meanwhile
+        else:
+            self.dormant.add(sid)
+
+    def _passivation_declined(self, declined: PassivateDeclined) -> None:
+        sid = declined.session_id
+        self.passivating.discard(sid)
+        if declined.since is not None:
+            self._schedule(sid, declined.since, declined.ended)
+        ref = self.sessions.get(sid)
+        for message in self.restarting.pop(sid, []):
+            self._tell_or_hold(sid, ref, message)
+        for watcher in self.route_waiters.pop(sid, []):
+            watcher.tell(RouteAnswer(sid, ref))
+
+    def _activate(self, sid: str, held: list[Any]) -> pykka.ActorRef | None:
+        """Bring a dormant session back from the database, as at start (no reset: its
+        revisions go on from the persisted one), then hand it ``held`` in order."""
+        self.dormant.discard(sid)
+        held = self._late_messages(sid) + held
+        timeout = self.cfg.persistence.ask_timeout_s
+        row = self.persistence.proxy().load_session(sid).get(timeout=timeout)
+        if row is None:  # deleted behind our back: nothing to wake
+            for message in held:
+                if isinstance(message, ClientRequest):
+                    self.outlet.refuse(message, ErrorCode.NOT_FOUND,
+                                       f"no such session: {sid}", sid)
+            return None
+        ref, earlier = self._spawn(self._load_state(row), restored=True,
+                                   last_approval=row[LAST_APPROVAL])
+        held = earlier + held  # (held while it passivated: older than what woke it)
+        self.activations += 1
+        for message in held:
+            self._tell_or_hold(sid, ref, message)
+        for watcher in self.route_waiters.pop(sid, []):
+            watcher.tell(RouteAnswer(sid, ref))
+        return ref
+
+    def _late_messages(self, sid: str) -> list[Any]:
+        """What reached a passivated actor's inbox after it handed its inbox over."""
+        ref, _ = self.retired.pop(sid, (None, 0.0))
+        late = []
+        while ref is not None:
+            try:
+                message = ref.actor_inbox.get_nowait().message
+            except queue.Empty:
+                break
+            if not isinstance(message, PassivateNow):
+                late.append(message)
+        if late:
+            logger.info("%d message(s) raced the passivation; delivered", len(late),
+                        extra={"session_id": sid})
+        return late

@@ -91,7 +91,7 @@ class WatcherActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self.requests = RequestTable(self, Scope.WATCHER)
         if self.ctx is not None and self.inproc_endpoint:
-            self.outlet = Outlet(self.ctx, self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
+            self.outlet = Outlet(self.inproc_endpoint, self.cfg.gateway.inbound_hwm)
         offsets = self._load_offsets()
         horizon = time.time() - self.wcfg.follow_recent_minutes * 60
         for path, size, mtime in scan(self.roots):

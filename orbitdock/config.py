@@ -39,7 +39,8 @@ class GatewayConfig:
     max_frame_bytes: int = 1_048_576  # larger request frames get `too_large`
     disconnect_frame_bytes: int = 16_777_216  # libzmq drops a peer sending more (no reply)
     subscriber_hwm: int = 200_000  # events queued per subscriber (~40 MB) before gaps start
-    inbound_hwm: int = 200_000  # actor -> gateway queue depth before actors block
+    inbound_hwm: int = 200_000  # frames queued from all actors to the gateway before they wait
+    zmq_max_sockets: int = 1024  # the daemon's ZeroMQ context limit (sessions use no socket)
     heartbeat_interval_s: float = 1.0  # PUB heartbeat period; carries the server epoch
     list_coalesce_ms: float = 50.0  # session-list upserts are coalesced to this period
     drain_batch: int = 1000  # frames taken per socket per loop turn: heartbeats never starve
@@ -55,6 +56,8 @@ class ClientConfig:
     receive_hwm: int = 100_000  # SUB-side queue; beyond it events drop and a gap is detected
     shutdown_timeout_s: float = 30.0  # `orbitdockctl shutdown` waits this long for the exit
     systemctl_timeout_s: float = 30.0  # `orbitdockctl service`: one systemctl call's bound
+    list_limit: int = 50  # rows `session list` shows from the history by default (0: all)
+    list_page: int = 200  # rows per list_sessions request (the daemon allows up to 500)
 
 
 @dataclass
@@ -88,7 +91,10 @@ class SessionsConfig:
     memory_messages: int = 200  # messages kept in an actor (and sent in a snapshot)
     tool_output_max_chars: int = 262_144  # a tool row keeps the tail of its output beyond this
     flush_max_events: int = 64  # backend events an actor with more queued handles before it publishes
-    restore_limit: int = 5000  # sessions brought back into actors at start, newest first
+    restore_limit: int = 5000  # unsettled sessions (turn or approval cut) restored at start, newest first
+    passivate_after_s: float = 600.0  # an idle session's actor is released (0: never)
+    passivate_ended_after_s: float = 30.0  # an ended session's actor is released this long after
+    passivate_check_s: float = 5.0  # how often the supervisor looks for idle actors
     restart_max: int = 5  # crashes within restart_window_s before a session is left failed
     restart_window_s: float = 60.0  # the window restart_max counts crashes in
     restart_backoff_s: float = 0.2  # first restart delay; doubles per crash in the window
@@ -135,6 +141,40 @@ class WatcherConfig:
 
 
 @dataclass
+class ClaudeConfig:
+    enabled: bool = True  # take Claude Code hooks (orbitdock-hook) as passive sessions
+    hook_timeout_s: float = 2.0  # orbitdock-hook's longest wait for the daemon; then it spools
+    permission_wait_s: float = 60.0  # a PermissionRequest waits this long for a client's decision
+    pending_start_ttl_s: float = 60.0  # SessionStart metadata kept for a session's first activity
+    replayed_ids: int = 10000  # delivered event ids remembered, so a spooled copy is dropped
+    transcript_settle_ms: float = 1000.0  # a tool the transcript does not show yet waits at most this
+    transcript_poll_ms: float = 50.0  # ... re-reading the transcript this often meanwhile
+    transcript_chunk_bytes: int = 1_048_576  # transcript reads in bounded chunks
+    transcript_max_line_bytes: int = 67_108_864  # a longer transcript line is skipped (logged)
+
+
+@dataclass
+class WsConfig:
+    address: str = "127.0.0.1"  # orbitdock-ws bind address; off loopback a token is required
+    port: int = 4000  # ws://<address>:<port>/ws, the dashboard at http://<address>:<port>/
+    allowed_origins: str = ""  # extra Origins allowed, comma-separated (own origin, null: always)
+    token_file: str = "ws-token"  # relative to data_dir; generated 0600 when bound off loopback
+    max_frame_bytes: int = 1_048_576  # larger client frames are refused with `too_large`
+    hard_frame_bytes: int = 4_194_304  # beyond this the connection is closed (1009), unread
+    send_buffer_bytes: int = 8_388_608  # unread bytes queued for one client before it is dropped
+    health_timeout_s: float = 2.0  # /health waits this long for the daemon's status
+    daemon_retry_s: float = 1.0  # retry period while the daemon is not running
+    ping_interval_s: float = 20.0  # WebSocket keepalive ping period
+    close_timeout_s: float = 2.0  # a closing handshake waits at most this (then the TCP is cut)
+    restart_backoff_s: float = 1.0  # orbitdockd --ws: delay before restarting a dead bridge
+    stop_timeout_s: float = 5.0  # orbitdockd --ws: SIGTERM, then SIGKILL after this long
+    max_field_chars: int = 16_000  # message text sent longer is cut (upstream's rule; 0: never)
+    link_tick_ms: int = 100  # the daemon link's longest sleep (retries and expiries)
+    send_timeout_ms: int = 50  # a request the daemon link cannot hand to ZeroMQ by then fails
+    page_limit: int = 200  # most messages one /api/.../messages page returns
+
+
+@dataclass
 class LoggingConfig:
     level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR
     file: str = "logs/orbitdockd.log"  # relative to data_dir; "" = no file
@@ -146,6 +186,14 @@ class LoggingConfig:
 
 
 @dataclass
+class McpConfig:
+    request_timeout_s: float = 10.0  # orbitdock-mcp's wait for the daemon's reply to a tool call
+    approve_wait_max_s: float = 120.0  # the longest `approve wait_s` waits for an approval
+    approve_poll_s: float = 0.2  # how often that wait looks at the session
+    follow_interval_s: float = 0.2  # poll of the session list behind resource notifications
+
+
+@dataclass
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
@@ -154,7 +202,10 @@ class Config:
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     codex: CodexConfig = field(default_factory=CodexConfig)
     watcher: WatcherConfig = field(default_factory=WatcherConfig)
+    claude: ClaudeConfig = field(default_factory=ClaudeConfig)
+    ws: WsConfig = field(default_factory=WsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    mcp: McpConfig = field(default_factory=McpConfig)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)

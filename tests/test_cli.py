@@ -76,3 +76,25 @@ def test_cli_says_clearly_when_no_daemon(tmp_path):
     assert "not running" in proc.stderr
     proc = ctl(tmp_path / "nothing-here", "--json", "session", "list", check=False)
     assert proc.returncode == 3
+
+
+def test_session_list_pages_the_history_with_filters(daemon):
+    home = daemon.home
+    client = daemon.client()
+    ids = [client.request(m.CreateSession(provider="scripted", cwd=f"/w/{name}", name=name)
+                          ).session.id for name in ("alpha", "beta", "gamma", "delta")]
+    for sid in ids[:3]:
+        client.request(m.EndSession(session_id=sid))
+
+    def listed(*args) -> list[str]:
+        return [row["id"] for row in json.loads(ctl(home, "--json", "session", "list",
+                                                     *args).stdout)]
+
+    assert listed() == [ids[3]]  # the live list, active only
+    assert sorted(listed("--all", "--limit", "0")) == sorted(ids)  # every page
+    assert len(listed("--all", "--limit", "2")) == 2
+    assert listed("--all", "--search", "GAM") == [ids[2]]
+    assert listed("--all", "--project", "beta") == [ids[1]]
+    assert sorted(listed("--all", "--since", "1h", "--provider", "scripted")) == sorted(ids)
+    assert listed("--provider", "codex") == []
+    assert "alpha" in ctl(home, "session", "list", "--all").stdout

@@ -276,3 +276,30 @@ def test_config_change_with_a_bad_value_is_refused_and_changes_nothing(codex_dae
         ("gpt-5.5", "workspace-write", "never")
     client.request(m.UpdateSessionConfig(session_id=sid, approval_policy="on-request"))
     assert state(client, sid).approval_policy == "on-request"
+
+
+def test_a_passivated_session_releases_its_codex_thread_and_resumes_it_when_asked(
+        codex_daemon, sim):
+    d = codex_daemon(ORBITDOCK_SESSIONS__PASSIVATE_AFTER_S="0.5",
+                     ORBITDOCK_SESSIONS__PASSIVATE_CHECK_S="0.1")
+    client = d.client(timeout=10)
+    sid = create(client, codex_daemon.workspace, policy="never")
+    sim.set_script([{"text": "noted KIWI"}])
+    client.request(m.SendMessage(session_id=sid, content="remember KIWI"))
+    wait_status(client, sid, "reply")
+
+    def hosted() -> list[str]:
+        report = client.request(m.GetCodexStatus()).report
+        return [s for p in report["processes"] for s in p["sessions"]]
+
+    assert sid in hosted()
+    actors = client.request(m.GetStatus()).actors
+    # Idle: the actor is released and its codex thread detached (thread/unsubscribe).
+    assert wait_until(lambda: client.request(m.GetStatus()).actors < actors
+                      and sid not in hosted(), 15)
+    sim.set_script([{"text": "it was kiwi"}])
+    before = state(client, sid).turn_count  # wakes it, without a backend yet
+    assert sid not in hosted()
+    client.request(m.SendMessage(session_id=sid, content="which fruit?"), timeout=TURN_TIMEOUT_S)
+    assert wait_turn_done(client, sid, before).messages[-1].content == "it was kiwi"
+    assert "KIWI" in str(sim.requests()[-1]["input"])  # thread/resume kept the context

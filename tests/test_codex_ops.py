@@ -304,7 +304,8 @@ def test_fork_bad_input_is_coded_and_creates_nothing(codex_daemon, sim):
     client.request(m.EndSession(session_id=sid))  # unloaded: codex must read its rollout
     gone = ctl(d, "session", "fork", sid, check=False)
     assert gone.returncode == 1 and "backend_error" in gone.stderr and "fork failed" in gone.stderr
-    assert [s.id for s in client.request(m.SubscribeList()).sessions] == [sid]
+    # No fork was left behind: the history holds the parent alone (ended: not in the live list).
+    assert [s.id for s in client.request(m.ListSessions(status="all")).sessions] == [sid]
 
 
 def test_a_terminal_session_forks_into_a_direct_one(codex_daemon, sim):

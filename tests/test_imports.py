@@ -97,3 +97,17 @@ def test_core_never_imports_actors():
 
 def test_the_walker_sees_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_merge_conflict_markers_left_in_the_tree():
+    markers = ("<" * 7 + " ", ">" * 7 + " ", "=" * 7 + "\n")
+    offenders = []
+    for pattern in ("*.py", "*.md", "*.toml", "*.cfg", "*.sql", "*.js", "*.html", "*.css"):
+        for path in ROOT.rglob(pattern):
+            if any(part in (".venv", ".tools", "node_modules", ".git") for part in path.parts):
+                continue
+            text = path.read_text(errors="replace")
+            if any(line.startswith(markers[:2]) or line + "\n" == markers[2]
+                   for line in text.splitlines()):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []

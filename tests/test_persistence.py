@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import apsw
@@ -32,6 +33,7 @@ from orbitdock.protocol import codec
 from orbitdock.protocol import messages as pm
 from orbitdock.protocol.models import ApprovalRequest, Message, Question
 from orbitdock.store import schema
+from orbitdock.transport import gateway_inbox, release_gateway_inbox
 from orbitdock.store.commands import (
     Atomic, DecideApproval, SaveApproval, SaveMessage, SaveRolloutOffset, SaveSession,
     SaveTokenUsage, SaveTurn, SetConfigValue,
@@ -310,9 +312,8 @@ def test_a_locked_database_keeps_the_batch_for_the_next_flush(start):
 
 def test_get_messages_is_answered_through_the_gateway_outlet(tmp_path):
     ctx = zmq.Context()
-    endpoint = "inproc://persistence-test"
-    pull = ctx.socket(zmq.PULL)
-    pull.bind(endpoint)
+    endpoint = f"inproc://persistence-test-{uuid.uuid4()}"
+    inbox = gateway_inbox(endpoint, 1000)
     ref = PersistenceActor.start(Config(), tmp_path / "o.db", ctx=ctx, inproc_endpoint=endpoint)
     try:
         ref.tell(session())
@@ -320,15 +321,14 @@ def test_get_messages_is_answered_through_the_gateway_outlet(tmp_path):
             ref.tell(msg(seq))
         request = pm.GetMessages(id="r1", session_id=SID, limit=2, before_seq=5)
         ref.tell(ClientRequest(identity=b"client-7", request=request))
-        assert pull.poll(WAIT_S * 1000)
-        frame = pull.recv()
-        assert frame[:1] == b"R" and frame[2:2 + frame[1]] == b"client-7"
+        frame = inbox.get(WAIT_S)
+        assert frame is not None and frame[:1] == b"R" and frame[2:2 + frame[1]] == b"client-7"
         page = codec.decode_any(frame[2 + frame[1]:])
         assert isinstance(page, pm.MessagesPage) and page.id == "r1"
         assert [m.seq for m in page.messages] == [3, 4] and page.has_more_before
     finally:
         ref.stop(timeout=WAIT_S)
-        pull.close(linger=0)
+        release_gateway_inbox(endpoint)
         ctx.term()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from pathlib import Path
 
 import apsw
@@ -24,6 +25,7 @@ from orbitdock.protocol import codec
 from orbitdock.protocol import messages as pm
 from orbitdock.protocol.models import Message, StorageHealth
 from orbitdock.store.commands import SaveMessage, SaveSession
+from orbitdock.transport import gateway_inbox, release_gateway_inbox
 
 WAIT_S = 10.0
 NEVER_MS = 600_000.0
@@ -58,22 +60,20 @@ class Gateway:
 
     def __init__(self, name: str) -> None:
         self.ctx = zmq.Context()
-        self.endpoint = f"inproc://{name}"
-        self.pull = self.ctx.socket(zmq.PULL)
-        self.pull.bind(self.endpoint)
+        self.endpoint = f"inproc://{name}-{uuid.uuid4()}"
+        self.inbox = gateway_inbox(self.endpoint, 10_000)
         self.states: list[StorageHealth] = []
         self.replies: list[pm.Reply] = []
 
     def drain(self, timeout: float = 0.05) -> None:
-        while self.pull.poll(int(timeout * 1000)):
-            frame = self.pull.recv()
+        while (frame := self.inbox.get(timeout)) is not None:
             if frame[:1] == b"D":
                 self.states.append(msgspec.msgpack.decode(frame[1:], type=StorageHealth))
             elif frame[:1] == b"R":
                 self.replies.append(codec.decode_any(frame[2 + frame[1]:]))
 
     def close(self) -> None:
-        self.pull.close(linger=0)
+        release_gateway_inbox(self.endpoint)
         self.ctx.term()
 
 

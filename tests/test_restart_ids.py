@@ -24,7 +24,7 @@ from orbitdock.connectors.scripted import ScriptedConnector
 from orbitdock.protocol import codec
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import SessionState
-from orbitdock.transport import OP_REPLY
+from orbitdock.transport import OP_REPLY, gateway_inbox, release_gateway_inbox
 
 WAIT_S = 10.0
 
@@ -123,8 +123,7 @@ class _Discard(pykka.ThreadingActor):
 def session_actor():
     ctx = zmq.Context()
     endpoint = f"inproc://test-session-{uuid.uuid4()}"
-    pull = ctx.socket(zmq.PULL)
-    pull.bind(endpoint)
+    inbox = gateway_inbox(endpoint, 1000)
     persistence = _Discard.start()
     refs = []
 
@@ -136,8 +135,7 @@ def session_actor():
 
         def ask(request) -> m.Reply:
             ref.tell(ClientRequest(b"client", request))
-            while pull.poll(WAIT_S * 1000):
-                frame = pull.recv()
+            while (frame := inbox.get(WAIT_S)) is not None:
                 if frame[0] == OP_REPLY:
                     return codec.decode_inbound(frame[2 + frame[1]:])
             raise AssertionError("no reply from the session actor")
@@ -147,7 +145,7 @@ def session_actor():
     for ref in refs:
         ref.stop()
     persistence.stop()
-    pull.close(linger=0)
+    release_gateway_inbox(endpoint)
     ctx.term()
 
 

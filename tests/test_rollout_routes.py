@@ -232,7 +232,7 @@ def test_a_session_actor_that_cannot_start_is_given_up_without_holding_its_lines
             try:
                 client.request(m.SubscribeSession(session_id=tid))
             except RemoteError as exc:
-                return exc.code == "internal" and "cannot start" in str(exc)
+                return exc.code == "session_start_failed" and "cannot start" in str(exc)
             return False
 
         wait_for(refused)  # every restart failed too: given up, with a coded error
@@ -244,3 +244,40 @@ def test_a_session_actor_that_cannot_start_is_given_up_without_holding_its_lines
         wait_for(lambda: client.request(m.RolloutsStatus()).report["files"][0]["lag"] == 0)
         assert client.request(m.RolloutsStatus()).report["counters"]["direct_sends"] == 0
         assert client.request(m.GetStatus()) is not None  # the daemon carries on
+
+
+def test_a_passivated_passive_sessions_next_lines_wake_it_and_keep_their_order(tmp_path):
+    cfg = Config()
+    cfg.paths.data_dir = str(tmp_path / "home")
+    cfg.paths.codex_home = str(tmp_path / "codex")
+    cfg.codex.binary = str(tmp_path / "no-codex")  # passive sessions only
+    cfg.watcher.coalesce_ms = 2.0
+    cfg.sessions.passivate_after_s = 0.3
+    cfg.sessions.passivate_check_s = 0.05
+    today(tmp_path).mkdir(parents=True)
+    daemon = Daemon(cfg)
+    daemon.start()
+    try:
+        def activity() -> dict:
+            return daemon.refs["supervisor"].ask("activity", timeout=WAIT_S)
+
+        tid = str(uuid.uuid4())
+        path = today(tmp_path) / f"rollout-2026-11-25T00-00-00-{tid}.jsonl"
+        path.write_text(meta_line(tid, str(tmp_path)) + agent_line(0))
+        db_path = daemon.layout.db_path
+        wait_for(lambda: db_path.exists() and assistant_rows(db_path, tid) == ["line 0"])
+        wait_for(lambda: activity()["dormant"] == 1)  # the watcher's route is now stale
+        assert session_ref(tid) is None
+        for n in range(1, 60, 10):
+            with open(path, "a") as fh:
+                fh.write("".join(agent_line(k) for k in range(n, n + 10)))
+            time.sleep(0.01)
+        wait_for(lambda: len(assistant_rows(db_path, tid)) >= 61)
+        assert assistant_rows(db_path, tid) == [f"line {n}" for n in range(61)]
+        assert activity()["activations"] >= 1
+        with Client(find_daemon(cfg), timeout=5.0) as client:
+            state = client.request(m.SubscribeSession(session_id=tid)).session
+            assert [x.content for x in state.messages if x.type == "assistant"][-1] == "line 60"
+            assert client.request(m.RolloutsStatus()).report["files"][0]["lag"] == 0
+    finally:
+        daemon.stop()

@@ -66,9 +66,11 @@ def _accept_json_everywhere(command: click.Command) -> None:
 
 
 def _register() -> None:
-    from orbitdock.cli import approval, approve, codex, models, rollouts, session, status, watch
+    from orbitdock.cli import (approval, approve, codex, hooks, mcp, models, rollouts, session,
+                               status, watch, ws)
 
-    for module in (status, session, watch, approval, approve, models, codex, rollouts):
+    for module in (status, session, watch, approval, approve, models, codex, rollouts, mcp,
+                   hooks, ws):
         module.register(cli)
     from orbitdock.cli import logs, service  # the first-five-minutes commands
 

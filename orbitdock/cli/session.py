@@ -11,9 +11,12 @@ from orbitdock.cli.approval import render_approval
 from orbitdock.cli.common import CommandFailed, Context, OrderedGroup, ago, pass_ctx, timed_out
 from orbitdock.cli.ids import SESSION_ID
 from orbitdock.cli.live import ATTENTION_MARK
+from orbitdock.cli.rollouts import parse_since
 from orbitdock.client import Subscription
 from orbitdock.protocol import messages as m
-from orbitdock.protocol.models import SessionState
+from orbitdock.protocol.models import SessionState, SessionSummary
+
+
 
 @click.group(cls=OrderedGroup)
 def session() -> None:
@@ -22,14 +25,32 @@ def session() -> None:
 
 
 @session.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Include ended sessions.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Every session in the database, ended ones too, read page by page.")
 @click.option("--archived", is_flag=True, help="Only archived sessions (left out otherwise).")
+@click.option("--since", help="Only sessions active since: 7d, 12h, 30m ago or an ISO date.")
+@click.option("--provider", help="Only this provider's sessions (codex, scripted, ...).")
+@click.option("--project", help="Only this project (its path or its name).")
+@click.option("--search", help="Text in the session's name or first prompt.")
+@click.option("--limit", type=int, help="At most this many rows from the history "
+              "(0: all of them; default client.list_limit, 50).")
 @pass_ctx
-def list_sessions(ctx: Context, show_all: bool, archived: bool) -> None:
-    """Sessions, the ones waiting on you first."""
-    reply = ctx.request(m.SubscribeList())
-    rows = [s for s in reply.sessions if s.is_archived == archived
-            and (show_all or archived or s.status == "active")]
+def list_sessions(ctx: Context, show_all: bool, archived: bool, since: str | None,
+                  provider: str | None, project: str | None, search: str | None,
+                  limit: int | None) -> None:
+    """Sessions, the ones waiting on you first.
+
+    Without options: the live list (sessions not ended). With --all, --archived or a
+    filter: pages of the history, newest activity first, read from the daemon's database.
+    """
+    if limit is None:
+        limit = ctx.cfg.client.list_limit
+    if show_all or archived or since or provider or project or search:
+        rows = _history(ctx, "all" if show_all or archived else "active", parse_since(since),
+                        provider, project, search, limit)
+    else:
+        rows = [s for s in ctx.request(m.SubscribeList()).sessions if s.status == "active"]
+    rows = [s for s in rows if s.is_archived == archived]
     order = {"awaitingPermission": 0, "awaitingQuestion": 1, "awaitingReply": 2, "none": 3}
     rows.sort(key=lambda s: (s.status != "active", order.get(s.attention_reason, 4),
                              -s.last_activity_at))
@@ -45,6 +66,24 @@ def list_sessions(ctx: Context, show_all: bool, archived: bool) -> None:
     if not rows:
         lines.append("(no sessions)")
     ctx.emit(rows, "\n".join(lines))
+
+
+def _history(ctx: Context, status: str, since: float | None, provider: str | None,
+             project: str | None, search: str | None, limit: int) -> list[SessionSummary]:
+    """Pages of ``list_sessions`` until ``limit`` rows (0: every page)."""
+    rows: list[SessionSummary] = []
+    cursor: dict = {}
+    while True:
+        page_size = ctx.cfg.client.list_page
+        want = page_size if limit <= 0 else min(page_size, limit - len(rows))
+        page = ctx.request(m.ListSessions(status=status, since=since, provider=provider,
+                                          project=project, search=search, limit=want,
+                                          **cursor))
+        rows += page.sessions
+        if not page.has_more or not page.sessions or (0 < limit <= len(rows)):
+            return rows
+        last = page.sessions[-1]
+        cursor = {"before_activity": last.last_activity_at, "before_id": last.id}
 
 
 def render_state(s: SessionState, messages: int = 20, diff_lines: int | None = None) -> str:

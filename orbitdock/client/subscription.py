@@ -352,7 +352,11 @@ class Subscription:
             self.list_buffer = [event]
             return
         self.list_rev = event.lrev
-        self.summaries[event.session.id] = event.session
+        if event.session.status == "ended":
+            # The live list holds the sessions not ended: the daemon drops this one too.
+            self.summaries.pop(event.session.id, None)
+        else:
+            self.summaries[event.session.id] = event.session
         applied.append(event)
 
     def close(self) -> None:

@@ -81,6 +81,9 @@ class Provider(abc.ABC):
 
     name: str = "abstract"
     creatable: bool = True  # orbitdock can create its sessions (not only watch them)
+    # Its passive sessions get a connector too (e.g. to answer a Claude hook that waits
+    # for an approval); without it a passive session has none.
+    passive_connector: bool = False
 
     @abc.abstractmethod
     def connector(self, state: SessionState, *,
@@ -108,6 +111,10 @@ class Provider(abc.ABC):
                 return
         raise ProtocolError(ErrorCode.UNSUPPORTED,
                             f"provider {self.name} does not answer {req.request.__struct_config__.tag}")
+
+    def attach(self, supervisor: Any, persistence: Any) -> None:
+        """The supervisor and persistence actors, once they run (before any client can
+        send a request): for a provider that feeds sessions of its own (hooks)."""
 
     def stop(self) -> None:
         """Release what the provider started (processes, actors)."""

@@ -61,6 +61,9 @@ class ScriptedConnector(Connector):
     def send_message(self, token: Any, content: str, model: str | None = None,
                      effort: str | None = None, sandbox_mode: str | None = None,
                      approval_policy: str | None = None) -> None:
+        if model and model != self._model:
+            self._model = model
+            self._emit(be.ConfigApplied(approval_policy=None, sandbox_mode=None, model=model))
         text = content
         if any(v is not None for v in (model, effort, sandbox_mode, approval_policy)):
             self._model = model or self._model  # the scripted "model" takes any setting

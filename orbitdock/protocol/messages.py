@@ -119,6 +119,14 @@ class SessionsList(Reply, tag="sessions_list", kw_only=True):
     sessions: list[SessionSummary]
 
 
+class SessionsPage(Reply, tag="sessions_page", kw_only=True):
+    """One page of the session history, newest activity first (from the database)."""
+
+    example: ClassVar[dict[str, Any]] = {"sessions": [_SUMMARY], "has_more": True}
+    sessions: list[SessionSummary]
+    has_more: bool  # ask again with the last row's last_activity_at and id as the cursor
+
+
 class SessionSnapshot(Reply, tag="session_snapshot", kw_only=True):
     example: ClassVar[dict[str, Any]] = {"epoch": _EPOCH, "session": {
         **_SUMMARY, "revision": 57, "current_turn_id": "turn-2", "turn_count": 2,
@@ -187,6 +195,7 @@ class Request(Wire, kw_only=True):
     # New durable state (a session, a turn): refused with storage_unavailable while the
     # database cannot be written, rather than accepted and lost.
     creates_durable: ClassVar[bool] = False
+    client: str | None = None  # who sends it (e.g. "orbitdock-mcp (codex)"): logged by the daemon
 
 
 class GetStatus(Request, tag="get_status", kw_only=True):
@@ -194,14 +203,36 @@ class GetStatus(Request, tag="get_status", kw_only=True):
 
 
 class SubscribeList(Request, tag="subscribe_list", kw_only=True):
+    """The live list, for a Clone-pattern mirror: every session not ended (list events on
+    ``l|`` upsert it; an upsert saying ``ended`` is its last: mirrors drop it, as the
+    daemon does). The history, ended sessions too, is ``list_sessions``."""
+
     reply: ClassVar[type[Reply]] = SessionsList
+
+
+class ListSessions(Request, tag="list_sessions", kw_only=True):
+    """A page of every session the database holds (ended ones too), filtered: answered
+    by the persistence actor, so it costs no session an actor."""
+
+    example: ClassVar[dict[str, Any]] = {"status": "all", "search": "flaky test", "limit": 20}
+    scope: ClassVar[Scope] = Scope.PERSISTENCE
+    reply: ClassVar[type[Reply]] = SessionsPage
+    errors: ClassVar[tuple[E, ...]] = (E.INVALID_FIELD,)
+    status: Literal["active", "ended", "all"] = "all"  # active: not ended
+    since: float | None = None  # last activity at or after this (unix seconds)
+    provider: str | None = None
+    project: str | None = None  # project path or project name, exactly
+    search: str | None = None  # in the name or the first prompt, case-insensitive
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
+    before_activity: float | None = None  # cursor: the previous page's last row's
+    before_id: str | None = None  # last_activity_at and id (both, or neither)
 
 
 class SubscribeSession(Request, tag="subscribe_session", kw_only=True):
     example: ClassVar[dict[str, Any]] = {"session_id": _SID}
     scope: ClassVar[Scope] = Scope.SESSION
     reply: ClassVar[type[Reply]] = SessionSnapshot
-    errors: ClassVar[tuple[E, ...]] = (E.NOT_FOUND,)
+    errors: ClassVar[tuple[E, ...]] = (E.NOT_FOUND, E.SESSION_START_FAILED)
     session_id: Sid
 
 
@@ -223,7 +254,8 @@ class CreateSession(Request, tag="create_session", kw_only=True):
     reply: ClassVar[type[Reply]] = SessionSnapshot
     creates_durable: ClassVar[bool] = True
     errors: ClassVar[tuple[E, ...]] = (E.INVALID_FIELD, E.INVALID_ARGUMENT, E.UNAVAILABLE,
-                                       E.BACKEND_ERROR, E.STORAGE_UNAVAILABLE)
+                                       E.BACKEND_ERROR, E.SESSION_START_FAILED,
+                                       E.STORAGE_UNAVAILABLE)
     provider: str
     cwd: str
     model: str | None = None
@@ -315,7 +347,8 @@ class ResumeSession(Request, tag="resume_session", kw_only=True):
     example: ClassVar[dict[str, Any]] = {"session_id": _SID}
     scope: ClassVar[Scope] = Scope.SESSION
     reply: ClassVar[type[Reply]] = SessionSnapshot
-    errors: ClassVar[tuple[E, ...]] = (E.NOT_FOUND, E.INVALID_STATE, E.UNAVAILABLE)
+    errors: ClassVar[tuple[E, ...]] = (E.NOT_FOUND, E.INVALID_STATE, E.UNAVAILABLE,
+                                       E.SESSION_START_FAILED)
     session_id: Sid
 
 
@@ -419,6 +452,28 @@ class GetCodexStatus(Request, tag="get_codex_status", kw_only=True):
     reply: ClassVar[type[Reply]] = CodexStatus
     errors: ClassVar[tuple[E, ...]] = (E.UNAVAILABLE,)
     provider: ClassVar[str] = "codex"
+
+
+class ClaudeHook(Request, tag="claude_hook", kw_only=True):
+    """One Claude Code hook, from ``orbitdock-hook`` (``orbitdock.claude.forward``).
+
+    Answered with ``Ack`` at once, except a ``PermissionRequest``: its ``Ack`` comes
+    when a client decides (``result.output`` is the hook's JSON output) or, after
+    ``claude.permission_wait_s``, without one."""
+
+    scope: ClassVar[Scope] = Scope.PROVIDER
+    errors: ClassVar[tuple[E, ...]] = (E.INVALID_ARGUMENT, E.UNAVAILABLE)
+    provider: ClassVar[str] = "claude"
+    example: ClassVar[dict[str, Any]] = {
+        "event": "UserPromptSubmit", "event_id": "1733600000000000000-4242",
+        "payload": '{"session_id":"3f1c…","transcript_path":"/home/u/.claude/projects/p/'
+                   '3f1c….jsonl","cwd":"/home/u/p","hook_event_name":"UserPromptSubmit",'
+                   '"prompt":"fix the tests"}'}
+    event: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    payload: str  # the hook's stdin (JSON text)
+    event_id: str = ""  # the forwarder's id for it: a spooled copy of a delivered event is dropped
+    spool: bool = False  # the forwarder found spooled events: replay them before this one
+    wait_s: float = 0.0  # how long the forwarder waits for a decision (PermissionRequest)
 
 
 class RolloutsStatus(Request, tag="rollouts_status", kw_only=True):

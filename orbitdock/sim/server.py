@@ -1,4 +1,5 @@
-"""A scripted stand-in for the OpenAI Responses API, so codex runs with no network.
+"""A scripted stand-in for the OpenAI Responses API, so codex runs with no network,
+and for the Anthropic Messages API (``orbitdock.sim.messages_api``), so claude does.
 
 Threads: the server thread owns the listening socket (``serve_forever``); each
 connection gets its own handler thread that alone writes to that connection.
@@ -23,6 +24,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+from orbitdock.sim.messages_api import build_messages_plan, count_tokens, message_of, request_model
 from orbitdock.sim.script import (
     SCRIPT_EXHAUSTED_TEXT,
     Hold,
@@ -104,6 +106,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path.endswith("/responses"):
             self._serve_response(body)
             return
+        if path.endswith("/messages/count_tokens"):
+            self._send_json(count_tokens(_parse(body)))
+            return
+        if path.endswith("/messages"):
+            self._serve_messages(body)
+            return
         try:
             if path == "/_mock/script":
                 sim.set_script(json.loads(body or b"[]"))
@@ -151,8 +159,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
     def _serve_response(self, body: bytes) -> None:
+        self._stream_plan(build_plan(self.server.sim.take_reply(body)))
+
+    def _serve_messages(self, body: bytes) -> None:
         sim = self.server.sim
-        plan = build_plan(sim.take_reply(body))
+        parsed = _parse(body)
+        reply = sim.take_reply(body)
+        try:
+            if isinstance(parsed, dict) and parsed.get("stream") is False:
+                self._send_json(message_of(reply, request_model(parsed)))
+                return
+            plan = build_messages_plan(reply, request_model(parsed))
+        except ValueError as exc:  # a Responses-only reply taken by a Messages request
+            logger.error("sim: %s", exc)
+            sim.incident("script_error")
+            self._send_json({"type": "error", "error": {"type": "invalid_request_error",
+                                                        "message": str(exc)}},
+                            HTTPStatus.BAD_REQUEST)
+            return
+        self._stream_plan(plan)
+
+    def _stream_plan(self, plan: Any) -> None:
+        sim = self.server.sim
         if plan.status != 200:
             self._send_json(plan.error_body, plan.status)
             return
@@ -172,7 +200,8 @@ class _Handler(BaseHTTPRequestHandler):
                         sim.incident("stream_cut")
                         return
                     continue
-                if delay_s and isinstance(event, dict) and event["type"].endswith(".delta"):
+                if delay_s and isinstance(event, dict) and event["type"].endswith(
+                        (".delta", "_delta")):
                     time.sleep(delay_s)
                 self._write_chunk(sse_frame(event))
             self.wfile.write(b"0\r\n\r\n")
@@ -181,6 +210,13 @@ class _Handler(BaseHTTPRequestHandler):
             # for READ_TIMEOUT_S times out the write. Either way the stream is over.
             logger.info("sim: stream ended early (%s)", exc)
             sim.incident("stream_cut")
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else {}
+    except ValueError:
+        return {}
 
 
 def _peer_closed(conn: socket.socket) -> bool:
@@ -236,6 +272,11 @@ class SimServer:
             raise RuntimeError("SimServer.url: call start() first")
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        """The value for claude's ``ANTHROPIC_BASE_URL`` (it appends ``/v1/messages``)."""
+        return self.url.removesuffix("/v1")
 
     def stop(self) -> None:
         """Stop accepting, wake held streams so their threads end, close the socket."""

@@ -1,0 +1,2 @@
+"""``orbitdock-mcp``: the MCP server agents use to supervise agents (``server``), over the
+tools' logic (``tools``)."""

@@ -1,0 +1,320 @@
+"""Claude Code sessions through hooks, end to end: the real claude 2.1.332 against the
+scripted Messages API, with orbitdock's hooks in its settings (``orbitdock-hook`` ->
+the real daemon) and clients on the ZeroMQ protocol. Each test has its own claude
+sandbox and daemon home; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+
+from claude_env import (  # noqa: F401  (fixtures are found by name)
+    CLAUDE,
+    CLAUDE_TIMEOUT_S,
+    EventTap,
+    box,
+    claude_env,
+    hook,
+    needs_claude,
+    run_claude,
+    session_id_of,
+    spool_files,
+    wait_session,
+)
+from conftest import wait_until
+from orbitdock.client import RemoteError, find_daemon
+from orbitdock.protocol import messages as m
+
+BASH_WRITE = {"call": "Bash", "args": {"command": "echo hi > out.txt",
+                                       "description": "write out.txt"},
+              "text": "Writing it."}
+
+
+def _popen_claude(box, sim, home, prompt: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(CLAUDE), "-p", prompt, "--output-format", "json", "--permission-prompts", "none"],
+        cwd=box.project, env=claude_env(box, sim, home), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+
+
+def _pending_approval(client, timeout: float = 60.0):
+    """The first pending approval of any session (with its session's summary)."""
+    found = []
+
+    def check() -> bool:
+        for row in client.request(m.SubscribeList()).sessions:
+            if row.pending_approvals:
+                state = client.request(m.SubscribeSession(session_id=row.id)).session
+                if state.approvals:
+                    found.append((row, state.approvals[0]))
+                    return True
+        return False
+
+    assert wait_until(check, timeout, interval=0.1), "no approval appeared"
+    return found[0]
+
+
+@needs_claude
+def test_claude_p_session_appears_with_status_sequence_messages_and_tools(daemon, sim, box):
+    tap = EventTap(find_daemon(daemon.config).events)
+    try:
+        sim.set_script([{"call": "Bash", "args": {"command": "echo hello-from-bash",
+                                                   "description": "say hello"},
+                         "text": "Running it.", "reasoning": "A quick echo."},
+                        {"text": "It printed hello-from-bash."}])
+        time.sleep(0.3)  # the SUB's subscription reaches the XPUB
+        proc = run_claude(box, sim, daemon.home, "say hello with bash")
+        assert proc.returncode == 0, proc.stderr
+        sid = session_id_of(proc)
+        client = daemon.client()
+        st = wait_session(client, sid, lambda s: s.status == "ended")
+        wait_until(lambda: "ended" in tap.work_statuses(sid), 5, poll=tap.pump)
+    finally:
+        tap.close()
+    assert st.provider == "claude" and st.integration_mode == "passive"
+    assert st.project_path == str(box.project)
+    assert st.transcript_path and st.transcript_path.endswith(f"{sid}.jsonl")
+    assert tap.work_statuses(sid) == ["working", "reply", "ended"]
+    kinds = [(msg.type, msg.content if msg.type != "tool" else msg.tool_name)
+             for msg in st.messages]
+    assert kinds == [("user", "say hello with bash"), ("thinking", "A quick echo."),
+                     ("assistant", "Running it."), ("tool", "Bash"),
+                     ("assistant", "It printed hello-from-bash.")]
+    tool = st.messages[3]
+    assert "hello-from-bash" in tool.tool_output and not tool.is_error
+    assert json.loads(tool.tool_input)["command"] == "echo hello-from-bash"
+    assert st.tool_count == 1 and st.turn_count == 1 and st.prompt_count == 1
+    # two API calls of the sim's default usage: last input, summed output, last cached
+    assert (st.token_usage.input_tokens, st.token_usage.output_tokens,
+            st.token_usage.cached_tokens) == (100, 50, 15)
+    # the history is in the database too, each message once
+    page = client.request(m.GetMessages(session_id=sid))
+    assert [msg.seq for msg in page.messages] == [1, 2, 3, 4, 5]
+
+
+@needs_claude
+def test_session_start_alone_leaves_no_session(daemon, sim, box):
+    """A process that only starts and ends (``claude -c`` bootstrap) creates no ghost."""
+    start = {"session_id": "ghost-1", "transcript_path": str(box.root / "ghost.jsonl"),
+             "cwd": str(box.project), "hook_event_name": "SessionStart", "source": "startup"}
+    end = dict(start, hook_event_name="SessionEnd", reason="other")
+    assert hook(daemon.home, "SessionStart", start).returncode == 0
+    assert hook(daemon.home, "SessionEnd", end).returncode == 0
+    client = daemon.client()
+    assert all(s.id != "ghost-1" for s in client.request(m.SubscribeList()).sessions)
+    with pytest.raises(RemoteError) as err:
+        client.request(m.SubscribeSession(session_id="ghost-1"))
+    assert err.value.code == "not_found"
+
+
+@needs_claude
+@pytest.mark.parametrize("decision", ["accept", "decline"])
+def test_permission_request_decided_remotely(daemon, sim, box, decision):
+    sim.set_script([BASH_WRITE, {"text": "Done."}])
+    proc = _popen_claude(box, sim, daemon.home, "write out.txt")
+    try:
+        client = daemon.client()
+        row, approval = _pending_approval(client)
+        assert row.provider == "claude" and row.work_status == "permission"
+        assert row.attention_reason == "awaitingPermission"
+        assert approval.type == "exec" and approval.command == "echo hi > out.txt"
+        assert approval.payload["tool_name"] == "Bash"
+        assert not (box.project / "out.txt").exists()  # claude waits for the decision
+        reply = client.request(m.ApproveTool(approval_id=approval.id, decision=decision))
+        assert reply.outcome == "applied"
+        out, err = proc.communicate(timeout=CLAUDE_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert (box.project / "out.txt").exists() == (decision == "accept")
+    st = wait_session(client, row.id, lambda s: s.status == "ended")
+    assert not st.approvals
+    tool = next(msg for msg in st.messages if msg.type == "tool")
+    assert tool.is_error == (decision == "decline")
+    # decided once: a second decision is stale
+    with pytest.raises(RemoteError) as late:
+        client.request(m.ApproveTool(approval_id=approval.id, decision="accept"))
+    assert late.value.code == "stale_approval"
+
+
+@needs_claude
+def test_permission_request_undecided_falls_back_to_claude(daemon_factory, sim, box):
+    """Nobody decides within claude.permission_wait_s: the hook returns no decision, and
+    claude -p (no prompt of its own) denies; the approval then resolves."""
+    d = daemon_factory(ORBITDOCK_CLAUDE__PERMISSION_WAIT_S="1.5")
+    sim.set_script([BASH_WRITE, {"text": "It was denied."}])
+    started = time.monotonic()
+    proc = run_claude(box, sim, d.home, "write out.txt")
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started >= 1.5
+    assert not (box.project / "out.txt").exists()
+    client = d.client()
+    st = wait_session(client, session_id_of(proc), lambda s: s.status == "ended")
+    assert not st.approvals
+    tool = next(msg for msg in st.messages if msg.type == "tool")
+    assert tool.is_error
+
+
+@needs_claude
+def test_daemon_down_hooks_spool_and_replay_once_in_order(daemon_factory, sim, box, tmp_path):
+    home = tmp_path / "od-home"
+    sim.set_script([{"call": "Bash", "args": {"command": "echo spooled", "description": "x"},
+                     "text": "One."}, {"text": "Two."}])
+    proc = run_claude(box, sim, home, "while the daemon is down")
+    assert proc.returncode == 0, proc.stderr
+    sid = session_id_of(proc)
+    spooled = spool_files(home)
+    events = [json.loads(p.read_text())["event"] for p in spooled]
+    assert events == ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop",
+                      "SessionEnd"]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in spooled)
+    d = daemon_factory(home=home)
+    client = d.client()
+    st = wait_session(client, sid, lambda s: s.status == "ended")
+    assert spool_files(home) == []
+    assert [msg.type for msg in st.messages] == ["user", "assistant", "tool", "assistant"]
+    assert st.turn_count == 1 and st.tool_count == 1
+    # a second run of the same session id's hooks after the replay doubles nothing
+    d.stop()
+    d2 = daemon_factory(home=home)
+    st2 = wait_session(d2.client(), sid, lambda s: s.status == "ended")
+    assert [msg.seq for msg in st2.messages] == [1, 2, 3, 4]
+
+
+@needs_claude
+def test_spool_found_by_a_forwarder_is_replayed_before_its_event(daemon, box):
+    """Events spooled while the daemon was unreachable go first when a later forwarder
+    reaches it, and a spooled copy of an event the daemon already had is dropped."""
+    sid = "spool-order-1"
+    base = {"session_id": sid, "transcript_path": str(box.root / "none.jsonl"),
+            "cwd": str(box.project)}
+    spool_dir = daemon.home / "spool"
+    spool_dir.mkdir(mode=0o700, exist_ok=True)
+    from orbitdock.claude.forward import spool
+
+    spool(str(daemon.home), "UserPromptSubmit",
+          json.dumps(dict(base, hook_event_name="UserPromptSubmit", prompt="p", prompt_id="t1")),
+          "e1")
+    proc = hook(daemon.home, "Stop", dict(base, hook_event_name="Stop",
+                                          last_assistant_message="done"))
+    assert proc.returncode == 0
+    client = daemon.client()
+    st = wait_session(client, sid, lambda s: s.work_status == "reply")
+    assert st.turn_count == 1 and spool_files(daemon.home) == []
+
+
+@needs_claude
+@pytest.mark.parametrize("payload", [b"", b"{not json", b"[1,2]", b'{"session_id": "../x"}',
+                                     b'{"session_id": "s1", "hook_event_name": "Stop"}'],
+                         ids=["empty", "malformed", "not-object", "bad-id", "wrong-event"])
+def test_bad_payloads_are_refused_and_logged(daemon, payload):
+    event = "PreToolUse"
+    proc = hook(daemon.home, event, payload)
+    assert proc.returncode == 0 and proc.stdout == b""
+    log = (daemon.home / "logs" / "hooks.log").read_text()
+    assert "refused by orbitdockd: invalid_argument" in log
+    assert spool_files(daemon.home) == []
+    assert daemon.client().request(m.GetStatus()).pid == daemon.proc.pid
+
+
+def test_unknown_event_and_huge_payload_are_refused(daemon):
+    proc = hook(daemon.home, "NoSuchEvent", {"session_id": "s2"})
+    assert proc.returncode == 0
+    huge = json.dumps({"session_id": "s3", "hook_event_name": "PreToolUse",
+                       "mystery": "x" * (2 << 20)}).encode()
+    proc = hook(daemon.home, "PreToolUse", huge)
+    assert proc.returncode == 0
+    log = (daemon.home / "logs" / "hooks.log").read_text()
+    assert "NoSuchEvent: refused by orbitdockd: invalid_argument" in log
+    assert "PreToolUse: refused by orbitdockd: too_large" in log
+    # a huge tool_response is trimmed by the forwarder and delivered
+    big = {"session_id": "s4", "hook_event_name": "PostToolUse", "cwd": "/",
+           "tool_name": "Read", "tool_use_id": "toolu_1", "tool_input": {},
+           "tool_response": {"content": "y" * (2 << 20)}}
+    assert hook(daemon.home, "PostToolUse", big).returncode == 0
+    client = daemon.client()
+    st = wait_session(client, "s4", lambda s: s.tool_count == 1)
+    assert "orbitdock_truncated_bytes" in st.messages[-1].tool_output
+    assert client.request(m.GetStatus()).pid == daemon.proc.pid
+
+
+def test_session_list_shows_claude_and_other_sessions_waiting_first(daemon, tmp_path):
+    """A Claude session waiting for permission lists before a working scripted one, and
+    the approval resolves when its tool finishes in the terminal (PostToolUse)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    client = daemon.client()
+    other = client.request(m.CreateSession(provider="scripted", cwd=str(tmp_path))).session.id
+    sid = "list-claude-1"
+    base = {"session_id": sid, "cwd": str(tmp_path), "transcript_path": str(tmp_path / "t.jsonl"),
+            "prompt_id": "p1"}
+    tool = {"tool_name": "Bash", "tool_input": {"command": "rm -rf build"}}
+    assert hook(daemon.home, "UserPromptSubmit", dict(base, prompt="clean")).returncode == 0
+    assert hook(daemon.home, "PreToolUse", dict(base, **tool, tool_use_id="toolu_9")).returncode == 0
+    from claude_env import HOOK_COMMAND
+
+    waiting = subprocess.Popen([HOOK_COMMAND, "PermissionRequest"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE,
+                               env=dict(os.environ, ORBITDOCK_HOME=str(daemon.home)))
+    waiting.stdin.write(json.dumps(dict(base, **tool, permission_suggestions=[])).encode())
+    waiting.stdin.close()
+    try:
+        wait_session(client, sid, lambda s: s.work_status == "permission")
+        ctl = str(Path(sys.executable).parent / "orbitdockctl")
+        env = dict(os.environ, ORBITDOCK_HOME=str(daemon.home))
+        listing = subprocess.run([ctl, "session", "list"], env=env, capture_output=True,
+                                 text=True, timeout=30)
+        lines = listing.stdout.splitlines()[1:]
+        assert lines[0].startswith("!") and sid in lines[0] and "claude" in lines[0]
+        assert other in lines[1] and "scripted" in lines[1]
+        # answered in the terminal: the tool ran; the held hook is let go with no decision
+        done = dict(base, **tool, tool_use_id="toolu_9", tool_response={"stdout": ""})
+        assert hook(daemon.home, "PostToolUse", done).returncode == 0
+        assert waiting.wait(timeout=15) == 0
+        assert waiting.stdout.read() == b""
+        st = wait_session(client, sid, lambda s: not s.approvals)
+        assert st.work_status == "working"
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+
+
+@needs_claude
+def test_approve_for_session_applies_claudes_session_suggestion(daemon_factory, sim, box):
+    """accept_for_session answers with Claude's own session-scoped suggestions (for a
+    Write: accept edits for the session), so the next edit needs no approval; a patch
+    approval carries the diff preview."""
+    d = daemon_factory(ORBITDOCK_CLAUDE__PERMISSION_WAIT_S="20")
+    first, second = box.project / "first.txt", box.project / "second.txt"
+    sim.set_script([{"call": "Write", "args": {"file_path": str(first), "content": "one\n"}},
+                    {"call": "Write", "args": {"file_path": str(second), "content": "two\n"}},
+                    {"text": "Both written."}])
+    proc = _popen_claude(box, sim, d.home, "write two files")
+    try:
+        client = d.client()
+        row, approval = _pending_approval(client)
+        assert approval.type == "patch" and approval.file_path == str(first)
+        assert "+one" in approval.diff
+        suggestions = approval.payload["permission_suggestions"]
+        assert any(s.get("destination") == "session" for s in suggestions), suggestions
+        client.request(m.ApproveTool(approval_id=approval.id, decision="accept_for_session"))
+        decided = time.monotonic()
+        out, err = proc.communicate(timeout=CLAUDE_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    # a second approval would have held claude for the 20 s wait (nobody decides it)
+    assert time.monotonic() - decided < 20
+    assert first.read_text() == "one\n" and second.read_text() == "two\n"
+    st = wait_session(client, row.id, lambda s: s.status == "ended")
+    tools = [msg for msg in st.messages if msg.type == "tool"]
+    assert len(tools) == 2 and not any(t.is_error for t in tools)

@@ -1,0 +1,140 @@
+"""The pure parts of the Claude integration: transcript lines and hook payloads to backend
+events, approvals and hook decisions (shapes from claude 2.1.332, claude-code.md §5, §10)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orbitdock.claude.hooks import (
+    HookSession,
+    approval_for_tool,
+    parse_hook,
+    permission_output,
+)
+from orbitdock.claude.transcript import TranscriptParser
+from orbitdock.connectors import events as be
+from orbitdock.protocol.errors import ProtocolError
+
+SID = "8a3b1f8b-f771-4def-80a7-9e932e3039cc"
+
+
+def line(obj: dict) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def assistant(uuid: str, msg_id: str, block: dict, out: int = 25) -> bytes:
+    return line({"type": "assistant", "uuid": uuid, "timestamp": "2026-12-07T19:29:01.001Z",
+                 "isSidechain": False,
+                 "message": {"id": msg_id, "role": "assistant", "content": [block],
+                             "usage": {"input_tokens": 100, "output_tokens": out,
+                                       "cache_read_input_tokens": 10,
+                                       "cache_creation_input_tokens": 5}}})
+
+
+def test_transcript_rows_tools_and_usage():
+    p = TranscriptParser(SID)
+    events = []
+    for raw in [
+        line({"type": "queue-operation", "operation": "enqueue", "content": "x"}),
+        line({"type": "user", "uuid": "u1", "message": {"role": "user", "content": "hi there"},
+              "timestamp": "2026-12-07T19:29:00Z"}),
+        line({"type": "attachment", "attachment": {"type": "user", "x": '"type":"user"'}}),
+        assistant("a1", "msg1", {"type": "thinking", "thinking": "hmm", "signature": "s"}),
+        assistant("a2", "msg1", {"type": "text", "text": "Running it."}),
+        assistant("a3", "msg1", {"type": "tool_use", "id": "toolu_1", "name": "Bash",
+                                 "input": {"command": "ls"}}),
+        line({"type": "user", "uuid": "u2", "message": {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "a\nb",
+             "is_error": False}]}}),
+        assistant("a4", "msg2", {"type": "text", "text": "Done."}, out=7),
+        line({"type": "user", "uuid": "u3", "isMeta": True, "message": {"content": "meta"}}),
+        line({"type": "user", "uuid": "u4", "isSidechain": True, "message": {"content": "sub"}}),
+        b'{"type":"user", broken json',
+    ]:
+        events += [e for e, _ in p.feed(raw)]
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["UserMessage", "Reasoning", "TokenUsageUpdated", "AgentMessage",
+                     "ToolStarted", "ToolCompleted", "AgentMessage", "TokenUsageUpdated"]
+    assert events[0].text == "hi there"
+    assert events[4].tool_name == "Bash" and json.loads(events[4].tool_input) == {"command": "ls"}
+    assert events[5].output == "a\nb" and not events[5].is_error
+    usage = events[-1]
+    assert (usage.input_tokens, usage.output_tokens, usage.cached_tokens) == (100, 32, 15)
+    assert p.bad_lines == 1
+    # the same bytes again name everything the same way
+    again = TranscriptParser(SID)
+    ids = [getattr(e, "item_id", None) for raw in [
+        assistant("a2", "msg1", {"type": "text", "text": "Running it."})]
+           for e, _ in again.feed(raw)]
+    assert ids[0] == events[3].item_id
+
+
+def test_hooks_turn_tools_approval_and_dedupe():
+    s = HookSession(SID)
+    base = {"session_id": SID, "cwd": "/p", "transcript_path": "/t.jsonl", "prompt_id": "p1"}
+    tool = {"tool_name": "Bash", "tool_input": {"command": "rm x"}}
+
+    def run(event: str, **extra) -> list:
+        return s.dedupe(s.events_for(parse_hook(event, json.dumps(
+            dict(base, hook_event_name=event, **extra)))))
+
+    assert [type(e).__name__ for e in run("UserPromptSubmit", prompt="go")] == ["TurnStarted"]
+    started = run("PreToolUse", **tool, tool_use_id="toolu_7")
+    assert isinstance(started[0], be.ToolStarted) and started[0].item_id == "toolu_7"
+    # the transcript's copy of the same start is dropped
+    assert s.dedupe([be.ToolStarted("toolu_7", "Bash")]) == []
+    approval = run("PermissionRequest", **tool, permission_suggestions=[])[0]
+    assert isinstance(approval, be.ApprovalRequest) and approval.key == "toolu_7"
+    assert approval.type == "exec" and approval.command == "rm x"
+    done = run("PostToolUse", **tool, tool_use_id="toolu_7", tool_response={"stdout": "ok"})
+    assert [type(e).__name__ for e in done] == ["ApprovalCleared", "ToolCompleted"]
+    assert done[1].output == "ok"
+    assert s.dedupe([be.ToolCompleted("toolu_7", "ok")]) == []
+    stop = run("Stop", last_assistant_message="bye")
+    assert [(type(e).__name__, e.status) for e in stop] == [("TurnCompleted", "completed")]
+    assert isinstance(run("SessionEnd", reason="other")[-1], be.BackendEnded)
+
+
+@pytest.mark.parametrize("raw,fragment", [
+    ("", "empty"), ("nope", "not JSON"), ("[]", "not a JSON object"),
+    ('{"session_id": "a/b"}', "session_id"),
+    ('{"session_id": "a", "hook_event_name": "Stop"}', "does not match"),
+])
+def test_parse_hook_refuses_with_a_reason(raw, fragment):
+    with pytest.raises(ProtocolError) as err:
+        parse_hook("PreToolUse", raw)
+    assert err.value.code == "invalid_argument" and fragment in err.value.message
+
+
+def test_unknown_event_is_refused():
+    with pytest.raises(ProtocolError) as err:
+        parse_hook("Teleport", '{"session_id": "a"}')
+    assert "unknown hook event" in err.value.message
+
+
+def test_approval_kinds_and_decisions():
+    edit = approval_for_tool("k", "Edit", {"file_path": "/p/a.txt", "old_string": "hello\n",
+                                           "new_string": "hello world\n"}, cwd="/p",
+                             suggestions=[])
+    assert edit.type == "patch" and edit.file_path == "/p/a.txt"
+    assert "-hello\n+hello world" in edit.diff
+    question = approval_for_tool("q", "AskUserQuestion", {"questions": [
+        {"question": "Which?", "header": "Pick", "options": [{"label": "A"}, {"label": "B"}],
+         "multiSelect": False}]}, cwd="/p", suggestions=None)
+    assert question.type == "question" and question.questions[0]["id"] == "q0"
+    suggestions = [{"type": "addDirectories", "directories": ["/p"], "destination": "session"},
+                   {"type": "addRules", "rules": [], "destination": "localSettings"}]
+    allow = permission_output("accept_for_session", tool_name="Bash", tool_input={},
+                              suggestions=suggestions)["hookSpecificOutput"]
+    assert allow["hookEventName"] == "PermissionRequest"
+    assert allow["decision"]["behavior"] == "allow"
+    assert allow["decision"]["updatedPermissions"] == suggestions[:1]
+    deny = permission_output("cancel", tool_name="Bash", tool_input={})
+    assert deny["hookSpecificOutput"]["decision"] == {
+        "behavior": "deny", "message": "Denied from orbitdock", "interrupt": True}
+    answered = permission_output("answered", tool_name="AskUserQuestion",
+                                 tool_input={"questions": [{"question": "Which?"}]},
+                                 answers={"q0": ["B"]})["hookSpecificOutput"]["decision"]
+    assert answered["updatedInput"]["answers"] == {"Which?": "B"}

@@ -1,0 +1,170 @@
+"""The dashboard in a real browser: headless Chromium (Debian's ``chromium``) driven by
+Playwright, against a real bridge and daemon with scripted sessions.
+
+Playwright's own browser download is not used (``executable_path`` is the system one).
+Without chromium the tests skip, except under ``CI=true``, where they fail. Screenshots go
+to ``.test-artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from orbitdock.protocol import messages as m
+from ws_env import REPO, BridgeProcess
+
+pytestmark = pytest.mark.timeout(240)
+
+ARTIFACTS = REPO / ".test-artifacts"
+WAIT_MS = 30_000  # generous: the machine running the suite is often loaded
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Chrome logs a failed (re)connection attempt as a console error; expected only while the
+# test itself has the bridge down.
+RECONNECT_NOISE = ("WebSocket connection to", "ERR_CONNECTION_REFUSED")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed (apt-get install -y chromium); "
+                        "the browser tests must run in CI")
+        pytest.skip("chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def dashboard(daemon_factory, browser):
+    daemon = daemon_factory()
+    bridge = BridgeProcess(daemon.home).start()
+    contexts = []
+
+    def open_page(**context_args):
+        context = browser.new_context(**context_args)
+        context.grant_permissions(["notifications"], origin=bridge.http)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        errors: list[str] = []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+        page.goto(bridge.http + "/")
+        page.wait_for_selector('#conn[data-state="open"]')
+        return page, errors
+
+    yield daemon, bridge, open_page
+    for context in contexts:
+        context.close()
+    bridge.stop()
+
+
+def _create(daemon, name: str) -> str:
+    return daemon.client().request(m.CreateSession(provider="scripted", cwd=f"/work/{name}",
+                                                   name=name)).session.id
+
+
+def _row(sid: str) -> str:
+    return f'.session[data-session-id="{sid}"]'
+
+
+def test_dashboard_lists_streams_approves_sends_and_notifies(dashboard):
+    daemon, bridge, open_page = dashboard
+    ARTIFACTS.mkdir(exist_ok=True)
+    alpha = _create(daemon, "alpha")
+    page, errors = open_page(viewport={"width": 1280, "height": 800})
+
+    # the list is live: a session created after the page loaded shows up too
+    page.wait_for_selector(_row(alpha))
+    beta = _create(daemon, "beta")
+    page.wait_for_selector(_row(beta))
+    page.click(_row(alpha))
+    page.wait_for_selector('#detail-title:has-text("alpha")')
+
+    # send from the composer, the reply streams in
+    page.fill("#prompt", "hello from the browser")
+    page.press("#prompt", "Enter")
+    page.wait_for_selector('.msg[data-type="assistant"]:has-text("You said: hello from the browser")')
+
+    # streaming: the message is shown while it grows, then whole
+    daemon.client().request(m.SendMessage(session_id=alpha, content="/stream 60 15 8"))
+    page.wait_for_selector(".msg.streaming")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.msg[data-type=assistant] .body')]"
+        ".some(b => b.textContent.length === 480)", timeout=WAIT_MS)
+    page.wait_for_selector(".msg.streaming", state="detached")
+
+    # a pending command, approved from the keyboard (a)
+    page.fill("#prompt", "/approve make deploy")
+    page.press("#prompt", "Enter")
+    page.wait_for_selector('.approval:has-text("make deploy")')
+    page.screenshot(path=str(ARTIFACTS / "dashboard-desktop.png"))
+    page.click("#conversation")  # focus leaves the composer
+    page.keyboard.press("a")
+    page.wait_for_selector(".approval", state="detached")
+    page.wait_for_selector('.msg[data-type="assistant"]:has-text("Done.")')
+
+    # a question answered with its option button
+    page.fill("#prompt", "/ask Ship it?")
+    page.press("#prompt", "Enter")
+    page.click('.approval button:has-text("yes")')
+    page.wait_for_selector('.msg[data-type="assistant"]:has-text("You chose: yes")')
+
+    # another session starts waiting on the person: a notification
+    before = page.evaluate("() => window.__orbitdockNotifications || 0")
+    daemon.client().request(m.SendMessage(session_id=beta, content="/approve rm -rf /tmp/x"))
+    page.wait_for_function(f"() => (window.__orbitdockNotifications || 0) > {before}")
+    page.wait_for_selector(f'{_row(beta)}[data-attention="awaitingPermission"]')
+    first = page.eval_on_selector(".session-list .session", "e => e.dataset.sessionId")
+    assert first == beta  # attention first
+
+    # j/k walk the list
+    page.keyboard.press("k")
+    page.wait_for_selector(f"{_row(beta)}.selected")
+    page.wait_for_selector('.approval:has-text("rm -rf /tmp/x")')
+    page.keyboard.press("d")
+    page.wait_for_selector(".approval", state="detached")
+    page.wait_for_selector('.msg[data-type="assistant"]:has-text("Skipped.")')
+    assert not errors, errors
+
+    # the bridge restarts: the page reconnects by itself and resumes the open session
+    bridge.stop()
+    page.wait_for_selector('#conn[data-state="closed"]')
+    daemon.client().request(m.SendMessage(session_id=beta, content="while you were away"))
+    bridge.start()
+    page.wait_for_selector('#conn[data-state="open"]')
+    page.wait_for_selector('.msg[data-type="assistant"]:has-text("You said: while you were away")')
+    page.fill("#prompt", "back again")
+    page.press("#prompt", "Enter")
+    page.wait_for_selector('.msg[data-type="assistant"]:has-text("You said: back again")')
+    assert page.locator('.msg[data-type="user"]:has-text("while you were away")').count() == 1
+    assert not [e for e in errors if not any(n in e for n in RECONNECT_NOISE)], errors
+
+
+def test_dashboard_on_a_phone(dashboard):
+    daemon, bridge, open_page = dashboard
+    ARTIFACTS.mkdir(exist_ok=True)
+    sid = _create(daemon, "pocket")
+    page, errors = open_page(viewport={"width": 390, "height": 844}, is_mobile=True,
+                             has_touch=True, device_scale_factor=2)
+    page.wait_for_selector(_row(sid))
+    page.screenshot(path=str(ARTIFACTS / "dashboard-phone-list.png"))
+    page.tap(_row(sid))
+    page.wait_for_selector("#composer", state="visible")
+    assert not page.is_visible("#sessions")  # one pane at a time on a phone
+    page.fill("#prompt", "/approve ls -la")
+    page.tap("#send")
+    page.wait_for_selector('.approval:has-text("ls -la")')
+    page.screenshot(path=str(ARTIFACTS / "dashboard-phone-session.png"))
+    page.tap('.approval button[data-decision="approved"]')
+    page.wait_for_selector('.msg[data-type="assistant"]:has-text("Done.")')
+    page.tap("#back")
+    page.wait_for_selector("#sessions", state="visible")
+    assert not errors, errors

@@ -1,0 +1,177 @@
+"""The upstream <-> daemon mapping of orbitdock-ws, on recorded upstream-shaped frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orbitdock.protocol import codec
+from orbitdock.protocol import messages as m
+from orbitdock.protocol.models import (
+    ApprovalRequest,
+    Message,
+    MessageChanges,
+    Question,
+    SessionState,
+    StateChanges,
+    TokenUsage,
+)
+from orbitdock.ws import inbound, outbound
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ws"
+SID = "od-1b7c0e6e-3c55-4b54-9d8e-0d4f2f0a1a11"
+
+
+def _frames(name: str) -> list[str]:
+    return (FIXTURES / name).read_text().splitlines()
+
+
+@pytest.mark.parametrize("line", _frames("upstream_client_frames.jsonl"))
+def test_every_recorded_upstream_client_frame_parses_and_maps(line):
+    msg = inbound.parse(line)
+    assert msg.__struct_config__.tag == json.loads(line)["type"]
+    if isinstance(msg, (inbound.SubscribeList, inbound.SubscribeSession,
+                        inbound.UnsubscribeSession)):
+        return  # the link's own business, no daemon request
+    request = inbound.to_request(msg)
+    # the daemon's codec accepts what the bridge sends
+    assert isinstance(codec.decode_request(codec.encode(request), 1 << 20), type(request))
+
+
+@pytest.mark.parametrize("line", _frames("upstream_unserved_frames.jsonl"))
+def test_upstream_messages_not_served_get_unsupported(line):
+    with pytest.raises(inbound.Refused) as info:
+        inbound.parse(line)
+    assert info.value.code == "unsupported"
+
+
+@pytest.mark.parametrize("text,code", [
+    ("{not json", "parse_error"),
+    ("[1, 2]", "parse_error"),
+    ('{"session_id": "x"}', "parse_error"),
+    ('{"type": "make_coffee"}', "parse_error"),
+    ('{"type": "send_message", "session_id": "x"}', "parse_error"),  # content missing
+    ('{"type": "subscribe_session", "session_id": 7}', "parse_error"),
+])
+def test_bad_frames_get_parse_error(text, code):
+    with pytest.raises(inbound.Refused) as info:
+        inbound.parse(text)
+    assert info.value.code == code
+
+
+def test_decisions_map_to_the_daemons():
+    def decided(decision, **extra):
+        msg = inbound.parse(json.dumps({"type": "approve_tool", "session_id": SID,
+                                        "request_id": f"{SID}:a1", "decision": decision,
+                                        **extra}))
+        return inbound.to_request(msg).decision
+
+    assert decided("approved") == "accept"
+    assert decided("approved_for_session") == "accept_for_session"
+    assert decided("denied") == "decline"
+    assert decided("deny") == "decline"
+    assert decided("abort") == "cancel"
+    assert decided("denied", interrupt=True) == "cancel"
+    with pytest.raises(inbound.Refused) as info:
+        decided("maybe")
+    assert info.value.code == "invalid_argument"
+
+
+def test_options_the_daemon_cannot_honour_are_refused_not_dropped():
+    for frame in ({"type": "create_session", "provider": "codex", "cwd": "/w", "effort": "high"},
+                  {"type": "send_message", "session_id": SID, "content": "x",
+                   "images": [{"input_type": "url", "value": "http://x/y.png"}]},
+                  {"type": "update_session_config", "session_id": SID,
+                   "permission_mode": "plan"}):
+        with pytest.raises(inbound.Refused) as info:
+            inbound.to_request(inbound.parse(json.dumps(frame)))
+        assert info.value.code == "unsupported"
+
+
+def test_bare_answer_needs_a_known_single_question():
+    msg = inbound.parse(json.dumps({"type": "answer_question", "session_id": SID,
+                                    "request_id": f"{SID}:a1", "answer": "yes"}))
+    assert inbound.to_request(msg, question_ids=["q7"]).answers == {"q7": ["yes"]}
+    with pytest.raises(inbound.Refused) as info:
+        inbound.to_request(msg, question_ids=[])
+    assert info.value.code == "invalid_answer_payload"
+
+
+def _state() -> SessionState:
+    return SessionState(
+        id=SID, provider="codex", project_path="/w/app", project_name="app",
+        started_at=1739180000.5, last_activity_at=1739180100.9, revision=7,
+        token_usage=TokenUsage(input_tokens=1000, output_tokens=20, context_window=200_000),
+        current_plan=[{"step": "read", "status": "completed"}],
+        messages=[Message(id=f"{SID}:m1", seq=1, type="user", content="hi", timestamp=1.0),
+                  Message(id=f"{SID}:m2", seq=2, type="error", content="boom", timestamp=2.0)],
+        total_message_count=5,
+        approvals=[ApprovalRequest(id=f"{SID}:a1", session_id=SID, type="question",
+                                   questions=[Question(id="q1", question="Go?",
+                                                       options=[{"label": "yes"}])])],
+        pending_approvals=1, work_status="question", attention_reason="awaitingQuestion")
+
+
+def test_snapshot_has_upstream_shape():
+    s = outbound.session_state(_state())
+    assert s["provider"] == "codex" and s["codex_integration_mode"] == "direct"
+    assert s["started_at"] == "1739180000Z" and s["last_activity_at"] == "1739180100Z"
+    assert s["token_usage"]["context_window"] == 200_000
+    assert s["token_usage_snapshot_kind"] == "context_turn"
+    assert json.loads(s["current_plan"]) == [{"step": "read", "status": "completed"}]
+    assert s["has_pending_approval"] is True and s["pending_approval_id"] == f"{SID}:a1"
+    assert s["pending_approval"]["type"] == "question"
+    assert s["pending_approval"]["question_prompts"][0]["options"][0]["label"] == "yes"
+    assert s["pending_question"] == "Go?"
+    assert [x["message_type"] for x in s["messages"]] == ["user", "assistant"]
+    assert s["messages"][1]["is_error"] is True
+    assert "is_in_progress" not in s["messages"][0]  # omitted when false, as upstream
+    assert s["messages"][0]["tool_output"] is None  # always emitted
+    assert s["oldest_sequence"] == 1 and s["newest_sequence"] == 2
+    assert s["has_more_before"] is True and s["revision"] == 7
+    assert s["current_cwd"] == "/w/app"
+
+
+def test_delta_keeps_the_tri_state_rule_and_splits_tokens():
+    state = _state()
+    changes = StateChanges(custom_name=None, work_status="working",
+                           token_usage=TokenUsage(input_tokens=5, context_window=9))
+    frames = outbound.session_event(
+        m.SessionDelta(session_id=SID, rev=8, ts=1739180200.0, changes=changes), state)
+    delta, tokens = frames
+    assert delta["type"] == "session_delta" and delta["revision"] == 8
+    assert delta["changes"] == {"custom_name": None, "work_status": "working"}
+    assert "summary" not in delta["changes"]  # absent = unchanged
+    assert tokens["type"] == "tokens_updated" and tokens["usage"]["input_tokens"] == 5
+    assert tokens["snapshot_kind"] == "context_turn"
+
+
+def test_streamed_text_is_resent_whole():
+    state = _state()
+    state.messages[0].content = "hi there"  # the mirror after the append
+    [frame] = outbound.session_event(m.MessageUpdated(
+        session_id=SID, rev=8, message_id=f"{SID}:m1",
+        changes=MessageChanges(content_append=" there")), state)
+    assert frame["changes"] == {"content": "hi there"}
+
+
+def test_origin_rules():
+    from orbitdock.config import Config
+    from orbitdock.ws import access
+
+    local = Config()
+    local.ws.port = 4000
+    assert access.origin_ok(None, "127.0.0.1:4000", local)  # native apps send none
+    assert access.origin_ok("null", "127.0.0.1:4000", local)
+    assert access.origin_ok("http://localhost:4000", "localhost:4000", local)
+    assert not access.origin_ok("http://evil.example", "127.0.0.1:4000", local)
+    # DNS rebinding: the Host matches the Origin, but on loopback only the list counts
+    assert not access.origin_ok("http://evil.example:4000", "evil.example:4000", local)
+    lan = Config()
+    lan.ws.address, lan.ws.port = "0.0.0.0", 4000
+    assert access.origin_ok("http://studio.local:4000", "studio.local:4000", lan)
+    assert not access.origin_ok("http://evil.example", "studio.local:4000", lan)
+    lan.ws.allowed_origins = "https://dock.example.org"
+    assert access.origin_ok("https://dock.example.org", "studio.local:4000", lan)

@@ -1,0 +1,380 @@
+"""orbitdock-ws end to end: real WebSocket clients, a real bridge process, a real daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from orbitdock.protocol import messages as m
+from orbitdock.ws import outbound
+from conftest import wait_until
+from ws_env import BridgeProcess, UpstreamClient, free_port
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def env(daemon_factory, tmp_path):
+    daemon = daemon_factory()
+    bridge = BridgeProcess(daemon.home).start()
+    clients: list[UpstreamClient] = []
+
+    def client(**kwargs) -> UpstreamClient:
+        c = UpstreamClient(bridge.ws_url, **kwargs)
+        clients.append(c)
+        return c
+
+    yield daemon, bridge, client
+    for c in clients:
+        try:
+            c.close()
+        except Exception:
+            pass
+    bridge.stop()
+
+
+def _create(daemon, **fields) -> str:
+    reply = daemon.client().request(m.CreateSession(provider="scripted", cwd="/work/app",
+                                                    **fields))
+    return reply.session.id
+
+
+def _daemon_view(daemon, sid: str) -> dict:
+    """The daemon's own snapshot, in upstream shape."""
+    snap = daemon.client().request(m.SubscribeSession(session_id=sid))
+    return outbound.session_state(snap.session)
+
+
+def _turn_over(client: UpstreamClient, sid: str, turns: int):
+    """A frame predicate: the client's copy shows ``turns`` turns, the last one over."""
+    def done(frame: dict) -> bool:
+        state = client.sessions.get(sid)
+        return state is not None and state["turn_count"] >= turns and (
+            state["current_turn_id"] is None and state["work_status"] in ("reply", "waiting"))
+    return done
+
+
+def _wait_turn(client: UpstreamClient, sid: str, turns: int, timeout: float = 30.0) -> None:
+    """Until the client's copy shows the turn over (it may already: its last frames can
+    come before a reply the test waited for)."""
+    done = _turn_over(client, sid, turns)
+    if not done({}):
+        client.recv_until(done, timeout=timeout)
+
+
+def _settled_equal(client: UpstreamClient, daemon, sid: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        client.drain(0.3)
+        want = _daemon_view(daemon, sid)
+        if client.sessions[sid] == want or time.monotonic() > deadline:
+            break
+    have = client.sessions[sid]
+    diff = {k: (have.get(k), want.get(k)) for k in set(have) | set(want)
+            if have.get(k) != want.get(k)}
+    assert not diff, f"client copy differs from the daemon's snapshot: {diff}"
+
+
+def test_server_info_list_and_session_subscription(env):
+    daemon, bridge, client = env
+    first = _create(daemon, name="first")
+    c = client()
+    assert c.info["is_primary"] is True and c.info["epoch"]
+    c.send(type="subscribe_list")
+    listed = c.recv_until(lambda f: f["type"] == "sessions_list")
+    assert [s["id"] for s in listed["sessions"]] == [first]
+    assert listed["sessions"][0]["custom_name"] == "first"
+    second = _create(daemon)
+    c.recv_until(lambda f: f["type"] == "session_created" and f["session"]["id"] == second)
+    c.send(type="subscribe_session", session_id=second)
+    snap = c.recv_until(lambda f: f["type"] == "session_snapshot")
+    assert snap["session"]["id"] == second and snap["session"]["status"] == "active"
+    c.send(type="subscribe_session", session_id="no-such-session")
+    err = c.recv_until(lambda f: f["type"] == "error")
+    assert err["code"] == "not_found" and err["session_id"] == "no-such-session"
+
+
+def test_delta_stream_applied_client_side_equals_the_daemons_snapshot(env):
+    daemon, bridge, client = env
+    sid = _create(daemon)
+    early = client()
+    early.send(type="subscribe_session", session_id=sid)
+    early.recv_until(lambda f: f["type"] == "session_snapshot")
+    early.send(type="send_message", session_id=sid, content="/burst 200 12")
+    late = client()  # joins mid-stream
+    late.send(type="subscribe_session", session_id=sid)
+    _wait_turn(early, sid, 1, timeout=60)
+    early.send(type="send_message", session_id=sid, content="hello there, general")
+    _wait_turn(early, sid, 2, timeout=60)
+    for c in (early, late):
+        _settled_equal(c, daemon, sid)
+    types = {f["type"] for f in early.frames}
+    assert {"message_appended", "message_updated", "session_delta"} <= types
+    texts = [x["content"] for x in early.sessions[sid]["messages"]]
+    assert "You said: hello there, general" in texts
+
+
+def test_reconnect_with_since_revision_after_the_bridge_restarts(env):
+    daemon, bridge, client = env
+    sid = _create(daemon)
+    c = client()
+    c.send(type="subscribe_session", session_id=sid)
+    c.recv_until(lambda f: f["type"] == "session_snapshot")
+    c.send(type="send_message", session_id=sid, content="one")
+    _wait_turn(c, sid, 1)
+    c.drain(0.3)
+    kept_copy = c.sessions[sid]
+    epoch = c.info["epoch"]
+
+    # 1. the bridge restarts while the session goes on: one snapshot, no gap, no duplicate
+    bridge.stop()
+    daemon.client().request(m.SendMessage(session_id=sid, content="two while away"))
+    assert wait_until(lambda: (lambda v: v["turn_count"] == 2 and v["current_turn_id"] is None)(
+        _daemon_view(daemon, sid)), 10)
+    bridge.start()
+    again = client()
+    again.sessions[sid] = kept_copy  # what the app kept
+    again.send(type="subscribe_session", session_id=sid, since_revision=kept_copy["revision"],
+               since_epoch=epoch)
+    snap = again.recv_until(lambda f: f["type"] == "session_snapshot")
+    assert snap["session"]["revision"] > kept_copy["revision"]
+    again.send(type="send_message", session_id=sid, content="three")
+    _wait_turn(again, sid, 3)
+    _settled_equal(again, daemon, sid)
+    revisions = [f["revision"] for f in again.frames
+                 if f.get("session_id") == sid and "revision" in f]
+    assert revisions == sorted(revisions) and revisions[0] == snap["session"]["revision"] + 1
+    ids = [x["id"] for x in again.sessions[sid]["messages"]]
+    assert len(ids) == len(set(ids))
+    assert [x["content"] for x in again.sessions[sid]["messages"] if x["message_type"] == "user"] \
+        == ["one", "two while away", "three"]
+
+    # 2. nothing happened while away: no snapshot at all, the stream just goes on
+    kept = again.sessions[sid]
+    kept_revision = kept["revision"]
+    again.close()
+    quiet = client()
+    quiet.sessions[sid] = kept
+    quiet.send(type="subscribe_session", session_id=sid, since_revision=kept_revision,
+               since_epoch=epoch)
+    quiet.drain(2.0)  # the bridge's new mirror syncs at that revision: nothing to send
+    quiet.send(type="send_message", session_id=sid, content="four")
+    _wait_turn(quiet, sid, 4)
+    assert not [f for f in quiet.frames if f["type"] == "session_snapshot"]
+    first = next(f for f in quiet.frames if f.get("session_id") == sid and "revision" in f)
+    assert first["revision"] == kept_revision + 1
+    _settled_equal(quiet, daemon, sid)
+
+
+def test_approvals_and_questions_decided_over_websocket(env):
+    daemon, bridge, client = env
+    sid = _create(daemon)
+    c = client()
+    c.send(type="subscribe_session", session_id=sid)
+    c.recv_until(lambda f: f["type"] == "session_snapshot")
+    c.send(type="send_message", session_id=sid, content="/approve rm -rf build")
+    asked = c.recv_until(lambda f: f["type"] == "approval_requested")
+    request = asked["request"]
+    assert request["type"] == "exec" and request["command"] == "rm -rf build"
+    c.recv_until(lambda f: f["type"] == "session_delta"
+                 and f["changes"].get("pending_approval_id") == request["id"])
+    c.send(type="approve_tool", session_id=sid, request_id=request["id"], decision="approved")
+    result = c.recv_until(lambda f: f["type"] == "approval_decision_result")
+    assert result["outcome"] == "applied" and result["request_id"] == request["id"]
+    _wait_turn(c, sid, 1)
+    c.send(type="approve_tool", session_id=sid, request_id=request["id"], decision="denied")
+    stale = c.recv_until(lambda f: f["type"] == "approval_decision_result")
+    assert stale["outcome"] == "stale"
+
+    c.send(type="send_message", session_id=sid, content="/ask Deploy now?")
+    question = c.recv_until(lambda f: f["type"] == "approval_requested")["request"]
+    assert question["type"] == "question" and question["question"] == "Deploy now?"
+    c.send(type="answer_question", session_id=sid, request_id=question["id"], answer="yes")
+    assert c.recv_until(lambda f: f["type"] == "approval_decision_result")["outcome"] \
+        == "applied"
+    _wait_turn(c, sid, 2)
+    _settled_equal(c, daemon, sid)
+    assert c.sessions[sid]["pending_approval"] is None
+
+
+def test_session_commands_over_websocket(env):
+    daemon, bridge, client = env
+    c = client()
+    c.send(type="subscribe_list")
+    c.recv_until(lambda f: f["type"] == "sessions_list")
+    c.send(type="create_session", provider="scripted", cwd="/work/ws")
+    snap = c.recv_until(lambda f: f["type"] == "session_snapshot")
+    sid = snap["session"]["id"]
+    c.send(type="rename_session", session_id=sid, name="renamed over ws")
+    c.recv_until(lambda f: f["type"] == "session_delta"
+                 and f["changes"].get("custom_name") == "renamed over ws")
+    c.send(type="update_session_config", session_id=sid, approval_policy="never")
+    c.recv_until(lambda f: f["type"] == "session_delta"
+                 and f["changes"].get("approval_policy") == "never")
+    c.send(type="send_message", session_id=sid, content="/hold")
+    c.recv_until(lambda f: f["type"] == "session_delta"
+                 and f["changes"].get("work_status") == "working")
+    c.send(type="steer_turn", session_id=sid, content="and also this")
+    c.send(type="interrupt_session", session_id=sid)
+    _wait_turn(c, sid, 1)
+    c.send(type="send_message", session_id=sid, content="hi", model="scripted-2")
+    c.recv_until(lambda f: f["type"] == "session_delta"
+                 and f["changes"].get("model") == "scripted-2")
+    _wait_turn(c, sid, 2)
+    c.send(type="end_session", session_id=sid)
+    c.recv_until(lambda f: f["type"] == "session_ended" and f["session_id"] == sid)
+    c.send(type="resume_session", session_id=sid)
+    c.recv_until(lambda f: f["type"] == "session_delta"
+                 and f["changes"].get("status") == "active")
+    c.send(type="interrupt_session", session_id=sid)  # nothing runs
+    err = c.recv_until(lambda f: f["type"] == "error")
+    assert err["code"] == "interrupt_failed" and err["session_id"] == sid
+    c.send(type="send_message", session_id="no-such", content="hello")
+    assert c.recv_until(lambda f: f["type"] == "error")["code"] == "not_found"
+    c.send(type="list_models")
+    assert c.recv_until(lambda f: f["type"] in ("models_list", "error"))["type"] in (
+        "models_list", "error")  # no codex on this daemon: an error, never silence
+    _settled_equal(c, daemon, sid)
+
+
+def test_bad_input_is_refused_with_the_right_error(env):
+    daemon, bridge, client = env
+    c = client()
+    for text, code in (("{oops", "parse_error"), ('{"type":"make_coffee"}', "parse_error"),
+                       ('{"type":"send_message"}', "parse_error"),
+                       ('{"type":"fork_session","source_session_id":"x"}', "unsupported"),
+                       ('{"type":"create_session","provider":"codex","cwd":"/w",'
+                        '"effort":"high"}', "unsupported")):
+        c.ws.send(text)
+        err = c.recv_until(lambda f: f["type"] == "error")
+        assert err["code"] == code, (text, err)
+        assert "message" in err and "session_id" in err
+    c.ws.send(json.dumps({"type": "send_message", "session_id": "x",
+                          "content": "y" * (1 << 20)}))
+    assert c.recv_until(lambda f: f["type"] == "error")["code"] == "too_large"
+    c.send(type="subscribe_list")  # the connection is still usable
+    c.recv_until(lambda f: f["type"] == "sessions_list")
+    c.ws.send("z" * (5 << 20))  # beyond ws.hard_frame_bytes: the connection is closed
+    with pytest.raises(ConnectionClosed) as info:
+        c.recv(5)
+    assert info.value.rcvd.code == 1009
+
+
+def test_foreign_origin_is_refused(env):
+    daemon, bridge, client = env
+    with pytest.raises(InvalidStatus) as info:
+        connect(bridge.ws_url, origin="http://evil.example", open_timeout=5)
+    assert info.value.response.status_code == 403
+    ok = client(origin=f"http://127.0.0.1:{bridge.port}")
+    assert ok.info["type"] == "server_info"
+    assert client(origin="null").info["type"] == "server_info"
+
+
+def test_off_loopback_needs_the_token(daemon_factory):
+    daemon = daemon_factory()
+    bridge = BridgeProcess(daemon.home, address="0.0.0.0").start()
+    try:
+        token_file = daemon.home / "ws-token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+        with pytest.raises(InvalidStatus) as info:
+            connect(bridge.ws_url, open_timeout=5)
+        assert info.value.response.status_code == 401
+        with pytest.raises(InvalidStatus):
+            connect(bridge.ws_url + "?token=wrong", open_timeout=5)
+        by_header = UpstreamClient(bridge.ws_url,
+                                   additional_headers={"Authorization": f"Bearer {token}"})
+        by_query = UpstreamClient(f"{bridge.ws_url}?token={token}")
+        assert by_header.info["type"] == by_query.info["type"] == "server_info"
+        by_header.close()
+        by_query.close()
+    finally:
+        bridge.stop()
+
+
+def test_a_client_that_stops_reading_is_dropped_and_the_others_go_on(daemon_factory):
+    daemon = daemon_factory()
+    bridge = BridgeProcess(daemon.home, ORBITDOCK_WS__SEND_BUFFER_BYTES="1048576").start()
+    try:
+        heavy, light = _create(daemon), _create(daemon)
+        stuck = socket.create_connection(("127.0.0.1", bridge.port), timeout=5)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{bridge.port}\r\n"
+                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        payload = json.dumps({"type": "subscribe_session", "session_id": heavy}).encode()
+        mask = b"\x01\x02\x03\x04"
+        stuck.sendall(bytes([0x81, 0x80 | len(payload)]) + mask
+                      + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        healthy = UpstreamClient(bridge.ws_url)
+        healthy.send(type="subscribe_session", session_id=light)
+        healthy.recv_until(lambda f: f["type"] == "session_snapshot")
+        # paced deltas: one frame each, every one carrying the whole (growing) text
+        daemon.client().request(m.SendMessage(session_id=heavy, content="/stream 2000 500 16"))
+        healthy.send(type="send_message", session_id=light, content="still here?")
+        _wait_turn(healthy, light, 1, timeout=60)
+        assert wait_until(lambda: any("dropping a client" in line
+                                      for line in bridge.log_lines()), 60)
+        healthy.send(type="send_message", session_id=light, content="and after the drop?")
+        _wait_turn(healthy, light, 2, timeout=60)
+        _settled_equal(healthy, daemon, light)
+        healthy.close()
+        stuck.close()
+    finally:
+        bridge.stop()
+
+
+def test_health_follows_the_daemon(env):
+    daemon, bridge, client = env
+    status, body = bridge.get("/health")
+    health = json.loads(body)
+    assert status == 200 and health["status"] == "ok" and health["pid"] == daemon.proc.pid
+    daemon.stop()
+    status, body = bridge.get("/health")
+    assert status == 503 and json.loads(body)["status"] != "ok"
+
+
+def test_orbitdockd_ws_runs_and_restarts_the_bridge(daemon_factory, tmp_path):
+    port = free_port()
+    daemon = daemon_factory("--ws", ORBITDOCK_WS__PORT=str(port))
+    probe = BridgeProcess(daemon.home, port=port)  # only for its HTTP helper
+    assert wait_until(lambda: probe.get("/health")[0] == 200, 30)
+    first = json.loads(probe.get("/health")[1])["bridge_pid"]
+    os.kill(first, signal.SIGKILL)
+    assert wait_until(lambda: probe.get("/health")[0] == 200
+                      and json.loads(probe.get("/health")[1])["bridge_pid"] != first, 30)
+    second = json.loads(probe.get("/health")[1])["bridge_pid"]
+    assert daemon.stop() == 0
+    assert wait_until(lambda: not os.path.exists(f"/proc/{second}"), 10)
+    assert probe.get("/health")[0] == 0  # nothing listens any more
+
+
+def test_older_messages_come_in_pages_from_the_daemons_store(env):
+    daemon, bridge, client = env
+    sid = _create(daemon)
+    c = client()
+    c.send(type="subscribe_session", session_id=sid)
+    c.recv_until(lambda f: f["type"] == "session_snapshot")
+    for turn, text in enumerate(("first", "second", "third"), start=1):
+        c.send(type="send_message", session_id=sid, content=text)
+        _wait_turn(c, sid, turn)
+    status, body = bridge.get(f"/api/sessions/{sid}/messages?limit=2")
+    newest = json.loads(body)
+    assert status == 200 and newest["has_more_before"] is True
+    assert [x["content"] for x in newest["messages"]] == ["third", "You said: third"]
+    status, body = bridge.get(f"/api/sessions/{sid}/messages?limit=50&before_sequence="
+                              f"{newest['oldest_sequence']}")
+    older = json.loads(body)
+    assert older["has_more_before"] is False
+    assert [x["content"] for x in older["messages"] if x["message_type"] == "user"] \
+        == ["first", "second"]
+    assert bridge.get("/api/sessions/no-such/messages")[0] == 404
+    assert bridge.get(f"/api/sessions/{sid}/messages?limit=many")[0] == 400
