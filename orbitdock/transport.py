@@ -16,7 +16,8 @@ Frames are single byte strings whose first byte says what the gateway should do
 with the rest: ``P`` publish: the event's revision (8 bytes, big-endian), then
 ``topic + payload`` which the gateway sends as is (it remembers the revision to
 announce session tails); ``R`` reply: one length byte, the ROUTER identity, then
-the payload; ``S`` a SessionSummary for the list.
+the payload; ``S`` a SessionSummary for the list; ``D`` the persistence actor's
+StorageHealth (on every change of its write state).
 """
 
 from __future__ import annotations
