@@ -38,6 +38,7 @@ logger = logging.getLogger("orbitdockd")
 
 EXIT_ALREADY_RUNNING = 1  # another daemon holds this data dir's lock
 EXIT_BAD_CONFIG = 2  # a config value, endpoint or flag was refused before anything started
+EXIT_BAD_STORAGE = 2  # the data dir or database cannot be used (damaged, newer, unwritable)
 
 
 class Daemon:
@@ -212,11 +213,14 @@ class Daemon:
 @click.option("--log-level", help="DEBUG, INFO, WARNING ...")
 @click.option("--log-format", type=click.Choice(logs.STDERR_FORMATS),
               help="stderr lines: text for people, json lines, or auto (text on a terminal).")
+@click.option("--recover", is_flag=True,
+              help="Move a damaged database aside (orbitdock.db.damaged-<time>), rebuild "
+              "what can be read into a fresh one, then run.")
 @click.option("--print-config", is_flag=True,
               help="Print the effective configuration, each value with its source, and exit.")
 @click.version_option(__version__)
 def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, codex_home,
-         no_watcher, demo, with_ws, log_level, log_format, print_config) -> None:
+         no_watcher, demo, with_ws, log_level, log_format, recover, print_config) -> None:
     """Run the orbitdock daemon in the foreground."""
     from orbitdock import sd_notify
 
@@ -234,6 +238,7 @@ def main(data_dir, config_file, runtime_dir, request_endpoint, event_endpoint, c
         return
     lay = layout(cfg)
     home_lock, runtime_lock = _claim(lay, cfg)
+    _check_storage(lay, cfg, recover)
     demo_env = None
     if demo:
         from actors.demo import prepare_demo
@@ -311,10 +316,35 @@ def _claim(lay: Layout, cfg: Config) -> tuple[HeldLock, HeldLock]:
         sys.exit(EXIT_ALREADY_RUNNING)
 
 
+def _check_storage(lay: Layout, cfg: Config, recover: bool) -> None:
+    """The database opens, is sound, has a schema we know and takes a write; else one
+    line naming the file, the cause and the remedy, and exit 2. ``--recover`` first
+    moves a damaged file aside and rebuilds what can be read."""
+    from orbitdock.store import preflight
+
+    try:
+        preflight.check(lay.db_path, cfg.persistence)
+    except preflight.StorageFault as fault:
+        if not (recover and "damaged" in fault.cause):
+            logger.error("start-up refused: %s", fault)
+            click.echo(f"orbitdockd: {fault}", err=True)
+            sys.exit(EXIT_BAD_STORAGE)
+        report = preflight.recover(lay.db_path, cfg.persistence)
+        logger.warning("recovered the damaged database: %s", report)
+        click.echo(f"orbitdockd: moved the damaged database to {report['moved_to']}; "
+                   f"rows recovered: {report['tables']}; unreadable: "
+                   f"{report['skipped'] or 'none'}", err=True)
+        _check_storage(lay, cfg, recover=False)
+
+
 def _lock_home(lay: Layout) -> HeldLock:
     """One daemon per data dir: a second one would restore the same sessions, take over
     the sockets and, on exit, remove the first one's runtime file."""
     lay.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not os.access(lay.data_dir, os.W_OK):
+        click.echo(f"orbitdockd: {lay.data_dir}: the data dir is not writable by this user; "
+                   "make it writable (chmod u+w) or give another --home", err=True)
+        sys.exit(EXIT_BAD_STORAGE)
     try:
         return acquire(lay.lock_file)
     except LockHeld as exc:

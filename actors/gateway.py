@@ -23,6 +23,7 @@ import queue
 import threading
 import time
 
+import msgspec
 import pykka
 import psutil
 import zmq
@@ -34,7 +35,8 @@ from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.routing import ClientRequest, RequestTable, Scope, answers
 from orbitdock.protocol.topics import HEARTBEAT, LIST, session_id_of
-from orbitdock.transport import (OP_PUBLISH, OP_REPLY, OP_SUMMARY, GatewayInbox,
+from orbitdock.protocol.models import StorageHealth
+from orbitdock.transport import (OP_PUBLISH, OP_REPLY, OP_STORAGE, OP_SUMMARY, GatewayInbox,
                                  gateway_inbox, release_gateway_inbox)
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,8 @@ class GatewayLoop(threading.Thread):
         self._hb_seq = 0
         self._tails: dict[bytes, list[int]] = {}  # session topic -> [latest rev, heartbeats left]
         self.requests = RequestTable(self, Scope.GATEWAY)  # the rest goes to the supervisor
+        self._storage = StorageHealth()  # as the persistence actor last told it
+        self._decode_storage = msgspec.msgpack.Decoder(StorageHealth).decode
 
     def stop(self) -> None:
         self._stop_requested.set()
@@ -164,6 +168,11 @@ class GatewayLoop(threading.Thread):
                 summary = codec.decode_summary(frame[1:])
                 self._summaries[summary.id] = summary
                 self._dirty[summary.id] = None
+            elif op == OP_STORAGE:
+                previous = self._storage.state
+                self._storage = self._decode_storage(frame[1:])
+                if self._storage.state != previous:
+                    self._heartbeat(xpub)  # every client learns the change now
             else:
                 logger.error("gateway: unknown inbox op %r", op)
         return False
@@ -189,8 +198,10 @@ class GatewayLoop(threading.Thread):
 
     def _heartbeat(self, xpub: zmq.Socket) -> None:
         self._hb_seq += 1
-        xpub.send(HEARTBEAT + codec.encode(m.Heartbeat(epoch=self.epoch, seq=self._hb_seq,
-                                                       ts=time.time())))
+        storage = self._storage
+        xpub.send(HEARTBEAT + codec.encode(m.Heartbeat(
+            epoch=self.epoch, seq=self._hb_seq, ts=time.time(), storage=storage.state,
+            storage_cause=storage.cause, storage_since=storage.since)))
         # Repeat recently active sessions' latest revisions for a few heartbeats, so a
         # subscriber that lost the end of a burst to its high-water mark notices.
         for topic, tail in list(self._tails.items()):
@@ -259,6 +270,14 @@ class GatewayLoop(threading.Thread):
             logger.info("%s from %s", request.__struct_config__.tag, request.client[:200],
                         extra={"client": request.client[:200], "request_id": request.id,
                                "session_id": getattr(request, "session_id", None)})
+        if type(request).creates_durable and self._storage.refuse_new_work:
+            self._send_reply(router, identity, codec.encode(m.Error(
+                id=request.id, code=str(ErrorCode.STORAGE_UNAVAILABLE),
+                message=f"storage {self._storage.state} since {self._storage.since:.0f}: "
+                        f"{self._storage.cause}; new sessions and turns are refused until "
+                        "the database takes writes again",
+                session_id=getattr(request, "session_id", None))))
+            return
         handler = self.requests.handler(request)
         if handler is None:
             self.supervisor.tell(ClientRequest(identity, request))
@@ -283,7 +302,10 @@ class GatewayLoop(threading.Thread):
             sessions=len(self._summaries), sessions_active=len(active),
             sessions_needing_attention=sum(1 for s in active if s.attention_reason != "none"),
             subscribers=self._subscriptions, frames_rejected=self.frames_rejected,
-            rss_bytes=psutil.Process().memory_info().rss)
+            rss_bytes=psutil.Process().memory_info().rss, storage=self._storage.state,
+            storage_cause=self._storage.cause, storage_since=self._storage.since,
+            unsaved_commands=self._storage.unsaved_commands,
+            dropped_commands=self._storage.dropped_commands)
 
 
 class GatewayActor(pykka.ThreadingActor):

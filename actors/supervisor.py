@@ -294,7 +294,8 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _to_persistence(self, req: ClientRequest) -> None:
         """History pages come from the database; a session they name must exist (live or
-        dormant: a dormant one is not woken to read its history)."""
+        dormant: a dormant one is not woken to read its history).
+        Database-wide requests (backup, check) name no session and go straight on."""
         session_id = target_session(req.request)
         if session_id is None or self._known(req, session_id):
             self.persistence.tell(req)

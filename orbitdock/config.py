@@ -70,6 +70,20 @@ class PersistenceConfig:
     checkpoint_interval_s: float = 0.5  # PASSIVE WAL checkpoint period (off the write path)
     idle_truncate_s: float = 5.0  # TRUNCATE checkpoint after this long with no writes
     ask_timeout_s: float = 10.0  # control-plane reads (restore, paging) wait at most this
+    # commands kept in memory while the database cannot be written (disk full, I/O error);
+    # a message command is ~1-4 KB, so 100000 is a few hundred MB at most
+    max_unsaved_commands: int = 100_000
+    # true: past max_unsaved_commands the oldest unsaved commands are dropped (and counted
+    # in status) instead of the daemon refusing new work; trades durability for availability
+    drop_when_full: bool = False
+    retry_initial_s: float = 0.1  # first retry of a failed write; doubles per failure
+    retry_max_s: float = 5.0  # the longest wait between retries of a failed write
+    # test-only: PRAGMA max_page_count for the writer (0 = SQLite's default); lets tests
+    # make the database report full at a chosen size and raise the limit again
+    test_max_page_count: int = 0
+    # test-only: the name of an apsw VFS the test process registered (fault injection in
+    # writes to the WAL or the database file); "" = SQLite's default VFS
+    test_vfs: str = ""
 
 
 @dataclass
@@ -309,6 +323,7 @@ POSITIVE = frozenset({
     "gateway.max_frame_bytes", "gateway.disconnect_frame_bytes", "gateway.heartbeat_interval_s",
     "gateway.drain_batch", "client.request_timeout_s", "client.heartbeat_liveness",
     "persistence.batch_size", "persistence.checkpoint_interval_s", "persistence.ask_timeout_s",
+    "persistence.max_unsaved_commands", "persistence.retry_initial_s", "persistence.retry_max_s",
     "sessions.restart_window_s", "sessions.stop_timeout_s",
     "codex.threads_per_process", "codex.start_timeout_s", "codex.request_timeout_s",
     "codex.resume_timeout_s", "codex.setups_in_flight", "codex.recovery_batch",

@@ -16,7 +16,8 @@ Frames are single byte strings whose first byte says what the gateway should do
 with the rest: ``P`` publish: the event's revision (8 bytes, big-endian), then
 ``topic + payload`` which the gateway sends as is (it remembers the revision to
 announce session tails); ``R`` reply: one length byte, the ROUTER identity, then
-the payload; ``S`` a SessionSummary for the list.
+the payload; ``S`` a SessionSummary for the list; ``D`` the persistence actor's
+StorageHealth (on every change of its write state).
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ import time
 from orbitdock.protocol import codec
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode, ProtocolError
-from orbitdock.protocol.models import SessionSummary
+from orbitdock.protocol.models import SessionSummary, StorageHealth
 from orbitdock.protocol.routing import ClientRequest
 from orbitdock.protocol.topics import session_topic
 
 OP_PUBLISH = ord("P")
 OP_REPLY = ord("R")
 OP_SUMMARY = ord("S")
+OP_STORAGE = ord("D")  # the persistence actor's StorageHealth, on every change
 
 _FULL_WAIT_S = 0.001  # a writer finding the inbox full re-checks this often
 
@@ -162,6 +164,9 @@ class Outlet:
 
     def summary(self, summary: SessionSummary) -> None:
         self._inbox.put(b"S" + codec.encode_struct(summary))
+
+    def storage(self, health: StorageHealth) -> None:
+        self._inbox.put(b"D" + codec.encode_struct(health))
 
     def close(self) -> None:
         """Nothing to release (kept so owners need not know)."""

@@ -44,6 +44,7 @@ EXAMPLES = [
     m.UpdateSessionConfig(session_id=SID, approval_policy="never"), m.ListModels(),
     m.GetCodexStatus(), m.ClaudeHook(event="Stop", payload="{}", event_id="1-2", spool=True),
     m.RolloutsStatus(), m.ImportRollouts(since=12.5),
+    m.BackupDatabase(path="/tmp/b.db"), m.CheckDatabase(), m.SetPageLimit(pages=10),
     m.CodexStatus(report={"processes": [{"proc_id": 1, "state": "spare"}], "login_shell": None}),
     m.RolloutsReport(report={"files_followed": 2, "files": [{"path": "/x", "lag": 0}]}),
     m.Ack(id="1", session_id=SID, result={"turn_id": "t"}),

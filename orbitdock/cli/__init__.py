@@ -76,6 +76,7 @@ def _register() -> None:
 
     for module in (logs, service):
         module.register(cli)
+    from orbitdock.cli import db; db.register(cli)  # noqa: E702  backups and checks
     for command in cli.commands.values():
         _accept_json_everywhere(command)
 

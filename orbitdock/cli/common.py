@@ -37,6 +37,7 @@ class CliErrorCode(enum.StrEnum):
     USAGE = "usage"  # bad command line
     AMBIGUOUS_ID = "ambiguous_id"  # an id prefix matching more than one session or approval
     WRONG_VERB = "wrong_verb"  # e.g. `approve` on a question: it needs `answer`
+    DATABASE_DAMAGED = "database_damaged"  # `db check` found integrity problems
 
 
 class CommandFailed(click.ClickException):

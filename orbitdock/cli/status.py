@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from orbitdock.cli.common import Context, pass_ctx
@@ -21,9 +23,23 @@ def status(ctx: Context) -> None:
         f"{reply.sessions_needing_attention} need you)\n"
         f"  subscribers {reply.subscribers}\n"
         f"  rejected frames {reply.frames_rejected}\n"
-        f"  rss        {reply.rss_bytes / 1048576:.1f} MiB"
+        f"  rss        {reply.rss_bytes / 1048576:.1f} MiB\n"
+        f"  storage    {_storage(reply)}"
     )
     ctx.emit(reply, text)
+
+
+def _storage(reply: m.ServerStatus) -> str:
+    """ok, or the state with its cause, since when and what waits to be written."""
+    if reply.storage == "ok":
+        text = "ok"
+    else:
+        since = time.strftime("%H:%M:%S", time.localtime(reply.storage_since))
+        text = (f"{reply.storage.upper()} since {since}: {reply.storage_cause}; "
+                f"{reply.unsaved_commands} unsaved writes kept, new sessions and turns refused")
+    if reply.dropped_commands:
+        text += f" ({reply.dropped_commands} writes dropped, persistence.drop_when_full)"
+    return text
 
 
 def register(group: click.Group) -> None:

@@ -23,6 +23,7 @@ class ErrorCode(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     TIMEOUT = "timeout"
     SESSION_START_FAILED = "session_start_failed"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
     INTERNAL = "internal"
 
 
@@ -49,6 +50,9 @@ MEANINGS: dict[ErrorCode, str] = {
     ErrorCode.TIMEOUT: "an internal step did not finish in time",
     ErrorCode.SESSION_START_FAILED: "the session's actor could not start (the message says "
                                     "why); the request was not carried out",
+    ErrorCode.STORAGE_UNAVAILABLE: "the database cannot be written now (disk full, I/O "
+                                   "error, read-only): new sessions and turns are refused "
+                                   "until writes succeed again (get_status says why)",
     ErrorCode.INTERNAL: "a bug: logged with a traceback",
 }
 

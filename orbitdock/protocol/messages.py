@@ -31,6 +31,7 @@ from orbitdock.protocol.models import (
     SessionState,
     SessionSummary,
     StateChanges,
+    StorageState,
 )
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
@@ -90,7 +91,9 @@ class ServerStatus(Reply, tag="server_status", kw_only=True):
     example: ClassVar[dict[str, Any]] = {
         "epoch": _EPOCH, "version": "0.1.0", "pid": 41250, "uptime_s": 3600.2, "actors": 9,
         "sessions": 3, "sessions_active": 2, "sessions_needing_attention": 1, "subscribers": 4,
-        "frames_rejected": 0, "rss_bytes": 88_473_600}
+        "frames_rejected": 0, "rss_bytes": 88_473_600, "storage": "degraded",
+        "storage_cause": "disk full (database or disk is full)",
+        "storage_since": 1765130000.5, "unsaved_commands": 412}
     epoch: str
     version: str
     pid: int
@@ -102,6 +105,11 @@ class ServerStatus(Reply, tag="server_status", kw_only=True):
     subscribers: int
     frames_rejected: int
     rss_bytes: int = 0
+    storage: StorageState = "ok"  # database writes: ok | degraded | full
+    storage_cause: str = ""  # why writes fail (empty while ok)
+    storage_since: float = 0.0  # when the current storage state began (0 while ok)
+    unsaved_commands: int = 0  # writes kept in memory until the database takes them
+    dropped_commands: int = 0  # writes dropped past the bound (persistence.drop_when_full)
 
 
 class SessionsList(Reply, tag="sessions_list", kw_only=True):
@@ -184,6 +192,9 @@ class Request(Wire, kw_only=True):
     errors: ClassVar[tuple[E, ...]] = ()
     forward: ClassVar[str | None] = None  # provider operation this session request is
     needs_active: ClassVar[bool] = True  # forwarded only while the session is active
+    # New durable state (a session, a turn): refused with storage_unavailable while the
+    # database cannot be written, rather than accepted and lost.
+    creates_durable: ClassVar[bool] = False
     client: str | None = None  # who sends it (e.g. "orbitdock-mcp (codex)"): logged by the daemon
 
 
@@ -241,8 +252,10 @@ class CreateSession(Request, tag="create_session", kw_only=True):
                                          "sandbox_mode": "workspace-write"}
     scope: ClassVar[Scope] = Scope.SUPERVISOR
     reply: ClassVar[type[Reply]] = SessionSnapshot
+    creates_durable: ClassVar[bool] = True
     errors: ClassVar[tuple[E, ...]] = (E.INVALID_FIELD, E.INVALID_ARGUMENT, E.UNAVAILABLE,
-                                       E.BACKEND_ERROR, E.SESSION_START_FAILED)
+                                       E.BACKEND_ERROR, E.SESSION_START_FAILED,
+                                       E.STORAGE_UNAVAILABLE)
     provider: str
     cwd: str
     model: str | None = None
@@ -260,8 +273,9 @@ class ForkSession(Request, tag="fork_session", kw_only=True):
 
     scope: ClassVar[Scope] = Scope.SUPERVISOR
     reply: ClassVar[type[Reply]] = SessionSnapshot
+    creates_durable: ClassVar[bool] = True
     errors: ClassVar[tuple[E, ...]] = (E.NOT_FOUND, E.INVALID_STATE, E.INVALID_ARGUMENT,
-                                       E.UNAVAILABLE, E.BACKEND_ERROR)
+                                       E.UNAVAILABLE, E.BACKEND_ERROR, E.STORAGE_UNAVAILABLE)
     session_id: Sid
     model: str | None = None
     approval_policy: str | None = None
@@ -272,7 +286,9 @@ class ForkSession(Request, tag="fork_session", kw_only=True):
 class SendMessage(Request, tag="send_message", kw_only=True):
     example: ClassVar[dict[str, Any]] = {"session_id": _SID, "content": "fix the flaky test"}
     scope: ClassVar[Scope] = Scope.SESSION
-    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS + (E.INVALID_ARGUMENT,)
+    creates_durable: ClassVar[bool] = True
+    errors: ClassVar[tuple[E, ...]] = SESSION_ERRORS + (E.INVALID_ARGUMENT,
+                                                        E.STORAGE_UNAVAILABLE)
     forward: ClassVar[str | None] = "send_message"
     session_id: Sid
     content: Annotated[str, msgspec.Meta(min_length=1)]
@@ -477,6 +493,33 @@ class ImportRollouts(Request, tag="import_rollouts", kw_only=True):
 
 
 # ------------------------------------------------------------------- events
+class BackupDatabase(Request, tag="backup_database", kw_only=True):
+    """An online copy of the database (SQLite's backup API) to ``path`` on the daemon's
+    host, taken after every write told before it; the file must not exist yet."""
+
+    example: ClassVar[dict[str, Any]] = {"path": "/home/ada/backups/orbitdock-1207.db"}
+    scope: ClassVar[Scope] = Scope.PERSISTENCE
+    errors: ClassVar[tuple[E, ...]] = (E.INVALID_ARGUMENT, E.STORAGE_UNAVAILABLE)
+    path: Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class CheckDatabase(Request, tag="check_database", kw_only=True):
+    """``PRAGMA integrity_check`` on the live database; Ack result {ok, problems}."""
+
+    scope: ClassVar[Scope] = Scope.PERSISTENCE
+
+
+class SetPageLimit(Request, tag="set_page_limit", kw_only=True):
+    """Test-only: change the writer's ``PRAGMA max_page_count`` (to make the database
+    fill up, or to lift that); invalid_state unless persistence.test_max_page_count is
+    set in the daemon's config."""
+
+    example: ClassVar[dict[str, Any]] = {"pages": 100000}
+    scope: ClassVar[Scope] = Scope.PERSISTENCE
+    errors: ClassVar[tuple[E, ...]] = (E.INVALID_STATE,)
+    pages: Annotated[int, msgspec.Meta(ge=1)]
+
+
 class Event(Wire, kw_only=True):
     kind: ClassVar[str] = "event"
 
@@ -560,10 +603,15 @@ class SessionCreated(Event, tag="session_created", kw_only=True):
 
 
 class Heartbeat(Event, tag="heartbeat", kw_only=True):
+    """Every heartbeat_interval_s, and at once when the storage state changes."""
+
     example: ClassVar[dict[str, Any]] = {"epoch": _EPOCH, "seq": 3600, "ts": 1765130002.0}
     epoch: str
     seq: int
     ts: float
+    storage: StorageState = "ok"  # database writes: ok | degraded | full
+    storage_cause: str = ""  # why writes fail (empty while ok)
+    storage_since: float = 0.0  # when the current storage state began (0 while ok)
 
 
 class Welcome(Event, tag="welcome", kw_only=True):

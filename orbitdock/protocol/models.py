@@ -106,6 +106,23 @@ class McpServer(Base, kw_only=True):
     error: str | None = None
 
 
+# ok: writes succeed; degraded: writes fail and are kept for retry (new sessions and
+# turns are refused); full: as degraded, and the unsaved commands reached
+# persistence.max_unsaved_commands.
+StorageState = Literal["ok", "degraded", "full"]
+
+
+class StorageHealth(Base, kw_only=True):
+    """The persistence actor's write state, as it tells the gateway on every change."""
+
+    state: StorageState = "ok"
+    cause: str = ""  # why writes fail, e.g. "disk full (database or disk is full)"
+    since: float = 0.0  # wall-clock time the current state began (0 while ok)
+    unsaved_commands: int = 0  # commands kept in memory, not yet in the database
+    dropped_commands: int = 0  # dropped past the bound (persistence.drop_when_full only)
+    refuse_new_work: bool = False  # the gateway answers storage_unavailable to new work
+
+
 class SessionSummary(Base, kw_only=True):
     """A row of the session list: what a dashboard needs to answer "who waits on me?"."""
 

@@ -12,6 +12,7 @@ from typing import Any
 import apsw
 
 from orbitdock.protocol.models import Message
+from orbitdock.store.faults import is_storage_error
 from orbitdock.store.commands import Atomic, SaveMessage
 from orbitdock.store.sql import MESSAGE_UPSERT, execute, message_row
 
@@ -52,14 +53,15 @@ def run_batch(conn: apsw.Connection, batch: list[Any]) -> tuple[int, int]:
     savepoint; only if some command raises is that rolled back and the batch
     replayed with a SAVEPOINT per command (``run_isolated``). The committed
     result is the same either way; a failure costs one replay of its batch.
-    Raises only if SQLite itself rolled the whole transaction back (disk full,
-    I/O error): then the batch is lost and the caller must say so.
+    Raises on a storage fault (disk full, I/O error, read-only: ``faults``), which
+    is no command's fault, or if SQLite itself rolled the whole transaction back:
+    then the caller rolls back and keeps the batch for a retry.
     """
     conn.execute("SAVEPOINT batch")
     try:
         written = execute_batch(conn, batch)
-    except Exception:
-        if conn.get_autocommit():
+    except Exception as exc:
+        if conn.get_autocommit() or is_storage_error(exc):
             raise
         conn.execute("ROLLBACK TO batch")
     else:
@@ -77,7 +79,9 @@ def run_isolated(conn: apsw.Connection, batch: list[Any]) -> tuple[int, int]:
         conn.execute("SAVEPOINT cmd")
         try:
             written += execute(conn, cmd)
-        except Exception:
+        except Exception as exc:
+            if is_storage_error(exc):
+                raise  # not this command's fault: the whole batch is kept and retried
             failed += 1
             logger.exception("persistence: %s failed and was skipped", type(cmd).__name__,
                              extra={"session_id": session_id_of(cmd)})

@@ -87,7 +87,7 @@ def connect(db_path: Path | str, pcfg: PersistenceConfig, *, writer: bool) -> ap
     if writer:
         flags |= apsw.SQLITE_OPEN_CREATE
         Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-    conn = apsw.Connection(str(db_path), flags=flags)
+    conn = apsw.Connection(str(db_path), flags=flags, vfs=pcfg.test_vfs or None)
     try:
         conn.set_busy_timeout(int(pcfg.busy_timeout_ms))
         # journal_mode is persistent in the file, but setting it is cheap and makes
@@ -150,6 +150,13 @@ def open_database(db_path: Path | str, pcfg: PersistenceConfig) -> apsw.Connecti
     return conn
 
 
+def integrity_problems(conn: apsw.Connection, *, quick: bool) -> list[str]:
+    """``PRAGMA quick_check`` (quick) or ``integrity_check``: the problems, [] when ok."""
+    pragma = "quick_check" if quick else "integrity_check"
+    rows = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}").fetchall()]
+    return [] if rows == ["ok"] else rows
+
+
 class Checkpointer(threading.Thread):
     """WAL checkpoints off the write path, on a connection of its own.
 
@@ -173,6 +180,7 @@ class Checkpointer(threading.Thread):
         self.synced_write_at = -1.0  # last_write_at as of the latest complete checkpoint
         self.passive_runs = 0
         self.truncate_runs = 0
+        self.failing = ""  # why checkpoints fail now ("" while they work); read by stats
 
     def stop(self) -> None:
         """Signal and join; bounded by one busy timeout (a checkpoint in progress)."""
@@ -207,9 +215,19 @@ class Checkpointer(threading.Thread):
                     busy, wal_frames, done = result[0]
                     if not busy and wal_frames == done:  # every frame is in the database
                         self.synced_write_at = last
+                    if self.failing:
+                        logger.warning("wal checkpoint works again (it failed: %s)",
+                                       self.failing)
+                        self.failing = ""
                 except apsw.BusyError:
                     logger.debug("wal checkpoint busy; retrying next interval")
-                except Exception:
-                    logger.exception("wal checkpoint failed")
+                except Exception as exc:
+                    # Nothing is lost (commits still go to the WAL, which grows until a
+                    # checkpoint works); said once per failing period, not per interval.
+                    if not self.failing:
+                        logger.exception("wal checkpoint failed; the WAL grows until one "
+                                         "works again")
+                    self.failing = f"{type(exc).__name__}: {exc}"
+                    passive_for = truncated_for = None  # retry next interval
         finally:
             conn.close()
