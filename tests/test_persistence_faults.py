@@ -142,15 +142,21 @@ def test_full_database_keeps_the_batch_retries_and_still_drops_a_bad_command(act
     assert not any("lost" in t for t in text)
 
 
-def test_bound_reached_is_full_and_drops_nothing(actor):
-    ref, proxy, db, gw = actor(test_max_page_count=1_000_000, max_unsaved_commands=50)
+def _past_the_bound(actor, **config):  # noqa: ANN001, ANN202
+    """120 messages into a full database whose bound is 50 unsaved commands."""
+    ref, proxy, db, gw = actor(test_max_page_count=1_000_000, max_unsaved_commands=50,
+                               **config)
     ref.tell(SaveSession(SID, {"provider": "codex"}))
     proxy.flush().get(timeout=WAIT_S)
     set_page_limit(ref, gw, 1)
     for seq in range(1, 121):
         ref.tell(msg(seq))
     proxy.flush().get(timeout=WAIT_S)
-    stats = proxy.stats().get(timeout=WAIT_S)
+    return ref, proxy, db, gw, proxy.stats().get(timeout=WAIT_S)
+
+
+def test_bound_reached_is_full_and_drops_nothing(actor):
+    ref, proxy, db, gw, stats = _past_the_bound(actor)
     assert stats["storage"] == "full" and stats["pending"] == 120
     assert stats.get("dropped_commands", 0) == 0
     gw.drain()
@@ -161,15 +167,7 @@ def test_bound_reached_is_full_and_drops_nothing(actor):
 
 
 def test_drop_when_full_drops_the_oldest_and_counts_them(actor):
-    ref, proxy, db, gw = actor(test_max_page_count=1_000_000, max_unsaved_commands=50,
-                               drop_when_full=True)
-    ref.tell(SaveSession(SID, {"provider": "codex"}))
-    proxy.flush().get(timeout=WAIT_S)
-    set_page_limit(ref, gw, 1)
-    for seq in range(1, 121):
-        ref.tell(msg(seq))
-    proxy.flush().get(timeout=WAIT_S)
-    stats = proxy.stats().get(timeout=WAIT_S)
+    ref, proxy, db, gw, stats = _past_the_bound(actor, drop_when_full=True)
     assert stats["storage"] == "degraded" and stats["dropped_commands"] > 0
     assert stats["pending"] + stats["dropped_commands"] == 120
     gw.drain()

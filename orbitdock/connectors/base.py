@@ -22,7 +22,7 @@ from orbitdock.connectors.events import BackendEvent
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.errors import ErrorCode, ProtocolError
 from orbitdock.protocol.models import SessionState
-from orbitdock.protocol.routing import ClientRequest
+from orbitdock.protocol.routing import ClientRequest, marked_handlers
 
 Emit = Callable[[BackendEvent], None]
 Done = Callable[[m.Reply], None]  # hands a provider's reply back; callable from any thread
@@ -105,10 +105,10 @@ class Provider(abc.ABC):
     def answer(self, req: ClientRequest, done: Done) -> None:
         """Answer a provider-scope request: its ``@answers`` method gets ``(req, done)``
         and calls ``done(reply)`` (from any thread) or raises ``ProtocolError``."""
-        for name in dir(type(self)):
-            if type(req.request) in getattr(getattr(type(self), name), "__answers__", ()):
-                getattr(self, name)(req, done)
-                return
+        name = marked_handlers(type(self)).get(type(req.request))
+        if name is not None:
+            getattr(self, name)(req, done)
+            return
         raise ProtocolError(ErrorCode.UNSUPPORTED,
                             f"provider {self.name} does not answer {req.request.__struct_config__.tag}")
 

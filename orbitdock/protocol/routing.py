@@ -16,6 +16,7 @@ the session actor's table routes them all to one generic method.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -52,6 +53,17 @@ def answers(*request_types: type[Request]) -> Callable[[Callable], Callable]:
     return mark
 
 
+@functools.cache
+def marked_handlers(cls: type) -> dict[type, str]:
+    """Request type -> the name of ``cls``'s method marked ``@answers`` for it (read once
+    per class: handlers are looked up per request on hot paths)."""
+    found: dict[type, str] = {}
+    for name in dir(cls):
+        for request_type in getattr(getattr(cls, name, None), "__answers__", ()):
+            found[request_type] = name
+    return found
+
+
 class RequestTable:
     """The handlers of one scope, looked up by request type."""
 
@@ -63,12 +75,11 @@ class RequestTable:
         self.scope = scope
         scopes = {scope, *extra_scopes}
         self._handlers: dict[type, Handler] = {}
-        for name in dir(type(owner)):
-            for request_type in getattr(getattr(type(owner), name, None), "__answers__", ()):
-                if request_type.scope not in scopes:
-                    raise RoutingError(f"{type(owner).__name__}.{name} answers "
-                                       f"{request_type.__name__}, a {request_type.scope} request")
-                self._handlers[request_type] = getattr(owner, name)
+        for request_type, name in marked_handlers(type(owner)).items():
+            if request_type.scope not in scopes:
+                raise RoutingError(f"{type(owner).__name__}.{name} answers "
+                                   f"{request_type.__name__}, a {request_type.scope} request")
+            self._handlers[request_type] = getattr(owner, name)
         for request_type in REQUEST_TYPES:
             if request_type.scope not in scopes or request_type in self._handlers:
                 continue
