@@ -56,6 +56,10 @@ BULKY_FIELDS = ("tool_response", "last_assistant_message", "compact_summary")
 SPOOL_DIR = "spool"
 RUNTIME_FILE = "orbitdockd.json"
 PROTOCOL_VERSION = 1  # orbitdock.PROTOCOL_VERSION; a test keeps the two equal
+# Set by orbitdock in the environment of a ``claude`` it drives itself (a direct
+# session, value: its orbitdock session id). Hooks fired inside it are already seen
+# through stream-json, so the forwarder must not make a second, passive session of them.
+DIRECT_SESSION_ENV = "ORBITDOCK_CLAUDE_DIRECT"
 
 
 def home_dir() -> str:
