@@ -318,3 +318,29 @@ def test_approve_for_session_applies_claudes_session_suggestion(daemon_factory, 
     st = wait_session(client, row.id, lambda s: s.status == "ended")
     tools = [msg for msg in st.messages if msg.type == "tool"]
     assert len(tools) == 2 and not any(t.is_error for t in tools)
+
+
+@needs_claude
+@pytest.mark.parametrize("text,expected", [
+    ("Which of the two files should I change?", ("question", "awaitingQuestion")),
+    ("I changed both files.", ("reply", "awaitingReply"))], ids=["question", "reply"])
+def test_stop_is_a_question_or_a_reply(daemon, sim, box, text, expected):
+    """Stop: the session waits for an answer (question) when claude's last text asks the
+    person something, else for the next prompt (reply); the same wire fields as a Codex
+    session waiting on a question."""
+    tap = EventTap(find_daemon(daemon.config).events)
+    try:
+        sim.set_script([{"text": text}])
+        time.sleep(0.3)  # the SUB's subscription reaches the XPUB
+        proc = run_claude(box, sim, daemon.home, "change the files")
+        assert proc.returncode == 0, proc.stderr
+        sid = session_id_of(proc)
+        wait_session(daemon.client(), sid, lambda s: s.status == "ended")
+        wait_until(lambda: "ended" in tap.work_statuses(sid), 5, poll=tap.pump)
+        attention = [e.changes.attention_reason for e in tap.of(sid)
+                     if isinstance(e, m.SessionDelta) and isinstance(e.changes.work_status, str)
+                     and e.changes.work_status == expected[0]]
+    finally:
+        tap.close()
+    assert tap.work_statuses(sid) == ["working", expected[0], "ended"]
+    assert attention == [expected[1]]

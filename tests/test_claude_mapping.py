@@ -138,3 +138,39 @@ def test_approval_kinds_and_decisions():
                                  tool_input={"questions": [{"question": "Which?"}]},
                                  answers={"q0": ["B"]})["hookSpecificOutput"]["decision"]
     assert answered["updatedInput"]["answers"] == {"Which?": "B"}
+
+
+def test_stop_asks_when_the_last_text_asks_or_a_question_is_unanswered():
+    base = {"session_id": SID, "cwd": "/p", "transcript_path": "/t.jsonl", "prompt_id": "p1"}
+
+    def turn(last_text: str | None, *hooks: tuple[str, dict],
+             transcript: tuple = ()) -> be.TurnCompleted:
+        s = HookSession(SID)
+
+        def run(event: str, **extra) -> list:
+            return s.dedupe(s.events_for(parse_hook(event, json.dumps(
+                dict(base, hook_event_name=event, **extra)))))
+
+        run("UserPromptSubmit", prompt="go")
+        for event, extra in hooks:
+            run(event, **extra)
+        s.dedupe(list(transcript))
+        stop = run("Stop", **({} if last_text is None else {"last_assistant_message": last_text}))
+        assert [type(e).__name__ for e in stop] == ["TurnCompleted"]
+        return stop[0]
+
+    ask = {"tool_name": "AskUserQuestion", "tool_use_id": "toolu_q",
+           "tool_input": {"questions": [{"question": "Which?"}]}}
+    assert turn("Which file should I edit?").asks
+    assert turn("Shall I go on with **A**?\n").asks
+    assert not turn("Is it fine? It is. Done.").asks
+    assert not turn("Done.").asks
+    # no text in the payload (an oversized one loses it): the transcript's last text decides
+    assert turn(None, transcript=(be.AgentMessage("a1", "Ready to delete them?"),)).asks
+    assert not turn(None, transcript=(be.AgentMessage("a1", "Deleted."),)).asks
+    # upstream's rule: an AskUserQuestion the person did not answer still asks
+    assert turn("I could not ask.", ("PreToolUse", ask),
+                ("PostToolUseFailure", dict(ask, error="denied"))).asks
+    # answered, then the model went on: a plain reply
+    assert not turn("Used B.", ("PreToolUse", ask),
+                    ("PostToolUse", dict(ask, tool_response="B"))).asks

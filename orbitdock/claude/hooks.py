@@ -8,7 +8,10 @@ session turns each hook into the backend events ``SessionCore`` understands
 * SessionStart only says what the session is (``ThreadStarted``): the session is
   created by its first real activity, so ``claude -c`` bootstrap processes that only
   start and end leave no ghost.
-* UserPromptSubmit opens a turn (working); Stop ends it (reply); StopFailure fails it;
+* UserPromptSubmit opens a turn (working); Stop ends it: ``question`` when the agent
+  ends by asking the person something (its last text ends with a question, or an
+  AskUserQuestion of the turn is still unanswered; upstream's rule is the latter),
+  else ``reply`` (``TurnCompleted.asks``); StopFailure fails it;
   Notification ``idle_prompt`` ends an open turn like Stop; SessionEnd ends the session.
 * PreToolUse / PostToolUse / PostToolUseFailure / PermissionDenied track tool rows; a
   finished tool also clears its pending approval (the person answered in the terminal).
@@ -50,6 +53,14 @@ EDIT_TOOLS = ("Edit", "Write", "NotebookEdit", "MultiEdit")
 QUESTION_TOOL = "AskUserQuestion"
 DIFF_MAX_CHARS = 65_536  # a patch approval's preview is cut beyond this
 IDS_KEPT = 4096  # tool ids remembered per session for de-duplication (bounded memory)
+# A question mark closing the text, maybe followed by closing quotes, brackets or markdown.
+_ENDS_WITH_QUESTION = re.compile(r"[?\uff1f][\s*_`'\")\]\u00bb\u201d\u2019]*$")
+
+
+def asks_the_person(text: str | None) -> bool:
+    """Whether an assistant message ends by asking something (its last sentence is a
+    question): the turn then waits for an answer, not merely for the next prompt."""
+    return bool(text) and _ENDS_WITH_QUESTION.search(text) is not None
 
 
 @dataclass(slots=True)
@@ -222,6 +233,8 @@ class HookSession:
         self._pre_tool: dict[str, str] = {}  # tool name + input -> tool_use_id (last PreToolUse)
         self._approvals: set[str] = set()  # keys of open approvals
         self._permissions = 0
+        self._asking: str | None = None  # an AskUserQuestion of this turn not answered yet
+        self._last_text: str | None = None  # the turn's last assistant text (Stop's fallback)
 
     # -------------------------------------------------------- de-duplication
     @staticmethod
@@ -245,13 +258,19 @@ class HookSession:
             if isinstance(event, be.ToolStarted):
                 if not self._remember(self._started, event.item_id):
                     continue
+                # the model's last move: a question to the person, or any other tool
+                self._asking = event.item_id if event.tool_name == QUESTION_TOOL else None
             elif isinstance(event, be.ToolCompleted):
                 if not self._remember(self._completed, event.item_id):
                     continue
+                if event.item_id == self._asking and not event.is_error:
+                    self._asking = None  # answered
                 self._started.setdefault(event.item_id, None)
                 if event.item_id in self._approvals:
                     self._approvals.discard(event.item_id)
                     out.append(be.ApprovalCleared(event.item_id))
+            elif isinstance(event, be.AgentMessage):
+                self._last_text = event.text
             elif isinstance(event, be.UserMessage) and self.turn_id is None:
                 out.append(self._open_turn(None))  # a prompt we saw no hook for
             out.append(event)
@@ -260,17 +279,19 @@ class HookSession:
     def _open_turn(self, prompt_id: Any) -> be.TurnStarted:
         self._turns += 1
         self.turn_id = str(prompt_id) if prompt_id else f"{self.session_id}-t{self._turns}"
+        self._asking = self._last_text = None
         return be.TurnStarted(self.turn_id)
 
     def _ensure_turn(self, hook: Hook) -> list[Any]:
         return [] if self.turn_id is not None else [self._open_turn(hook.payload.get("prompt_id"))]
 
-    def _close_turn(self, status: str, error: str | None = None) -> list[Any]:
+    def _close_turn(self, status: str, error: str | None = None, *,
+                    asks: bool = False) -> list[Any]:
         if self.turn_id is None:
             return []
         turn, self.turn_id = self.turn_id, None
         self._approvals.clear()  # TurnCompleted withdraws them in the core
-        return [be.TurnCompleted(turn, status, error)]
+        return [be.TurnCompleted(turn, status, error, asks=asks)]
 
     # -------------------------------------------------------- hooks
     def events_for(self, hook: Hook, *, answerable: bool = True) -> list[Any]:
@@ -348,11 +369,15 @@ class HookSession:
                                     status="declined")
 
     def _on_Stop(self, hook: Hook, answerable: bool) -> list[Any]:
-        events = self._close_turn("completed")
         text = hook.payload.get("last_assistant_message")
+        # the payload's text (dropped from an oversized payload), else the transcript's
+        asks = self._asking is not None or asks_the_person(
+            text if isinstance(text, str) else self._last_text)
+        events = self._close_turn("completed", asks=asks)
         if not events and isinstance(text, str):
             # a Stop with no turn open (hooks lost before a restart): still a reply
-            events = [self._open_turn(hook.payload.get("prompt_id"))] + self._close_turn("completed")
+            events = [self._open_turn(hook.payload.get("prompt_id"))] + self._close_turn(
+                "completed", asks=asks)
         return events
 
     def _on_StopFailure(self, hook: Hook, answerable: bool) -> list[Any]:
