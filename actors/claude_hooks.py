@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 import pykka
 
-from actors.messages import RolloutBatch
+from actors.messages import OwnerOf, RolloutBatch
 from orbitdock.claude.connector import (
     Decide,
     HookArrived,
@@ -38,7 +38,14 @@ from orbitdock.claude.connector import (
     ReplaySpool,
     Settle,
 )
-from orbitdock.claude.hooks import Hook, HookSession, parse_hook, permission_output, thread_started
+from orbitdock.claude.hooks import (
+    BLOCKING_EVENTS,
+    Hook,
+    HookSession,
+    parse_hook,
+    permission_output,
+    thread_started,
+)
 from orbitdock.claude.transcript import TranscriptParser
 from orbitdock.config import Config
 from orbitdock.connectors import events as be
@@ -95,8 +102,11 @@ class ClaudeHooksActor(pykka.ThreadingActor):
         self.pending: dict[str, tuple[be.ThreadStarted, float]] = {}  # SessionStart cache
         self.offsets: dict[str, int] = {}  # transcript path -> committed-to-be offset
         self.seen: OrderedDict[str, None] = OrderedDict()  # delivered event ids
+        # claude session ids a direct (orbitdock-driven) session owns: their hooks come
+        # from a forwarder that predates DIRECT_SESSION_ENV and are dropped
+        self.direct: OrderedDict[str, None] = OrderedDict()
         self.counters = {"hooks": 0, "refused": 0, "replayed": 0, "duplicates": 0,
-                         "decisions": 0, "expired": 0}
+                         "decisions": 0, "expired": 0, "direct": 0}
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
@@ -174,6 +184,14 @@ class ClaudeHooksActor(pykka.ThreadingActor):
         self.counters["hooks"] += 1
         sid = hook.session_id
         track = self.tracks.get(sid)
+        # A new session id, or a blocking hook (whose forwarder would wait for nobody)
+        if (track is None or hook.event in BLOCKING_EVENTS) and self._owned_by_direct(sid):
+            self.counters["direct"] += 1
+            self.pending.pop(sid, None)
+            if track is not None:  # made before its direct session told its thread id
+                self._drop_track(track)
+            self._ack(done, direct=True)
+            return
         now = time.monotonic()
         if track is None:
             self._expire_pending(now)
@@ -220,10 +238,31 @@ class ClaudeHooksActor(pykka.ThreadingActor):
         else:
             self._ack(done)
         if hook.event == "SessionEnd":
-            if track.settle is not None:
-                track.settle.cancel()
-            self._release_all(track)
-            del self.tracks[sid]  # a later hook (claude --resume) starts a new track
+            self._drop_track(track)  # a later hook (claude --resume) starts a new track
+
+    def _drop_track(self, track: Track) -> None:
+        if track.settle is not None:
+            track.settle.cancel()
+        self._release_all(track)
+        self.tracks.pop(track.session_id, None)
+
+    def _owned_by_direct(self, sid: str) -> bool:
+        """Whether a direct session owns this claude session id (the supervisor knows the
+        thread ids of direct sessions; asked, not shared). Owned ids are remembered."""
+        if sid in self.direct:
+            return True
+        try:
+            owner = self.supervisor.ask(OwnerOf(sid), timeout=self.ccfg.owner_ask_timeout_s)
+        except (pykka.Timeout, pykka.ActorDeadError):
+            logger.warning("claude hooks: the supervisor did not say who owns %s in time; "
+                           "taken as passive", sid)
+            return False
+        if owner is None:
+            return False
+        self.direct[sid] = None
+        if len(self.direct) > self.ccfg.replayed_ids:
+            self.direct.popitem(last=False)
+        return True
 
     def _defer_starts(self, track: Track, events: list[Any]) -> list[Any]:
         """Hold back the tool starts the transcript has not shown yet: a loaded claude

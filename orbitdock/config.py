@@ -151,6 +151,7 @@ class ClaudeConfig:
     transcript_poll_ms: float = 50.0  # ... re-reading the transcript this often meanwhile
     transcript_chunk_bytes: int = 1_048_576  # transcript reads in bounded chunks
     transcript_max_line_bytes: int = 67_108_864  # a longer transcript line is skipped (logged)
+    owner_ask_timeout_s: float = 1.0  # asking the supervisor whether a direct session owns a hook's session id
 
 
 @dataclass

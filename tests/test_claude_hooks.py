@@ -344,3 +344,94 @@ def test_stop_is_a_question_or_a_reply(daemon, sim, box, text, expected):
         tap.close()
     assert tap.work_statuses(sid) == ["working", expected[0], "ended"]
     assert attention == [expected[1]]
+
+
+def _forwarder(home, event: str, payload: dict, **env: str) -> subprocess.CompletedProcess:
+    import os
+
+    from claude_env import HOOK_COMMAND
+
+    return subprocess.run([HOOK_COMMAND, event], input=json.dumps(payload).encode(),
+                          env=dict(os.environ, ORBITDOCK_HOME=str(home), **env),
+                          capture_output=True, timeout=30)
+
+
+def test_forwarder_in_a_direct_claude_does_nothing(daemon, tmp_path):
+    """DIRECT_SESSION_ENV set (a claude orbitdock drives itself): the forwarder exits 0 at
+    once, sends nothing (no session), spools nothing even with no daemon, prints nothing."""
+    from orbitdock.claude.forward import DIRECT_SESSION_ENV
+
+    base = {"session_id": "direct-env-1", "cwd": str(tmp_path),
+            "transcript_path": str(tmp_path / "t.jsonl"), "prompt_id": "p1"}
+    direct = {DIRECT_SESSION_ENV: "od-direct-1"}
+    started = time.monotonic()
+    for event, extra in (("UserPromptSubmit", {"prompt": "hi"}),
+                         ("PermissionRequest", {"tool_name": "Bash",
+                                                "tool_input": {"command": "ls"}})):
+        proc = _forwarder(daemon.home, event, dict(base, hook_event_name=event, **extra),
+                          **direct)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    assert time.monotonic() - started < 10  # no PermissionRequest wait
+    nowhere = tmp_path / "no-daemon-home"
+    proc = _forwarder(nowhere, "Stop", dict(base, hook_event_name="Stop"), **direct)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    assert not nowhere.exists()  # neither spool nor log
+    # the control: without the variable the same hook makes a session
+    assert _forwarder(daemon.home, "UserPromptSubmit",
+                      dict(base, hook_event_name="UserPromptSubmit", prompt="hi")).returncode == 0
+    client = daemon.client()
+    wait_session(client, "direct-env-1", lambda s: s.turn_count == 1)
+    assert spool_files(daemon.home) == [] and spool_files(nowhere) == []
+    st = client.request(m.SubscribeSession(session_id="direct-env-1")).session
+    assert st.turn_count == 1 and not st.approvals  # only the control's turn
+
+
+@needs_claude
+def test_claude_with_the_direct_variable_creates_no_session(daemon, sim, box):
+    from orbitdock.claude.forward import DIRECT_SESSION_ENV
+
+    sim.set_script([{"call": "Bash", "args": {"command": "echo x", "description": "x"}},
+                    {"text": "Direct."}, {"text": "Passive."}])
+    env = dict(claude_env(box, sim, daemon.home), **{DIRECT_SESSION_ENV: "od-direct-2"})
+    direct = subprocess.run([str(CLAUDE), "-p", "as if driven by orbitdock", "--output-format",
+                             "json", "--permission-prompts", "none", "--allowedTools", "Bash"],
+                            cwd=box.project, env=env, capture_output=True, text=True,
+                            timeout=CLAUDE_TIMEOUT_S)
+    assert direct.returncode == 0, direct.stderr
+    assert json.loads(direct.stdout)["result"] == "Direct."
+    # a passive run after it: once its session shows, the direct run's hooks (had any been
+    # sent) would have been handled before it
+    passive = run_claude(box, sim, daemon.home, "typed in a terminal")
+    client = daemon.client()
+    wait_session(client, session_id_of(passive), lambda s: s.status == "ended")
+    ids = {s.id for s in client.request(m.SubscribeList()).sessions}
+    ids |= {s.id for s in client.request(m.ListSessions()).sessions}
+    assert session_id_of(direct) not in ids and session_id_of(passive) in ids
+    assert spool_files(daemon.home) == []
+
+
+def test_hooks_of_a_direct_sessions_thread_are_dropped(daemon, tmp_path):
+    """A forwarder of an older install (no DIRECT_SESSION_ENV) inside a claude orbitdock
+    drives: the daemon acknowledges and drops hooks whose session id is a direct session's
+    thread id (asked of the supervisor), and a PermissionRequest is let go at once."""
+    client = daemon.client()
+    own = client.request(m.CreateSession(provider="scripted", cwd=str(tmp_path))).session.id
+    st = wait_session(client, own, lambda s: bool(s.thread_id))
+    thread, before = st.thread_id, st.revision
+    base = {"session_id": thread, "cwd": str(tmp_path),
+            "transcript_path": str(tmp_path / "t.jsonl"), "prompt_id": "p1"}
+    started = time.monotonic()
+    for event, extra in (("UserPromptSubmit", {"prompt": "hi"}),
+                         ("PreToolUse", {"tool_name": "Bash", "tool_input": {"command": "ls"},
+                                         "tool_use_id": "toolu_d"}),
+                         ("PermissionRequest", {"tool_name": "Bash",
+                                                "tool_input": {"command": "ls"}}),
+                         ("Stop", {"last_assistant_message": "ok"})):
+        proc = hook(daemon.home, event, dict(base, hook_event_name=event, **extra))
+        assert (proc.returncode, proc.stdout) == (0, b"")
+    assert time.monotonic() - started < 10  # the PermissionRequest did not wait
+    with pytest.raises(RemoteError) as err:
+        client.request(m.SubscribeSession(session_id=thread))
+    assert err.value.code == "not_found"
+    assert client.request(m.SubscribeSession(session_id=own)).session.revision == before
+    assert spool_files(daemon.home) == []
