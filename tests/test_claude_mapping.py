@@ -138,6 +138,11 @@ def test_approval_kinds_and_decisions():
                                  tool_input={"questions": [{"question": "Which?"}]},
                                  answers={"q0": ["B"]})["hookSpecificOutput"]["decision"]
     assert answered["updatedInput"]["answers"] == {"Which?": "B"}
+    assert answered["behavior"] == "allow"
+    several = permission_output("answered", tool_name="AskUserQuestion", tool_input={
+        "questions": [{"question": "Which?", "multiSelect": True}, {"question": "Why?"}]},
+        answers={"q0": ["A", "B"], "q1": ["x", "y"]})["hookSpecificOutput"]["decision"]
+    assert several["updatedInput"]["answers"] == {"Which?": ["A", "B"], "Why?": "x, y"}
 
 
 def test_stop_asks_when_the_last_text_asks_or_a_question_is_unanswered():

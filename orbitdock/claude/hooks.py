@@ -200,11 +200,17 @@ def permission_output(decision: str, *, tool_name: str, tool_input: dict[str, An
     suggestions (``updatedPermissions``); decline: deny; cancel: deny and interrupt;
     answered (AskUserQuestion): allow with the answers filled into its input."""
     if decision == "answered":
-        chosen = {}
+        # What claude 2.1.332 takes (tests/test_claude_tui.py): allow, with the tool's
+        # input plus ``answers`` = {question text: label} (a list of labels for a
+        # multiSelect question); the model gets the tool result 'Your questions have been
+        # answered: "Which color?"="Blue". …' (free text not among the labels: 'The user
+        # answered: …'). claude -p offers no AskUserQuestion ("disabled for this session").
+        chosen: dict[str, Any] = {}
         for index, q in enumerate(tool_input.get("questions") or []):
             labels = (answers or {}).get(f"q{index}")
             if labels and isinstance(q, dict):
-                chosen[str(q.get("question", ""))] = ", ".join(labels)
+                chosen[str(q.get("question", ""))] = (list(labels) if q.get("multiSelect")
+                                                      else ", ".join(labels))
         verdict: dict[str, Any] = {"behavior": "allow",
                                    "updatedInput": {**tool_input, "answers": chosen}}
     elif decision in ("accept", "accept_for_session"):
