@@ -435,3 +435,39 @@ def test_hooks_of_a_direct_sessions_thread_are_dropped(daemon, tmp_path):
     assert err.value.code == "not_found"
     assert client.request(m.SubscribeSession(session_id=own)).session.revision == before
     assert spool_files(daemon.home) == []
+
+
+@needs_claude
+def test_compaction_shows_like_codex_and_ends_with_the_boundary(daemon, sim, box):
+    """/compact: PreCompact starts a compaction row (is_compacting, as a Codex compaction
+    shows); the transcript's compact_boundary line ends it (read at the SessionStart
+    "compact" that follows), and the summary agent's SubagentStop is no tool row."""
+    from orbitdock.session.core import COMPACTED_TEXT
+
+    tap = EventTap(find_daemon(daemon.config).events)
+    try:
+        sim.set_script([{"text": "First answer."},
+                        {"match": "TEXT ONLY", "text": "<summary>We said hello.</summary>"}])
+        time.sleep(0.3)  # the SUB's subscription reaches the XPUB
+        first = run_claude(box, sim, daemon.home, "hello")
+        assert first.returncode == 0, first.stderr
+        sid = session_id_of(first)
+        client = daemon.client()
+        wait_session(client, sid, lambda s: s.status == "ended")
+        compact = run_claude(box, sim, daemon.home, "/compact keep it short", "--resume", sid)
+        assert compact.returncode == 0, compact.stderr
+        st = wait_session(client, sid, lambda s: any(
+            msg.type == "compaction" and not msg.is_in_progress for msg in s.messages)
+            and s.status == "ended")
+        wait_until(lambda: any(isinstance(e, m.SessionEnded) for e in tap.of(sid)[-3:]), 5,
+                   poll=tap.pump)
+        compacting = [e.changes.is_compacting for e in tap.of(sid)
+                      if isinstance(e, m.SessionDelta)
+                      and isinstance(e.changes.is_compacting, bool)]
+    finally:
+        tap.close()
+    rows = [(msg.type, msg.content) for msg in st.messages]
+    assert rows[:2] == [("user", "hello"), ("assistant", "First answer.")]
+    assert [r for r in rows[2:] if r[0] == "compaction"] == [("compaction", COMPACTED_TEXT)]
+    assert not st.is_compacting and compacting == [True, False]
+    assert not any(msg.type == "tool" for msg in st.messages)  # the summary agent is no row

@@ -179,3 +179,35 @@ def test_stop_asks_when_the_last_text_asks_or_a_question_is_unanswered():
     # answered, then the model went on: a plain reply
     assert not turn("Used B.", ("PreToolUse", ask),
                     ("PostToolUse", dict(ask, tool_response="B"))).asks
+
+
+def test_compaction_starts_with_precompact_and_ends_once():
+    base = {"session_id": SID, "cwd": "/p", "transcript_path": "/t.jsonl"}
+    boundary = line({"type": "system", "subtype": "compact_boundary", "uuid": "b1",
+                     "compactMetadata": {"trigger": "manual", "preTokens": 900},
+                     "timestamp": "2026-12-07T19:29:00Z"})
+
+    def run(s: HookSession, event: str, **extra) -> list:
+        return s.dedupe(s.events_for(parse_hook(event, json.dumps(
+            dict(base, hook_event_name=event, **extra)))))
+
+    def read(s: HookSession) -> list:
+        return s.dedupe([e for e, _ in TranscriptParser(SID).feed(boundary)])
+
+    # the boundary line ends the compaction PreCompact started, under its id
+    s = HookSession(SID)
+    (start,) = run(s, "PreCompact", trigger="manual")
+    assert isinstance(start, be.ContextCompaction) and not start.completed
+    assert run(s, "PreCompact", trigger="auto") == []  # one at a time
+    assert run(s, "SubagentStop", agent_id="c1", agent_type="") == []  # the summary agent
+    assert run(s, "SessionStart", source="compact") == []
+    assert read(s) == [be.ContextCompaction(start.item_id, completed=True)]
+    # the session's next work ends it when the transcript did not show the boundary yet;
+    # the boundary read later is then dropped
+    s = HookSession(SID)
+    (start,) = run(s, "PreCompact", trigger="auto")
+    ended = run(s, "UserPromptSubmit", prompt="next", prompt_id="p2")
+    assert ended[0] == be.ContextCompaction(start.item_id, completed=True)
+    assert read(s) == []
+    # a boundary with no PreCompact seen (hooks lost) is a finished compaction of its own
+    assert read(HookSession(SID)) == [be.ContextCompaction("compact-b1", completed=True)]

@@ -19,7 +19,11 @@ session turns each hook into the backend events ``SessionCore`` understands
   for Edit / Write / NotebookEdit with a diff preview, question for AskUserQuestion.
   Its payload has no ``tool_use_id``: it belongs to the last PreToolUse of the same
   tool and input.
-* SubagentStart / SubagentStop are tool rows named ``Agent:<type>``.
+* SubagentStart / SubagentStop are tool rows named ``Agent:<type>`` (the compaction's
+  own SubagentStop, ``agent_type`` "", is not a sub-agent).
+* PreCompact starts a compaction (``ContextCompaction``: the row and ``is_compacting``
+  Codex compactions show); the transcript's ``compact_boundary`` line ends it, or, if
+  the transcript does not show one first, the next hook of the session's own work.
 
 Tool rows come from two sources (hooks are live; the transcript has the results the
 model saw): ``HookSession.dedupe`` lets the first start and the first completion of
@@ -49,6 +53,11 @@ HANDLED_EVENTS = (
     "SubagentStart", "SubagentStop", "PreCompact", "SessionEnd",
 )
 BLOCKING_EVENTS = ("PermissionRequest",)
+# Hooks that fire while a compaction runs (its summary agent's SubagentStop, the
+# SessionStart "compact" that follows it) or say nothing about the session's work: they
+# do not end a compaction.
+COMPACTION_QUIET_EVENTS = ("PreCompact", "SubagentStart", "SubagentStop", "Notification",
+                           "SessionStart")
 EDIT_TOOLS = ("Edit", "Write", "NotebookEdit", "MultiEdit")
 QUESTION_TOOL = "AskUserQuestion"
 DIFF_MAX_CHARS = 65_536  # a patch approval's preview is cut beyond this
@@ -240,6 +249,9 @@ class HookSession:
         self._approvals: set[str] = set()  # keys of open approvals
         self._permissions = 0
         self._asking: str | None = None  # an AskUserQuestion of this turn not answered yet
+        self._compacting: str | None = None  # the item id of a compaction under way
+        self._closed_early: str | None = None  # ended by a hook before its boundary line
+        self._compactions = 0
         self._last_text: str | None = None  # the turn's last assistant text (Stop's fallback)
 
     # -------------------------------------------------------- de-duplication
@@ -277,6 +289,10 @@ class HookSession:
                     out.append(be.ApprovalCleared(event.item_id))
             elif isinstance(event, be.AgentMessage):
                 self._last_text = event.text
+            elif isinstance(event, be.ContextCompaction) and event.completed:
+                event = self._compaction_done(event)
+                if event is None:
+                    continue
             elif isinstance(event, be.UserMessage) and self.turn_id is None:
                 out.append(self._open_turn(None))  # a prompt we saw no hook for
             out.append(event)
@@ -299,12 +315,44 @@ class HookSession:
         self._approvals.clear()  # TurnCompleted withdraws them in the core
         return [be.TurnCompleted(turn, status, error, asks=asks)]
 
+    # -------------------------------------------------------- compaction
+    def _compaction_done(self, done: be.ContextCompaction) -> be.ContextCompaction | None:
+        """A transcript's boundary line: it ends the compaction under way (under that
+        compaction's id); one a hook already ended is dropped; with none known (its
+        PreCompact was lost) it is a finished compaction of its own."""
+        if done.item_id == self._closed_early:
+            return done  # the hooks' own end of it (``_end_compaction``)
+        if self._compacting is not None:
+            done = be.ContextCompaction(item_id=self._compacting, completed=True)
+            self._compacting = None
+            return done
+        if self._closed_early is not None:
+            self._closed_early = None
+            return None
+        return done
+
+    def _end_compaction(self, hook: Hook) -> list[Any]:
+        """Work after a compaction whose boundary line was not read yet: it is over."""
+        if self._compacting is None or hook.event in COMPACTION_QUIET_EVENTS:
+            return []
+        self._closed_early, self._compacting = self._compacting, None
+        return [be.ContextCompaction(item_id=self._closed_early, completed=True)]
+
+    def _on_PreCompact(self, hook: Hook, answerable: bool) -> list[Any]:
+        if self._compacting is not None:
+            return []
+        self._compactions += 1
+        self._compacting = f"compact-{hook.payload.get('prompt_id') or 'none'}-{self._compactions}"
+        self._closed_early = None
+        return [be.ContextCompaction(item_id=self._compacting, completed=False)]
+
     # -------------------------------------------------------- hooks
     def events_for(self, hook: Hook, *, answerable: bool = True) -> list[Any]:
         """The backend events of one hook, in order. ``answerable``: a PermissionRequest
         whose forwarder is waiting (a replayed one opens no approval)."""
         handler = getattr(self, "_on_" + hook.event, None)
-        return handler(hook, answerable) if handler is not None else []
+        events = handler(hook, answerable) if handler is not None else []
+        return self._end_compaction(hook) + events
 
     def _on_UserPromptSubmit(self, hook: Hook, answerable: bool) -> list[Any]:
         events = self._close_turn("interrupted")  # a new prompt before the last one stopped
@@ -406,8 +454,8 @@ class HookSession:
 
     def _on_SubagentStop(self, hook: Hook, answerable: bool) -> list[Any]:
         agent = hook.payload.get("agent_id")
-        if not agent:
-            return []
+        if not agent or hook.payload.get("agent_type") == "":
+            return []  # no agent id, or the compaction's summary agent
         kind = hook.payload.get("agent_type") or "unknown"
         output = hook.payload.get("last_assistant_message")
         return [be.ToolCompleted(item_id=f"agent-{agent}", output=str(output or ""),

@@ -12,6 +12,9 @@ type in its bytes is not parsed.
 Identity is stable, so reading the same bytes twice names everything the same way:
 text and thinking rows use the line's ``uuid``, tools their ``tool_use_id``.
 Sidechain rows (sub-agents) and meta rows (slash-command expansions) are left out.
+A ``system`` ``compact_boundary`` line (written once a compaction is done) is a finished
+``ContextCompaction``, named by its ``uuid`` (the hooks' mapping ties it to the
+compaction PreCompact started).
 
 Token usage follows upstream OrbitDock: input = the last message's
 ``input_tokens``, output = the sum of ``output_tokens`` over distinct messages,
@@ -30,7 +33,7 @@ from orbitdock.rollout.lines import parse_time
 
 logger = logging.getLogger(__name__)
 
-_ROW_MARKERS = (b'"user"', b'"assistant"')  # a cheap pre-filter, then parsed
+_ROW_MARKERS = (b'"user"', b'"assistant"', b'"compact_boundary"')  # a cheap pre-filter
 TOOL_OUTPUT_MAX_CHARS = 65_536  # a tool_result kept per row (the core keeps its own tail)
 USAGE_IDS_KEPT = 4096  # message ids remembered for the output-token sum (bounded memory)
 
@@ -76,9 +79,12 @@ class TranscriptParser:
             return []
         kind = obj.get("type")
         message = obj.get("message")
+        at = parse_time(obj.get("timestamp"))
+        if kind == "system" and obj.get("subtype") == "compact_boundary":
+            uuid = str(obj.get("uuid") or f"line{self.lines}")
+            return [(be.ContextCompaction(item_id=f"compact-{uuid}", completed=True), at)]
         if kind not in ("user", "assistant") or not isinstance(message, dict):
             return []
-        at = parse_time(obj.get("timestamp"))
         try:
             events = self._user(obj, message) if kind == "user" else self._assistant(obj, message)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
