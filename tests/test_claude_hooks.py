@@ -471,3 +471,44 @@ def test_compaction_shows_like_codex_and_ends_with_the_boundary(daemon, sim, box
     assert [r for r in rows[2:] if r[0] == "compaction"] == [("compaction", COMPACTED_TEXT)]
     assert not st.is_compacting and compacting == [True, False]
     assert not any(msg.type == "tool" for msg in st.messages)  # the summary agent is no row
+
+
+def test_rows_follow_the_transcript_when_hooks_run_ahead_of_it(daemon_factory, tmp_path):
+    """A loaded claude: PreToolUse and PostToolUse arrive before the transcript has the
+    text that announced the tool or the call itself. The tool row still comes after
+    that text (the order of the transcript), once, with its output."""
+    d = daemon_factory(ORBITDOCK_CLAUDE__TRANSCRIPT_SETTLE_MS="60000")
+    sid = "order-race-1"
+    transcript = tmp_path / f"{sid}.jsonl"
+    base = {"session_id": sid, "cwd": str(tmp_path), "transcript_path": str(transcript),
+            "prompt_id": "p1"}
+    tool = {"tool_name": "Bash", "tool_input": {"command": "ls"}, "tool_use_id": "toolu_1"}
+
+    def append(*lines: dict) -> None:
+        with transcript.open("a") as out:
+            for obj in lines:
+                out.write(json.dumps(dict(obj, sessionId=sid, isSidechain=False,
+                                          timestamp="2026-12-07T19:29:00Z")) + "\n")
+
+    def said(uuid: str, msg_id: str, block: dict) -> dict:
+        return {"type": "assistant", "uuid": uuid,
+                "message": {"id": msg_id, "role": "assistant", "content": [block]}}
+
+    append({"type": "user", "uuid": "u1", "message": {"role": "user", "content": "list"}})
+    for event, extra in (("UserPromptSubmit", {"prompt": "list"}), ("PreToolUse", tool),
+                         ("PostToolUse", dict(tool, tool_response={"stdout": "a\nb"}))):
+        assert hook(d.home, event, dict(base, hook_event_name=event, **extra)).returncode == 0
+    # only now does the transcript get the text, the call and its result
+    append(said("a1", "msg1", {"type": "text", "text": "Listing."}),
+           said("a2", "msg1", {"type": "tool_use", "id": "toolu_1", "name": "Bash",
+                               "input": {"command": "ls"}}),
+           {"type": "user", "uuid": "u2", "message": {"role": "user", "content": [
+               {"type": "tool_result", "tool_use_id": "toolu_1", "content": "a\nb"}]}},
+           said("a3", "msg2", {"type": "text", "text": "Done."}))
+    assert hook(d.home, "Stop", dict(base, hook_event_name="Stop",
+                                     last_assistant_message="Done.")).returncode == 0
+    st = wait_session(d.client(), sid, lambda s: s.work_status == "reply")
+    assert [(msg.type, msg.content if msg.type != "tool" else msg.tool_name)
+            for msg in st.messages] == [("user", "list"), ("assistant", "Listing."),
+                                        ("tool", "Bash"), ("assistant", "Done.")]
+    assert st.messages[2].tool_output == "a\nb" and st.tool_count == 1

@@ -211,3 +211,31 @@ def test_compaction_starts_with_precompact_and_ends_once():
     assert read(s) == []
     # a boundary with no PreCompact seen (hooks lost) is a finished compaction of its own
     assert read(HookSession(SID)) == [be.ContextCompaction("compact-b1", completed=True)]
+
+
+def test_row_order_waits_for_the_transcript_and_lets_approvals_through():
+    from orbitdock.claude.order import RowOrder
+
+    shown: set[str] = set()
+    order = RowOrder(max_wait_s=5.0)
+    start = be.ToolStarted("toolu_1", "Bash")
+    approval = be.ApprovalRequest(key="toolu_1", type="exec")
+    done = be.ToolCompleted("toolu_1", "ok")
+    turn_end = be.TurnCompleted("t1", "completed")
+    agent = be.ToolStarted("agent-a1", "Agent:x")
+    # the hook's start waits, and so does what comes after it, except the approval
+    assert order.admit([start, approval], shown.__contains__, now=0.0) == [approval]
+    assert order.admit([done, agent, turn_end], shown.__contains__, now=1.0) == []
+    assert order.release(shown.__contains__, now=4.9) == []
+    shown.add("toolu_1")  # the transcript shows the call: everything behind it goes
+    assert order.release(shown.__contains__, now=5.0) == [start, done, agent, turn_end]
+    assert len(order) == 0
+    # a sub-agent row has no transcript twin: it never waits
+    assert order.admit([agent], shown.__contains__, now=6.0) == [agent]
+    # never shown: it goes when its wait is over, or at once when forced
+    late = be.ToolStarted("toolu_2", "Bash")
+    assert order.admit([late, turn_end], shown.__contains__, now=10.0) == []
+    assert order.release(shown.__contains__, now=14.0) == []
+    assert order.release(shown.__contains__, now=15.0) == [late, turn_end]
+    order.admit([late], shown.__contains__, now=20.0)
+    assert order.release(shown.__contains__, now=20.0, force=True) == [late]

@@ -42,6 +42,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from orbitdock.claude.order import SUBAGENT_PREFIX
 from orbitdock.connectors import events as be
 from orbitdock.protocol.errors import ErrorCode, ProtocolError
 
@@ -449,7 +450,7 @@ class HookSession:
             return []
         kind = hook.payload.get("agent_type") or "unknown"
         return self._ensure_turn(hook) + [be.ToolStarted(
-            item_id=f"agent-{agent}", tool_name=f"Agent:{kind}", tool_input=_json(
+            item_id=f"{SUBAGENT_PREFIX}{agent}", tool_name=f"Agent:{kind}", tool_input=_json(
                 {"agent_id": agent, "agent_type": kind}))]
 
     def _on_SubagentStop(self, hook: Hook, answerable: bool) -> list[Any]:
@@ -458,7 +459,7 @@ class HookSession:
             return []  # no agent id, or the compaction's summary agent
         kind = hook.payload.get("agent_type") or "unknown"
         output = hook.payload.get("last_assistant_message")
-        return [be.ToolCompleted(item_id=f"agent-{agent}", output=str(output or ""),
+        return [be.ToolCompleted(item_id=f"{SUBAGENT_PREFIX}{agent}", output=str(output or ""),
                                  tool_name=f"Agent:{kind}")]
 
     def _on_SessionEnd(self, hook: Hook, answerable: bool) -> list[Any]:
