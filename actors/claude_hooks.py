@@ -217,16 +217,18 @@ class ClaudeHooksActor(pykka.ThreadingActor):
         if hook.event in HOOK_FIRST:
             # a new prompt: the last turn's rows wait no longer; its own events go first
             events = track.hooks.dedupe(track.order.release(
-                track.hooks.started, now, force=hook.event == "UserPromptSubmit")
-                + self._admit(track, track.hooks.events_for(hook, answerable=answerable), now))
+                track.hooks.started, now, force=hook.event == "UserPromptSubmit"))
+            events += track.hooks.dedupe(self._admit(
+                track, track.hooks.events_for(hook, answerable=answerable), now))
             read, read_times = self._read(track)
             times = [None] * len(events) + read_times
             events += read
         else:
             read, read_times = self._read(track)
-            waited = track.order.release(track.hooks.started, now,
-                                         force=hook.event == "SessionEnd")
-            own = track.hooks.dedupe(waited + self._admit(
+            # what waited goes first (and is known before this hook is mapped)
+            own = track.hooks.dedupe(track.order.release(track.hooks.started, now,
+                                                         force=hook.event == "SessionEnd"))
+            own += track.hooks.dedupe(self._admit(
                 track, track.hooks.events_for(hook, answerable=answerable), now))
             events = read + own
             times = read_times + [None] * len(own)
