@@ -274,10 +274,10 @@ class ClaudeHooksActor(pykka.ThreadingActor):
     def _admit(self, track: Track, events: list[Any], now: float) -> list[Any]:
         """A hook's events that can go now (``orbitdock.claude.order``): a tool the
         transcript has not shown yet waits for it, with what comes after, so the text
-        before the call comes first. No transcript to wait for: everything goes."""
-        reader = track.reader
-        if self.ccfg.transcript_settle_ms <= 0 or reader is None or (
-                not len(track.order) and not os.path.exists(reader.path)):
+        before the call comes first. No transcript named: everything goes. A transcript
+        file that does not exist yet is waited for too (a loaded claude creates it after
+        its first hooks fired)."""
+        if self.ccfg.transcript_settle_ms <= 0 or track.reader is None:
             return events
         track.order.max_wait_s = self.ccfg.transcript_settle_ms / 1000.0
         return track.order.admit(events, track.hooks.started, now)
