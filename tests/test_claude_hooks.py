@@ -467,8 +467,9 @@ def test_compaction_shows_like_codex_and_ends_with_the_boundary(daemon, sim, box
     finally:
         tap.close()
     rows = [(msg.type, msg.content) for msg in st.messages]
-    assert rows[:2] == [("user", "hello"), ("assistant", "First answer.")]
-    assert [r for r in rows[2:] if r[0] == "compaction"] == [("compaction", COMPACTED_TEXT)]
+    # the slash command is its command line; its local output is no row
+    assert rows == [("user", "hello"), ("assistant", "First answer."),
+                    ("compaction", COMPACTED_TEXT), ("user", "/compact keep it short")]
     assert not st.is_compacting and compacting == [True, False]
     assert not any(msg.type == "tool" for msg in st.messages)  # the summary agent is no row
 

@@ -239,3 +239,20 @@ def test_row_order_waits_for_the_transcript_and_lets_approvals_through():
     assert order.release(shown.__contains__, now=15.0) == [late, turn_end]
     order.admit([late], shown.__contains__, now=20.0)
     assert order.release(shown.__contains__, now=20.0, force=True) == [late]
+
+
+def test_slash_command_rows_are_the_command_line_and_its_output_is_left_out():
+    p = TranscriptParser(SID)
+
+    def user(uuid: str, content: str) -> list:
+        return [e for e, _ in p.feed(line({"type": "user", "uuid": uuid, "message": {
+            "role": "user", "content": content}}))]
+
+    (prompt,) = user("c1", "<command-name>/compact</command-name>\n            <command-message>"
+                           "compact</command-message>\n            <command-args>keep it short"
+                           "</command-args>")
+    assert prompt.text == "/compact keep it short"
+    assert user("c2", "<command-name>/help</command-name>")[0].text == "/help"
+    assert user("c3", "<local-command-stdout>Compacted (ctrl+o to see full summary)"
+                      "</local-command-stdout>") == []
+    assert user("c4", "<b>not a command</b>")[0].text == "<b>not a command</b>"
