@@ -176,6 +176,14 @@ def test_stop_asks_when_the_last_text_asks_or_a_question_is_unanswered():
     # upstream's rule: an AskUserQuestion the person did not answer still asks
     assert turn("I could not ask.", ("PreToolUse", ask),
                 ("PostToolUseFailure", dict(ask, error="denied"))).asks
+    # idle_prompt ends a turn whose Stop was lost, by the same rule
+    s = HookSession(SID)
+    s.events_for(parse_hook("UserPromptSubmit", json.dumps(
+        dict(base, hook_event_name="UserPromptSubmit", prompt="go"))))
+    s.dedupe([be.AgentMessage("a1", "Which one?")])
+    (idle,) = s.events_for(parse_hook("Notification", json.dumps(
+        dict(base, hook_event_name="Notification", notification_type="idle_prompt"))))
+    assert idle.asks
     # answered, then the model went on: a plain reply
     assert not turn("Used B.", ("PreToolUse", ask),
                     ("PostToolUse", dict(ask, tool_response="B"))).asks

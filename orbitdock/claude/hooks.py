@@ -440,8 +440,9 @@ class HookSession:
         return self._close_turn("failed", str(error or "Claude stopped with an API error"))
 
     def _on_Notification(self, hook: Hook, answerable: bool) -> list[Any]:
-        if hook.payload.get("notification_type") == "idle_prompt":
-            return self._close_turn("completed")
+        if hook.payload.get("notification_type") == "idle_prompt":  # a Stop we did not get
+            return self._close_turn("completed", asks=self._asking is not None
+                                    or asks_the_person(self._last_text))
         return []
 
     def _on_SubagentStart(self, hook: Hook, answerable: bool) -> list[Any]:
