@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 import pykka
 
-from actors.messages import RolloutBatch
+from actors.messages import OwnerOf, RolloutBatch
 from orbitdock.claude.connector import (
     Decide,
     HookArrived,
@@ -38,7 +38,15 @@ from orbitdock.claude.connector import (
     ReplaySpool,
     Settle,
 )
-from orbitdock.claude.hooks import Hook, HookSession, parse_hook, permission_output, thread_started
+from orbitdock.claude.hooks import (
+    BLOCKING_EVENTS,
+    Hook,
+    HookSession,
+    parse_hook,
+    permission_output,
+    thread_started,
+)
+from orbitdock.claude.order import RowOrder
 from orbitdock.claude.transcript import TranscriptParser
 from orbitdock.config import Config
 from orbitdock.connectors import events as be
@@ -76,10 +84,9 @@ class Track:
     reader: RolloutReader | None = None
     held: dict[Any, Held] = field(default_factory=dict)
     sent: bool = False  # a batch went to the supervisor (the session exists)
-    # PreToolUse starts waiting for the transcript to show the text before them
-    deferred: list[be.ToolStarted] = field(default_factory=list)
-    settle: threading.Timer | None = None
-    deferred_at: float = 0.0  # monotonic time the oldest held-back start was held
+    # hook events waiting for the transcript to show their tool (rows in its order)
+    order: RowOrder = field(default_factory=lambda: RowOrder(0.0))
+    settle: threading.Timer | None = None  # the next look at the transcript meanwhile
 
 
 class ClaudeHooksActor(pykka.ThreadingActor):
@@ -95,8 +102,11 @@ class ClaudeHooksActor(pykka.ThreadingActor):
         self.pending: dict[str, tuple[be.ThreadStarted, float]] = {}  # SessionStart cache
         self.offsets: dict[str, int] = {}  # transcript path -> committed-to-be offset
         self.seen: OrderedDict[str, None] = OrderedDict()  # delivered event ids
+        # claude session ids a direct (orbitdock-driven) session owns: their hooks come
+        # from a forwarder that predates DIRECT_SESSION_ENV and are dropped
+        self.direct: OrderedDict[str, None] = OrderedDict()
         self.counters = {"hooks": 0, "refused": 0, "replayed": 0, "duplicates": 0,
-                         "decisions": 0, "expired": 0}
+                         "decisions": 0, "expired": 0, "direct": 0}
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
@@ -174,6 +184,14 @@ class ClaudeHooksActor(pykka.ThreadingActor):
         self.counters["hooks"] += 1
         sid = hook.session_id
         track = self.tracks.get(sid)
+        # A new session id, or a blocking hook (whose forwarder would wait for nobody)
+        if (track is None or hook.event in BLOCKING_EVENTS) and self._owned_by_direct(sid):
+            self.counters["direct"] += 1
+            self.pending.pop(sid, None)
+            if track is not None:  # made before its direct session told its thread id
+                self._drop_track(track)
+            self._ack(done, direct=True)
+            return
         now = time.monotonic()
         if track is None:
             self._expire_pending(now)
@@ -195,20 +213,27 @@ class ClaudeHooksActor(pykka.ThreadingActor):
                                           or track.meta.transcript_path)
         self._follow(track, hook.transcript_path)
         answerable = done is not None
-        events, times = self._settled(track)  # tools waiting for the transcript go first
+        now = time.monotonic()
         if hook.event in HOOK_FIRST:
-            own = track.hooks.dedupe(track.hooks.events_for(hook, answerable=answerable))
+            # a new prompt: the last turn's rows wait no longer; its own events go first
+            events = track.hooks.dedupe(track.order.release(
+                track.hooks.started, now, force=hook.event == "UserPromptSubmit"))
+            events += track.hooks.dedupe(self._admit(
+                track, track.hooks.events_for(hook, answerable=answerable), now))
             read, read_times = self._read(track)
-            events += own + read
-            times += [None] * len(own) + read_times
+            times = [None] * len(events) + read_times
+            events += read
         else:
             read, read_times = self._read(track)
-            own = track.hooks.events_for(hook, answerable=answerable)
-            if hook.event == "PreToolUse" and self.ccfg.transcript_settle_ms > 0:
-                own = self._defer_starts(track, own)
-            own = track.hooks.dedupe(own)
-            events += read + own
-            times += read_times + [None] * len(own)
+            # what waited goes first (and is known before this hook is mapped)
+            own = track.hooks.dedupe(track.order.release(track.hooks.started, now,
+                                                         force=hook.event == "SessionEnd"))
+            own += track.hooks.dedupe(self._admit(
+                track, track.hooks.events_for(hook, answerable=answerable), now))
+            events = read + own
+            times = read_times + [None] * len(own)
+        if len(track.order) and track.settle is None:
+            self._schedule_settle(track)
         if not track.sent or hook.event == "SessionStart":
             events.insert(0, track.meta)
             times.insert(0, None)
@@ -220,26 +245,42 @@ class ClaudeHooksActor(pykka.ThreadingActor):
         else:
             self._ack(done)
         if hook.event == "SessionEnd":
-            if track.settle is not None:
-                track.settle.cancel()
-            self._release_all(track)
-            del self.tracks[sid]  # a later hook (claude --resume) starts a new track
+            self._drop_track(track)  # a later hook (claude --resume) starts a new track
 
-    def _defer_starts(self, track: Track, events: list[Any]) -> list[Any]:
-        """Hold back the tool starts the transcript has not shown yet: a loaded claude
-        writes the text before a tool call after the hook fires, and the row would come
-        first. ``_settle`` shows them (or the transcript's own copy) a moment later."""
-        kept = []
-        for event in events:
-            if isinstance(event, be.ToolStarted) and not track.hooks.started(event.item_id):
-                if not track.deferred:
-                    track.deferred_at = time.monotonic()
-                track.deferred.append(event)
-            else:
-                kept.append(event)
-        if track.deferred and track.settle is None:
-            self._schedule_settle(track)
-        return kept
+    def _drop_track(self, track: Track) -> None:
+        if track.settle is not None:
+            track.settle.cancel()
+        self._release_all(track)
+        self.tracks.pop(track.session_id, None)
+
+    def _owned_by_direct(self, sid: str) -> bool:
+        """Whether a direct session owns this claude session id (the supervisor knows the
+        thread ids of direct sessions; asked, not shared). Owned ids are remembered."""
+        if sid in self.direct:
+            return True
+        try:
+            owner = self.supervisor.ask(OwnerOf(sid), timeout=self.ccfg.owner_ask_timeout_s)
+        except (pykka.Timeout, pykka.ActorDeadError):
+            logger.warning("claude hooks: the supervisor did not say who owns %s in time; "
+                           "taken as passive", sid)
+            return False
+        if owner is None:
+            return False
+        self.direct[sid] = None
+        if len(self.direct) > self.ccfg.replayed_ids:
+            self.direct.popitem(last=False)
+        return True
+
+    def _admit(self, track: Track, events: list[Any], now: float) -> list[Any]:
+        """A hook's events that can go now (``orbitdock.claude.order``): a tool the
+        transcript has not shown yet waits for it, with what comes after, so the text
+        before the call comes first. No transcript named: everything goes. A transcript
+        file that does not exist yet is waited for too (a loaded claude creates it after
+        its first hooks fired)."""
+        if self.ccfg.transcript_settle_ms <= 0 or track.reader is None:
+            return events
+        track.order.max_wait_s = self.ccfg.transcript_settle_ms / 1000.0
+        return track.order.admit(events, track.hooks.started, now)
 
     def _schedule_settle(self, track: Track) -> None:
         track.settle = threading.Timer(self.ccfg.transcript_poll_ms / 1000.0,
@@ -253,36 +294,21 @@ class ClaudeHooksActor(pykka.ThreadingActor):
         except pykka.ActorDeadError:
             pass
 
-    def _settled(self, track: Track) -> tuple[list[Any], list[float | None]]:
-        """The transcript's news, then the held-back tool starts it did not show."""
-        if not track.deferred:
-            return [], []
-        if track.settle is not None:
-            track.settle.cancel()
-            track.settle = None
-        events, times = self._read(track)
-        starts = track.hooks.dedupe(track.deferred)
-        track.deferred = []
-        return events + starts, times + [None] * len(starts)
-
     def _settle(self, sid: str) -> None:
-        """A poll while tool starts are held back: send what the transcript shows now; the
-        held starts go once it shows them, or when the wait is over."""
+        """A look at the transcript while hook events wait for it: send what it shows
+        now and the events it let go (or whose wait is over); look again while any wait."""
         track = self.tracks.get(sid)
-        if track is None or not track.deferred:
+        if track is None:
             return
         track.settle = None
         events, times = self._read(track)
-        waited = time.monotonic() - track.deferred_at
-        if waited * 1000.0 >= self.ccfg.transcript_settle_ms or all(
-                track.hooks.started(start.item_id) for start in track.deferred):
-            starts = track.hooks.dedupe(track.deferred)
-            track.deferred = []
-            events += starts
-            times += [None] * len(starts)
-        else:
+        waited = track.hooks.dedupe(track.order.release(track.hooks.started, time.monotonic()))
+        events += waited
+        times += [None] * len(waited)
+        if len(track.order):
             self._schedule_settle(track)
         if events:
+            self._release_answered(track, events)
             self._send(track, events, times)
 
     def _track(self, sid: str, meta: be.ThreadStarted) -> Track:

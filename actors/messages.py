@@ -119,6 +119,14 @@ class Tick:
 
 
 @dataclass(slots=True)
+class OwnerOf:
+    """Asked of the supervisor: the direct session that owns this backend thread id, or
+    None (the Claude hooks of a claude orbitdock drives itself are not a passive session)."""
+
+    thread_id: str
+
+
+@dataclass(slots=True)
 class ThreadOwned:
     """A direct session told the supervisor its codex thread id (its rollout is not passive)."""
 

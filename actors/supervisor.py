@@ -42,6 +42,7 @@ from actors.messages import (
     SessionDiscarded,
     ForSession,
     Idle,
+    OwnerOf,
     PassivateDeclined,
     PassivateNow,
     ProviderAnswer,
@@ -253,6 +254,8 @@ class SupervisorActor(pykka.ThreadingActor):
             self.watcher = message.watcher
         elif isinstance(message, ThreadOwned):
             self.owned_threads[message.thread_id] = message.session_id
+        elif isinstance(message, OwnerOf):
+            return self.owned_threads.get(message.thread_id)
         elif isinstance(message, Idle):
             self._schedule(message.session_id, message.since, message.ended)
         elif isinstance(message, SessionPassivated):

@@ -15,6 +15,7 @@
    started: time to replay them all, and that each session has its messages once.
 
     .venv/bin/python bench/bench_hooks.py --runs 200 --sessions 50 --spool 500
+    .venv/bin/python bench/bench_hooks.py --quick   # 40 samples, 10 sessions, 60 spooled
 """
 
 from __future__ import annotations
@@ -248,11 +249,19 @@ def spool_replay(events: int) -> dict:
 def main() -> int:
     exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=200, help="forwarder cost samples")
-    parser.add_argument("--sessions", type=int, default=50, help="concurrent claude -p (0: skip)")
-    parser.add_argument("--spool", type=int, default=300, help="spooled events (0: skip)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run: --runs 40 --sessions 10 --spool 60 unless given")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="forwarder cost samples (default 200; quick 40)")
+    parser.add_argument("--sessions", type=int, default=None,
+                        help="concurrent claude -p (0: skip; default 50; quick 10)")
+    parser.add_argument("--spool", type=int, default=None,
+                        help="spooled events (0: skip; default 300; quick 60)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
+    for name, full, quick in (("runs", 200, 40), ("sessions", 50, 10), ("spool", 300, 60)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
     print(machine_line())
     print(command_line())
     results: dict = {}

@@ -147,10 +147,11 @@ class ClaudeConfig:
     permission_wait_s: float = 60.0  # a PermissionRequest waits this long for a client's decision
     pending_start_ttl_s: float = 60.0  # SessionStart metadata kept for a session's first activity
     replayed_ids: int = 10000  # delivered event ids remembered, so a spooled copy is dropped
-    transcript_settle_ms: float = 1000.0  # a tool the transcript does not show yet waits at most this
+    transcript_settle_ms: float = 10000.0  # a hook's tool row waits at most this for the transcript to show the call (rows in transcript order)
     transcript_poll_ms: float = 50.0  # ... re-reading the transcript this often meanwhile
     transcript_chunk_bytes: int = 1_048_576  # transcript reads in bounded chunks
     transcript_max_line_bytes: int = 67_108_864  # a longer transcript line is skipped (logged)
+    owner_ask_timeout_s: float = 1.0  # asking the supervisor whether a direct session owns a hook's session id
 
 
 @dataclass

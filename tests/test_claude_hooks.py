@@ -318,3 +318,198 @@ def test_approve_for_session_applies_claudes_session_suggestion(daemon_factory, 
     st = wait_session(client, row.id, lambda s: s.status == "ended")
     tools = [msg for msg in st.messages if msg.type == "tool"]
     assert len(tools) == 2 and not any(t.is_error for t in tools)
+
+
+@needs_claude
+@pytest.mark.parametrize("text,expected", [
+    ("Which of the two files should I change?", ("question", "awaitingQuestion")),
+    ("I changed both files.", ("reply", "awaitingReply"))], ids=["question", "reply"])
+def test_stop_is_a_question_or_a_reply(daemon, sim, box, text, expected):
+    """Stop: the session waits for an answer (question) when claude's last text asks the
+    person something, else for the next prompt (reply); the same wire fields as a Codex
+    session waiting on a question."""
+    tap = EventTap(find_daemon(daemon.config).events)
+    try:
+        sim.set_script([{"text": text}])
+        time.sleep(0.3)  # the SUB's subscription reaches the XPUB
+        proc = run_claude(box, sim, daemon.home, "change the files")
+        assert proc.returncode == 0, proc.stderr
+        sid = session_id_of(proc)
+        wait_session(daemon.client(), sid, lambda s: s.status == "ended")
+        wait_until(lambda: "ended" in tap.work_statuses(sid), 5, poll=tap.pump)
+        attention = [e.changes.attention_reason for e in tap.of(sid)
+                     if isinstance(e, m.SessionDelta) and isinstance(e.changes.work_status, str)
+                     and e.changes.work_status == expected[0]]
+    finally:
+        tap.close()
+    assert tap.work_statuses(sid) == ["working", expected[0], "ended"]
+    assert attention == [expected[1]]
+
+
+def _forwarder(home, event: str, payload: dict, **env: str) -> subprocess.CompletedProcess:
+    import os
+
+    from claude_env import HOOK_COMMAND
+
+    return subprocess.run([HOOK_COMMAND, event], input=json.dumps(payload).encode(),
+                          env=dict(os.environ, ORBITDOCK_HOME=str(home), **env),
+                          capture_output=True, timeout=30)
+
+
+def test_forwarder_in_a_direct_claude_does_nothing(daemon, tmp_path):
+    """DIRECT_SESSION_ENV set (a claude orbitdock drives itself): the forwarder exits 0 at
+    once, sends nothing (no session), spools nothing even with no daemon, prints nothing."""
+    from orbitdock.claude.forward import DIRECT_SESSION_ENV
+
+    base = {"session_id": "direct-env-1", "cwd": str(tmp_path),
+            "transcript_path": str(tmp_path / "t.jsonl"), "prompt_id": "p1"}
+    direct = {DIRECT_SESSION_ENV: "od-direct-1"}
+    started = time.monotonic()
+    for event, extra in (("UserPromptSubmit", {"prompt": "hi"}),
+                         ("PermissionRequest", {"tool_name": "Bash",
+                                                "tool_input": {"command": "ls"}})):
+        proc = _forwarder(daemon.home, event, dict(base, hook_event_name=event, **extra),
+                          **direct)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    assert time.monotonic() - started < 10  # no PermissionRequest wait
+    nowhere = tmp_path / "no-daemon-home"
+    proc = _forwarder(nowhere, "Stop", dict(base, hook_event_name="Stop"), **direct)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    assert not nowhere.exists()  # neither spool nor log
+    # the control: without the variable the same hook makes a session
+    assert _forwarder(daemon.home, "UserPromptSubmit",
+                      dict(base, hook_event_name="UserPromptSubmit", prompt="hi")).returncode == 0
+    client = daemon.client()
+    wait_session(client, "direct-env-1", lambda s: s.turn_count == 1)
+    assert spool_files(daemon.home) == [] and spool_files(nowhere) == []
+    st = client.request(m.SubscribeSession(session_id="direct-env-1")).session
+    assert st.turn_count == 1 and not st.approvals  # only the control's turn
+
+
+@needs_claude
+def test_claude_with_the_direct_variable_creates_no_session(daemon, sim, box):
+    from orbitdock.claude.forward import DIRECT_SESSION_ENV
+
+    sim.set_script([{"call": "Bash", "args": {"command": "echo x", "description": "x"}},
+                    {"text": "Direct."}, {"text": "Passive."}])
+    env = dict(claude_env(box, sim, daemon.home), **{DIRECT_SESSION_ENV: "od-direct-2"})
+    direct = subprocess.run([str(CLAUDE), "-p", "as if driven by orbitdock", "--output-format",
+                             "json", "--permission-prompts", "none", "--allowedTools", "Bash"],
+                            cwd=box.project, env=env, capture_output=True, text=True,
+                            timeout=CLAUDE_TIMEOUT_S)
+    assert direct.returncode == 0, direct.stderr
+    assert json.loads(direct.stdout)["result"] == "Direct."
+    # a passive run after it: once its session shows, the direct run's hooks (had any been
+    # sent) would have been handled before it
+    passive = run_claude(box, sim, daemon.home, "typed in a terminal")
+    client = daemon.client()
+    wait_session(client, session_id_of(passive), lambda s: s.status == "ended")
+    ids = {s.id for s in client.request(m.SubscribeList()).sessions}
+    ids |= {s.id for s in client.request(m.ListSessions()).sessions}
+    assert session_id_of(direct) not in ids and session_id_of(passive) in ids
+    assert spool_files(daemon.home) == []
+
+
+def test_hooks_of_a_direct_sessions_thread_are_dropped(daemon, tmp_path):
+    """A forwarder of an older install (no DIRECT_SESSION_ENV) inside a claude orbitdock
+    drives: the daemon acknowledges and drops hooks whose session id is a direct session's
+    thread id (asked of the supervisor), and a PermissionRequest is let go at once."""
+    client = daemon.client()
+    own = client.request(m.CreateSession(provider="scripted", cwd=str(tmp_path))).session.id
+    st = wait_session(client, own, lambda s: bool(s.thread_id))
+    thread, before = st.thread_id, st.revision
+    base = {"session_id": thread, "cwd": str(tmp_path),
+            "transcript_path": str(tmp_path / "t.jsonl"), "prompt_id": "p1"}
+    started = time.monotonic()
+    for event, extra in (("UserPromptSubmit", {"prompt": "hi"}),
+                         ("PreToolUse", {"tool_name": "Bash", "tool_input": {"command": "ls"},
+                                         "tool_use_id": "toolu_d"}),
+                         ("PermissionRequest", {"tool_name": "Bash",
+                                                "tool_input": {"command": "ls"}}),
+                         ("Stop", {"last_assistant_message": "ok"})):
+        proc = hook(daemon.home, event, dict(base, hook_event_name=event, **extra))
+        assert (proc.returncode, proc.stdout) == (0, b"")
+    assert time.monotonic() - started < 10  # the PermissionRequest did not wait
+    with pytest.raises(RemoteError) as err:
+        client.request(m.SubscribeSession(session_id=thread))
+    assert err.value.code == "not_found"
+    assert client.request(m.SubscribeSession(session_id=own)).session.revision == before
+    assert spool_files(daemon.home) == []
+
+
+@needs_claude
+def test_compaction_shows_like_codex_and_ends_with_the_boundary(daemon, sim, box):
+    """/compact: PreCompact starts a compaction row (is_compacting, as a Codex compaction
+    shows); the transcript's compact_boundary line ends it (read at the SessionStart
+    "compact" that follows), and the summary agent's SubagentStop is no tool row."""
+    from orbitdock.session.core import COMPACTED_TEXT
+
+    tap = EventTap(find_daemon(daemon.config).events)
+    try:
+        sim.set_script([{"text": "First answer."},
+                        {"match": "TEXT ONLY", "text": "<summary>We said hello.</summary>"}])
+        time.sleep(0.3)  # the SUB's subscription reaches the XPUB
+        first = run_claude(box, sim, daemon.home, "hello")
+        assert first.returncode == 0, first.stderr
+        sid = session_id_of(first)
+        client = daemon.client()
+        wait_session(client, sid, lambda s: s.status == "ended")
+        compact = run_claude(box, sim, daemon.home, "/compact keep it short", "--resume", sid)
+        assert compact.returncode == 0, compact.stderr
+        st = wait_session(client, sid, lambda s: any(
+            msg.type == "compaction" and not msg.is_in_progress for msg in s.messages)
+            and s.status == "ended")
+        wait_until(lambda: any(isinstance(e, m.SessionEnded) for e in tap.of(sid)[-3:]), 5,
+                   poll=tap.pump)
+        compacting = [e.changes.is_compacting for e in tap.of(sid)
+                      if isinstance(e, m.SessionDelta)
+                      and isinstance(e.changes.is_compacting, bool)]
+    finally:
+        tap.close()
+    rows = [(msg.type, msg.content) for msg in st.messages]
+    # the slash command is its command line; its local output is no row
+    assert rows == [("user", "hello"), ("assistant", "First answer."),
+                    ("compaction", COMPACTED_TEXT), ("user", "/compact keep it short")]
+    assert not st.is_compacting and compacting == [True, False]
+    assert not any(msg.type == "tool" for msg in st.messages)  # the summary agent is no row
+
+
+def test_rows_follow_the_transcript_when_hooks_run_ahead_of_it(daemon_factory, tmp_path):
+    """A loaded claude: PreToolUse and PostToolUse arrive before the transcript has the
+    text that announced the tool or the call itself. The tool row still comes after
+    that text (the order of the transcript), once, with its output."""
+    d = daemon_factory(ORBITDOCK_CLAUDE__TRANSCRIPT_SETTLE_MS="60000")
+    sid = "order-race-1"
+    transcript = tmp_path / f"{sid}.jsonl"
+    base = {"session_id": sid, "cwd": str(tmp_path), "transcript_path": str(transcript),
+            "prompt_id": "p1"}
+    tool = {"tool_name": "Bash", "tool_input": {"command": "ls"}, "tool_use_id": "toolu_1"}
+
+    def append(*lines: dict) -> None:
+        with transcript.open("a") as out:
+            for obj in lines:
+                out.write(json.dumps(dict(obj, sessionId=sid, isSidechain=False,
+                                          timestamp="2026-12-07T19:29:00Z")) + "\n")
+
+    def said(uuid: str, msg_id: str, block: dict) -> dict:
+        return {"type": "assistant", "uuid": uuid,
+                "message": {"id": msg_id, "role": "assistant", "content": [block]}}
+
+    append({"type": "user", "uuid": "u1", "message": {"role": "user", "content": "list"}})
+    for event, extra in (("UserPromptSubmit", {"prompt": "list"}), ("PreToolUse", tool),
+                         ("PostToolUse", dict(tool, tool_response={"stdout": "a\nb"}))):
+        assert hook(d.home, event, dict(base, hook_event_name=event, **extra)).returncode == 0
+    # only now does the transcript get the text, the call and its result
+    append(said("a1", "msg1", {"type": "text", "text": "Listing."}),
+           said("a2", "msg1", {"type": "tool_use", "id": "toolu_1", "name": "Bash",
+                               "input": {"command": "ls"}}),
+           {"type": "user", "uuid": "u2", "message": {"role": "user", "content": [
+               {"type": "tool_result", "tool_use_id": "toolu_1", "content": "a\nb"}]}},
+           said("a3", "msg2", {"type": "text", "text": "Done."}))
+    assert hook(d.home, "Stop", dict(base, hook_event_name="Stop",
+                                     last_assistant_message="Done.")).returncode == 0
+    st = wait_session(d.client(), sid, lambda s: s.work_status == "reply")
+    assert [(msg.type, msg.content if msg.type != "tool" else msg.tool_name)
+            for msg in st.messages] == [("user", "list"), ("assistant", "Listing."),
+                                        ("tool", "Bash"), ("assistant", "Done.")]
+    assert st.messages[2].tool_output == "a\nb" and st.tool_count == 1

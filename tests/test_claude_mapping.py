@@ -138,3 +138,129 @@ def test_approval_kinds_and_decisions():
                                  tool_input={"questions": [{"question": "Which?"}]},
                                  answers={"q0": ["B"]})["hookSpecificOutput"]["decision"]
     assert answered["updatedInput"]["answers"] == {"Which?": "B"}
+    assert answered["behavior"] == "allow"
+    several = permission_output("answered", tool_name="AskUserQuestion", tool_input={
+        "questions": [{"question": "Which?", "multiSelect": True}, {"question": "Why?"}]},
+        answers={"q0": ["A", "B"], "q1": ["x", "y"]})["hookSpecificOutput"]["decision"]
+    assert several["updatedInput"]["answers"] == {"Which?": ["A", "B"], "Why?": "x, y"}
+
+
+def test_stop_asks_when_the_last_text_asks_or_a_question_is_unanswered():
+    base = {"session_id": SID, "cwd": "/p", "transcript_path": "/t.jsonl", "prompt_id": "p1"}
+
+    def turn(last_text: str | None, *hooks: tuple[str, dict],
+             transcript: tuple = ()) -> be.TurnCompleted:
+        s = HookSession(SID)
+
+        def run(event: str, **extra) -> list:
+            return s.dedupe(s.events_for(parse_hook(event, json.dumps(
+                dict(base, hook_event_name=event, **extra)))))
+
+        run("UserPromptSubmit", prompt="go")
+        for event, extra in hooks:
+            run(event, **extra)
+        s.dedupe(list(transcript))
+        stop = run("Stop", **({} if last_text is None else {"last_assistant_message": last_text}))
+        assert [type(e).__name__ for e in stop] == ["TurnCompleted"]
+        return stop[0]
+
+    ask = {"tool_name": "AskUserQuestion", "tool_use_id": "toolu_q",
+           "tool_input": {"questions": [{"question": "Which?"}]}}
+    assert turn("Which file should I edit?").asks
+    assert turn("Shall I go on with **A**?\n").asks
+    assert not turn("Is it fine? It is. Done.").asks
+    assert not turn("Done.").asks
+    # no text in the payload (an oversized one loses it): the transcript's last text decides
+    assert turn(None, transcript=(be.AgentMessage("a1", "Ready to delete them?"),)).asks
+    assert not turn(None, transcript=(be.AgentMessage("a1", "Deleted."),)).asks
+    # upstream's rule: an AskUserQuestion the person did not answer still asks
+    assert turn("I could not ask.", ("PreToolUse", ask),
+                ("PostToolUseFailure", dict(ask, error="denied"))).asks
+    # idle_prompt ends a turn whose Stop was lost, by the same rule
+    s = HookSession(SID)
+    s.events_for(parse_hook("UserPromptSubmit", json.dumps(
+        dict(base, hook_event_name="UserPromptSubmit", prompt="go"))))
+    s.dedupe([be.AgentMessage("a1", "Which one?")])
+    (idle,) = s.events_for(parse_hook("Notification", json.dumps(
+        dict(base, hook_event_name="Notification", notification_type="idle_prompt"))))
+    assert idle.asks
+    # answered, then the model went on: a plain reply
+    assert not turn("Used B.", ("PreToolUse", ask),
+                    ("PostToolUse", dict(ask, tool_response="B"))).asks
+
+
+def test_compaction_starts_with_precompact_and_ends_once():
+    base = {"session_id": SID, "cwd": "/p", "transcript_path": "/t.jsonl"}
+    boundary = line({"type": "system", "subtype": "compact_boundary", "uuid": "b1",
+                     "compactMetadata": {"trigger": "manual", "preTokens": 900},
+                     "timestamp": "2026-12-07T19:29:00Z"})
+
+    def run(s: HookSession, event: str, **extra) -> list:
+        return s.dedupe(s.events_for(parse_hook(event, json.dumps(
+            dict(base, hook_event_name=event, **extra)))))
+
+    def read(s: HookSession) -> list:
+        return s.dedupe([e for e, _ in TranscriptParser(SID).feed(boundary)])
+
+    # the boundary line ends the compaction PreCompact started, under its id
+    s = HookSession(SID)
+    (start,) = run(s, "PreCompact", trigger="manual")
+    assert isinstance(start, be.ContextCompaction) and not start.completed
+    assert run(s, "PreCompact", trigger="auto") == []  # one at a time
+    assert run(s, "SubagentStop", agent_id="c1", agent_type="") == []  # the summary agent
+    assert run(s, "SessionStart", source="compact") == []
+    assert read(s) == [be.ContextCompaction(start.item_id, completed=True)]
+    # the session's next work ends it when the transcript did not show the boundary yet;
+    # the boundary read later is then dropped
+    s = HookSession(SID)
+    (start,) = run(s, "PreCompact", trigger="auto")
+    ended = run(s, "UserPromptSubmit", prompt="next", prompt_id="p2")
+    assert ended[0] == be.ContextCompaction(start.item_id, completed=True)
+    assert read(s) == []
+    # a boundary with no PreCompact seen (hooks lost) is a finished compaction of its own
+    assert read(HookSession(SID)) == [be.ContextCompaction("compact-b1", completed=True)]
+
+
+def test_row_order_waits_for_the_transcript_and_lets_approvals_through():
+    from orbitdock.claude.order import RowOrder
+
+    shown: set[str] = set()
+    order = RowOrder(max_wait_s=5.0)
+    start = be.ToolStarted("toolu_1", "Bash")
+    approval = be.ApprovalRequest(key="toolu_1", type="exec")
+    done = be.ToolCompleted("toolu_1", "ok")
+    turn_end = be.TurnCompleted("t1", "completed")
+    agent = be.ToolStarted("agent-a1", "Agent:x")
+    # the hook's start waits, and so does what comes after it, except the approval
+    assert order.admit([start, approval], shown.__contains__, now=0.0) == [approval]
+    assert order.admit([done, agent, turn_end], shown.__contains__, now=1.0) == []
+    assert order.release(shown.__contains__, now=4.9) == []
+    shown.add("toolu_1")  # the transcript shows the call: everything behind it goes
+    assert order.release(shown.__contains__, now=5.0) == [start, done, agent, turn_end]
+    assert len(order) == 0
+    # a sub-agent row has no transcript twin: it never waits
+    assert order.admit([agent], shown.__contains__, now=6.0) == [agent]
+    # never shown: it goes when its wait is over, or at once when forced
+    late = be.ToolStarted("toolu_2", "Bash")
+    assert order.admit([late, turn_end], shown.__contains__, now=10.0) == []
+    assert order.release(shown.__contains__, now=14.0) == []
+    assert order.release(shown.__contains__, now=15.0) == [late, turn_end]
+    order.admit([late], shown.__contains__, now=20.0)
+    assert order.release(shown.__contains__, now=20.0, force=True) == [late]
+
+
+def test_slash_command_rows_are_the_command_line_and_its_output_is_left_out():
+    p = TranscriptParser(SID)
+
+    def user(uuid: str, content: str) -> list:
+        return [e for e, _ in p.feed(line({"type": "user", "uuid": uuid, "message": {
+            "role": "user", "content": content}}))]
+
+    (prompt,) = user("c1", "<command-name>/compact</command-name>\n            <command-message>"
+                           "compact</command-message>\n            <command-args>keep it short"
+                           "</command-args>")
+    assert prompt.text == "/compact keep it short"
+    assert user("c2", "<command-name>/help</command-name>")[0].text == "/help"
+    assert user("c3", "<local-command-stdout>Compacted (ctrl+o to see full summary)"
+                      "</local-command-stdout>") == []
+    assert user("c4", "<b>not a command</b>")[0].text == "<b>not a command</b>"

@@ -90,3 +90,68 @@ def test_tui_nobody_decides_claude_asks_and_the_terminal_answer_resolves(daemon_
         assert wait_until(settled, 20, interval=0.2)
     finally:
         tmux("kill-server")
+
+
+@needs_claude
+@needs_tmux
+def test_tui_ask_user_question_answered_from_orbitdock(daemon_factory, sim, tmp_path):
+    """AskUserQuestion (offered by the TUI only: claude -p says it "is disabled for this
+    session") becomes a question approval; `orbitdockctl answer` answers it, the hook
+    allows the tool with the answers in its input, and the model gets them as the tool's
+    result in the next request."""
+    import os
+    import sys
+    from pathlib import Path
+
+    box = make_box(tmp_path / "claude", permission_wait_s=60)
+    d = daemon_factory(ORBITDOCK_CLAUDE__PERMISSION_WAIT_S="60")
+    question = {"question": "Which color?", "header": "Color", "multiSelect": False,
+                "options": [{"label": "Red", "description": "warm"},
+                            {"label": "Blue", "description": "cool"}]}
+    sim.set_script([{"call": "AskUserQuestion", "args": {"questions": [question]}},
+                    {"text": "Blue it is."}])
+    tmux = Tmux(str(tmp_path / "tmux.sock"))
+    env = claude_env(box, sim, d.home)
+    command = ("env -i " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+               + f" {CLAUDE} --permission-mode default")
+    tmux("new-session", "-d", "-s", "t", "-x", "160", "-y", "50", "-c", str(box.project),
+         command)
+    try:
+        assert wait_until(lambda: "Claude Code" in tmux.screen(), 30, interval=0.2)
+        time.sleep(1.0)  # the prompt box takes input once drawn
+        tmux("send-keys", "-t", "t", "pick a color", "")
+        time.sleep(0.3)
+        tmux("send-keys", "-t", "t", "Enter")
+        client = d.client()
+        rows: list = []
+
+        def pending() -> bool:
+            rows[:] = [r for r in client.request(m.SubscribeList()).sessions
+                       if r.pending_approvals]
+            return bool(rows)
+
+        assert wait_until(pending, 60, interval=0.2), tmux.screen()
+        assert (rows[0].work_status, rows[0].attention_reason) == ("question",
+                                                                   "awaitingQuestion")
+        sid = rows[0].id
+        approval = client.request(m.SubscribeSession(session_id=sid)).session.approvals[0]
+        assert approval.type == "question"
+        assert [(q.id, q.question, [o["label"] for o in q.options]) for q in approval.questions] \
+            == [("q0", "Which color?", ["Red", "Blue"])]
+        ctl = str(Path(sys.executable).parent / "orbitdockctl")
+        answered = subprocess.run([ctl, "answer", approval.id, "Blue"], capture_output=True,
+                                  text=True, timeout=30,
+                                  env=dict(os.environ, ORBITDOCK_HOME=str(d.home)))
+        assert answered.returncode == 0, answered.stderr
+        assert wait_until(lambda: len(sim.requests()) >= 2, 30, interval=0.2), tmux.screen()
+        result = sim.requests()[1]["messages"][-1]["content"][0]
+        assert result["type"] == "tool_result" and not result.get("is_error"), result
+        assert '"Which color?"="Blue"' in str(result["content"])
+
+        def settled() -> bool:
+            st = client.request(m.SubscribeSession(session_id=sid)).session
+            return not st.approvals and st.work_status == "reply"
+
+        assert wait_until(settled, 20, interval=0.2)
+    finally:
+        tmux("kill-server")

@@ -19,6 +19,7 @@ sends ``claude_hook`` to the daemon's request socket and exits 0 whatever happen
 * ``PermissionRequest`` blocks: the reply is the decision a client made (printed as
   the hook's JSON output, so claude proceeds), or nothing after
   ``claude.permission_wait_s``, and claude asks in its own terminal.
+* In a claude orbitdock drives itself (``DIRECT_SESSION_ENV`` set) it does nothing.
 * A payload over the daemon's frame limit loses its bulkiest parts
   (``tool_response``, ``last_assistant_message``; the transcript has them) before it
   is sent; if it is still too large the daemon refuses it (``too_large``, logged).
@@ -206,6 +207,10 @@ def trace(path: str, event: str, raw: bytes, started: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Always 0: a hook that fails must not change what claude does."""
+    if os.environ.get(DIRECT_SESSION_ENV):
+        # A claude orbitdock drives itself: its session is seen through stream-json, and
+        # a PermissionRequest is answered on its stdio. Nothing to forward, spool or print.
+        return 0
     started = time.time()
     args = sys.argv[1:] if argv is None else argv
     home = home_dir()

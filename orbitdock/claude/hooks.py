@@ -8,7 +8,10 @@ session turns each hook into the backend events ``SessionCore`` understands
 * SessionStart only says what the session is (``ThreadStarted``): the session is
   created by its first real activity, so ``claude -c`` bootstrap processes that only
   start and end leave no ghost.
-* UserPromptSubmit opens a turn (working); Stop ends it (reply); StopFailure fails it;
+* UserPromptSubmit opens a turn (working); Stop ends it: ``question`` when the agent
+  ends by asking the person something (its last text ends with a question, or an
+  AskUserQuestion of the turn is still unanswered; upstream's rule is the latter),
+  else ``reply`` (``TurnCompleted.asks``); StopFailure fails it;
   Notification ``idle_prompt`` ends an open turn like Stop; SessionEnd ends the session.
 * PreToolUse / PostToolUse / PostToolUseFailure / PermissionDenied track tool rows; a
   finished tool also clears its pending approval (the person answered in the terminal).
@@ -16,7 +19,11 @@ session turns each hook into the backend events ``SessionCore`` understands
   for Edit / Write / NotebookEdit with a diff preview, question for AskUserQuestion.
   Its payload has no ``tool_use_id``: it belongs to the last PreToolUse of the same
   tool and input.
-* SubagentStart / SubagentStop are tool rows named ``Agent:<type>``.
+* SubagentStart / SubagentStop are tool rows named ``Agent:<type>`` (the compaction's
+  own SubagentStop, ``agent_type`` "", is not a sub-agent).
+* PreCompact starts a compaction (``ContextCompaction``: the row and ``is_compacting``
+  Codex compactions show); the transcript's ``compact_boundary`` line ends it, or, if
+  the transcript does not show one first, the next hook of the session's own work.
 
 Tool rows come from two sources (hooks are live; the transcript has the results the
 model saw): ``HookSession.dedupe`` lets the first start and the first completion of
@@ -35,6 +42,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from orbitdock.claude.order import SUBAGENT_PREFIX
 from orbitdock.connectors import events as be
 from orbitdock.protocol.errors import ErrorCode, ProtocolError
 
@@ -46,10 +54,23 @@ HANDLED_EVENTS = (
     "SubagentStart", "SubagentStop", "PreCompact", "SessionEnd",
 )
 BLOCKING_EVENTS = ("PermissionRequest",)
+# Hooks that fire while a compaction runs (its summary agent's SubagentStop, the
+# SessionStart "compact" that follows it) or say nothing about the session's work: they
+# do not end a compaction.
+COMPACTION_QUIET_EVENTS = ("PreCompact", "SubagentStart", "SubagentStop", "Notification",
+                           "SessionStart")
 EDIT_TOOLS = ("Edit", "Write", "NotebookEdit", "MultiEdit")
 QUESTION_TOOL = "AskUserQuestion"
 DIFF_MAX_CHARS = 65_536  # a patch approval's preview is cut beyond this
 IDS_KEPT = 4096  # tool ids remembered per session for de-duplication (bounded memory)
+# A question mark closing the text, maybe followed by closing quotes, brackets or markdown.
+_ENDS_WITH_QUESTION = re.compile(r"[?\uff1f][\s*_`'\")\]\u00bb\u201d\u2019]*$")
+
+
+def asks_the_person(text: str | None) -> bool:
+    """Whether an assistant message ends by asking something (its last sentence is a
+    question): the turn then waits for an answer, not merely for the next prompt."""
+    return bool(text) and _ENDS_WITH_QUESTION.search(text) is not None
 
 
 @dataclass(slots=True)
@@ -189,11 +210,17 @@ def permission_output(decision: str, *, tool_name: str, tool_input: dict[str, An
     suggestions (``updatedPermissions``); decline: deny; cancel: deny and interrupt;
     answered (AskUserQuestion): allow with the answers filled into its input."""
     if decision == "answered":
-        chosen = {}
+        # What claude 2.1.332 takes (tests/test_claude_tui.py): allow, with the tool's
+        # input plus ``answers`` = {question text: label} (a list of labels for a
+        # multiSelect question); the model gets the tool result 'Your questions have been
+        # answered: "Which color?"="Blue". …' (free text not among the labels: 'The user
+        # answered: …'). claude -p offers no AskUserQuestion ("disabled for this session").
+        chosen: dict[str, Any] = {}
         for index, q in enumerate(tool_input.get("questions") or []):
             labels = (answers or {}).get(f"q{index}")
             if labels and isinstance(q, dict):
-                chosen[str(q.get("question", ""))] = ", ".join(labels)
+                chosen[str(q.get("question", ""))] = (list(labels) if q.get("multiSelect")
+                                                      else ", ".join(labels))
         verdict: dict[str, Any] = {"behavior": "allow",
                                    "updatedInput": {**tool_input, "answers": chosen}}
     elif decision in ("accept", "accept_for_session"):
@@ -222,6 +249,11 @@ class HookSession:
         self._pre_tool: dict[str, str] = {}  # tool name + input -> tool_use_id (last PreToolUse)
         self._approvals: set[str] = set()  # keys of open approvals
         self._permissions = 0
+        self._asking: str | None = None  # an AskUserQuestion of this turn not answered yet
+        self._compacting: str | None = None  # the item id of a compaction under way
+        self._closed_early: str | None = None  # ended by a hook before its boundary line
+        self._compactions = 0
+        self._last_text: str | None = None  # the turn's last assistant text (Stop's fallback)
 
     # -------------------------------------------------------- de-duplication
     @staticmethod
@@ -245,13 +277,23 @@ class HookSession:
             if isinstance(event, be.ToolStarted):
                 if not self._remember(self._started, event.item_id):
                     continue
+                # the model's last move: a question to the person, or any other tool
+                self._asking = event.item_id if event.tool_name == QUESTION_TOOL else None
             elif isinstance(event, be.ToolCompleted):
                 if not self._remember(self._completed, event.item_id):
                     continue
+                if event.item_id == self._asking and not event.is_error:
+                    self._asking = None  # answered
                 self._started.setdefault(event.item_id, None)
                 if event.item_id in self._approvals:
                     self._approvals.discard(event.item_id)
                     out.append(be.ApprovalCleared(event.item_id))
+            elif isinstance(event, be.AgentMessage):
+                self._last_text = event.text
+            elif isinstance(event, be.ContextCompaction) and event.completed:
+                event = self._compaction_done(event)
+                if event is None:
+                    continue
             elif isinstance(event, be.UserMessage) and self.turn_id is None:
                 out.append(self._open_turn(None))  # a prompt we saw no hook for
             out.append(event)
@@ -260,24 +302,58 @@ class HookSession:
     def _open_turn(self, prompt_id: Any) -> be.TurnStarted:
         self._turns += 1
         self.turn_id = str(prompt_id) if prompt_id else f"{self.session_id}-t{self._turns}"
+        self._asking = self._last_text = None
         return be.TurnStarted(self.turn_id)
 
     def _ensure_turn(self, hook: Hook) -> list[Any]:
         return [] if self.turn_id is not None else [self._open_turn(hook.payload.get("prompt_id"))]
 
-    def _close_turn(self, status: str, error: str | None = None) -> list[Any]:
+    def _close_turn(self, status: str, error: str | None = None, *,
+                    asks: bool = False) -> list[Any]:
         if self.turn_id is None:
             return []
         turn, self.turn_id = self.turn_id, None
         self._approvals.clear()  # TurnCompleted withdraws them in the core
-        return [be.TurnCompleted(turn, status, error)]
+        return [be.TurnCompleted(turn, status, error, asks=asks)]
+
+    # -------------------------------------------------------- compaction
+    def _compaction_done(self, done: be.ContextCompaction) -> be.ContextCompaction | None:
+        """A transcript's boundary line: it ends the compaction under way (under that
+        compaction's id); one a hook already ended is dropped; with none known (its
+        PreCompact was lost) it is a finished compaction of its own."""
+        if done.item_id == self._closed_early:
+            return done  # the hooks' own end of it (``_end_compaction``)
+        if self._compacting is not None:
+            done = be.ContextCompaction(item_id=self._compacting, completed=True)
+            self._compacting = None
+            return done
+        if self._closed_early is not None:
+            self._closed_early = None
+            return None
+        return done
+
+    def _end_compaction(self, hook: Hook) -> list[Any]:
+        """Work after a compaction whose boundary line was not read yet: it is over."""
+        if self._compacting is None or hook.event in COMPACTION_QUIET_EVENTS:
+            return []
+        self._closed_early, self._compacting = self._compacting, None
+        return [be.ContextCompaction(item_id=self._closed_early, completed=True)]
+
+    def _on_PreCompact(self, hook: Hook, answerable: bool) -> list[Any]:
+        if self._compacting is not None:
+            return []
+        self._compactions += 1
+        self._compacting = f"compact-{hook.payload.get('prompt_id') or 'none'}-{self._compactions}"
+        self._closed_early = None
+        return [be.ContextCompaction(item_id=self._compacting, completed=False)]
 
     # -------------------------------------------------------- hooks
     def events_for(self, hook: Hook, *, answerable: bool = True) -> list[Any]:
         """The backend events of one hook, in order. ``answerable``: a PermissionRequest
         whose forwarder is waiting (a replayed one opens no approval)."""
         handler = getattr(self, "_on_" + hook.event, None)
-        return handler(hook, answerable) if handler is not None else []
+        events = handler(hook, answerable) if handler is not None else []
+        return self._end_compaction(hook) + events
 
     def _on_UserPromptSubmit(self, hook: Hook, answerable: bool) -> list[Any]:
         events = self._close_turn("interrupted")  # a new prompt before the last one stopped
@@ -348,11 +424,15 @@ class HookSession:
                                     status="declined")
 
     def _on_Stop(self, hook: Hook, answerable: bool) -> list[Any]:
-        events = self._close_turn("completed")
         text = hook.payload.get("last_assistant_message")
+        # the payload's text (dropped from an oversized payload), else the transcript's
+        asks = self._asking is not None or asks_the_person(
+            text if isinstance(text, str) else self._last_text)
+        events = self._close_turn("completed", asks=asks)
         if not events and isinstance(text, str):
             # a Stop with no turn open (hooks lost before a restart): still a reply
-            events = [self._open_turn(hook.payload.get("prompt_id"))] + self._close_turn("completed")
+            events = [self._open_turn(hook.payload.get("prompt_id"))] + self._close_turn(
+                "completed", asks=asks)
         return events
 
     def _on_StopFailure(self, hook: Hook, answerable: bool) -> list[Any]:
@@ -360,8 +440,9 @@ class HookSession:
         return self._close_turn("failed", str(error or "Claude stopped with an API error"))
 
     def _on_Notification(self, hook: Hook, answerable: bool) -> list[Any]:
-        if hook.payload.get("notification_type") == "idle_prompt":
-            return self._close_turn("completed")
+        if hook.payload.get("notification_type") == "idle_prompt":  # a Stop we did not get
+            return self._close_turn("completed", asks=self._asking is not None
+                                    or asks_the_person(self._last_text))
         return []
 
     def _on_SubagentStart(self, hook: Hook, answerable: bool) -> list[Any]:
@@ -370,16 +451,16 @@ class HookSession:
             return []
         kind = hook.payload.get("agent_type") or "unknown"
         return self._ensure_turn(hook) + [be.ToolStarted(
-            item_id=f"agent-{agent}", tool_name=f"Agent:{kind}", tool_input=_json(
+            item_id=f"{SUBAGENT_PREFIX}{agent}", tool_name=f"Agent:{kind}", tool_input=_json(
                 {"agent_id": agent, "agent_type": kind}))]
 
     def _on_SubagentStop(self, hook: Hook, answerable: bool) -> list[Any]:
         agent = hook.payload.get("agent_id")
-        if not agent:
-            return []
+        if not agent or hook.payload.get("agent_type") == "":
+            return []  # no agent id, or the compaction's summary agent
         kind = hook.payload.get("agent_type") or "unknown"
         output = hook.payload.get("last_assistant_message")
-        return [be.ToolCompleted(item_id=f"agent-{agent}", output=str(output or ""),
+        return [be.ToolCompleted(item_id=f"{SUBAGENT_PREFIX}{agent}", output=str(output or ""),
                                  tool_name=f"Agent:{kind}")]
 
     def _on_SessionEnd(self, hook: Hook, answerable: bool) -> list[Any]:

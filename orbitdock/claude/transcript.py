@@ -11,7 +11,14 @@ type in its bytes is not parsed.
 
 Identity is stable, so reading the same bytes twice names everything the same way:
 text and thinking rows use the line's ``uuid``, tools their ``tool_use_id``.
-Sidechain rows (sub-agents) and meta rows (slash-command expansions) are left out.
+Sidechain rows (sub-agents) and meta rows (slash-command expansions) are left out. A
+slash command the person typed is a ``user`` row of tags (``<command-name>/compact
+</command-name>…<command-args>keep it short</command-args>``): its prompt is the command
+line; the row of its local output (``<local-command-stdout>``) is claude's, not a prompt,
+and is left out.
+A ``system`` ``compact_boundary`` line (written once a compaction is done) is a finished
+``ContextCompaction``, named by its ``uuid`` (the hooks' mapping ties it to the
+compaction PreCompact started).
 
 Token usage follows upstream OrbitDock: input = the last message's
 ``input_tokens``, output = the sum of ``output_tokens`` over distinct messages,
@@ -21,6 +28,7 @@ cached = the last ``cache_read_input_tokens + cache_creation_input_tokens``.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -30,9 +38,22 @@ from orbitdock.rollout.lines import parse_time
 
 logger = logging.getLogger(__name__)
 
-_ROW_MARKERS = (b'"user"', b'"assistant"')  # a cheap pre-filter, then parsed
+_ROW_MARKERS = (b'"user"', b'"assistant"', b'"compact_boundary"')  # a cheap pre-filter
 TOOL_OUTPUT_MAX_CHARS = 65_536  # a tool_result kept per row (the core keeps its own tail)
 USAGE_IDS_KEPT = 4096  # message ids remembered for the output-token sum (bounded memory)
+_COMMAND_NAME = re.compile(r"<command-name>(.*?)</command-name>", re.S)
+_COMMAND_ARGS = re.compile(r"<command-args>(.*?)</command-args>", re.S)
+LOCAL_OUTPUT = "<local-command-stdout>"
+
+
+def slash_command_line(content: str) -> str | None:
+    """``/compact keep it short`` for a slash command's transcript row, else None."""
+    if not content.startswith("<command-name>"):
+        return None
+    name = _COMMAND_NAME.search(content)
+    args = _COMMAND_ARGS.search(content)
+    return " ".join(part.group(1).strip() for part in (name, args)
+                    if part and part.group(1).strip()) or None
 
 
 def tool_result_text(content: Any) -> str:
@@ -76,9 +97,12 @@ class TranscriptParser:
             return []
         kind = obj.get("type")
         message = obj.get("message")
+        at = parse_time(obj.get("timestamp"))
+        if kind == "system" and obj.get("subtype") == "compact_boundary":
+            uuid = str(obj.get("uuid") or f"line{self.lines}")
+            return [(be.ContextCompaction(item_id=f"compact-{uuid}", completed=True), at)]
         if kind not in ("user", "assistant") or not isinstance(message, dict):
             return []
-        at = parse_time(obj.get("timestamp"))
         try:
             events = self._user(obj, message) if kind == "user" else self._assistant(obj, message)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -93,9 +117,10 @@ class TranscriptParser:
         content = message.get("content")
         uuid = str(obj.get("uuid") or f"line{self.lines}")
         if isinstance(content, str):
-            if obj.get("isCompactSummary"):
+            if obj.get("isCompactSummary") or content.startswith(LOCAL_OUTPUT):
                 return []
-            return [be.UserMessage(text=content, item_id=f"user-{uuid}")]
+            text = slash_command_line(content) or content
+            return [be.UserMessage(text=text, item_id=f"user-{uuid}")]
         events: list[Any] = []
         texts = []
         for block in content or []:

@@ -39,6 +39,8 @@ class TurnCompleted:
     turn_id: str | None
     status: str  # completed | interrupted | failed
     error: str | None = None
+    # completed with the agent asking the person something (work status question, not reply)
+    asks: bool = False
 
 
 @dataclass(slots=True)

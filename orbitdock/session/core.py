@@ -17,8 +17,9 @@ types are ``orbitdock.protocol.models.Status``, ``WorkStatus``, ``AttentionReaso
   question -> awaitingQuestion, otherwise none). It follows the head of the FIFO approval
   queue (``_idle_status``): an exec/patch/permission request means ``permission``, a
   question or elicitation means ``question``; with the queue empty a running turn is
-  ``working``, a finished one ``reply`` (the agent answered) and an interrupted/failed/new
-  one ``waiting`` (a new session starts ``waiting``/``awaitingReply``).
+  ``working``, a finished one ``reply`` (the agent answered; ``question`` when it ended
+  the turn asking the person something, ``TurnCompleted.asks``) and an
+  interrupted/failed/new one ``waiting`` (a new session starts ``waiting``/``awaitingReply``).
 """
 
 from __future__ import annotations
@@ -212,7 +213,10 @@ class SessionCore:
                     is_compacting=False, is_reviewing=False)
         if ev.status == "failed" and ev.error:
             self._append("error", ev.error, is_error=True)
-        self._set_work("reply" if ev.status == "completed" else "waiting")
+        if ev.status == "completed":
+            self._set_work("question" if ev.asks else "reply")
+        else:
+            self._set_work("waiting")
         if turn_id:
             self.commands.append(cmd.SaveTurn(self.state.id, turn_id, {
                 "status": ev.status, "ended_at": self._ts, "error": ev.error,
