@@ -132,11 +132,15 @@ async def _take_frames(ws, decode, size: int, lats: array) -> None:
         if frame["type"] != "message_updated":
             continue
         lat = time.time() - frame["ts"]
-        content = frame["changes"].get("content")
+        changes = frame["changes"]
+        content = changes.get("content")
         covered = 1
         if content is not None:
             before = seen.get(frame["message_id"], 0)
-            covered = max(1, (len(content) - before) // size)
+            # the deltas it carries, and the final update (the whole text, no longer
+            # in progress) when that came with them
+            covered = max(1, (len(content) - before) // size
+                          + (changes.get("is_in_progress") is False))
             seen[frame["message_id"]] = len(content)
         for _ in range(covered):
             lats.append(lat)
