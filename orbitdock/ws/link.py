@@ -64,7 +64,7 @@ class Link:
         self._fds: list[int] = []
         self._tick: asyncio.TimerHandle | None = None
         self._batch_s = cfg.ws.batch_ms / 1000
-        self._last_pump = 0.0  # loop time
+        self._last_pump = 0.0  # loop time of the last pump a wake-up started
         self._batch: asyncio.TimerHandle | None = None  # the pump a busy stream waits for
         self._next_connect = 0.0
         self.followers = Followers(self._emit, self.limit)
@@ -105,8 +105,10 @@ class Link:
         client and one ``message_updated`` per streaming message (per event and client,
         the send syscall is the bridge's main cost). Meanwhile the descriptors are not
         watched (a zmq descriptor stays readable until its socket is drained)."""
+        now = self.loop.time()
         due = self._last_pump + self._batch_s
-        if self.loop.time() >= due:
+        if now >= due:
+            self._last_pump = now
             self._pump()
         elif self._batch is None:
             for fd in self._fds:
@@ -115,6 +117,7 @@ class Link:
 
     def _batched_pump(self) -> None:
         self._batch = None
+        self._last_pump = self.loop.time()
         for fd in self._fds:
             self.loop.add_reader(fd, self._on_readable)
         self._pump()
@@ -122,7 +125,6 @@ class Link:
     def _pump(self) -> None:
         """Take everything the daemon sent: the zmq descriptors are edge-triggered, so the
         loop only wakes again for input that arrives after this drained the sockets."""
-        self._last_pump = self.loop.time()
         try:
             if self.sub is not None:
                 socks = (self.sub.sub, self.sub.requests.sock, self.client.sock)
