@@ -80,17 +80,25 @@ def zmq_client(endpoints: tuple[str, str], home: str, sids: list[str], conn) -> 
     sub.close()
 
 
-def ws_client(url: str, sids: list[str], conn) -> None:
-    asyncio.run(_ws_client(url, sids, conn))
+def ws_client(url: str, sids: list[str], size: int, conn) -> None:
+    asyncio.run(_ws_client(url, sids, size, conn))
 
 
-async def _ws_client(url: str, sids: list[str], conn) -> None:
+async def _ws_client(url: str, sids: list[str], size: int, conn) -> None:
     """One asyncio thread, like the bridge (the sync client hands each frame across a
-    thread, which the zmq clients do not pay)."""
+    thread, which the zmq clients do not pay). Like the zmq clients it pays nothing per
+    frame but its own work: the stop order is watched on the pipe's descriptor (not
+    polled per frame), and frames are read by one loop (no timeout task per frame).
+
+    The bridge coalesces streaming updates of one message that reach it in one batch
+    into one frame; such a frame counts once for every ``size``-character delta it
+    carries, each with the frame's latency (that of its newest delta: a lower bound for
+    the older ones), so both paths measure the same updates."""
     import msgspec
     from websockets.asyncio.client import connect
 
     decode = msgspec.json.Decoder().decode  # the zmq clients decode with msgspec too
+    loop = asyncio.get_running_loop()
     async with connect(url, max_size=None, open_timeout=30) as ws:
         await ws.recv()  # server_info
         for sid in sids:
@@ -103,16 +111,39 @@ async def _ws_client(url: str, sids: list[str], conn) -> None:
         conn.send("ready")
         order = await asyncio.to_thread(conn.recv)
         lats = array("d")
-        while order == "go" and not conn.poll(0):
-            try:
-                frame = decode(await asyncio.wait_for(ws.recv(decode=False), 0.1))
-            except TimeoutError:
-                continue
-            if frame["type"] == "message_updated":
-                lats.append(time.time() - frame["ts"])
         if order == "go":
+            stop = asyncio.Event()
+            loop.add_reader(conn.fileno(), stop.set)
+            reader = asyncio.create_task(_take_frames(ws, decode, size, lats))
+            await stop.wait()
+            loop.remove_reader(conn.fileno())
+            reader.cancel()
             conn.recv()
         conn.send(lats.tobytes())
+
+
+async def _take_frames(ws, decode, size: int, lats: array) -> None:
+    seen: dict[str, int] = {}  # message id -> characters of content received
+    while True:
+        frame = decode(await ws.recv(decode=False))
+        if frame["type"] == "message_appended":
+            seen[frame["message"]["id"]] = len(frame["message"]["content"] or "")
+            continue
+        if frame["type"] != "message_updated":
+            continue
+        lat = time.time() - frame["ts"]
+        changes = frame["changes"]
+        content = changes.get("content")
+        covered = 1
+        if content is not None:
+            before = seen.get(frame["message_id"], 0)
+            # the deltas it carries, and the final update (the whole text, no longer
+            # in progress) when that came with them
+            covered = max(1, (len(content) - before) // size
+                          + (changes.get("is_in_progress") is False))
+            seen[frame["message_id"]] = len(content)
+        for _ in range(covered):
+            lats.append(lat)
 
 
 def _measure(conn, take) -> None:
@@ -141,12 +172,24 @@ class Clients:
                 raise TimeoutError("a client process did not get ready in time")
             assert conn.recv() == "ready"
 
+    def cpu_s(self) -> float:
+        """CPU seconds the client processes used so far (together)."""
+        total = 0.0
+        for proc in self.procs:
+            try:
+                total += sum(psutil.Process(proc.pid).cpu_times()[:2])
+            except psutil.Error:
+                pass
+        return total
+
     def run(self, seconds: float) -> list[float]:
+        self.run_cpu_s = -self.cpu_s()
         for conn in self.conns:
             conn.send("go")
         time.sleep(seconds)
         for conn in self.conns:
             conn.send("stop")
+        self.run_cpu_s += self.cpu_s()
         lats: list[float] = []
         for conn in self.conns:
             if conn.poll(READY_TIMEOUT_S):
@@ -201,7 +244,7 @@ def wait_idle(client, sids: list[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         replies = pipelined(client, [m.SubscribeSession(session_id=s) for s in sids], 60)
-        if all(r.session.current_turn_id is None for r in replies.values()):
+        if all(r.session.current_turn_id is None for r in replies):
             return
         time.sleep(0.5)
 
@@ -229,14 +272,14 @@ def main() -> None:
             client = Client(daemon.endpoints, timeout=30)
             sids = [r.session.id for r in pipelined(
                 client, [m.CreateSession(provider="scripted", cwd=f"/bench/{i}")
-                         for i in range(args.sessions)], 120).values()]
+                         for i in range(args.sessions)], 120)]
             endpoints = (daemon.endpoints.request, daemon.endpoints.events)
             for run in range(args.runs):
                 row: dict[str, Any] = {}
                 for phase in ("zmq", "ws"):
                     clients = (Clients(zmq_client, [(endpoints, home, sids)] * args.clients)
                                if phase == "zmq" else
-                               Clients(ws_client, [(url, sids)] * args.clients))
+                               Clients(ws_client, [(url, sids, args.size)] * args.clients))
                     cpu = {name: psutil.Process(pid) for name, pid in
                            (("daemon", daemon.proc.pid), ("bridge", bridge.pid))}
                     before = {name: sum(p.cpu_times()[:2]) for name, p in cpu.items()}
@@ -248,13 +291,16 @@ def main() -> None:
                     used = {name: sum(p.cpu_times()[:2]) - before[name] for name, p in cpu.items()}
                     wait_idle(client, sids, 60)
                     row[phase] = summarize(lats)
+                    used["clients"] = clients.run_cpu_s
                     row[phase]["cpu_s"] = used
+                    row[phase]["load"] = os.getloadavg()[0]
                     print(f"run {run + 1} {phase}: n={row[phase]['n']} "
                           f"p50 {fmt_ms(row[phase]['p50'])} p99 {fmt_ms(row[phase]['p99'])} "
                           f"max {fmt_ms(row[phase]['max'])} ms; CPU s daemon "
-                          f"{used['daemon']:.1f}, bridge {used['bridge']:.1f}", flush=True)
+                          f"{used['daemon']:.1f}, bridge {used['bridge']:.1f}, clients "
+                          f"{used['clients']:.1f}; load {row[phase]['load']:.1f}", flush=True)
                 results["runs"].append(row)
-            results["memory"] = memory(bridge.pid, url, sids, args.clients)
+            results["memory"] = memory(bridge.pid, url, sids, args.clients, args.size)
         finally:
             bridge.terminate()
             bridge.wait(10)
@@ -264,13 +310,13 @@ def main() -> None:
             json.dump(results, fh, indent=2)
 
 
-def memory(pid: int, url: str, sids: list[str], n: int) -> dict[str, float]:
+def memory(pid: int, url: str, sids: list[str], n: int, size: int) -> dict[str, float]:
     """Bridge RSS with one client following every session, then with ``n`` more."""
     proc = psutil.Process(pid)
-    first = Clients(ws_client, [(url, sids)])
+    first = Clients(ws_client, [(url, sids, size)])
     time.sleep(1.0)
     base = proc.memory_info().rss
-    more = Clients(ws_client, [(url, sids)] * n)
+    more = Clients(ws_client, [(url, sids, size)] * n)
     time.sleep(1.0)
     with_n = proc.memory_info().rss
     for group in (more, first):

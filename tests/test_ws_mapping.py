@@ -175,3 +175,47 @@ def test_origin_rules():
     assert not access.origin_ok("http://evil.example", "studio.local:4000", lan)
     lan.ws.allowed_origins = "https://dock.example.org"
     assert access.origin_ok("https://dock.example.org", "studio.local:4000", lan)
+
+
+def test_daemon_replies_are_told_in_upstream_terms():
+    """orbitdock.ws.answers: the daemon's error codes become upstream's, per request; a
+    decision's result names the queue's head; a plain acknowledgement tells nothing."""
+    from orbitdock.protocol.errors import ErrorCode
+    from orbitdock.protocol.models import ModelOption
+    from orbitdock.ws import answers
+
+    send = inbound.SendMessage(session_id=SID, content="hi")
+    assert answers.upstream_error(ErrorCode.NOT_FOUND.value, send) == "not_found"
+    assert answers.upstream_error(ErrorCode.BAD_FRAME.value, None) == "parse_error"
+    assert answers.upstream_error(ErrorCode.INVALID_STATE.value,
+                                  inbound.ResumeSession(session_id=SID)) == "already_active"
+    assert answers.upstream_error(ErrorCode.BACKEND_ERROR.value,
+                                  inbound.InterruptSession(session_id=SID)) == "interrupt_failed"
+    assert answers.upstream_error(ErrorCode.BACKEND_ERROR.value, send) == "codex_error"
+    assert answers.upstream_error(ErrorCode.BACKEND_ERROR.value, send, "claude") == "claude_error"
+    assert answers.upstream_error(
+        ErrorCode.WRONG_VERB.value,
+        inbound.AnswerQuestion(session_id=SID, request_id="r")) == "invalid_answer_payload"
+
+    state = _state()
+    approve = inbound.ApproveTool(session_id=SID, request_id="old", decision="approved")
+    stale = answers.reply_frame(approve, m.Error(code=ErrorCode.STALE_APPROVAL.value,
+                                                 message="gone"), state, "codex")
+    assert stale == {"type": "approval_decision_result", "session_id": SID,
+                     "request_id": "old", "outcome": "stale",
+                     "active_request_id": f"{SID}:a1", "approval_version": 7}
+    applied = answers.reply_frame(approve, m.Ack(session_id=SID), None, "codex")
+    assert applied["outcome"] == "applied" and applied["active_request_id"] is None
+    failed = answers.reply_frame(send, m.Error(code=ErrorCode.BACKEND_ERROR.value,
+                                               message="down", session_id=SID),
+                                 state, "claude")
+    assert failed["type"] == "error" and failed["code"] == "claude_error"
+    assert failed["orbitdock_code"] == "backend_error" and failed["session_id"] == SID
+    models = answers.reply_frame(inbound.ListModels(), m.ModelsList(
+        models=[ModelOption(id="gpt-5.5", model="gpt-5.5")]), None, "codex")
+    assert models["type"] == "models_list"
+    assert models["models"][0]["id"] == "gpt-5.5"
+    assert models["models"][0]["supports_reasoning_summaries"] is False
+    assert answers.reply_frame(send, m.Ack(session_id=SID), state, "codex") is None
+    assert answers.question_ids(state, f"{SID}:a1") == ["q1"]
+    assert answers.question_ids(None, f"{SID}:a1") == []

@@ -332,6 +332,30 @@ def test_a_client_that_stops_reading_is_dropped_and_the_others_go_on(daemon_fact
         bridge.stop()
 
 
+def test_a_busy_stream_goes_out_in_batches_and_the_copy_stays_exact(daemon_factory):
+    """ws.batch_ms: a busy stream is taken at most once per window; the streaming
+    updates of one message in a window go out as one message_updated carrying the
+    whole text (unbatched, every one of the 60 deltas is a frame of its own)."""
+    daemon = daemon_factory()
+    bridge = BridgeProcess(daemon.home, ORBITDOCK_WS__BATCH_MS="250").start()
+    try:
+        sid = _create(daemon)
+        c = UpstreamClient(bridge.ws_url)
+        c.send(type="subscribe_session", session_id=sid)
+        c.recv_until(lambda f: f["type"] == "session_snapshot")
+        c.send(type="send_message", session_id=sid, content="/stream 60 300 8")
+        _wait_turn(c, sid, 1, timeout=60)
+        _settled_equal(c, daemon, sid)
+        streamed = [x for x in c.sessions[sid]["messages"] if x["content"] == "x" * 480]
+        assert len(streamed) == 1, "the streamed text arrived whole"
+        updates = [f for f in c.frames if f["type"] == "message_updated"
+                   and f["message_id"] == streamed[0]["id"]]
+        assert 1 <= len(updates) < 20, f"{len(updates)} frames for 60 deltas in ~0.2 s"
+        c.close()
+    finally:
+        bridge.stop()
+
+
 def test_health_follows_the_daemon(env):
     daemon, bridge, client = env
     status, body = bridge.get("/health")

@@ -1,32 +1,27 @@
-"""The bridge's one link to the daemon: the ZeroMQ client and the mirrors, on the event loop.
+"""The bridge's one link to the daemon: its ZeroMQ sockets, on the event loop.
 
 The link lives in the server's asyncio thread, which therefore owns every socket of the
 bridge: the ZeroMQ sockets' file descriptors are watched by the loop (``add_reader``;
 they are edge-triggered, so each wake-up drains until no socket has input left), and the
 server calls the link directly (a connection opened or closed, a parsed client message,
 an HTTP request). No thread hop and no lock stands between a daemon event and the
-WebSocket write. The link answers with batches of ``(connection ids, JSON frame)``
+WebSocket write. The link answers with batches of ``(connection ids, JSON payload)``
 through the ``deliver`` callback, each frame encoded once whatever the number of
 receivers.
 
 One ``Subscription`` (snapshot + revisioned deltas, resync on a gap, a reset or a new
-daemon epoch) keeps a mirror of each session some connection follows, and of the list;
-one ``Client`` carries the connections' requests. A connection that subscribes gets the
-mirror's state as ``session_snapshot`` (or nothing, when its ``since_revision`` is the
-mirror's revision of the same daemon life), then every later event in revision order, so
-a client that resumes after the bridge or its own connection went away has no gap and no
-duplicate, whatever happened meanwhile: the snapshot is the daemon's, not a bounded
-replay buffer's.
+daemon epoch) keeps the mirrors; who follows which of them, and the stream's frames, are
+``orbitdock.ws.followers``. One ``Client`` carries the connections' requests; their
+replies are told in upstream terms by ``orbitdock.ws.answers``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 import msgspec
 import zmq
@@ -35,37 +30,13 @@ from orbitdock.client import Client, DaemonNotRunning, Subscription, find_daemon
 from orbitdock.config import Config
 from orbitdock.protocol import codec
 from orbitdock.protocol import messages as m
-from orbitdock.ws import inbound, outbound
+from orbitdock.ws import answers, inbound, outbound
+from orbitdock.ws.followers import Followers
 
 logger = logging.getLogger("orbitdock.ws")
 
 Deliver = Callable[[list[tuple[tuple[int, ...], bytes]]], None]
 
-# daemon error code -> upstream's, per request (default: the provider's error)
-_ERRORS = {"not_found": "not_found", "invalid_field": "invalid_argument",
-           "invalid_argument": "invalid_argument", "unsupported": "unsupported",
-           "timeout": "timeout", "wrong_verb": "invalid_argument", "too_large": "too_large",
-           "bad_frame": "parse_error", "unknown_type": "parse_error", "internal": "internal"}
-_FAILED = {inbound.InterruptSession: "interrupt_failed", inbound.ResumeSession: "resume_failed"}
-
-
-def upstream_error(code: str, msg: inbound.Upstream | None, provider: str = "codex") -> str:
-    if code in _ERRORS:
-        if code == "wrong_verb" and isinstance(msg, inbound.AnswerQuestion):
-            return "invalid_answer_payload"
-        return _ERRORS[code]
-    if code == "invalid_state" and isinstance(msg, inbound.ResumeSession):
-        return "already_active"
-    failed = _FAILED.get(type(msg))
-    if failed:
-        return failed
-    return "claude_error" if provider == "claude" else "codex_error"
-
-
-@dataclass
-class _Conn:
-    sessions: set[str] = field(default_factory=set)
-    wants_list: bool = False
 
 
 @dataclass
@@ -75,9 +46,6 @@ class _Pending:
     sent_at: float
     future: asyncio.Future | None = None  # an HTTP request's (status, body)
     shape: Callable[[m.Wire], tuple[int, Any]] | None = None  # its reply -> (status, body)
-
-
-_HTTP_STATUS = {"not_found": 404, "invalid_field": 400, "invalid_argument": 400}
 
 
 class Link:
@@ -95,13 +63,11 @@ class Link:
         self.client: Client | None = None
         self._fds: list[int] = []
         self._tick: asyncio.TimerHandle | None = None
+        self._batch_s = cfg.ws.batch_ms / 1000
+        self._last_pump = 0.0  # loop time of the last pump a wake-up started
+        self._batch: asyncio.TimerHandle | None = None  # the pump a busy stream waits for
         self._next_connect = 0.0
-        self._conns: dict[int, _Conn] = {}
-        self._watchers: dict[str, set[int]] = {}  # session -> conns receiving its events
-        self._awaiting: dict[str, dict[int, inbound.SubscribeSession]] = {}
-        self._list_conns: set[int] = set()
-        self._list_waiting: set[int] = set()
-        self._list_status: dict[str, str] = {}
+        self.followers = Followers(self._emit, self.limit)
         self._inflight: dict[str, _Pending] = {}
         self._out: list[tuple[tuple[int, ...], bytes]] = []
 
@@ -114,6 +80,8 @@ class Link:
     def stop(self) -> None:
         if self._tick is not None:
             self._tick.cancel()
+        if self._batch is not None:
+            self._batch.cancel()
         for fd in self._fds:
             self.loop.remove_reader(fd)
         if self.sub is not None:
@@ -131,6 +99,29 @@ class Link:
         self._pump()
         self._tick = self.loop.call_later(self.cfg.ws.link_tick_ms / 1000, self._on_tick)
 
+    def _on_readable(self) -> None:
+        """The daemon sent something. An idle stream is taken at once; a busy one at most
+        once per ``ws.batch_ms``: what arrives meanwhile goes out with it, one write per
+        client and one ``message_updated`` per streaming message (per event and client,
+        the send syscall is the bridge's main cost). Meanwhile the descriptors are not
+        watched (a zmq descriptor stays readable until its socket is drained)."""
+        now = self.loop.time()
+        due = self._last_pump + self._batch_s
+        if now >= due:
+            self._last_pump = now
+            self._pump()
+        elif self._batch is None:
+            for fd in self._fds:
+                self.loop.remove_reader(fd)
+            self._batch = self.loop.call_at(due, self._batched_pump)
+
+    def _batched_pump(self) -> None:
+        self._batch = None
+        self._last_pump = self.loop.time()
+        for fd in self._fds:
+            self.loop.add_reader(fd, self._on_readable)
+        self._pump()
+
     def _pump(self) -> None:
         """Take everything the daemon sent: the zmq descriptors are edge-triggered, so the
         loop only wakes again for input that arrives after this drained the sockets."""
@@ -138,7 +129,7 @@ class Link:
             if self.sub is not None:
                 socks = (self.sub.sub, self.sub.requests.sock, self.client.sock)
                 while True:
-                    self._on_applied(self.sub.poll(0))
+                    self.followers.on_applied(self.sub.poll(0))
                     self._on_replies()
                     if not any(sock.getsockopt(zmq.EVENTS) & zmq.POLLIN for sock in socks):
                         break
@@ -158,16 +149,13 @@ class Link:
         self.client = Client(endpoints, timeout=self.cfg.client.request_timeout_s, ctx=self.ctx)
         for sock in (self.sub.sub, self.sub.requests.sock, self.client.sock):
             fd = sock.getsockopt(zmq.FD)
-            self.loop.add_reader(fd, self._pump)
+            self.loop.add_reader(fd, self._on_readable)
             self._fds.append(fd)
-        if self._list_conns or self._list_waiting:
-            self.sub.watch_list()
-        for sid in set(self._watchers) | set(self._awaiting):
-            self.sub.watch_session(sid)
+        self.followers.attach(self.sub)
         logger.info("connected to orbitdockd at %s", endpoints.request)
         return True
 
-    def _emit(self, conns: set[int] | tuple[int, ...] | list[int], frame: dict[str, Any]) -> None:
+    def _emit(self, conns: Iterable[int], frame: dict[str, Any]) -> None:
         if conns:
             self._out.append((tuple(conns), self._encode(frame)))
 
@@ -178,119 +166,53 @@ class Link:
 
     # ------------------------------------------------------------ the server's calls
     def open(self, conn_id: int) -> None:
-        self._conns[conn_id] = _Conn()
+        self.followers.open(conn_id)
         epoch = self.sub.epoch if self.sub is not None else None
         self._emit((conn_id,), outbound.server_info(epoch, self.version))
         self._flush()
 
     def close(self, conn_id: int) -> None:
-        self._close(conn_id)
+        self.followers.close(conn_id)
+        for pending in self._inflight.values():
+            if pending.conn_id == conn_id:
+                pending.conn_id = None  # the reply is dropped when it comes
 
     def message(self, conn_id: int, msg: inbound.Upstream) -> None:
-        self._on_message(conn_id, msg)
+        if conn_id in self.followers.conns:
+            if isinstance(msg, inbound.SubscribeList):
+                self.followers.subscribe_list(conn_id)
+            elif isinstance(msg, inbound.SubscribeSession):
+                self.followers.subscribe_session(conn_id, msg)
+            elif isinstance(msg, inbound.UnsubscribeSession):
+                self.followers.unsubscribe_session(conn_id, msg.session_id)
+            else:
+                self._request(conn_id, msg)
         self._after_send()
 
     def health(self) -> asyncio.Future:
         """(status, body) of ``/health``."""
-        return self._http(m.GetStatus(), self._status_body)
+        return self._http(m.GetStatus(), lambda reply: answers.status_body(
+            reply, len(self.followers.conns)))
 
     def messages(self, session_id: str, before: int | None, limit: int) -> asyncio.Future:
         """(status, body) of a page of the daemon's stored messages (``get_messages``)."""
         return self._http(m.GetMessages(session_id=session_id, before_seq=before, limit=limit),
-                          self._page_body)
+                          lambda reply: answers.page_body(reply, self.limit))
 
     def _after_send(self) -> None:
         # Sending on a zmq socket can consume its pending input notification: look again.
         self._flush()
         self.loop.call_soon(self._pump)
 
-    # ------------------------------------------------------------ subscriptions
-    def _close(self, conn_id: int) -> None:
-        conn = self._conns.pop(conn_id, None)
-        if conn is None:
-            return
-        self._list_conns.discard(conn_id)
-        self._list_waiting.discard(conn_id)
-        for sid in conn.sessions:
-            self._drop_watch(sid, conn_id)
-        for rid, pending in list(self._inflight.items()):
-            if pending.conn_id == conn_id:
-                pending.conn_id = None  # the reply is dropped when it comes
-
-    def _drop_watch(self, sid: str, conn_id: int) -> None:
-        self._watchers.get(sid, set()).discard(conn_id)
-        self._awaiting.get(sid, {}).pop(conn_id, None)
-        if not self._watchers.get(sid) and not self._awaiting.get(sid):
-            self._watchers.pop(sid, None)
-            self._awaiting.pop(sid, None)
-            if self.sub is not None:
-                self.sub.unwatch_session(sid)
-
+    # ------------------------------------------------------------ requests
     def _refuse(self, conn_id: int, code: str, text: str, sid: str | None) -> None:
         self._emit((conn_id,), outbound.error(code, text, sid))
-
-    def _on_message(self, conn_id: int, msg: inbound.Upstream) -> None:
-        conn = self._conns.get(conn_id)
-        if conn is None:
-            return
-        if isinstance(msg, inbound.SubscribeList):
-            self._subscribe_list(conn_id, conn)
-        elif isinstance(msg, inbound.SubscribeSession):
-            self._subscribe_session(conn_id, conn, msg)
-        elif isinstance(msg, inbound.UnsubscribeSession):
-            conn.sessions.discard(msg.session_id)
-            self._drop_watch(msg.session_id, conn_id)
-        else:
-            self._request(conn_id, msg)
-
-    def _subscribe_list(self, conn_id: int, conn: _Conn) -> None:
-        conn.wants_list = True
-        if self.sub is not None and self.sub.list_synced:
-            self._list_conns.add(conn_id)
-            self._emit((conn_id,), outbound.sessions_list(self.sub.summaries.values()))
-            return
-        self._list_waiting.add(conn_id)
-        if self.sub is not None and not self.sub.list_wanted:
-            self.sub.watch_list()
-
-    def _subscribe_session(self, conn_id: int, conn: _Conn,
-                           msg: inbound.SubscribeSession) -> None:
-        sid = msg.session_id
-        conn.sessions.add(sid)
-        self._watchers.get(sid, set()).discard(conn_id)
-        mirror = self.sub.sessions.get(sid) if self.sub is not None else None
-        if mirror is not None and mirror.synced:
-            self._start_stream(conn_id, msg, mirror.state, mirror.epoch)
-            return
-        self._awaiting.setdefault(sid, {})[conn_id] = msg
-        if self.sub is not None:
-            self.sub.watch_session(sid)
-
-    def _start_stream(self, conn_id: int, msg: inbound.SubscribeSession, state: Any,
-                      epoch: str | None) -> None:
-        """The conn gets the snapshot it needs, then every later event."""
-        same_life = msg.since_epoch is None or msg.since_epoch == epoch
-        caught_up = msg.since_revision is not None and same_life and (
-            msg.since_revision == state.revision)
-        wants_snapshot = msg.include_snapshot or msg.since_revision is not None
-        if wants_snapshot and not caught_up:
-            self._emit((conn_id,), outbound.session_snapshot(state, epoch, self.limit))
-        self._watchers.setdefault(state.id, set()).add(conn_id)
-
-    def _question_ids(self, msg: inbound.AnswerQuestion) -> list[str]:
-        mirror = self.sub.sessions.get(msg.session_id) if self.sub is not None else None
-        if mirror is None or not mirror.synced:
-            return []
-        for request in mirror.state.approvals:
-            if request.id == msg.request_id:
-                return [q.id for q in request.questions]
-        return []
 
     def _request(self, conn_id: int, msg: inbound.Upstream) -> None:
         sid = getattr(msg, "session_id", None)
         try:
-            question_ids = (self._question_ids(msg) if isinstance(msg, inbound.AnswerQuestion)
-                            else None)
+            question_ids = (answers.question_ids(self.followers.mirror_state(sid), msg.request_id)
+                            if isinstance(msg, inbound.AnswerQuestion) else None)
             request = inbound.to_request(msg, question_ids=question_ids)
         except inbound.Refused as exc:
             self._refuse(conn_id, exc.code, exc.message, exc.session_id or sid)
@@ -321,24 +243,6 @@ class Link:
                                      "error": "orbitdockd is not running or not answering"}))
         return future
 
-    def _status_body(self, reply: m.Wire) -> tuple[int, Any]:
-        if not isinstance(reply, m.ServerStatus):
-            return 503, {"status": "error", "error": getattr(reply, "message", str(reply))}
-        body = {k: v for k, v in msgspec.to_builtins(reply).items()
-                if k not in ("type", "v", "id")}
-        body.update(status="ok", bridge_clients=len(self._conns), bridge_pid=os.getpid())
-        return 200, body
-
-    def _page_body(self, reply: m.Wire) -> tuple[int, Any]:
-        if isinstance(reply, m.Error):
-            return _HTTP_STATUS.get(reply.code, 503), outbound.error(
-                upstream_error(reply.code, None), reply.message, reply.session_id)
-        assert isinstance(reply, m.MessagesPage)
-        messages = [outbound.message(x, reply.session_id, self.limit) for x in reply.messages]
-        return 200, {"session_id": reply.session_id, "messages": messages,
-                     "has_more_before": reply.has_more_before,
-                     "oldest_sequence": messages[0]["sequence"] if messages else None}
-
     # ------------------------------------------------------------ replies
     def _on_replies(self) -> None:
         sock = self.client.sock
@@ -362,128 +266,22 @@ class Link:
                 self._refuse(pending.conn_id, "timeout", f"no reply from orbitdockd within "
                              f"{limit}s", getattr(pending.msg, "session_id", None))
 
-    def _provider(self, sid: str | None) -> str:
-        row = self.sub.summaries.get(sid or "") if self.sub is not None else None
-        return row.provider if row is not None else "codex"
-
     def _answer(self, pending: _Pending, reply: m.Wire) -> None:
         if pending.future is not None:
             if not pending.future.done():  # the HTTP side may have given up
                 pending.future.set_result(pending.shape(reply))
             return
         conn_id, msg = pending.conn_id, pending.msg
-        if conn_id is None or conn_id not in self._conns:
+        if conn_id is None or conn_id not in self.followers.conns:
+            return
+        if isinstance(msg, (inbound.CreateSession, inbound.ResumeSession)) and not isinstance(
+                reply, m.Error):
+            assert isinstance(reply, m.SessionSnapshot)
+            self.followers.follow_new(conn_id, reply.session.id)
             return
         sid = getattr(msg, "session_id", None)
-        if isinstance(reply, m.Error):
-            if reply.code == "stale_approval" and isinstance(
-                    msg, (inbound.ApproveTool, inbound.AnswerQuestion)):
-                self._emit((conn_id,), self._decision_result(msg, "stale"))
-                return
-            code = upstream_error(reply.code, msg, self._provider(reply.session_id or sid))
-            self._emit((conn_id,), outbound.error(code, reply.message, reply.session_id or sid,
-                                                  orbitdock_code=reply.code))
-            return
-        if isinstance(msg, (inbound.CreateSession, inbound.ResumeSession)):
-            assert isinstance(reply, m.SessionSnapshot)
-            new_sid = reply.session.id
-            conn = self._conns[conn_id]
-            mirror = self.sub.sessions.get(new_sid)
-            if new_sid in conn.sessions and mirror is not None and mirror.synced:
-                self._emit((conn_id,), outbound.session_snapshot(mirror.state, mirror.epoch,
-                                                                 self.limit))
-            else:
-                self._subscribe_session(conn_id, conn,
-                                        inbound.SubscribeSession(session_id=new_sid))
-        elif isinstance(msg, (inbound.ApproveTool, inbound.AnswerQuestion)):
-            self._emit((conn_id,), self._decision_result(msg, "applied"))
-        elif isinstance(reply, m.ModelsList):
-            models = [dict(msgspec.to_builtins(o), supports_reasoning_summaries=False)
-                      for o in reply.models]
-            self._emit((conn_id,), {"type": "models_list", "models": models})
-
-    def _decision_result(self, msg: Any, outcome: str) -> dict[str, Any]:
-        mirror = self.sub.sessions.get(msg.session_id) if self.sub is not None else None
-        state = mirror.state if mirror is not None and mirror.synced else None
-        head = state.approvals[0].id if state is not None and state.approvals else None
-        return {"type": "approval_decision_result", "session_id": msg.session_id,
-                "request_id": msg.request_id, "outcome": outcome,
-                "active_request_id": head,
-                "approval_version": state.revision if state is not None else 0}
-
-    # ------------------------------------------------------------ the daemon's stream
-    def _on_applied(self, applied: list[m.Wire]) -> None:
-        coalesced = self._coalesce(applied)
-        for index, item in enumerate(applied):
-            if isinstance(item, m.SessionEvent):
-                conns = self._watchers.get(item.session_id)
-                if not conns:
-                    continue
-                state = self.sub.sessions[item.session_id].state
-                if isinstance(item, m.MessageUpdated):
-                    fields = coalesced.get(index)
-                    if fields is not None:
-                        self._emit(conns, outbound.message_updated(item, state, fields,
-                                                                   self.limit))
-                    continue
-                for frame in outbound.session_event(item, state, self.limit):
-                    self._emit(conns, frame)
-            elif isinstance(item, m.SessionCreated):
-                self._on_list_upsert(item.session)
-            elif isinstance(item, m.SessionSnapshot):
-                self._on_snapshot(item.session.id)
-            elif isinstance(item, m.SessionsList):
-                self._list_status = {s.id: s.status for s in item.sessions}
-                self._list_conns |= self._list_waiting
-                self._list_waiting.clear()
-                self._emit(self._list_conns, outbound.sessions_list(item.sessions))
-            elif isinstance(item, m.Error):
-                self._on_snapshot_error(item)
-
-    @staticmethod
-    def _coalesce(applied: list[m.Wire]) -> dict[int, set[str]]:
-        """Streaming updates of one message in one batch go out as one ``message_updated``
-        (the last, carrying every field they changed): upstream resends text whole, so a
-        frame per delta would cost the square of the text's length. Busy batches coalesce
-        more, an idle stream still sends each delta at once."""
-        last: dict[tuple[str, str], int] = {}
-        fields: dict[tuple[str, str], set[str]] = {}
-        for index, item in enumerate(applied):
-            if isinstance(item, m.MessageUpdated):
-                key = (item.session_id, item.message_id)
-                last[key] = index
-                fields.setdefault(key, set()).update(outbound.changed_fields(item.changes))
-        return {index: fields[key] for key, index in last.items()}
-
-    def _on_list_upsert(self, row: Any) -> None:
-        was = self._list_status.get(row.id)
-        self._list_status[row.id] = row.status
-        self._emit(self._list_conns, outbound.session_created(row))
-        if row.status == "ended" and was not in (None, "ended"):
-            self._emit(self._list_conns, {"type": "session_ended", "session_id": row.id,
-                                          "reason": row.end_reason or "ended"})
-
-    def _on_snapshot(self, sid: str) -> None:
-        mirror = self.sub.sessions.get(sid)
-        if mirror is None or not mirror.synced:
-            return
-        # A resync (gap, reset, new daemon life): every follower replaces its copy.
-        self._emit(self._watchers.get(sid, set()),
-                   outbound.session_snapshot(mirror.state, mirror.epoch, self.limit))
-        for conn_id, msg in self._awaiting.pop(sid, {}).items():
-            self._start_stream(conn_id, msg, mirror.state, mirror.epoch)
-
-    def _on_snapshot_error(self, error: m.Error) -> None:
-        sid = error.session_id
-        if sid is None:
-            return
-        waiting = self._awaiting.pop(sid, {})
-        followers = self._watchers.pop(sid, set())
-        conns = set(waiting) | followers
-        for conn_id in conns:
-            conn = self._conns.get(conn_id)
-            if conn is not None:
-                conn.sessions.discard(sid)
-        self._emit(conns, outbound.error(upstream_error(error.code, None), error.message, sid))
-        if self.sub is not None:
-            self.sub.unwatch_session(sid)
+        frame = answers.reply_frame(msg, reply, self.followers.mirror_state(sid),
+                                    self.followers.provider(getattr(reply, "session_id", None)
+                                                            or sid))
+        if frame is not None:
+            self._emit((conn_id,), frame)

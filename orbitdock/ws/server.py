@@ -9,7 +9,8 @@ Routes (all on ``ws.address:ws.port``):
   paging, from the daemon's store; the token off loopback, as ``/ws``);
 - ``/`` and ``/static/<file>``: the browser dashboard (static files of this package).
 
-Frames go to each connection at once (no task per frame); what a client has not read
+Each frame is encoded once (JSON, then the WebSocket frame) whatever the number of
+clients, and goes to each connection at once (no task per frame); what a client has not read
 waits in its own transport buffer, bounded by ``ws.send_buffer_bytes``: a client that
 stops reading fills only its own buffer and is then dropped, the others are not slowed.
 The daemon link (``orbitdock.ws.link``) runs on the same event loop: one thread owns
@@ -35,6 +36,7 @@ import msgspec
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
@@ -80,18 +82,24 @@ class _Peer:
         self.ws.transport.abort()  # a close handshake would queue behind what it ignores
 
     def push(self, frame: bytes) -> None:
-        self.write((frame,))
+        self.write((text_frame(frame),))
 
-    def write(self, frames: list[bytes] | tuple[bytes, ...]) -> None:
-        """Frames as text messages, in one write: per frame and client, the send syscall,
-        not the framing, is the bridge's main cost (profiled at 200 sessions x 10 clients).
-        Uses the connection's Sans-I/O protocol, as websockets' own ``broadcast`` does."""
+    def write(self, wire: list[bytes] | tuple[bytes, ...]) -> None:
+        """Whole WebSocket frames (``text_frame``), in one write: per frame and client, the
+        send syscall is the bridge's main cost (profiled at 200 sessions x 10 clients)."""
         ws = self.ws
         if not self.writable() or ws.protocol.state is not State.OPEN:
             return
-        for frame in frames:
-            ws.protocol.send_text(frame)
-        ws.transport.write(b"".join(ws.protocol.data_to_send()))
+        ws.transport.write(b"".join(wire))
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A server's text frame on the wire, made once for every client that gets it: a
+    server's frames are not masked, and with no extension negotiated (``compression=None``:
+    permessage-deflate would cost CPU per frame and client, for nothing on loopback) the
+    bytes are the same for every connection. Whole frames only, so the websockets
+    protocol's own frames (pings, close) never interleave with one."""
+    return Frame(Opcode.TEXT, payload).serialize(mask=False)
 
 
 class Bridge:
@@ -108,9 +116,10 @@ class Bridge:
     def _deliver(self, batch: list[tuple[tuple[int, ...], bytes]]) -> None:
         """One batch of the link's frames: each client gets its share in one write."""
         per_peer: dict[int, list[bytes]] = {}
-        for conn_ids, frame in batch:
+        for conn_ids, payload in batch:
+            wire = text_frame(payload)
             for conn_id in conn_ids:
-                per_peer.setdefault(conn_id, []).append(frame)
+                per_peer.setdefault(conn_id, []).append(wire)
         for conn_id, frames in per_peer.items():
             peer = self.peers.get(conn_id)
             if peer is not None:
@@ -187,6 +196,9 @@ class Bridge:
 
     async def handler(self, ws: ServerConnection) -> None:
         conn_id = next(self._ids)
+        # frames are made once for every client (text_frame): no extension may change them
+        if ws.protocol.extensions:
+            raise RuntimeError("a WebSocket extension was negotiated: serve with compression=None")
         peer = _Peer(ws, self.cfg.ws.send_buffer_bytes)
         self.peers[conn_id] = peer
         self.link.open(conn_id)
