@@ -170,6 +170,7 @@ class WsConfig:
     restart_backoff_s: float = 1.0  # orbitdockd --ws: delay before restarting a dead bridge
     stop_timeout_s: float = 5.0  # orbitdockd --ws: SIGTERM, then SIGKILL after this long
     max_field_chars: int = 16_000  # message text sent longer is cut (upstream's rule; 0: never)
+    snapshot_target_bytes: int = 262_144  # a bigger snapshot cuts text harder, then drops old messages (0: never)
     link_tick_ms: int = 100  # the daemon link's longest sleep (retries and expiries)
     batch_ms: float = 5.0  # a busy stream is taken and sent at most once per this (0: per wake-up)
     send_timeout_ms: int = 50  # a request the daemon link cannot hand to ZeroMQ by then fails

@@ -134,6 +134,46 @@ def test_snapshot_has_upstream_shape():
     assert s["current_cwd"] == "/w/app"
 
 
+def _big_state(messages: int, chars: int) -> SessionState:
+    return SessionState(id=SID, provider="claude", messages=[
+        Message(id=f"m{i}", seq=i + 1, type="tool", tool_name="Bash",
+                tool_output=f"{i}:" + "x" * chars) for i in range(messages)],
+        total_message_count=messages)
+
+
+def _size(frame: dict) -> int:
+    return len(json.dumps(frame, separators=(",", ":")))
+
+
+def test_a_small_snapshot_is_left_whole():
+    frame = outbound.session_snapshot(_big_state(5, 1000), "e1")
+    assert [len(x["tool_output"]) for x in frame["session"]["messages"]] == [1002] * 5
+    assert frame["session"]["has_more_before"] is False
+
+
+def test_a_big_snapshot_cuts_text_before_it_drops_messages():
+    # 200 messages of 16 kB (3 MB as is): cutting each to 1 000 chars fits 256 KiB
+    frame = outbound.session_snapshot(_big_state(200, 16_000), "e1", target_bytes=262_144)
+    messages = frame["session"]["messages"]
+    assert _size(frame) <= 262_144
+    assert len(messages) == 200 and frame["session"]["has_more_before"] is False
+    assert all(x["tool_output"].endswith(outbound.TRUNCATED) for x in messages)
+    assert max(len(x["tool_output"]) for x in messages) < 1_100
+
+
+def test_a_huge_snapshot_keeps_the_newest_messages_and_says_more_are_before():
+    frame = outbound.session_snapshot(_big_state(200, 16_000), "e1", target_bytes=20_000)
+    session = frame["session"]
+    assert _size(frame) <= 20_000
+    seqs = [x["sequence"] for x in session["messages"]]
+    assert seqs == list(range(200 - len(seqs) + 1, 201))  # the newest, in order, no gap
+    assert len(seqs) >= outbound.SNAPSHOT_MIN_MESSAGES
+    assert session["has_more_before"] is True and session["oldest_sequence"] == seqs[0]
+    # never fewer than the minimum, even over the target
+    tiny = outbound.session_snapshot(_big_state(200, 16_000), "e1", target_bytes=100)
+    assert len(tiny["session"]["messages"]) == outbound.SNAPSHOT_MIN_MESSAGES
+
+
 def test_delta_keeps_the_tri_state_rule_and_splits_tokens():
     state = _state()
     changes = StateChanges(custom_name=None, work_status="working",

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 
 from orbitdock.client import Subscription
 from orbitdock.protocol import messages as m
+from orbitdock.protocol.models import SessionState
 from orbitdock.ws import inbound, outbound
 from orbitdock.ws.answers import upstream_error
 
@@ -38,9 +39,10 @@ class Followers:
     """The connections, what each follows, and the stream's frames for them (event-loop
     thread only). ``sub`` is the link's Subscription once it is connected."""
 
-    def __init__(self, emit: Emit, limit: int):
+    def __init__(self, emit: Emit, limit: int, snapshot_target: int):
         self.emit = emit
         self.limit = limit  # ws.max_field_chars
+        self.snapshot_target = snapshot_target  # ws.snapshot_target_bytes
         self.sub: Subscription | None = None
         self.conns: dict[int, Follower] = {}
         self._watchers: dict[str, set[int]] = {}  # session -> conns receiving its events
@@ -50,6 +52,9 @@ class Followers:
         self._list_status: dict[str, str] = {}
 
     # ------------------------------------------------------------ the link's calls
+    def _snapshot(self, state: SessionState, epoch: str | None) -> dict[str, Any]:
+        return outbound.session_snapshot(state, epoch, self.limit, self.snapshot_target)
+
     def attach(self, sub: Subscription) -> None:
         """The link connected: follow in ``sub`` what the connections already asked for."""
         self.sub = sub
@@ -110,8 +115,7 @@ class Followers:
         """A session the connection created or resumed: it follows it from its snapshot."""
         mirror = self.sub.sessions.get(sid) if self.sub is not None else None
         if sid in self.conns[conn_id].sessions and mirror is not None and mirror.synced:
-            self.emit((conn_id,), outbound.session_snapshot(mirror.state, mirror.epoch,
-                                                            self.limit))
+            self.emit((conn_id,), self._snapshot(mirror.state, mirror.epoch))
         else:
             self.subscribe_session(conn_id, inbound.SubscribeSession(session_id=sid))
 
@@ -132,7 +136,7 @@ class Followers:
             msg.since_revision == state.revision)
         wants_snapshot = msg.include_snapshot or msg.since_revision is not None
         if wants_snapshot and not caught_up:
-            self.emit((conn_id,), outbound.session_snapshot(state, epoch, self.limit))
+            self.emit((conn_id,), self._snapshot(state, epoch))
         self._watchers.setdefault(state.id, set()).add(conn_id)
 
     # ------------------------------------------------------------ the daemon's stream
@@ -194,7 +198,7 @@ class Followers:
             return
         # A resync (gap, reset, new daemon life): every follower replaces its copy.
         self.emit(self._watchers.get(sid, set()),
-                  outbound.session_snapshot(mirror.state, mirror.epoch, self.limit))
+                  self._snapshot(mirror.state, mirror.epoch))
         for conn_id, msg in self._awaiting.pop(sid, {}).items():
             self._start_stream(conn_id, msg, mirror.state, mirror.epoch)
 

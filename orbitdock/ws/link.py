@@ -67,7 +67,7 @@ class Link:
         self._last_pump = 0.0  # loop time of the last pump a wake-up started
         self._batch: asyncio.TimerHandle | None = None  # the pump a busy stream waits for
         self._next_connect = 0.0
-        self.followers = Followers(self._emit, self.limit)
+        self.followers = Followers(self._emit, self.limit, cfg.ws.snapshot_target_bytes)
         self._inflight: dict[str, _Pending] = {}
         self._out: list[tuple[tuple[int, ...], bytes]] = []
 

@@ -36,6 +36,9 @@ UPSTREAM_MESSAGE_TYPES = ("user", "assistant", "thinking", "tool", "tool_result"
 UPSTREAM_APPROVAL_TYPES = ("exec", "patch", "question")
 _SESSION_TIMES = ("started_at", "last_activity_at", "ended_at")
 FIELD_LIMIT = 16_000  # upstream's: longer message text is cut, "\n\n[truncated]" appended
+SNAPSHOT_TARGET_BYTES = 262_144  # upstream's snapshot target (ws.snapshot_target_bytes)
+SNAPSHOT_FIELD_STEPS = (4_000, 1_000, 250)  # harder cuts, in turn, for a snapshot over it
+SNAPSHOT_MIN_MESSAGES = 20  # the newest messages a snapshot keeps however large they are
 TRUNCATED = "\n\n[truncated]"
 _INTERNAL_ONLY = ("messages", "approvals", "integration_mode", "provider",
                   "token_usage", "current_plan", "pending_approvals", "project_path")
@@ -183,9 +186,36 @@ def session_state(state: SessionState, limit: int = FIELD_LIMIT) -> dict[str, An
     return out
 
 
-def session_snapshot(state: SessionState, epoch: str | None,
-                     limit: int = FIELD_LIMIT) -> dict[str, Any]:
-    return {"type": "session_snapshot", "session": session_state(state, limit), "epoch": epoch}
+def session_snapshot(state: SessionState, epoch: str | None, limit: int = FIELD_LIMIT,
+                     target_bytes: int = SNAPSHOT_TARGET_BYTES) -> dict[str, Any]:
+    """A snapshot frame that fits ``target_bytes`` of JSON (0: no target), as upstream's:
+    message text is cut harder step by step (``SNAPSHOT_FIELD_STEPS``), then the oldest
+    messages are left out (``has_more_before``: the client pages them over HTTP), keeping
+    at least ``SNAPSHOT_MIN_MESSAGES``. A session on a big transcript must not cost each
+    new subscriber megabytes, nor exceed a client's frame limit."""
+    session = session_state(state, limit)
+    if not target_bytes or _json_size(session) <= target_bytes:
+        return {"type": "session_snapshot", "session": session, "epoch": epoch}
+    for step in SNAPSHOT_FIELD_STEPS:
+        if limit and step >= limit:
+            continue
+        session["messages"] = [message(msg, state.id, step) for msg in state.messages]
+        session["current_diff"] = cut(state.current_diff, step * 4)
+        if _json_size(session) <= target_bytes:
+            break
+    kept = session["messages"]
+    while len(kept) > SNAPSHOT_MIN_MESSAGES and _json_size(session) > target_bytes:
+        kept = kept[len(kept) // 2:] if len(kept) // 2 >= SNAPSHOT_MIN_MESSAGES \
+            else kept[-SNAPSHOT_MIN_MESSAGES:]
+        session["messages"] = kept
+    if len(kept) < len(state.messages):
+        session["oldest_sequence"] = kept[0]["sequence"] if kept else None
+        session["has_more_before"] = True
+    return {"type": "session_snapshot", "session": session, "epoch": epoch}
+
+
+def _json_size(obj: Any) -> int:
+    return len(msgspec.json.encode(obj))
 
 
 def sessions_list(rows: Iterable[SessionSummary]) -> dict[str, Any]:
