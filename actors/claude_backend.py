@@ -83,6 +83,9 @@ class ClaudeProvider(Provider):
         Claude has no sandbox modes."""
         if approval_policy is not None and stream.permission_mode_for(approval_policy) is None:
             return invalid("approval_policy", approval_policy, stream.allowed_policies())
+        if stream.permission_mode_for(approval_policy) == "bypassPermissions" and os.geteuid() == 0:
+            return invalid("approval_policy", approval_policy,
+                           "a mode other than bypassPermissions (claude refuses it as root)")
         if sandbox_mode is not None:
             return invalid("sandbox_mode", sandbox_mode,
                            "none (claude sessions have no sandbox modes)")

@@ -63,6 +63,7 @@ logger = logging.getLogger(__name__)
 READ_CHUNK = 1 << 16
 STDERR_TAIL_LINES = 20
 OPERATIONS = ("send_message", "interrupt", "steer")
+BYPASS = "bypassPermissions"  # claude takes it at start only, not by set_permission_mode
 
 
 def transcript_path(cwd: str, thread_id: str, env: dict[str, str]) -> Path:
@@ -241,6 +242,7 @@ class _Driver:
         self.start_deadline: float | None = None
         self.idle_deadline: float | None = None
         self.stopping = False
+        self.respawn = False  # the next turn needs a new process (a mode only a start sets)
         self.bad_lines = 0
         self._requests = 0
 
@@ -427,6 +429,9 @@ class _Driver:
             return
         self._apply_config(model=fields.get("model"),
                            mode=mode if fields.get("approval_policy") else None)
+        if self.respawn and self.proc is not None:
+            self._drop_process(f"restarted for {self.permission_mode}", graceful=True)
+        self.respawn = False
         if not self._ensure_process():
             self._result(token, ErrorCode.BACKEND_ERROR, "claude could not be started")
             return
@@ -459,6 +464,11 @@ class _Driver:
         answer = stream.can_use_tool_answer(request, fields["decision"] or "decline",
                                             fields["answers"])
         self._write(stream.control_response(fields["key"], answer))
+        for update in answer.get("updatedPermissions") or []:
+            if update.get("type") == "setMode" and update.get("mode") in stream.PERMISSION_MODES:
+                # Claude switches now; its next init would say so only at the next turn
+                self.permission_mode = self.mapper.permission_mode = update["mode"]
+                self.emit(be.ConfigApplied(approval_policy=update["mode"]))
         self._result(token, behavior=answer["behavior"])
 
     def _op_set_config(self, token: Any, fields: dict[str, Any]) -> None:
@@ -476,7 +486,11 @@ class _Driver:
                 self._control("set_model", None, model=model)
         if mode and mode != self.permission_mode:
             self.permission_mode = mode
-            if self.proc is not None:
+            if self.proc is not None and mode == BYPASS:
+                # claude refuses to switch to it unless launched so: the next turn runs in
+                # a new process (--resume, --permission-mode bypassPermissions)
+                self.respawn = True
+            elif self.proc is not None:
                 self._control("set_permission_mode", None, mode=mode)
 
     # ------------------------------------------------------------ output
