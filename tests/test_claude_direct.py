@@ -103,7 +103,7 @@ def test_streamed_reply_with_thinking_usage_and_the_process_env(direct, sim):
     assert "".join(appends).endswith("friend.") and len(appends) >= 3
     usage = st.token_usage
     assert (usage.input_tokens, usage.output_tokens, usage.cached_tokens) == (100, 25, 15)
-    assert usage.context_window > 0
+    assert usage.context_window > 0 and usage.cost_usd > 0  # the result line's total
     # the child carries the session id, so orbitdock's own hook forwarder skips it
     (child,) = claude_children(daemon)
     assert child.environ().get("ORBITDOCK_CLAUDE_DIRECT") == sid
@@ -275,6 +275,7 @@ def test_daemon_restart_restores_a_resumable_session(direct, sim):
     again, client, _ = direct(home=daemon.home)
     st = client.request(m.SubscribeSession(session_id=sid)).session
     assert st.status == "active" and st.custom_name == "colors" and st.turn_count == 1
+    assert st.token_usage.cost_usd > 0  # kept in the database (0006)
     assert not claude_children(again)  # started on demand
     send(client, sid, "what is my favourite color?")
     st = wait_session(client, sid, turn_done(2), timeout=TURN_S)

@@ -70,7 +70,8 @@ def test_a_turn_streams_text_and_thinking_then_tools_and_the_outcome():
         be.ToolStarted("toolu_1", "Bash", '{"command": "ls"}', "t1"),
         be.ToolCompleted("toolu_1", output="a\nb", status="completed"),
         be.TokenUsageUpdated(input_tokens=200, output_tokens=50, cached_tokens=30,
-                             reasoning_tokens=7, total_tokens=280, context_window=200000),
+                             reasoning_tokens=7, total_tokens=280, context_window=200000,
+                             cost_usd=0.0042),
         be.TurnCompleted("t1", "completed", None),
     ]
     assert mapper.turn_id is None and mapper.last_cost_usd == pytest.approx(0.0042)

@@ -171,8 +171,9 @@ def outcome_of(obj: dict[str, Any]) -> TurnOutcome:
 
 
 def usage_of(result: dict[str, Any]) -> be.TokenUsageUpdated | None:
-    """The turn's token usage (``result.usage``, summed over its API calls) and the
-    model's context window (``modelUsage``)."""
+    """The turn's token usage (``result.usage``, summed over its API calls), the model's
+    context window (``modelUsage``) and the session's cost so far (``total_cost_usd``,
+    which claude carries on across ``--resume``)."""
     usage = result.get("usage")
     if not isinstance(usage, dict):
         return None
@@ -186,11 +187,13 @@ def usage_of(result: dict[str, Any]) -> be.TokenUsageUpdated | None:
         usage.get("cache_creation_input_tokens") or 0)
     details = usage.get("output_tokens_details") if isinstance(
         usage.get("output_tokens_details"), dict) else {}
+    cost = result.get("total_cost_usd")
     return be.TokenUsageUpdated(input_tokens=input_tokens, output_tokens=output,
                                 cached_tokens=cached,
                                 reasoning_tokens=int(details.get("thinking_tokens") or 0),
                                 total_tokens=input_tokens + cached + output,
-                                context_window=window)
+                                context_window=window,
+                                cost_usd=float(cost) if isinstance(cost, (int, float)) else 0.0)
 
 
 @dataclass
