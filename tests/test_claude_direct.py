@@ -411,3 +411,20 @@ def test_missing_or_wrong_claude_binary_is_a_clear_error(direct, tmp_path):
         assert err.value.code == "unavailable" and says in err.value.message
         assert client.request(m.GetStatus())  # the daemon runs on
         daemon.stop()
+
+
+@needs_claude
+def test_fork_continues_the_conversation_in_a_new_session(direct, sim):
+    daemon, client, box = direct()
+    sim.set_script([{"text": "Noted."}, {"text": "It was 42."}])
+    parent = create(client, box)
+    send(client, parent, "remember the number 42")
+    wait_session(client, parent, turn_done(1), timeout=TURN_S)
+    fork = client.request(m.ForkSession(session_id=parent), timeout=TURN_S).session
+    assert fork.id != parent and fork.forked_from_session_id == parent
+    parent_thread = client.request(m.SubscribeSession(session_id=parent)).session.thread_id
+    assert fork.thread_id and fork.thread_id != parent_thread
+    send(client, fork.id, "which number?")
+    st = wait_session(client, fork.id, turn_done(2), timeout=TURN_S)
+    assert st.messages[-1].content == "It was 42."
+    assert "remember the number 42" in last_request_text(sim)
