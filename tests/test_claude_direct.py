@@ -36,11 +36,14 @@ TURN_S = 60.0  # one claude turn against the sim takes ~1 s; generous for a load
 @pytest.fixture
 def direct(daemon_factory, sim, tmp_path):
     """``start(**config)`` -> (daemon, client, box): a daemon whose environment runs claude
-    offline against ``sim``; the box's settings carry no hooks (only direct sessions)."""
+    offline against ``sim``; the box's settings carry no hooks unless ``hooks``."""
     box = make_box(tmp_path / "claude")
+    plain = box.settings.read_text()
     box.settings.write_text("{}")
 
-    def start(*args: str, home: Path | None = None, **config: str):
+    def start(*args: str, home: Path | None = None, hooks: bool = False, **config: str):
+        if hooks:
+            box.settings.write_text(plain)  # orbitdock's hooks, as `hooks install` writes them
         env = claude_env(box, sim, tmp_path / "unused")
         env.pop("ORBITDOCK_HOME")
         env.pop("XDG_RUNTIME_DIR")  # the daemon's sockets go there: keep its own (short) one
@@ -428,3 +431,22 @@ def test_fork_continues_the_conversation_in_a_new_session(direct, sim):
     st = wait_session(client, fork.id, turn_done(2), timeout=TURN_S)
     assert st.messages[-1].content == "It was 42."
     assert "remember the number 42" in last_request_text(sim)
+
+
+@needs_claude
+def test_with_orbitdocks_hooks_installed_a_direct_session_stays_one_session(direct, sim):
+    """The hooks fire inside the direct session too; they make no second (passive) session
+    of it (the supervisor knows the thread as its own) and do not hold up its approval."""
+    daemon, client, box = direct(hooks=True)
+    sim.set_script([BASH_WRITE, {"text": "Done."}])
+    sid = create(client, box)
+    send(client, sid, "write out.txt")
+    approval = pending(client, sid)
+    asked = time.monotonic()
+    client.request(m.ApproveTool(approval_id=approval.id, decision="accept"))
+    wait_session(client, sid, turn_done(1), timeout=TURN_S)
+    assert time.monotonic() - asked < 20  # not claude.permission_wait_s (60 s)
+    assert (box.project / "out.txt").read_text() == "hi\n"
+    time.sleep(0.5)  # the last hooks (Stop) reach the daemon
+    assert [(s.id, s.integration_mode) for s in client.request(m.SubscribeList()).sessions] \
+        == [(sid, "direct")]
