@@ -450,3 +450,22 @@ def test_with_orbitdocks_hooks_installed_a_direct_session_stays_one_session(dire
     time.sleep(0.5)  # the last hooks (Stop) reach the daemon
     assert [(s.id, s.integration_mode) for s in client.request(m.SubscribeList()).sessions] \
         == [(sid, "direct")]
+
+
+@needs_claude
+def test_steer_reaches_the_running_turn(direct, sim):
+    daemon, client, box = direct()
+    sim.set_script([BASH_WRITE, {"text": "Steered."}, {"text": "A new turn."}])
+    sid = create(client, box)
+    send(client, sid, "write out.txt")
+    approval = pending(client, sid)  # the turn waits for a decision meanwhile
+    client.request(m.SteerTurn(session_id=sid, content="and only touch out.txt"))
+    client.request(m.ApproveTool(approval_id=approval.id, decision="accept"))
+    st = wait_session(client, sid, turn_done(1), timeout=TURN_S)
+    assert st.turn_count == 1 and st.messages[-1].content == "Steered."
+    assert "and only touch out.txt" in last_request_text(sim)  # within the same turn
+    assert [msg.content for msg in st.messages if msg.type == "user"] == [
+        "write out.txt", "and only touch out.txt"]
+    client.request(m.SteerTurn(session_id=sid, content="next"))  # idle: a new turn
+    st = wait_session(client, sid, turn_done(2), timeout=TURN_S)
+    assert st.messages[-1].content == "A new turn."

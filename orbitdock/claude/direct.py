@@ -435,19 +435,31 @@ class _Driver:
         if not self._ensure_process():
             self._result(token, ErrorCode.BACKEND_ERROR, "claude could not be started")
             return
-        turn_id = f"turn-{uuid.uuid4().hex[:12]}"
-        self.mapper.begin_turn(turn_id)
-        self.idle_deadline = None
-        self.emit(be.TurnStarted(turn_id))
+        turn_id = self._begin_turn()
         self.emit(be.UserMessage(text=fields["content"], item_id=f"user-{turn_id}",
                                  turn_id=turn_id))
         self._write(stream.user_turn(fields["content"]))
         self._result(token, turn_id=turn_id)
 
+    def _begin_turn(self) -> str:
+        turn_id = f"turn-{uuid.uuid4().hex[:12]}"
+        self.mapper.begin_turn(turn_id)
+        self.idle_deadline = None
+        self.emit(be.TurnStarted(turn_id))
+        return turn_id
+
     def _op_steer(self, token: Any, fields: dict[str, Any]) -> None:
-        self._result(token, ErrorCode.UNSUPPORTED,
-                     "claude sessions cannot be steered mid-turn (claude would only queue the "
-                     "text as the next turn): interrupt, then send")
+        """A user line written while the turn runs: claude 2.1.332 hands it to the model
+        within that turn (beside the next tool result). With no turn running it starts
+        one, as a send would."""
+        turn_id = self.mapper.turn_id
+        if turn_id is None or self.proc is None:
+            self._op_send_message(token, {"content": fields["content"]})
+            return
+        self.emit(be.UserMessage(text=fields["content"], item_id=f"steer-{uuid.uuid4().hex[:12]}",
+                                 turn_id=turn_id))
+        self._write(stream.user_turn(fields["content"]))
+        self._result(token, turn_id=turn_id)
 
     def _op_interrupt(self, token: Any, fields: dict[str, Any]) -> None:
         if self.mapper.turn_id is None or self.proc is None:
@@ -537,6 +549,11 @@ class _Driver:
                            raw_preview(raw), ErrorCode.BACKEND_ERROR)
             return
         kind = obj["type"]
+        if self.mapper.turn_id is None and self.ready and (
+                kind in ("assistant", "stream_event") or obj.get("subtype") == "init"):
+            # a turn orbitdock did not start: a steer that arrived as the turn ended, or a
+            # background agent's re-prompt (claude-code.md §12.7). Show it as a turn.
+            self._begin_turn()
         if kind == "control_request":
             self._on_control_request(obj)
         elif kind == "control_response":
