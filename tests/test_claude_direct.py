@@ -469,3 +469,25 @@ def test_steer_reaches_the_running_turn(direct, sim):
     client.request(m.SteerTurn(session_id=sid, content="next"))  # idle: a new turn
     st = wait_session(client, sid, turn_done(2), timeout=TURN_S)
     assert st.messages[-1].content == "A new turn."
+
+
+FAKE_CLAUDE = """#!/bin/bash
+[ "$1" = "--version" ] && echo "2.1.332 (Claude Code)" && exit 0
+{body}
+"""
+
+
+@pytest.mark.parametrize("body, says", [
+    ("exec sleep 60", "did not answer initialize within 1.0 s"),
+    ("echo 'no API key' >&2; exit 3", "exited with code 3: no API key"),
+])
+def test_a_claude_that_does_not_come_up_refuses_the_create(direct, tmp_path, body, says):
+    fake = tmp_path / "fake-claude"
+    fake.write_text(FAKE_CLAUDE.format(body=body))
+    fake.chmod(0o755)
+    daemon, client, box = direct(ORBITDOCK_CLAUDE__BINARY=str(fake),
+                                 ORBITDOCK_CLAUDE__START_TIMEOUT_S="1")
+    with pytest.raises(RemoteError) as err:
+        client.request(m.CreateSession(provider="claude", cwd=str(box.project)), timeout=30)
+    assert err.value.code == "backend_error" and says in err.value.message
+    assert not client.request(m.SubscribeList()).sessions  # nothing of it exists
