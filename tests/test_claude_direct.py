@@ -368,8 +368,13 @@ def test_malformed_stream_json_lines_are_logged_and_skipped(direct, sim, tmp_pat
 
 
 @needs_claude
-def test_idle_process_is_stopped_and_resumed_on_the_next_send(direct, sim):
-    daemon, client, box = direct(ORBITDOCK_CLAUDE__IDLE_STOP_S="0.5")
+@pytest.mark.parametrize("config", [
+    {"ORBITDOCK_CLAUDE__IDLE_STOP_S": "0.5"},  # the process alone stops
+    {"ORBITDOCK_SESSIONS__PASSIVATE_AFTER_S": "0.5",  # the whole session actor is released
+     "ORBITDOCK_SESSIONS__PASSIVATE_CHECK_S": "0.2"},
+], ids=["idle_stop", "passivation"])
+def test_idle_process_is_stopped_and_resumed_on_the_next_send(direct, sim, config):
+    daemon, client, box = direct(**config)
     sim.set_script([{"text": "Noted."}, {"text": "Still 7."}])
     sid = create(client, box)
     send(client, sid, "the number is 7")
