@@ -283,10 +283,21 @@ class _Driver:
         finally:
             if self.proc is not None:
                 self._drop_process("stopped", graceful=True)
+            self._refuse_queued_ops()
             with self._wake_lock:
                 os.close(self._wake_r)
                 os.close(self._wake_w)
                 self._wake_r = self._wake_w = -1
+
+    def _refuse_queued_ops(self) -> None:
+        """Ops that came after the stop still get an answer (their client is waiting)."""
+        while True:
+            try:
+                op = self._ops.get_nowait()
+            except queue.Empty:
+                return
+            if len(op) > 1 and op[0] not in ("create", "resume") and op[1] is not None:
+                self._result(op[1], ErrorCode.INVALID_STATE, "the session's claude was stopped")
 
     def _timeout(self) -> float | None:
         deadlines = [d for d in (self.start_deadline, self.idle_deadline) if d is not None]
