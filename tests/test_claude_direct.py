@@ -496,3 +496,22 @@ def test_a_claude_that_does_not_come_up_refuses_the_create(direct, tmp_path, bod
         client.request(m.CreateSession(provider="claude", cwd=str(box.project)), timeout=30)
     assert err.value.code == "backend_error" and says in err.value.message
     assert not client.request(m.SubscribeList()).sessions  # nothing of it exists
+
+
+@needs_claude
+def test_interrupt_while_an_approval_waits_withdraws_it(direct, sim):
+    daemon, client, box = direct()
+    sim.set_script([BASH_WRITE, {"text": "After."}])
+    sid = create(client, box)
+    send(client, sid, "write out.txt")
+    approval = pending(client, sid)
+    client.request(m.InterruptSession(session_id=sid), timeout=TURN_S)
+    st = wait_session(client, sid, lambda s: turn_done(1)(s) and not s.approvals, timeout=TURN_S)
+    assert st.work_status == "waiting" and not (box.project / "out.txt").exists()
+    assert sim.state()["remaining"] == 1  # the model was not asked again in that turn
+    with pytest.raises(RemoteError) as err:
+        client.request(m.ApproveTool(approval_id=approval.id, decision="accept"))
+    assert err.value.code == "stale_approval"
+    send(client, sid, "go on")
+    st = wait_session(client, sid, turn_done(2), timeout=TURN_S)
+    assert st.messages[-1].content == "After."
