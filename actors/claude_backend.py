@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 import pykka
@@ -28,6 +29,7 @@ from orbitdock.claude import stream
 from orbitdock.claude.connector import ClaudeHookConnector, HookArrived
 from orbitdock.claude.direct import ClaudeDirectConnector
 from orbitdock.claude.install import ClaudeBinary, check_claude
+from orbitdock.claude.models import ModelListFailed, ask_models
 from orbitdock.config import Config
 from orbitdock.connectors.base import Checked, Connector, Done, Provider, check_cwd, invalid
 from orbitdock.paths import Layout
@@ -90,6 +92,25 @@ class ClaudeProvider(Provider):
             return invalid("sandbox_mode", sandbox_mode,
                            "none (claude sessions have no sandbox modes)")
         return None
+
+    @answers(m.ListModels)
+    def list_models(self, req: ClientRequest, done: Done) -> None:
+        """Claude lists its models only in a process's ``initialize`` answer: a short-lived
+        child is asked, on a thread of its own (``done`` runs there)."""
+        if self.binary.problem is not None:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, f"claude: {self.binary.problem}")
+        binary, timeout = self.binary.path or "claude", self.cfg.claude.start_timeout_s
+
+        def ask() -> None:
+            try:
+                models = ask_models(binary, env=dict(os.environ), cwd=os.getcwd(),
+                                    timeout_s=timeout)
+            except ModelListFailed as exc:
+                done(m.Error(code=str(ErrorCode.BACKEND_ERROR), message=f"claude models: {exc}"))
+                return
+            done(m.ModelsList(models=models))
+
+        threading.Thread(target=ask, name="claude-models", daemon=True).start()
 
     @answers(m.ClaudeHook)
     def hook(self, req: ClientRequest, done: Done) -> None:

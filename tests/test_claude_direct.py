@@ -515,3 +515,15 @@ def test_interrupt_while_an_approval_waits_withdraws_it(direct, sim):
     send(client, sid, "go on")
     st = wait_session(client, sid, turn_done(2), timeout=TURN_S)
     assert st.messages[-1].content == "After."
+
+
+@needs_claude
+def test_claude_models_are_listed(direct):
+    daemon, client, box = direct()
+    models = client.request(m.ListModels(provider="claude"), timeout=TURN_S).models
+    assert [o.id for o in models if o.is_default] == ["default"]
+    assert all(o.model and o.display_name for o in models) and len(models) >= 2
+    assert "high" in models[0].supported_reasoning_efforts
+    listed = ctl_json(daemon.home, "models", "--provider", "claude")
+    assert [o["id"] for o in listed] == [o.id for o in models]
+    assert not claude_children(daemon)  # the asking process is gone
