@@ -17,7 +17,6 @@ import psutil
 import pytest
 
 from claude_env import (
-    API_KEY,
     CLAUDE,
     EventTap,
     claude_env,

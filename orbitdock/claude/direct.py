@@ -243,7 +243,6 @@ class _Driver:
         self.idle_deadline: float | None = None
         self.stopping = False
         self.respawn = False  # the next turn needs a new process (a mode only a start sets)
-        self.bad_lines = 0
         self._requests = 0
 
     # ------------------------------------------------------------ any thread
@@ -555,7 +554,6 @@ class _Driver:
         try:
             obj = stream.parse_line(raw)
         except stream.BadLine as exc:
-            self.bad_lines += 1
             logger.warning("%s: skipped a stream-json line (%s): %s (code %s)", self.name, exc,
                            raw_preview(raw), ErrorCode.BACKEND_ERROR)
             return

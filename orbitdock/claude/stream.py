@@ -148,8 +148,7 @@ class TurnOutcome:
 
     status: str  # completed | interrupted | failed
     error: str | None
-    cost_usd: float | None
-    usage: be.TokenUsageUpdated | None
+    usage: be.TokenUsageUpdated | None  # with the session's cost so far
 
 
 def outcome_of(obj: dict[str, Any]) -> TurnOutcome:
@@ -165,9 +164,7 @@ def outcome_of(obj: dict[str, Any]) -> TurnOutcome:
             error = f"API error {obj['api_error_status']}: {error}"
     else:
         status, error = "completed", None
-    cost = obj.get("total_cost_usd")
-    return TurnOutcome(status, error, float(cost) if isinstance(cost, (int, float)) else None,
-                       usage_of(obj))
+    return TurnOutcome(status, error, usage_of(obj))
 
 
 def usage_of(result: dict[str, Any]) -> be.TokenUsageUpdated | None:
@@ -207,7 +204,6 @@ class StreamMapper:
     turn_id: str | None = None
     model: str | None = None
     permission_mode: str | None = None
-    last_cost_usd: float | None = None
     _blocks: dict[str, int] = field(default_factory=dict)  # api message id -> blocks seen
     _message_id: str | None = None  # the api message being streamed
 
@@ -300,7 +296,6 @@ class StreamMapper:
 
     def _on_result(self, obj: dict[str, Any]) -> list[Any]:
         outcome = outcome_of(obj)
-        self.last_cost_usd = outcome.cost_usd
         events: list[Any] = [outcome.usage] if outcome.usage is not None else []
         if self.turn_id is not None:
             events.append(be.TurnCompleted(self.turn_id, outcome.status, outcome.error))
