@@ -396,10 +396,14 @@ class _Driver:
         self.lost = True
         if self.announce and before_ready:
             self.announce = False
-            self.emit(be.BackendLost(f"claude {reason}", fatal=True))  # the create is refused
+            logger.warning("%s: claude %s before it came up; the create is refused", self.name,
+                           reason)
+            self.emit(be.BackendLost(f"claude {reason}", fatal=True))
         elif self.mapper.turn_id is not None:
             self.mapper.turn_id = None
-            self.emit(be.BackendLost(f"claude {reason}", fatal=False))  # the turn failed
+            logger.warning("%s: claude %s mid-turn; the turn failed, the next send resumes it",
+                           self.name, reason)
+            self.emit(be.BackendLost(f"claude {reason}", fatal=False))
         else:
             logger.warning("%s: claude %s while idle; the next send resumes it", self.name,
                            reason)
