@@ -152,6 +152,14 @@ class ClaudeConfig:
     transcript_chunk_bytes: int = 1_048_576  # transcript reads in bounded chunks
     transcript_max_line_bytes: int = 67_108_864  # a longer transcript line is skipped (logged)
     owner_ask_timeout_s: float = 1.0  # asking the supervisor whether a direct session owns a hook's session id
+    # Direct sessions (orbitdock runs `claude -p --input-format stream-json`, one per session)
+    binary: str = ""  # "" = the pinned binary under <project>/.tools, then PATH
+    expected_version: str = "2.1.332"  # another version is refused for direct sessions ("" = any)
+    start_timeout_s: float = 30.0  # spawn -> the initialize control response
+    control_timeout_s: float = 30.0  # an interrupt / set_model / set_permission_mode reply
+    idle_stop_s: float = 600.0  # no turn for this long: the process stops, resumed on next send (0: never)
+    stop_timeout_s: float = 5.0  # stdin closed -> SIGTERM -> SIGKILL, each after this long
+    max_line_bytes: int = 67_108_864  # a longer stream-json line is skipped (logged)
 
 
 @dataclass

@@ -141,9 +141,10 @@ def show(ctx: Context, session_id: str, messages: int, diff_lines: int) -> None:
 
 @session.command("create")
 @click.option("--provider", default="codex", show_default=True,
-              type=click.Choice(["codex", "scripted"]))
+              type=click.Choice(["codex", "claude", "scripted"]))
 @click.option("--model", help="Model slug (see `orbitdockctl models`).")
-@click.option("--approval-policy", help="untrusted | on-request | never ...")
+@click.option("--approval-policy", help="untrusted | on-request | never ...; claude also takes "
+              "its permission modes (default, acceptEdits, plan, ...)")
 @click.option("--sandbox", help="read-only | workspace-write | danger-full-access")
 @click.option("--cwd", default=".", show_default=True, type=click.Path(file_okay=False))
 @click.option("--name", help="Custom name.")
@@ -154,7 +155,8 @@ def create(ctx: Context, provider, model, approval_policy, sandbox, cwd, name) -
 
     reply = ctx.request(m.CreateSession(provider=provider, cwd=os.path.abspath(cwd), model=model,
                                         approval_policy=approval_policy, sandbox_mode=sandbox,
-                                        name=name), timeout=ctx.cfg.codex.start_timeout_s)
+                                        name=name),
+                        timeout=max(ctx.cfg.codex.start_timeout_s, ctx.cfg.claude.start_timeout_s))
     ctx.emit(reply.session, reply.session.id)
 
 

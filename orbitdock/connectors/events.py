@@ -138,6 +138,7 @@ class TokenUsageUpdated:
     reasoning_tokens: int = 0
     total_tokens: int = 0
     context_window: int = 0
+    cost_usd: float = 0.0  # the session's cost so far (Claude's total_cost_usd); 0: unknown
 
 
 @dataclass(slots=True)

@@ -127,10 +127,12 @@ def _register_action_tools(server: MCPServer, sv: Supervision) -> None:
         _name_client(sv, ctx)
         return _call(sv.interrupt_turn, session_id)
 
-    @server.tool(description="Start a new session orbitdock drives. provider: codex (or "
-                 "scripted for tests); cwd: an existing directory; approval_policy: "
-                 "untrusted | on-request | on-failure | never; sandbox_mode: read-only | "
-                 "workspace-write | danger-full-access. Returns the new session.")
+    @server.tool(description="Start a new session orbitdock drives. provider: codex or "
+                 "claude (or scripted for tests); cwd: an existing directory; approval_policy: "
+                 "untrusted | on-request | on-failure | never (claude also takes its "
+                 "permission modes: default, acceptEdits, plan, ...); sandbox_mode (codex "
+                 "only): read-only | workspace-write | danger-full-access. Returns the new "
+                 "session.")
     def create_session(provider: str, cwd: str, model: str | None = None,
                        approval_policy: str | None = None, sandbox_mode: str | None = None,
                        name: str | None = None, ctx: Context | None = None) -> str:

@@ -39,6 +39,7 @@ class TokenUsage(Base, kw_only=True):
     reasoning_tokens: int = 0
     total_tokens: int = 0
     context_window: int = 0
+    cost_usd: float = 0.0  # the session's cost so far, as the backend reports it (Claude)
 
 
 class Message(Base, kw_only=True):

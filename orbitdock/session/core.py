@@ -293,7 +293,8 @@ class SessionCore:
     def _on_TokenUsageUpdated(self, ev: be.TokenUsageUpdated) -> None:
         usage = TokenUsage(input_tokens=ev.input_tokens, output_tokens=ev.output_tokens,
                            cached_tokens=ev.cached_tokens, reasoning_tokens=ev.reasoning_tokens,
-                           total_tokens=ev.total_tokens, context_window=ev.context_window)
+                           total_tokens=ev.total_tokens, context_window=ev.context_window,
+                           cost_usd=ev.cost_usd or self.state.token_usage.cost_usd)
         if usage != self.state.token_usage:
             self._delta(token_usage=usage)
             self.commands.append(cmd.SaveTokenUsage(self.state.id, msgspec.structs.asdict(usage),

@@ -19,7 +19,7 @@ keys mean here (see ``/work/shared/reference/claude-code.md`` §3 for the shapes
 
 Keys only the Responses API knows (``custom``, ``tool_search``, ``raw_events``,
 ``namespace``) are refused in a reply a Messages request takes. A non-streaming
-request (``"stream": false``, e.g. the ``max_tokens:1`` model probe) gets the whole
+request (no ``"stream": true``, e.g. the ``max_tokens:1`` set_model probe) gets the whole
 Message as JSON.
 """
 

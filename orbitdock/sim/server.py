@@ -166,7 +166,9 @@ class _Handler(BaseHTTPRequestHandler):
         parsed = _parse(body)
         reply = sim.take_reply(body)
         try:
-            if isinstance(parsed, dict) and parsed.get("stream") is False:
+            # The API streams only when asked: claude's set_model probe (max_tokens 1)
+            # sends no "stream" key at all and expects the whole Message.
+            if isinstance(parsed, dict) and parsed.get("stream") is not True:
                 self._send_json(message_of(reply, request_model(parsed)))
                 return
             plan = build_messages_plan(reply, request_model(parsed))

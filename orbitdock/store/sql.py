@@ -34,23 +34,25 @@ from orbitdock.store.commands import (
     CopyMessages,
 )
 
-TOKEN_COLUMNS = (
+TOKEN_COUNT_COLUMNS = (
     "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "total_tokens",
     "context_window",
 )
+TOKEN_COLUMNS = (*TOKEN_COUNT_COLUMNS, "cost_usd")  # cost_usd: 0006
 
 # Order matches 0001_initial.sql; test_schema checks the two agree.
 SESSION_COLUMNS = (
     "id", "provider", "status", "work_status", "attention_reason", "integration_mode",
     "display_name", "custom_name", "summary", "first_prompt", "last_message", "project_path",
     "project_name", "git_branch", "model", "approval_policy", "sandbox_mode", "prompt_count",
-    "tool_count", "last_tool", *TOKEN_COLUMNS, "started_at", "last_activity_at", "ended_at",
+    "tool_count", "last_tool", *TOKEN_COUNT_COLUMNS, "started_at", "last_activity_at", "ended_at",
     "end_reason", "revision", "current_turn_id", "turn_count", "current_plan", "plan_explanation",
     "current_diff", "last_error", "thread_id", "transcript_path", "total_message_count", "extra",
     "is_archived",  # 0002
     "effort",  # 0003
     "forked_from_session_id",  # 0004
     "mcp_servers", "mcp_server_count", "mcp_failed_count",  # 0005
+    "cost_usd",  # 0006
 )
 SESSION_JSON_COLUMNS = frozenset({"current_plan", "extra", "mcp_servers"})
 _SESSION_SETTABLE = frozenset(SESSION_COLUMNS) - {"id"}
@@ -285,7 +287,8 @@ def save_token_usage(conn: apsw.Connection, cmd: SaveTokenUsage) -> int:
     usage = token_columns(cmd.usage)
     conn.execute(
         _TOKEN_INSERT,
-        (cmd.session_id, cmd.observed_at, *(int(usage.get(c, 0)) for c in TOKEN_COLUMNS)),
+        (cmd.session_id, cmd.observed_at, *(int(usage.get(c, 0)) for c in TOKEN_COUNT_COLUMNS),
+         float(usage.get("cost_usd", 0.0))),
     )
     return 1
 
