@@ -7,7 +7,11 @@ refuses its helper binaries); the daemon's app-server
 processes inherit it. After start, ``start_demo`` acts as an ordinary client:
 it creates one Codex session whose first turn streams reasoning and text, makes
 a plan, runs a command that needs your approval and writes a patch with a diff,
-plus two scripted sessions so the list has something to sort.
+plus two scripted sessions so the list has something to sort. When the pinned
+``claude`` is installed, a Claude Code session driven by orbitdock runs beside it,
+against a second scripted model (the Messages API; a private CLAUDE_CONFIG_DIR
+under the demo home): its turn asks to run a command and to write a file, each
+waiting for your approval.
 
 The daemon runs the demo on a home of its own (``<data dir>/demo``, see
 ``actors.daemon``), so demo sessions never land in the user's database.
@@ -52,14 +56,57 @@ FOLLOW_UP = {"text": "(scripted model) I read your message; this demo has no rea
                      "it, but everything around it is real.", "chunk": 8}
 DEMO_APPROVAL_POLICY = "untrusted"  # so the command and the patch both ask first
 
+CLAUDE_PROMPT = "Write a NOTES.md for this project, after looking at what is there."
+CLAUDE_SCRIPT: list[dict[str, Any]] = [
+    {"reasoning": "Look at the workspace first, then write the notes.",
+     "call": "Bash", "args": {"command": "ls -la", "description": "List the workspace"}},
+    {"call": "Write", "args": {"file_path": "NOTES.md", "content":
+                               "# Notes\n\nWritten by the orbitdock demo's Claude session.\n"}},
+    {"text": "I listed the workspace and wrote `NOTES.md`. Both steps waited for your "
+             "approval in orbitdock, as Claude's own prompts would have.", "chunk": 6},
+]
+CLAUDE_FOLLOW_UP = {"text": "(scripted model) I read your message; this Claude session has no "
+                            "real model behind it, but the claude process is real.", "chunk": 8}
+CLAUDE_API_KEY = "sk-ant-demo-0000000000"  # the scripted model takes any key
+
 
 class DemoEnvironment:
-    def __init__(self, sim: Any, home: Path, workspace: Path, codex_ok: bool):
+    def __init__(self, sim: Any, home: Path, workspace: Path, codex_ok: bool,
+                 claude_sim: Any = None):
         self.sim, self.home, self.workspace, self.codex_ok = sim, home, workspace, codex_ok
+        self.claude_sim = claude_sim  # None: claude is not installed
 
     def stop(self) -> None:
-        if self.sim is not None:
-            self.sim.stop()
+        for sim in (self.sim, self.claude_sim):
+            if sim is not None:
+                sim.stop()
+
+
+def _prepare_claude(cfg: Config, base: Path, workspace: Path) -> Any:
+    """The scripted Messages API and a private CLAUDE_CONFIG_DIR (onboarding answered, the
+    workspace trusted) that the daemon's claude processes inherit; None without claude."""
+    import json
+
+    from orbitdock.claude.install import check_claude
+    from orbitdock.sim.server import SimServer
+
+    found = check_claude(cfg.claude.binary, cfg.claude.expected_version)
+    if found.problem:
+        logger.warning("demo without a Claude session: %s", found.problem)
+        return None
+    config_dir = base / "claude-config"
+    config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (config_dir / ".claude.json").write_text(json.dumps({
+        "hasCompletedOnboarding": True, "theme": "dark",
+        "customApiKeyResponses": {"approved": [CLAUDE_API_KEY[-20:]], "rejected": []},
+        "projects": {str(workspace): {"hasTrustDialogAccepted": True}}}))
+    sim = SimServer(CLAUDE_SCRIPT + [CLAUDE_FOLLOW_UP] * FOLLOW_UP_REPLIES).start()
+    os.environ.update({"ANTHROPIC_BASE_URL": sim.anthropic_url,
+                       "ANTHROPIC_API_KEY": CLAUDE_API_KEY,
+                       "CLAUDE_CONFIG_DIR": str(config_dir)})
+    logger.info("demo: scripted Claude model at %s, CLAUDE_CONFIG_DIR %s",
+                sim.anthropic_url, config_dir)
+    return sim
 
 
 def prepare_demo(cfg: Config, lay: Layout) -> DemoEnvironment:
@@ -85,7 +132,8 @@ def prepare_demo(cfg: Config, lay: Layout) -> DemoEnvironment:
     logger.info("demo: scripted model at %s, CODEX_HOME %s%s", sim.url, codex_home,
                 "" if codex_home.is_relative_to(base) else
                 " (in your cache: codex refuses its helper binaries under the temp dir)")
-    return DemoEnvironment(sim, base, workspace, codex_ok)
+    return DemoEnvironment(sim, base, workspace, codex_ok,
+                           _prepare_claude(cfg, base, workspace))
 
 
 def start_demo(endpoints: Endpoints, env: DemoEnvironment, timeout: float) -> threading.Thread:
@@ -103,9 +151,11 @@ def _run(endpoints: Endpoints, env: DemoEnvironment, timeout: float) -> None:
                 sid = client.request(m.CreateSession(provider="scripted", cwd=str(env.workspace),
                                                      name=name)).session.id
                 client.request(m.SendMessage(session_id=sid, content=text))
+            if env.claude_sim is not None:
+                _start_claude(client, env)
             if not env.codex_ok:
                 logger.warning("demo: codex is not installed (run bin/setup); "
-                               "only scripted sessions were created")
+                               "no codex session was created")
                 return
             sid = client.request(m.CreateSession(
                 provider="codex", cwd=str(env.workspace), model="gpt-5.5",
@@ -118,3 +168,14 @@ def _run(endpoints: Endpoints, env: DemoEnvironment, timeout: float) -> None:
                         "`orbitdockctl approve <approval id>`.", sid, sid, env.home, sid)
     except ClientError as exc:
         logger.error("demo failed: %s", exc)
+
+
+def _start_claude(client: Client, env: DemoEnvironment) -> None:
+    try:
+        sid = client.request(m.CreateSession(
+            provider="claude", cwd=str(env.workspace), approval_policy="default",
+            name="demo: claude writes notes")).session.id
+        client.request(m.SendMessage(session_id=sid, content=CLAUDE_PROMPT))
+        logger.info("demo: claude session %s started; it waits for your approvals too", sid)
+    except ClientError as exc:  # the codex part of the demo still runs
+        logger.error("demo: the Claude session failed: %s", exc)

@@ -11,11 +11,12 @@ import sys
 
 from codex_daemon_env import CODEX_MARKS
 from conftest import REPO, wait_until
+from orbitdock.client import RemoteError
 from orbitdock.codex.home import outside_temp_dir
 from orbitdock.protocol import messages as m
 
 pytestmark = CODEX_MARKS
-DEMO_TIMEOUT_S = 60.0  # codex starts and reaches the scripted command's approval
+DEMO_TIMEOUT_S = 60.0  # codex (or claude) starts and reaches the scripted command's approval
 
 
 def test_the_demo_keeps_its_own_home_and_a_plain_start_does_not_restore_it(daemon_factory,
@@ -31,7 +32,26 @@ def test_the_demo_keeps_its_own_home_and_a_plain_start_does_not_restore_it(daemo
                 return any(s.provider == "codex" and s.pending_approvals for s in sessions)
             assert wait_until(codex_waits_on_you, DEMO_TIMEOUT_S, interval=0.2), \
                 client.request(m.SubscribeList()).sessions
-            assert len(client.request(m.SubscribeList()).sessions) == 3
+            assert len(client.request(m.SubscribeList()).sessions) == 4
+            # The Claude session (a real claude on the scripted Messages API) asks to run
+            # a command, then to write NOTES.md: approving both writes the file.
+            claude = next(s for s in client.request(m.SubscribeList()).sessions
+                          if s.provider == "claude")
+            assert claude.integration_mode == "direct"
+            notes = demo_home / "workspace" / "NOTES.md"
+
+            def approve_claude():
+                state = client.request(m.SubscribeSession(session_id=claude.id)).session
+                for approval in state.approvals:
+                    try:
+                        client.request(m.ApproveTool(approval_id=approval.id,
+                                                     decision="accept"))
+                    except RemoteError:  # decided by the previous round, not yet resolved
+                        pass
+                return notes.exists()
+            assert wait_until(approve_claude, DEMO_TIMEOUT_S, interval=0.3), \
+                client.request(m.SubscribeSession(session_id=claude.id)).session
+            assert "orbitdock demo" in notes.read_text()
         assert (demo_home / "orbitdock.db").exists()
         assert not (home / "orbitdock.db").exists()
         assert any(f"CODEX_HOME {codex_home} (in your cache" in line
@@ -43,7 +63,7 @@ def test_the_demo_keeps_its_own_home_and_a_plain_start_does_not_restore_it(daemo
             env=dict(env, ORBITDOCK_PATHS__DATA_DIR=str(home)), capture_output=True,
             text=True, timeout=30)
         assert listed.returncode == 0 and "the demo daemon at" in listed.stderr, listed.stderr
-        assert len(json.loads(listed.stdout)) == 3
+        assert len(json.loads(listed.stdout)) == 4
         assert demo.stop() == 0
         plain = daemon_factory(home=home)
         with plain.client() as client:
