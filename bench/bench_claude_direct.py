@@ -5,7 +5,7 @@
 
 Each run starts its own daemon on a throw-away home, a Messages API model on
 127.0.0.1 whose reply is computed from the request (a tagged prompt gets a
-``Bash`` tool call, its tool result gets the final text, so a turn always waits
+``Bash`` tool call that writes a file (so claude asks), its tool result gets the final text, so a turn always waits
 on one approval), and drives N sessions created with ``--provider claude`` from
 one ZeroMQ client: each session sends ``--turns`` prompts one after another and
 the client accepts every approval as soon as it sees it.
@@ -39,6 +39,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import psutil  # noqa: E402
+import zmq  # noqa: E402
 from common import (bench_daemon, command_line, fmt_ms, machine_line,  # noqa: E402
                     markdown_table, median)
 
@@ -50,6 +51,7 @@ API_KEY = "sk-ant-bench-0000000000"
 TURN_TIMEOUT_S = 120.0  # one turn (two model requests, one approval) on a loaded host
 CREATE_TIMEOUT_S = 60.0  # a create is answered once claude reported its session id
 THINK_S = 0.2  # pause between a turn's end and the session's next prompt
+POLL_MS = 50  # the driver's longest wait for a frame (then it sends due prompts)
 SETTLE_S = 3.0  # after idle_stop_s, time for the processes to be gone
 
 
@@ -91,7 +93,8 @@ class BenchModel(SimServer):
                 kind, reply = "final", {"text": f"Done {word}: the command ran.", "chunk": 8}
             else:
                 kind, reply = "call", {"call": "Bash", "args": {
-                    "command": f"echo {word}", "description": "Echo the turn's word"}}
+                    "command": f"touch {word}.txt && echo {word}",
+                    "description": "Mark the turn"}}
         with self._count_lock:
             self.counts[kind] += 1
         return reply
@@ -157,6 +160,9 @@ class Driver:
         self.round_trip: list[float] = []
         self.outcomes: dict[str, int] = {}
         self.seen_approvals: set[str] = set()
+        self.ready = zmq.Poller()
+        self.ready.register(self.sub.sub, zmq.POLLIN)
+        self.ready.register(self.sub.requests.sock, zmq.POLLIN)
 
     def _send(self, sid: str) -> None:
         index = self.sids.index(sid)
@@ -183,7 +189,10 @@ class Driver:
                     self._send(sid)
             if all(self.current[s] is None and self.sent[s] >= self.turns for s in self.sids):
                 return
-            for event in self.sub.poll(0.05):
+            # Wait for a frame, then apply what came (Subscription.poll itself always
+            # waits its whole timeout, which would add up to that much to each latency).
+            self.ready.poll(POLL_MS)
+            for event in self.sub.poll(0):
                 if isinstance(event, m.ApprovalRequested) \
                         and event.request.id not in self.seen_approvals:
                     self.seen_approvals.add(event.request.id)

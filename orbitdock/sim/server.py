@@ -99,6 +99,12 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json({"error": f"no such endpoint: GET {self.path}"}, HTTPStatus.NOT_FOUND)
 
+    def do_HEAD(self) -> None:  # noqa: N802 (stdlib naming)
+        # claude probes its base URL with HEAD before its first request: an empty 200.
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_POST(self) -> None:  # noqa: N802 (stdlib naming)
         sim = self.server.sim
         path = self.path.split("?", 1)[0].rstrip("/")
