@@ -37,6 +37,34 @@ class Tmux:
         return self("capture-pane", "-p", "-t", "t")
 
 
+def start_tui(tmux: Tmux, box, sim, daemon, prompt: str) -> None:
+    """The interactive claude in tmux (env of ``box``, permission mode default), with
+    ``prompt`` typed once its prompt box is drawn."""
+    env = claude_env(box, sim, daemon.home)
+    command = ("env -i " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+               + f" {CLAUDE} --permission-mode default")
+    tmux("new-session", "-d", "-s", "t", "-x", "160", "-y", "50", "-c", str(box.project),
+         command)
+    assert wait_until(lambda: "Claude Code" in tmux.screen(), 30, interval=0.2)
+    time.sleep(1.0)  # the prompt box takes input once drawn
+    tmux("send-keys", "-t", "t", prompt, "")
+    time.sleep(0.3)
+    tmux("send-keys", "-t", "t", "Enter")
+
+
+def first_pending(client, tmux: Tmux):
+    """The first session row with a pending approval, once there is one."""
+    rows: list = []
+
+    def pending() -> bool:
+        rows[:] = [r for r in client.request(m.SubscribeList()).sessions
+                   if r.pending_approvals]
+        return bool(rows)
+
+    assert wait_until(pending, 60, interval=0.2), tmux.screen()
+    return rows[0]
+
+
 @needs_claude
 @needs_tmux
 def test_tui_nobody_decides_claude_asks_and_the_terminal_answer_resolves(daemon_factory,
@@ -47,27 +75,11 @@ def test_tui_nobody_decides_claude_asks_and_the_terminal_answer_resolves(daemon_
                                               "description": "write it"},
                      "text": "Running it."}, {"text": "Done."}])
     tmux = Tmux(str(tmp_path / "tmux.sock"))
-    env = claude_env(box, sim, d.home)
-    command = ("env -i " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-               + f" {CLAUDE} --permission-mode default")
-    tmux("new-session", "-d", "-s", "t", "-x", "160", "-y", "50", "-c", str(box.project),
-         command)
     try:
-        assert wait_until(lambda: "Claude Code" in tmux.screen(), 30, interval=0.2)
-        time.sleep(1.0)  # the prompt box takes input once drawn
-        tmux("send-keys", "-t", "t", "write out.txt", "")
-        time.sleep(0.3)
-        tmux("send-keys", "-t", "t", "Enter")
+        start_tui(tmux, box, sim, d, "write out.txt")
         client = d.client()
-        rows: list = []
-
-        def pending() -> bool:
-            rows[:] = [r for r in client.request(m.SubscribeList()).sessions
-                       if r.pending_approvals]
-            return bool(rows)
-
-        assert wait_until(pending, 60, interval=0.2), tmux.screen()
-        sid = rows[0].id
+        row = first_pending(client, tmux)
+        sid = row.id
         approval = client.request(m.SubscribeSession(session_id=sid)).session.approvals[0]
         # claude's own dialog is up while orbitdock holds the hook
         assert wait_until(lambda: "Do you want to proceed?" in tmux.screen(), 20,
@@ -111,29 +123,12 @@ def test_tui_ask_user_question_answered_from_orbitdock(daemon_factory, sim, tmp_
     sim.set_script([{"call": "AskUserQuestion", "args": {"questions": [question]}},
                     {"text": "Blue it is."}])
     tmux = Tmux(str(tmp_path / "tmux.sock"))
-    env = claude_env(box, sim, d.home)
-    command = ("env -i " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-               + f" {CLAUDE} --permission-mode default")
-    tmux("new-session", "-d", "-s", "t", "-x", "160", "-y", "50", "-c", str(box.project),
-         command)
     try:
-        assert wait_until(lambda: "Claude Code" in tmux.screen(), 30, interval=0.2)
-        time.sleep(1.0)  # the prompt box takes input once drawn
-        tmux("send-keys", "-t", "t", "pick a color", "")
-        time.sleep(0.3)
-        tmux("send-keys", "-t", "t", "Enter")
+        start_tui(tmux, box, sim, d, "pick a color")
         client = d.client()
-        rows: list = []
-
-        def pending() -> bool:
-            rows[:] = [r for r in client.request(m.SubscribeList()).sessions
-                       if r.pending_approvals]
-            return bool(rows)
-
-        assert wait_until(pending, 60, interval=0.2), tmux.screen()
-        assert (rows[0].work_status, rows[0].attention_reason) == ("question",
-                                                                   "awaitingQuestion")
-        sid = rows[0].id
+        row = first_pending(client, tmux)
+        assert (row.work_status, row.attention_reason) == ("question", "awaitingQuestion")
+        sid = row.id
         approval = client.request(m.SubscribeSession(session_id=sid)).session.approvals[0]
         assert approval.type == "question"
         assert [(q.id, q.question, [o["label"] for o in q.options]) for q in approval.questions] \

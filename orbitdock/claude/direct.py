@@ -57,6 +57,7 @@ from orbitdock.connectors import events as be
 from orbitdock.connectors.base import Connector, ConnectorError, Emit
 from orbitdock.privacy import child_umask
 from orbitdock.protocol.errors import ErrorCode
+from orbitdock.wakepipe import WakePipe
 
 logger = logging.getLogger(__name__)
 
@@ -226,9 +227,7 @@ class _Driver:
         self.thread_id = thread_id
         self.name = f"claude-{session_id[:15]}"
         self._ops: queue.SimpleQueue[tuple] = queue.SimpleQueue()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
-        self._wake_lock = threading.Lock()  # guards only the pipe fds against use after close
+        self._wakeup = WakePipe()  # the session actor's ops wake the driver's select
         self._emit: Emit | None = None
         # --- owned by the driver thread
         self.proc: _Process | None = None
@@ -252,12 +251,7 @@ class _Driver:
 
     def post(self, op: tuple) -> None:
         self._ops.put(op)
-        with self._wake_lock:
-            if self._wake_w >= 0:
-                try:
-                    os.write(self._wake_w, b"x")
-                except BlockingIOError:  # already full of wake-ups: the driver will look
-                    pass
+        self._wakeup.wake()
 
     # ------------------------------------------------------------ driver thread
     def emit(self, event: Any) -> None:
@@ -267,10 +261,11 @@ class _Driver:
     def _run(self) -> None:
         try:
             while not self.stopping:
-                fds = [self._wake_r] + ([self.proc.fd] if self.proc and not self.proc.eof else [])
+                wake_fd = self._wakeup.fileno()
+                fds = [wake_fd] + ([self.proc.fd] if self.proc and not self.proc.eof else [])
                 readable, _, _ = select.select(fds, [], [], self._timeout())
-                if self._wake_r in readable:
-                    os.read(self._wake_r, 4096)
+                if wake_fd in readable:
+                    self._wakeup.drain()
                     self._run_ops()
                 if self.proc is not None and self.proc.fd in readable and not self.stopping:
                     self._read()
@@ -283,10 +278,7 @@ class _Driver:
             if self.proc is not None:
                 self._drop_process("stopped", graceful=True)
             self._refuse_queued_ops()
-            with self._wake_lock:
-                os.close(self._wake_r)
-                os.close(self._wake_w)
-                self._wake_r = self._wake_w = -1
+            self._wakeup.close()
 
     def _refuse_queued_ops(self) -> None:
         """Ops that came after the stop still get an answer (their client is waiting)."""

@@ -36,6 +36,7 @@ from orbitdock.codex.rpc_peer import BROADCAST_METHODS, Callback, RpcPeer, Sink
 from orbitdock.config import CodexConfig
 from orbitdock.privacy import child_umask
 from orbitdock.threads import long_lived
+from orbitdock.wakepipe import WakePipe
 
 __all__ = ["AppServerProcess", "BROADCAST_METHODS", "Callback", "Op", "Sink"]
 
@@ -81,9 +82,7 @@ class AppServerProcess(RpcPeer):
         self._env, self._cwd, self._on_exit = env, cwd, on_exit
         self._popen: subprocess.Popen[bytes] | None = None
         self._inbox: queue.SimpleQueue[Op | tuple[str, Any]] = queue.SimpleQueue()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
-        self._close_lock = threading.Lock()  # guards only the pipe fds against reuse-after-close
+        self._wakeup = WakePipe()  # other threads' ops wake the reader's select
         self._out: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._stopping = False
@@ -170,23 +169,14 @@ class AppServerProcess(RpcPeer):
 
     def close(self) -> None:
         """Release the wake pipe once the reader has finished; idempotent."""
-        with self._close_lock:
-            if self._wake_w >= 0:
-                os.close(self._wake_r)
-                os.close(self._wake_w)
-                self._wake_r = self._wake_w = -1
+        self._wakeup.close()
 
     def _send(self, line: bytes) -> None:
         self._out.put(line)
 
     # ------------------------------------------------------------ threads
     def _wake(self) -> None:
-        with self._close_lock:
-            if self._wake_w >= 0:
-                try:
-                    os.write(self._wake_w, b"x")
-                except BlockingIOError:  # already full of wake-ups: the reader will look
-                    pass
+        self._wakeup.wake()
 
     def _signal(self, sig: int) -> None:
         try:
@@ -238,9 +228,10 @@ class AppServerProcess(RpcPeer):
             self._on_initialized, timeout=self._config.start_timeout_s)
         reason = None
         while reason is None:
-            readable, _, _ = select.select([fd, self._wake_r], [], [], self._next_timeout())
-            if self._wake_r in readable:
-                os.read(self._wake_r, 4096)
+            wake_fd = self._wakeup.fileno()
+            readable, _, _ = select.select([fd, wake_fd], [], [], self._next_timeout())
+            if wake_fd in readable:
+                self._wakeup.drain()
                 reason = self._drain_inbox()
             if fd in readable:
                 chunk = os.read(fd, READ_CHUNK)
