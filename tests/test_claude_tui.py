@@ -52,6 +52,12 @@ def start_tui(tmux: Tmux, box, sim, daemon, prompt: str) -> None:
     tmux("send-keys", "-t", "t", "Enter")
 
 
+def settled(client, sid: str) -> bool:
+    """No approval left and the turn ended as a reply."""
+    st = client.request(m.SubscribeSession(session_id=sid)).session
+    return not st.approvals and st.work_status == "reply"
+
+
 def first_pending(client, tmux: Tmux):
     """The first session row with a pending approval, once there is one."""
     rows: list = []
@@ -95,11 +101,7 @@ def test_tui_nobody_decides_claude_asks_and_the_terminal_answer_resolves(daemon_
         assert wait_until(lambda: (box.project / "out.txt").exists(), 30, interval=0.2), \
             tmux.screen()
 
-        def settled() -> bool:
-            st = client.request(m.SubscribeSession(session_id=sid)).session
-            return not st.approvals and st.work_status == "reply"
-
-        assert wait_until(settled, 20, interval=0.2)
+        assert wait_until(lambda: settled(client, sid), 20, interval=0.2)
     finally:
         tmux("kill-server")
 
@@ -143,10 +145,6 @@ def test_tui_ask_user_question_answered_from_orbitdock(daemon_factory, sim, tmp_
         assert result["type"] == "tool_result" and not result.get("is_error"), result
         assert '"Which color?"="Blue"' in str(result["content"])
 
-        def settled() -> bool:
-            st = client.request(m.SubscribeSession(session_id=sid)).session
-            return not st.approvals and st.work_status == "reply"
-
-        assert wait_until(settled, 20, interval=0.2)
+        assert wait_until(lambda: settled(client, sid), 20, interval=0.2)
     finally:
         tmux("kill-server")

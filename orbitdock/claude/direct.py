@@ -57,7 +57,7 @@ from orbitdock.connectors import events as be
 from orbitdock.connectors.base import Connector, ConnectorError, Emit
 from orbitdock.privacy import child_umask
 from orbitdock.protocol.errors import ErrorCode
-from orbitdock.wakepipe import WakePipe
+from orbitdock.backend_child import WakePipe, describe_exit
 
 logger = logging.getLogger(__name__)
 
@@ -198,16 +198,7 @@ class _Process:
         self._writer.join(timeout=timeout_s)
         self._stderr.join(timeout=timeout_s)
         self.popen.stdout.close()  # type: ignore[union-attr]
-        code = self.popen.returncode
-        if code is None:
-            return "did not exit"
-        if code < 0:
-            try:
-                return f"killed by {signal.Signals(-code).name}"
-            except ValueError:
-                return f"killed by signal {-code}"
-        tail = " | ".join(list(self.stderr_tail)[-3:]) if code else ""
-        return f"exited with code {code}" + (f": {tail}" if tail else "")
+        return describe_exit(self.popen.returncode, self.stderr_tail) or "did not exit"
 
 
 class _Driver:

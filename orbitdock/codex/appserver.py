@@ -36,7 +36,7 @@ from orbitdock.codex.rpc_peer import BROADCAST_METHODS, Callback, RpcPeer, Sink
 from orbitdock.config import CodexConfig
 from orbitdock.privacy import child_umask
 from orbitdock.threads import long_lived
-from orbitdock.wakepipe import WakePipe
+from orbitdock.backend_child import WakePipe, describe_exit
 
 __all__ = ["AppServerProcess", "BROADCAST_METHODS", "Callback", "Op", "Sink"]
 
@@ -301,15 +301,7 @@ class AppServerProcess(RpcPeer):
         if self._failure:
             return self._failure
         code = self._popen.returncode if self._popen else None
-        if code is None:
-            return reason
-        if code < 0:
-            try:
-                return f"app-server killed by {signal.Signals(-code).name}"
-            except ValueError:
-                return f"app-server killed by signal {-code}"
-        tail = " | ".join(list(self._stderr_tail)[-3:]) if code else ""
-        return f"app-server exited with code {code}" + (f": {tail}" if tail else "")
+        return describe_exit(code, self._stderr_tail, "app-server") or reason
 
     def _finish(self, reason: str) -> None:
         if not self._stopping:

@@ -1,6 +1,8 @@
-"""A self-pipe that wakes a thread blocked in ``select`` on its child's stdout.
+"""What the threads owning a backend child process share (a codex app-server's reader,
+a claude session's driver): the pipe that wakes them, and how a child's exit is told.
 
-The thread that owns a backend process (a codex app-server's reader, a claude
+``WakePipe``: a self-pipe that wakes a thread blocked in ``select`` on its child's
+stdout. The thread that owns a backend process (a codex app-server's reader, a claude
 session's driver) sleeps in ``select`` on the child's stdout; other threads queue
 work for it and call ``wake``. The pipe's write end is non-blocking, so a pipe full
 of wake-ups costs nothing (the owner will look anyway). ``close`` may race with a
@@ -11,7 +13,9 @@ closed number is never written to after the OS has reused it.
 from __future__ import annotations
 
 import os
+import signal
 import threading
+from collections.abc import Iterable
 
 
 class WakePipe:
@@ -44,3 +48,18 @@ class WakePipe:
                 os.close(self._r)
                 os.close(self._w)
                 self._r = self._w = -1
+
+
+def describe_exit(code: int | None, stderr_tail: Iterable[str], what: str = "") -> str | None:
+    """How the child ended, for logs and ``last_error``: killed by which signal, or its
+    exit code with its last stderr lines when it failed; None while it runs."""
+    prefix = f"{what} " if what else ""
+    if code is None:
+        return None
+    if code < 0:
+        try:
+            return f"{prefix}killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"{prefix}killed by signal {-code}"
+    tail = " | ".join(list(stderr_tail)[-3:]) if code else ""
+    return f"{prefix}exited with code {code}" + (f": {tail}" if tail else "")
