@@ -26,7 +26,7 @@ import pykka
 
 from actors.claude_hooks import ClaudeHooksActor
 from orbitdock.claude import stream
-from orbitdock.claude.connector import ClaudeHookConnector, HookArrived
+from orbitdock.claude.connector import ClaudeHookConnector, FlushWaiting, HookArrived
 from orbitdock.claude.direct import ClaudeDirectConnector
 from orbitdock.claude.install import ClaudeBinary, check_claude
 from orbitdock.claude.models import ModelListFailed, ask_models
@@ -117,6 +117,13 @@ class ClaudeProvider(Provider):
         if self.actor is None or not self.actor.is_alive():
             raise ProtocolError(ErrorCode.UNAVAILABLE, "claude hooks are not running")
         self.actor.tell(HookArrived(req, done))
+
+    def quiesce(self) -> None:
+        if self.actor is not None:
+            try:
+                self.actor.ask(FlushWaiting(), timeout=self.cfg.sessions.stop_timeout_s)
+            except (pykka.Timeout, pykka.ActorDeadError):
+                logger.error("claude hooks actor did not flush its waiting events in time")
 
     def stop(self) -> None:
         if self.actor is not None:

@@ -33,6 +33,7 @@ import pykka
 from actors.messages import OwnerOf, RolloutBatch
 from orbitdock.claude.connector import (
     Decide,
+    FlushWaiting,
     HookArrived,
     PermissionExpired,
     ReplaySpool,
@@ -136,6 +137,8 @@ class ClaudeHooksActor(pykka.ThreadingActor):
                 self._replay_spool()
             elif isinstance(message, Settle):
                 self._settle(message.session_id)
+            elif isinstance(message, FlushWaiting):
+                return self._flush_waiting()
             elif message == "counters":
                 return dict(self.counters, sessions=len(self.tracks), pending=len(self.pending))
         except Exception:  # one bad hook must not stop the others
@@ -310,6 +313,28 @@ class ClaudeHooksActor(pykka.ThreadingActor):
         if events:
             self._release_answered(track, events)
             self._send(track, events, times)
+
+    def _flush_waiting(self) -> int:
+        """The daemon stops: what the transcript shows now, then every event still
+        waiting for it, in order (rows may then precede their text; none is lost)."""
+        flushed = 0
+        for track in self.tracks.values():
+            if track.settle is not None:
+                track.settle.cancel()
+                track.settle = None
+            events, times = self._read(track)
+            waited = track.hooks.dedupe(track.order.release(track.hooks.started,
+                                                            time.monotonic(), force=True))
+            flushed += len(waited)
+            events += waited
+            times += [None] * len(waited)
+            if events:
+                self._release_answered(track, events)
+                self._send(track, events, times)
+        if flushed:
+            logger.info("claude hooks: %d event(s) waiting for their transcript sent at stop",
+                        flushed)
+        return flushed
 
     def _track(self, sid: str, meta: be.ThreadStarted) -> Track:
         track = Track(sid, meta, HookSession(sid), TranscriptParser(sid))

@@ -150,6 +150,9 @@ class Daemon:
             ref = self.refs.pop(name, None)
             if ref is None:
                 continue
+            if name == "supervisor":  # what providers hold back reaches it before it stops
+                for provider in self.providers.values():
+                    provider.quiesce()
             try:
                 ref.stop(timeout=timeout)
             except (pykka.Timeout, pykka.ActorDeadError):

@@ -513,3 +513,32 @@ def test_rows_follow_the_transcript_when_hooks_run_ahead_of_it(daemon_factory, t
             for msg in st.messages] == [("user", "list"), ("assistant", "Listing."),
                                         ("tool", "Bash"), ("assistant", "Done.")]
     assert st.messages[2].tool_output == "a\nb" and st.tool_count == 1
+
+
+def test_events_waiting_for_the_transcript_are_not_lost_when_the_daemon_stops(
+        daemon_factory, tmp_path):
+    """A tool row waits for a transcript that does not have its call yet; the daemon is
+    stopped meanwhile (its forwarders were answered, so nothing is spooled). The row is
+    sent at stop, not dropped: after a restart the session has it."""
+    home = tmp_path / "home"
+    d = daemon_factory(home=home, ORBITDOCK_CLAUDE__TRANSCRIPT_SETTLE_MS="60000")
+    sid = "stop-flush-1"
+    transcript = tmp_path / f"{sid}.jsonl"
+    transcript.write_text(json.dumps({
+        "type": "user", "uuid": "u1", "sessionId": sid, "isSidechain": False,
+        "timestamp": "2026-12-07T19:29:00Z",
+        "message": {"role": "user", "content": "list"}}) + "\n")
+    base = {"session_id": sid, "cwd": str(tmp_path), "transcript_path": str(transcript)}
+    tool = {"tool_name": "Bash", "tool_input": {"command": "ls"}, "tool_use_id": "toolu_9"}
+    for event, extra in (("UserPromptSubmit", {"prompt": "list"}), ("PreToolUse", tool),
+                         ("PostToolUse", dict(tool, tool_response={"stdout": "a\nb"}))):
+        assert hook(d.home, event, dict(base, hook_event_name=event, **extra)).returncode == 0
+    st = wait_session(d.client(), sid, lambda s: s.prompt_count == 1)
+    assert [msg.type for msg in st.messages] == ["user"]  # the tool row still waits
+    d.close_clients()
+    assert d.stop() == 0
+    again = daemon_factory(home=home)
+    st = again.client().request(m.SubscribeSession(session_id=sid)).session
+    assert [(msg.type, msg.tool_name) for msg in st.messages] == [("user", None),
+                                                                   ("tool", "Bash")]
+    assert st.messages[1].tool_output == "a\nb"

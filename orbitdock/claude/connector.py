@@ -59,6 +59,12 @@ class Settle:
 
 
 @dataclass(slots=True)
+class FlushWaiting:
+    """The daemon stops: send every hook event still waiting for its transcript now, in
+    the order it came (its forwarder was answered; kept back, it would be lost)."""
+
+
+@dataclass(slots=True)
 class ReplaySpool:
     """Replay the spooled events (at start; and when a forwarder found some)."""
 

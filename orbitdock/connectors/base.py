@@ -116,6 +116,10 @@ class Provider(abc.ABC):
         """The supervisor and persistence actors, once they run (before any client can
         send a request): for a provider that feeds sessions of its own (hooks)."""
 
+    def quiesce(self) -> None:
+        """The daemon stops: hand the supervisor, still running, whatever the provider
+        holds back (called before the supervisor stops; ``stop`` comes after it)."""
+
     def stop(self) -> None:
         """Release what the provider started (processes, actors)."""
 
