@@ -5,7 +5,9 @@ defines (``parse_error``, as upstream's serde would say; one this bridge does no
 ``unsupported``), its fields (``parse_error`` naming the field). Unknown fields are
 ignored, as upstream does. ``to_request`` then turns the message into the daemon request
 that serves it, or raises ``Refused`` (e.g. an option the daemon cannot honour) before
-anything is sent.
+anything is sent. Upstream's ``permission_mode`` is a Claude session's ``approval_policy``;
+upstream's Claude hook messages (``claude_*``) become the daemon's ``claude_hook`` with
+Claude's own hook payload rebuilt.
 """
 
 from __future__ import annotations
