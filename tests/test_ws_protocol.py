@@ -481,6 +481,37 @@ def test_upstream_claude_hook_messages_make_a_passive_session_whose_status_follo
     assert {f["type"] for f in hooks.frames} == {"server_info", "error"}
 
 
+def test_a_permission_request_hook_waits_quietly(daemon_factory):
+    """Upstream's PermissionRequest is answered when someone decides (or after
+    claude.permission_wait_s): its sender, which never waits, gets no timeout error when
+    the bridge's request time runs out; the approval stays for the app to show."""
+    daemon = daemon_factory()
+    bridge = BridgeProcess(daemon.home, ORBITDOCK_CLIENT__REQUEST_TIMEOUT_S="1").start()
+    try:
+        app, hooks = UpstreamClient(bridge.ws_url), UpstreamClient(bridge.ws_url)
+        _hook(hooks, "claude_status_event", hook_event_name="UserPromptSubmit", prompt="go")
+        app.send(type="subscribe_list")
+        assert wait_until(lambda: (app.drain(0.1), CLAUDE_SID in app.list)[1], 15)
+        app.send(type="subscribe_session", session_id=CLAUDE_SID)
+        app.recv_until(lambda f: f["type"] == "session_snapshot")
+        _hook(hooks, "claude_tool_event", hook_event_name="PermissionRequest",
+              tool_name="Write", tool_input={"file_path": "/work/app/a.txt", "content": "hi\n"})
+        asked = app.recv_until(lambda f: f["type"] == "approval_requested")["request"]
+        assert asked["type"] == "patch" and asked["file_path"] == "/work/app/a.txt"
+        hooks.drain(3.0)  # three times the bridge's request timeout
+        assert [f["type"] for f in hooks.frames] == ["server_info"], hooks.frames
+        app.send(type="approve_tool", session_id=CLAUDE_SID, request_id=asked["id"],
+                 decision="approved")
+        assert app.recv_until(lambda f: f["type"] == "approval_decision_result")[
+            "outcome"] == "applied"
+        hooks.drain(0.5)
+        assert [f["type"] for f in hooks.frames] == ["server_info"], hooks.frames
+        app.close()
+        hooks.close()
+    finally:
+        bridge.stop()
+
+
 def test_permission_mode_is_refused_for_a_codex_style_session(env):
     daemon, bridge, client = env
     sid = _create(daemon)
