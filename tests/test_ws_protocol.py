@@ -575,7 +575,9 @@ def test_a_direct_claude_session_takes_permission_mode_over_websocket(claude_bri
 
     sim.set_script([{"text": "Hello from claude."}])
     c.send(type="send_message", session_id=sid, content="hi")
-    _wait_turn(c, sid, 1, timeout=90)
+    assert wait_until(lambda: (c.drain(0.2), c.sessions[sid])[1]["turn_count"] >= 1
+                      and c.sessions[sid]["current_turn_id"] is None, 90), c.sessions[sid]
+    assert c.sessions[sid]["work_status"] == "reply", c.sessions[sid]
     c.send(type="fork_session", source_session_id=sid, permission_mode="default")
     forked = c.recv_until(lambda f: f["type"] in ("session_forked", "error"), timeout=90)
     assert forked["type"] == "session_forked", forked
