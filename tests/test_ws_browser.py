@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 
+from conftest import wait_until
 from orbitdock.protocol import messages as m
 from ws_env import REPO, BridgeProcess
 
@@ -168,3 +169,69 @@ def test_dashboard_on_a_phone(dashboard):
     page.tap("#back")
     page.wait_for_selector("#sessions", state="visible")
     assert not errors, errors
+
+
+def test_dashboard_controls_for_claude_sessions(daemon_factory, browser, sim, tmp_path):
+    """A direct Claude session's autonomy control offers Claude's permission modes (and
+    changes the mode); a passive one (from hooks) has no composer, interrupt or mode
+    control, but its approvals are shown."""
+    import json
+
+    from claude_env import CLAUDE, claude_env, make_box
+
+    if not CLAUDE.exists():
+        pytest.skip(f"claude not installed at {CLAUDE} (run bin/setup)")
+    box = make_box(tmp_path / "claude")
+    box.settings.write_text("{}")
+    env = claude_env(box, sim, tmp_path / "unused")
+    env.pop("ORBITDOCK_HOME")
+    env.pop("XDG_RUNTIME_DIR")
+    env["PATH"] = os.environ["PATH"]
+    daemon = daemon_factory(**env)
+    bridge = BridgeProcess(daemon.home).start()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        client = daemon.client()
+        direct = client.request(m.CreateSession(provider="claude", cwd=str(box.project),
+                                                approval_policy="plan"), timeout=90).session.id
+        passive = "9b2e61c4-0d7a-4f1e-8c3b-5a6d7e8f9a0b"
+        tool = {"command": "make deploy", "description": "deploy"}
+        for event, extra in (("UserPromptSubmit", {"prompt": "deploy it"}),
+                             ("PreToolUse", {"tool_name": "Bash", "tool_input": tool,
+                                             "tool_use_id": "toolu_9"}),
+                             ("PermissionRequest", {"tool_name": "Bash", "tool_input": tool})):
+            payload = {"session_id": passive, "cwd": str(box.project),
+                       "hook_event_name": event, **extra}
+            request = m.ClaudeHook(event=event, payload=json.dumps(payload))
+            if event == "PermissionRequest":
+                client.send(request)  # answered when someone decides: not waited for
+            else:
+                client.request(request)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        errors: list[str] = []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+        page.goto(bridge.http + "/")
+        page.wait_for_selector('#conn[data-state="open"]')
+
+        page.click(_row(direct))
+        page.wait_for_selector('#autonomy[data-kind="claude"]')
+        options = page.eval_on_selector_all("#autonomy option", "os => os.map(o => o.value)")
+        assert options[:5] == ["default", "acceptEdits", "plan", "dontAsk", "bypassPermissions"]
+        assert page.input_value("#autonomy") == "plan"
+        assert page.is_visible("#composer") and not page.is_visible("#sandbox")
+        page.select_option("#autonomy", "acceptEdits")
+        assert wait_until(lambda: client.request(m.SubscribeSession(
+            session_id=direct)).session.approval_policy == "acceptEdits", 30)
+
+        page.click(_row(passive))
+        page.wait_for_selector('.approval:has-text("make deploy")')
+        page.wait_for_selector("#composer", state="hidden")
+        assert not page.is_visible('[data-action="interrupt"]')
+        assert not page.is_visible("#autonomy")
+        page.screenshot(path=str(ARTIFACTS / "dashboard-claude-passive.png"))
+        assert not errors, errors
+    finally:
+        context.close()
+        bridge.stop()

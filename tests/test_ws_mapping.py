@@ -83,11 +83,103 @@ def test_options_the_daemon_cannot_honour_are_refused_not_dropped():
     for frame in ({"type": "create_session", "provider": "codex", "cwd": "/w", "effort": "high"},
                   {"type": "send_message", "session_id": SID, "content": "x",
                    "images": [{"input_type": "url", "value": "http://x/y.png"}]},
-                  {"type": "update_session_config", "session_id": SID,
-                   "permission_mode": "plan"}):
+                  {"type": "create_session", "provider": "codex", "cwd": "/w",
+                   "permission_mode": "plan"},
+                  {"type": "fork_session", "source_session_id": SID, "nth_user_message": 2}):
         with pytest.raises(inbound.Refused) as info:
             inbound.to_request(inbound.parse(json.dumps(frame)))
         assert info.value.code == "unsupported"
+    for frame in ({"type": "update_session_config", "session_id": SID,
+                   "permission_mode": "plan"},
+                  {"type": "fork_session", "source_session_id": SID,
+                   "permission_mode": "plan"}):
+        with pytest.raises(inbound.Refused) as info:
+            inbound.to_request(inbound.parse(json.dumps(frame)), provider="codex")
+        assert info.value.code == "unsupported" and "Claude's" in info.value.message
+        assert info.value.session_id == SID
+
+
+def test_permission_mode_is_a_claude_sessions_approval_policy():
+    def policy(frame, provider=None):
+        return inbound.to_request(inbound.parse(json.dumps(frame)),
+                                  provider=provider).approval_policy
+
+    create = {"type": "create_session", "provider": "claude", "cwd": "/w"}
+    assert policy(dict(create, permission_mode="acceptEdits")) == "acceptEdits"
+    assert policy(dict(create, approval_policy="never")) == "never"  # mapped by the daemon
+    assert policy(dict(create, permission_mode="plan", approval_policy="plan")) == "plan"
+    update = {"type": "update_session_config", "session_id": SID}
+    assert policy(dict(update, permission_mode="bypassPermissions"), "claude") \
+        == "bypassPermissions"
+    assert policy(dict(update, permission_mode="dontAsk")) == "dontAsk"  # the daemon checks
+    fork = {"type": "fork_session", "source_session_id": SID}
+    assert policy(dict(fork, permission_mode="plan"), "claude") == "plan"
+    assert policy(fork, "codex") is None
+    for bad in (dict(create, permission_mode="never"),  # a Codex value is not a mode
+                dict(create, permission_mode="plan", approval_policy="default")):
+        with pytest.raises(inbound.Refused) as info:
+            inbound.to_request(inbound.parse(json.dumps(bad)))
+        assert info.value.code == "invalid_argument"
+
+
+def _hook_frames() -> list[dict]:
+    return [json.loads(line) for line in _frames("upstream_client_frames.jsonl")
+            if json.loads(line)["type"].startswith("claude_")]
+
+
+@pytest.mark.parametrize("frame", _hook_frames(), ids=lambda f: f.get("hook_event_name")
+                         or f["type"])
+def test_claude_hook_messages_become_the_hook_payload_claude_would_send(frame):
+    """What orbitdock's own hook parser takes: the message less ``type``, upstream's
+    terminal fields and nulls, with hook_event_name set; the mapping maps it."""
+    from orbitdock.claude.hooks import HookSession, parse_hook
+
+    request = inbound.to_request(inbound.parse(json.dumps(frame)))
+    assert isinstance(request, m.ClaudeHook)
+    assert isinstance(codec.decode_request(codec.encode(request), 1 << 20), m.ClaudeHook)
+    hook = parse_hook(request.event, request.payload)
+    payload = json.loads(request.payload)
+    assert hook.session_id == frame["session_id"]
+    assert payload["hook_event_name"] == request.event
+    assert "type" not in payload and "terminal_app" not in payload
+    assert None not in payload.values()
+    for name, value in frame.items():
+        if name not in ("type", "terminal_app", "terminal_session_id") and value is not None:
+            assert payload[name] == value, name
+    HookSession(hook.session_id).events_for(hook, answerable=False)
+
+
+def test_claude_hook_events_and_the_ones_upstream_ignores():
+    start = inbound.parse(json.dumps({"type": "claude_session_start", "session_id": "c1",
+                                      "cwd": "/w"}))
+    assert inbound.to_request(start).event == "SessionStart"
+    end = inbound.parse(json.dumps({"type": "claude_session_end", "session_id": "c1"}))
+    assert inbound.to_request(end).event == "SessionEnd"
+    codex_own = inbound.parse(json.dumps({"type": "claude_session_start", "session_id": "c1",
+                                          "cwd": "/w", "context_label": "codex_cli_rs"}))
+    assert inbound.to_request(codex_own) is None
+    for ignored in ("TeammateIdle", "TaskCompleted", "ConfigChange"):
+        msg = inbound.parse(json.dumps({"type": "claude_status_event", "session_id": "c1",
+                                        "hook_event_name": ignored}))
+        assert inbound.to_request(msg) is None
+    for frame in ({"type": "claude_status_event", "session_id": "c1",
+                   "hook_event_name": "PreToolUse"},  # a tool event's, on the wrong message
+                  {"type": "claude_tool_event", "session_id": "c1", "cwd": "/w",
+                   "tool_name": "Bash", "hook_event_name": "Stop"},
+                  {"type": "claude_subagent_event", "session_id": "c1", "agent_id": "a",
+                   "hook_event_name": "Launch"}):
+        with pytest.raises(inbound.Refused) as info:
+            inbound.to_request(inbound.parse(json.dumps(frame)))
+        assert info.value.code == "invalid_argument" and info.value.session_id == "c1"
+    for text in ('{"type":"claude_tool_event","session_id":"c1","hook_event_name":"PreToolUse",'
+                 '"cwd":"/w"}',  # tool_name missing
+                 '{"type":"claude_session_start","session_id":"c1"}',  # cwd missing
+                 '{"type":"claude_subagent_event","session_id":"c1",'
+                 '"hook_event_name":"SubagentStart"}',  # agent_id missing
+                 '{"type":"claude_session_end","session_id":7}'):
+        with pytest.raises(inbound.Refused) as info:
+            inbound.parse(text)
+        assert info.value.code == "parse_error"
 
 
 def test_bare_answer_needs_a_known_single_question():
@@ -112,6 +204,26 @@ def _state() -> SessionState:
                                    questions=[Question(id="q1", question="Go?",
                                                        options=[{"label": "yes"}])])],
         pending_approvals=1, work_status="question", attention_reason="awaitingQuestion")
+
+
+def test_claude_sessions_carry_permission_and_integration_modes():
+    direct = SessionState(id=SID, provider="claude", approval_policy="on-failure")
+    s = outbound.session_state(direct)
+    assert s["provider"] == "claude" and s["claude_integration_mode"] == "direct"
+    assert s["permission_mode"] == "acceptEdits"  # a Codex-style value, as claude runs it
+    assert "codex_integration_mode" not in s
+    assert outbound.session_state(SessionState(id=SID, provider="claude"))[
+        "permission_mode"] == "default"
+    passive = outbound.session_state(SessionState(id=SID, provider="claude",
+                                                  integration_mode="passive"))
+    assert passive["claude_integration_mode"] == "passive" and passive["permission_mode"] is None
+    assert "permission_mode" not in outbound.session_state(_state())  # codex: none
+    [delta] = outbound.session_event(m.SessionDelta(
+        session_id=SID, rev=3, changes=StateChanges(approval_policy="plan")), direct)
+    assert delta["changes"] == {"approval_policy": "plan", "permission_mode": "plan"}
+    [codex_delta] = outbound.session_event(m.SessionDelta(
+        session_id=SID, rev=8, changes=StateChanges(approval_policy="never")), _state())
+    assert codex_delta["changes"] == {"approval_policy": "never"}
 
 
 def test_snapshot_has_upstream_shape():
@@ -233,6 +345,11 @@ def test_daemon_replies_are_told_in_upstream_terms():
                                   inbound.InterruptSession(session_id=SID)) == "interrupt_failed"
     assert answers.upstream_error(ErrorCode.BACKEND_ERROR.value, send) == "codex_error"
     assert answers.upstream_error(ErrorCode.BACKEND_ERROR.value, send, "claude") == "claude_error"
+    hook = inbound.ClaudeSessionEnd(session_id="c1")
+    assert answers.upstream_error(ErrorCode.INVALID_ARGUMENT.value, hook) == "invalid_argument"
+    assert answers.upstream_error(ErrorCode.UNAVAILABLE.value, hook) == "claude_error"
+    assert answers.upstream_error(ErrorCode.BACKEND_ERROR.value,
+                                  inbound.ForkSession(source_session_id=SID)) == "fork_failed"
     assert answers.upstream_error(
         ErrorCode.WRONG_VERB.value,
         inbound.AnswerQuestion(session_id=SID, request_id="r")) == "invalid_answer_payload"

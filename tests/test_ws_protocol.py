@@ -249,7 +249,8 @@ def test_bad_input_is_refused_with_the_right_error(env):
     c = client()
     for text, code in (("{oops", "parse_error"), ('{"type":"make_coffee"}', "parse_error"),
                        ('{"type":"send_message"}', "parse_error"),
-                       ('{"type":"fork_session","source_session_id":"x"}', "unsupported"),
+                       ('{"type":"takeover_session","session_id":"x"}', "unsupported"),
+                       ('{"type":"fork_session","source_session_id":"x"}', "not_found"),
                        ('{"type":"create_session","provider":"codex","cwd":"/w",'
                         '"effort":"high"}', "unsupported")):
         c.ws.send(text)
@@ -402,3 +403,187 @@ def test_older_messages_come_in_pages_from_the_daemons_store(env):
         == ["first", "second"]
     assert bridge.get("/api/sessions/no-such/messages")[0] == 404
     assert bridge.get(f"/api/sessions/{sid}/messages?limit=many")[0] == 400
+
+
+# ------------------------------------------------------------ Claude over the bridge
+CLAUDE_SID = "5f0c2a9e-7b1d-4c3e-9a8f-2d6b1e0c4f3a"
+
+
+def _hook(c: UpstreamClient, kind: str, **fields) -> None:
+    c.send(type=kind, session_id=CLAUDE_SID, cwd="/work/app", **fields)
+
+
+def test_upstream_claude_hook_messages_make_a_passive_session_whose_status_follows(env):
+    """An upstream hook sender (Claude's hook JSON with ``type`` injected, over the
+    WebSocket) drives a passive Claude session in the daemon unchanged."""
+    daemon, bridge, client = env
+    app = client()
+    app.send(type="subscribe_list")
+    app.recv_until(lambda f: f["type"] == "sessions_list")
+    hooks = client()
+    _hook(hooks, "claude_session_start", model="claude-sonnet-4-5", source="startup",
+          permission_mode="default", terminal_app="iTerm.app")
+    _hook(hooks, "claude_status_event", hook_event_name="UserPromptSubmit",
+          prompt="fix the tests")
+    row = app.recv_until(lambda f: f["type"] == "session_created"
+                         and f["session"]["id"] == CLAUDE_SID)["session"]
+    assert row["provider"] == "claude" and row["claude_integration_mode"] == "passive"
+    assert row["permission_mode"] is None  # the terminal's mode is not orbitdock's to tell
+    app.send(type="subscribe_session", session_id=CLAUDE_SID)
+    app.recv_until(lambda f: f["type"] == "session_snapshot")
+    assert wait_until(lambda: (app.drain(0.1), app.sessions[CLAUDE_SID]["work_status"])[1]
+                      == "working", 15)
+
+    tool = {"command": "pytest -x", "description": "run the tests"}
+    _hook(hooks, "claude_tool_event", hook_event_name="PreToolUse", tool_name="Bash",
+          tool_input=tool, tool_use_id="toolu_01A")
+    # Claude asks: upstream's async hook cannot wait for the answer, but the app sees it
+    _hook(hooks, "claude_tool_event", hook_event_name="PermissionRequest", tool_name="Bash",
+          tool_input=tool, permission_suggestions=[])
+    asked = app.recv_until(lambda f: f["type"] == "approval_requested")["request"]
+    assert asked["type"] == "exec" and asked["command"] == "pytest -x"
+    # answered in the terminal: the tool ran, the approval goes
+    _hook(hooks, "claude_tool_event", hook_event_name="PostToolUse", tool_name="Bash",
+          tool_input=tool, tool_use_id="toolu_01A",
+          tool_response={"stdout": "3 passed", "stderr": ""})
+    assert wait_until(lambda: (app.drain(0.1), app.sessions[CLAUDE_SID])[1][
+        "pending_approval"] is None, 15)
+    _hook(hooks, "claude_subagent_event", hook_event_name="SubagentStart", agent_id="a1",
+          agent_type="Explore")
+    _hook(hooks, "claude_subagent_event", hook_event_name="SubagentStop", agent_id="a1",
+          agent_type="Explore", last_assistant_message="Found it.")
+    _hook(hooks, "claude_status_event", hook_event_name="Stop",
+          last_assistant_message="All 3 tests pass now.")
+    assert wait_until(lambda: (app.drain(0.1), app.sessions[CLAUDE_SID]["work_status"])[1]
+                      == "reply", 15)
+    tools = {x["tool_name"]: x for x in app.sessions[CLAUDE_SID]["messages"]
+             if x["message_type"] == "tool"}
+    assert tools["Bash"]["tool_output"] == "3 passed" and "Agent:Explore" in tools
+    _hook(hooks, "claude_session_end", reason="prompt_input_exit")
+    app.recv_until(lambda f: f["type"] == "session_ended" and f["session_id"] == CLAUDE_SID)
+    _settled_equal(app, daemon, CLAUDE_SID)
+    assert app.sessions[CLAUDE_SID]["model"] == "claude-sonnet-4-5"  # SessionStart's
+
+    # bad ones get upstream's codes; the hook sender is told nothing else
+    for frame, code in (
+            ({"type": "claude_status_event", "session_id": "not an id!",
+              "hook_event_name": "Stop"}, "invalid_argument"),  # the daemon's check
+            ({"type": "claude_status_event", "session_id": CLAUDE_SID,
+              "hook_event_name": "PreToolUse"}, "invalid_argument"),
+            ({"type": "claude_tool_event", "session_id": CLAUDE_SID, "cwd": "/w",
+              "hook_event_name": "PreToolUse"}, "parse_error")):  # no tool_name
+        hooks.ws.send(json.dumps(frame))
+        err = hooks.recv_until(lambda f: f["type"] == "error")
+        assert err["code"] == code, (frame, err)
+    hooks.drain(0.5)
+    assert [f["code"] for f in hooks.frames if f["type"] == "error"] == [
+        "invalid_argument", "invalid_argument", "parse_error"]
+    assert {f["type"] for f in hooks.frames} == {"server_info", "error"}
+
+
+def test_a_permission_request_hook_waits_quietly(daemon_factory):
+    """Upstream's PermissionRequest is answered when someone decides (or after
+    claude.permission_wait_s): its sender, which never waits, gets no timeout error when
+    the bridge's request time runs out; the approval stays for the app to show."""
+    daemon = daemon_factory()
+    bridge = BridgeProcess(daemon.home, ORBITDOCK_CLIENT__REQUEST_TIMEOUT_S="1").start()
+    try:
+        app, hooks = UpstreamClient(bridge.ws_url), UpstreamClient(bridge.ws_url)
+        _hook(hooks, "claude_status_event", hook_event_name="UserPromptSubmit", prompt="go")
+        app.send(type="subscribe_list")
+        assert wait_until(lambda: (app.drain(0.1), CLAUDE_SID in app.list)[1], 15)
+        app.send(type="subscribe_session", session_id=CLAUDE_SID)
+        app.recv_until(lambda f: f["type"] == "session_snapshot")
+        _hook(hooks, "claude_tool_event", hook_event_name="PermissionRequest",
+              tool_name="Write", tool_input={"file_path": "/work/app/a.txt", "content": "hi\n"})
+        asked = app.recv_until(lambda f: f["type"] == "approval_requested")["request"]
+        assert asked["type"] == "patch" and asked["file_path"] == "/work/app/a.txt"
+        hooks.drain(3.0)  # three times the bridge's request timeout
+        assert [f["type"] for f in hooks.frames] == ["server_info"], hooks.frames
+        app.send(type="approve_tool", session_id=CLAUDE_SID, request_id=asked["id"],
+                 decision="approved")
+        assert app.recv_until(lambda f: f["type"] == "approval_decision_result")[
+            "outcome"] == "applied"
+        hooks.drain(0.5)
+        assert [f["type"] for f in hooks.frames] == ["server_info"], hooks.frames
+        app.close()
+        hooks.close()
+    finally:
+        bridge.stop()
+
+
+def test_permission_mode_is_refused_for_a_codex_style_session(env):
+    daemon, bridge, client = env
+    sid = _create(daemon)
+    c = client()
+    c.send(type="subscribe_session", session_id=sid)
+    snap = c.recv_until(lambda f: f["type"] == "session_snapshot")["session"]
+    assert "permission_mode" not in snap and snap["codex_integration_mode"] == "direct"
+    for frame in ({"type": "update_session_config", "session_id": sid,
+                   "permission_mode": "plan"},
+                  {"type": "fork_session", "source_session_id": sid,
+                   "permission_mode": "plan"},
+                  {"type": "create_session", "provider": "codex", "cwd": "/w",
+                   "permission_mode": "plan"}):
+        c.ws.send(json.dumps(frame))
+        err = c.recv_until(lambda f: f["type"] == "error")
+        assert err["code"] == "unsupported" and "permission_mode" in err["message"], err
+
+
+@pytest.fixture
+def claude_bridge(daemon_factory, sim, tmp_path):
+    """A daemon that runs the real claude offline against ``sim``, and its bridge."""
+    from claude_env import CLAUDE, claude_env, make_box
+
+    if not CLAUDE.exists():
+        pytest.skip(f"claude not installed at {CLAUDE} (run bin/setup)")
+    box = make_box(tmp_path / "claude")
+    box.settings.write_text("{}")  # no hooks: a direct session
+    env = claude_env(box, sim, tmp_path / "unused")
+    env.pop("ORBITDOCK_HOME")
+    env.pop("XDG_RUNTIME_DIR")
+    env["PATH"] = os.environ["PATH"]
+    daemon = daemon_factory(**env)
+    bridge = BridgeProcess(daemon.home).start()
+    c = UpstreamClient(bridge.ws_url)
+    yield daemon, c, box
+    c.close()
+    bridge.stop()
+
+
+@pytest.mark.claude
+def test_a_direct_claude_session_takes_permission_mode_over_websocket(claude_bridge, sim):
+    daemon, c, box = claude_bridge
+    c.send(type="subscribe_list")
+    c.recv_until(lambda f: f["type"] == "sessions_list")
+    c.send(type="create_session", provider="claude", cwd=str(box.project),
+           permission_mode="plan")
+    snap = c.recv_until(lambda f: f["type"] == "session_snapshot", timeout=90)["session"]
+    sid = snap["id"]
+    assert snap["provider"] == "claude" and snap["claude_integration_mode"] == "direct"
+    assert snap["permission_mode"] == "plan" and snap["approval_policy"] == "plan"
+    assert wait_until(lambda: (c.drain(0.1), sid in c.list)[1], 15)
+    row = c.list[sid]  # the list's row (session_created)
+    assert row["permission_mode"] == "plan" and row["claude_integration_mode"] == "direct"
+
+    c.send(type="update_session_config", session_id=sid, permission_mode="acceptEdits")
+    c.recv_until(lambda f: f["type"] == "session_delta" and f["session_id"] == sid
+                 and f["changes"].get("permission_mode") == "acceptEdits")
+    c.send(type="update_session_config", session_id=sid, permission_mode="sometimes")
+    err = c.recv_until(lambda f: f["type"] == "error")
+    assert err["code"] == "invalid_argument" and err["session_id"] == sid
+
+    sim.set_script([{"text": "Hello from claude."}])
+    c.send(type="send_message", session_id=sid, content="hi")
+    assert wait_until(lambda: (c.drain(0.2), c.sessions[sid])[1]["turn_count"] >= 1
+                      and c.sessions[sid]["current_turn_id"] is None, 90), c.sessions[sid]
+    assert c.sessions[sid]["work_status"] == "reply", c.sessions[sid]
+    c.send(type="fork_session", source_session_id=sid, permission_mode="default")
+    forked = c.recv_until(lambda f: f["type"] in ("session_forked", "error"), timeout=90)
+    assert forked["type"] == "session_forked", forked
+    assert forked["source_session_id"] == sid and forked["new_session_id"] != sid
+    fork = c.recv_until(lambda f: f["type"] == "session_snapshot"
+                        and f["session"]["id"] == forked["new_session_id"])["session"]
+    assert fork["provider"] == "claude" and fork["permission_mode"] == "default"
+    assert "Hello from claude." in [x["content"] for x in fork["messages"]]
+    _settled_equal(c, daemon, sid)

@@ -22,7 +22,8 @@ _ERRORS = {"not_found": "not_found", "invalid_field": "invalid_argument",
            "invalid_argument": "invalid_argument", "unsupported": "unsupported",
            "timeout": "timeout", "wrong_verb": "invalid_argument", "too_large": "too_large",
            "bad_frame": "parse_error", "unknown_type": "parse_error", "internal": "internal"}
-_FAILED = {inbound.InterruptSession: "interrupt_failed", inbound.ResumeSession: "resume_failed"}
+_FAILED = {inbound.InterruptSession: "interrupt_failed", inbound.ResumeSession: "resume_failed",
+           inbound.ForkSession: "fork_failed"}
 _HTTP_STATUS = {"not_found": 404, "invalid_field": 400, "invalid_argument": 400}
 
 
@@ -36,6 +37,8 @@ def upstream_error(code: str, msg: inbound.Upstream | None, provider: str = "cod
     failed = _FAILED.get(type(msg))
     if failed:
         return failed
+    if isinstance(msg, inbound.ClaudeHookMessage):
+        provider = "claude"
     return "claude_error" if provider == "claude" else "codex_error"
 
 

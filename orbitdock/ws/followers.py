@@ -81,8 +81,15 @@ class Followers:
         return mirror.state if mirror is not None and mirror.synced else None
 
     def provider(self, sid: str | None) -> str:
+        return self.known_provider(sid) or "codex"
+
+    def known_provider(self, sid: str | None) -> str | None:
+        """The session's provider, from its mirror or the list's (None: not known here)."""
+        state = self.mirror_state(sid)
+        if state is not None:
+            return state.provider
         row = self.sub.summaries.get(sid or "") if self.sub is not None else None
-        return row.provider if row is not None else "codex"
+        return row.provider if row is not None else None
 
     # ------------------------------------------------------------ subscriptions
     def subscribe_list(self, conn_id: int) -> None:

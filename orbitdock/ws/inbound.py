@@ -5,7 +5,9 @@ defines (``parse_error``, as upstream's serde would say; one this bridge does no
 ``unsupported``), its fields (``parse_error`` naming the field). Unknown fields are
 ignored, as upstream does. ``to_request`` then turns the message into the daemon request
 that serves it, or raises ``Refused`` (e.g. an option the daemon cannot honour) before
-anything is sent.
+anything is sent. Upstream's ``permission_mode`` is a Claude session's ``approval_policy``;
+upstream's Claude hook messages (``claude_*``) become the daemon's ``claude_hook`` with
+Claude's own hook payload rebuilt.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from orbitdock.claude.stream import PERMISSION_MODES
 from orbitdock.protocol import messages as m
 
 
@@ -120,19 +123,134 @@ class UpdateSessionConfig(Upstream, tag="update_session_config", kw_only=True):
     model: str | None = None  # ours
 
 
+class ForkSession(Upstream, tag="fork_session", kw_only=True):
+    source_session_id: str
+    nth_user_message: int | None = None
+    model: str | None = None
+    approval_policy: str | None = None
+    sandbox_mode: str | None = None
+    cwd: str | None = None
+    permission_mode: str | None = None
+    allowed_tools: list[str] | None = None
+    disallowed_tools: list[str] | None = None
+    name: str | None = None  # ours
+
+    @property
+    def session_id(self) -> str:  # the session the request is about (errors name it)
+        return self.source_session_id
+
+
 class ListModels(Upstream, tag="list_models", kw_only=True):
     pass
+
+
+# ------------------------------------------------------------ Claude hook messages
+# What upstream's hook forwarder sends (its ``hook-forward <type>``: Claude's hook JSON
+# with ``type`` injected). Field names are Claude's own, so the payload orbitdock's
+# hooks take (``orbitdock.claude.hooks.parse_hook``) is the message less ``type`` and
+# its nulls, with ``hook_event_name`` set.
+class ClaudeHookMessage(Upstream, kw_only=True):
+    session_id: str
+    hook_event_name: str | None = None
+    cwd: str | None = None
+    transcript_path: str | None = None
+    permission_mode: str | None = None
+
+    EVENTS: ClassVar[tuple[str, ...]] = ()  # the hook events the message carries
+    IGNORED: ClassVar[tuple[str, ...]] = ()  # upstream's, that orbitdock only logs
+
+    def event(self) -> str:
+        return self.hook_event_name or ""
+
+
+class ClaudeSessionStart(ClaudeHookMessage, tag="claude_session_start", kw_only=True):
+    cwd: str
+    model: str | None = None
+    source: str | None = None
+    context_label: str | None = None
+    agent_type: str | None = None
+    terminal_session_id: str | None = None
+    terminal_app: str | None = None
+
+    def event(self) -> str:
+        return "SessionStart"
+
+
+class ClaudeSessionEnd(ClaudeHookMessage, tag="claude_session_end", kw_only=True):
+    reason: str | None = None
+
+    def event(self) -> str:
+        return "SessionEnd"
+
+
+class ClaudeStatusEvent(ClaudeHookMessage, tag="claude_status_event", kw_only=True):
+    hook_event_name: str
+    notification_type: str | None = None
+    tool_name: str | None = None
+    stop_hook_active: bool | None = None
+    prompt: str | None = None
+    message: str | None = None
+    title: str | None = None
+    trigger: str | None = None
+    custom_instructions: str | None = None
+    last_assistant_message: str | None = None
+    error: str | None = None  # StopFailure's (ours: Claude's own field)
+    teammate_name: str | None = None
+    team_name: str | None = None
+    task_id: str | None = None
+    task_subject: str | None = None
+    task_description: str | None = None
+    source: str | None = None
+    file_path: str | None = None
+
+    EVENTS: ClassVar[tuple[str, ...]] = ("UserPromptSubmit", "Stop", "StopFailure",
+                                         "Notification", "PreCompact")
+    IGNORED: ClassVar[tuple[str, ...]] = ("TeammateIdle", "TaskCompleted", "ConfigChange")
+
+
+class ClaudeToolEvent(ClaudeHookMessage, tag="claude_tool_event", kw_only=True):
+    hook_event_name: str
+    cwd: str
+    tool_name: str
+    tool_input: Any = None
+    tool_response: Any = None
+    tool_use_id: str | None = None
+    error: str | None = None
+    is_interrupt: bool | None = None
+    permission_suggestions: Any = None
+    reason: str | None = None  # PermissionDenied's (ours: Claude's own field)
+    duration_ms: float | None = None
+
+    EVENTS: ClassVar[tuple[str, ...]] = ("PreToolUse", "PostToolUse", "PostToolUseFailure",
+                                         "PermissionRequest", "PermissionDenied")
+
+
+class ClaudeSubagentEvent(ClaudeHookMessage, tag="claude_subagent_event", kw_only=True):
+    hook_event_name: str
+    agent_id: str
+    agent_type: str | None = None
+    agent_transcript_path: str | None = None
+    stop_hook_active: bool | None = None
+    last_assistant_message: str | None = None
+
+    EVENTS: ClassVar[tuple[str, ...]] = ("SubagentStart", "SubagentStop")
+
+
+HOOK_MESSAGES = (ClaudeSessionStart, ClaudeSessionEnd, ClaudeStatusEvent, ClaudeToolEvent,
+                 ClaudeSubagentEvent)
+# A Claude session start upstream leaves alone: Codex's own claude-compatible hook.
+CODEX_CONTEXT_LABEL = "codex_cli_rs"
 
 
 SERVED: dict[str, type[Upstream]] = {
     cls.__struct_config__.tag: cls for cls in (
         SubscribeList, SubscribeSession, UnsubscribeSession, CreateSession, SendMessage,
         SteerTurn, ApproveTool, AnswerQuestion, InterruptSession, EndSession, ResumeSession,
-        RenameSession, UpdateSessionConfig, ListModels)}
+        RenameSession, UpdateSessionConfig, ForkSession, ListModels, *HOOK_MESSAGES)}
 
 # Every other ClientMessage upstream defines (HEAD 0075373): answered ``unsupported``.
 NOT_SERVED = frozenset((
-    "takeover_session", "fork_session", "fork_session_to_worktree",
+    "takeover_session", "fork_session_to_worktree",
     "fork_session_to_existing_worktree", "list_approvals", "delete_approval",
     "list_claude_models", "codex_account_read", "codex_login_chatgpt_start",
     "codex_login_chatgpt_cancel", "codex_account_logout", "list_skills", "list_remote_skills",
@@ -140,10 +258,8 @@ NOT_SERVED = frozenset((
     "set_server_role", "set_client_primary_claim", "check_open_ai_key", "fetch_codex_usage",
     "fetch_claude_usage", "compact_context", "undo_last_turn", "rollback_turns", "stop_task",
     "rewind_files", "create_review_comment", "update_review_comment", "delete_review_comment",
-    "list_review_comments", "claude_session_start", "claude_session_end",
-    "claude_status_event", "claude_tool_event", "claude_subagent_event",
-    "get_subagent_tools", "execute_shell", "cancel_shell", "browse_directory",
-    "list_recent_projects", "list_worktrees", "create_worktree", "remove_worktree",
+    "list_review_comments", "get_subagent_tools", "execute_shell", "cancel_shell",
+    "browse_directory", "list_recent_projects", "list_worktrees", "create_worktree", "remove_worktree",
     "discover_worktrees"))
 
 # upstream approve_tool decisions -> the daemon's
@@ -182,7 +298,7 @@ def parse(text: str | bytes) -> Upstream:
         raise Refused("parse_error", f"{kind}: {exc}", sid) from None
 
 
-def _refuse_set(msg: Upstream, names: tuple[str, ...]) -> None:
+def _refuse_set(msg: Any, names: tuple[str, ...]) -> None:
     """Options the daemon cannot honour: refused (never silently dropped)."""
     given = [n for n in names if getattr(msg, n) not in (None, [], {})]
     if given:
@@ -190,17 +306,21 @@ def _refuse_set(msg: Upstream, names: tuple[str, ...]) -> None:
                       f"support {', '.join(given)}", getattr(msg, "session_id", None))
 
 
-def to_request(msg: Upstream, *, question_ids: list[str] | None = None) -> m.Request:
-    """The daemon request serving ``msg`` (subscriptions are the link's own business).
+def to_request(msg: Upstream, *, question_ids: list[str] | None = None,
+               provider: str | None = None) -> m.Request | None:
+    """The daemon request serving ``msg`` (subscriptions are the link's own business);
+    None: nothing to do (a hook upstream ignores too).
 
     ``question_ids``: the pending question's ids, for an ``answer_question`` that gives a
-    bare ``answer``.
+    bare ``answer``. ``provider``: the provider of the session ``msg`` names, when the
+    bridge knows it (``update_session_config`` and ``fork_session`` read
+    ``permission_mode`` by it).
     """
     if isinstance(msg, CreateSession):
-        _refuse_set(msg, ("permission_mode", "allowed_tools", "disallowed_tools", "effort",
-                          "system_prompt", "append_system_prompt"))
+        _refuse_set(msg, ("allowed_tools", "disallowed_tools", "effort", "system_prompt",
+                          "append_system_prompt"))
         return m.CreateSession(provider=msg.provider, cwd=msg.cwd, model=msg.model,
-                               approval_policy=msg.approval_policy,
+                               approval_policy=_autonomy(msg, msg.provider),
                                sandbox_mode=msg.sandbox_mode, name=msg.name)
     if isinstance(msg, SendMessage):
         _refuse_set(msg, ("skills", "images", "mentions"))
@@ -233,13 +353,65 @@ def to_request(msg: Upstream, *, question_ids: list[str] | None = None) -> m.Req
     if isinstance(msg, RenameSession):
         return m.RenameSession(session_id=msg.session_id, name=msg.name)
     if isinstance(msg, UpdateSessionConfig):
-        _refuse_set(msg, ("permission_mode",))
         return m.UpdateSessionConfig(session_id=msg.session_id,
-                                     approval_policy=msg.approval_policy,
+                                     approval_policy=_autonomy(msg, provider),
                                      sandbox_mode=msg.sandbox_mode, model=msg.model)
+    if isinstance(msg, ForkSession):
+        _refuse_set(msg, ("nth_user_message", "cwd", "allowed_tools", "disallowed_tools"))
+        return m.ForkSession(session_id=msg.source_session_id, model=msg.model,
+                             approval_policy=_autonomy(msg, provider),
+                             sandbox_mode=msg.sandbox_mode, name=msg.name)
+    if isinstance(msg, ClaudeHookMessage):
+        return claude_hook(msg)
     if isinstance(msg, ListModels):
         return m.ListModels(provider="codex")
     raise Refused("unsupported", f"{type(msg).__struct_config__.tag} is not a daemon request")
+
+
+def _autonomy(msg: CreateSession | UpdateSessionConfig | ForkSession,
+              provider: str | None) -> str | None:
+    """The daemon's ``approval_policy`` for ``msg``: upstream's ``permission_mode`` is
+    Claude's, so for a Claude session it is the policy (the daemon takes Claude's modes
+    there); a Codex session has none (refused, as upstream's Codex connector ignores it).
+    ``provider`` None: the session's provider is not known here; the daemon checks the
+    value against the session's backend."""
+    mode = msg.permission_mode
+    if mode is None:
+        return msg.approval_policy
+    tag = type(msg).__struct_config__.tag
+    sid = getattr(msg, "session_id", None)
+    if provider is not None and provider != "claude":
+        raise Refused("unsupported", f"{tag}: permission_mode is Claude's; a {provider} "
+                      f"session takes approval_policy and sandbox_mode", sid)
+    if mode not in PERMISSION_MODES:
+        raise Refused("invalid_argument", f"{tag}: permission_mode {mode!r} is not one of "
+                      f"{', '.join(PERMISSION_MODES)}", sid)
+    if msg.approval_policy is not None and msg.approval_policy != mode:
+        raise Refused("invalid_argument", f"{tag}: approval_policy {msg.approval_policy!r} "
+                      f"and permission_mode {mode!r} disagree; give one", sid)
+    return mode
+
+
+def claude_hook(msg: ClaudeHookMessage) -> m.ClaudeHook | None:
+    """An upstream Claude hook message as the ``claude_hook`` request orbitdock's own
+    forwarder sends: Claude's hook payload rebuilt (the message's fields, nulls dropped,
+    ``hook_event_name`` set). None: a hook upstream ignores too."""
+    tag = type(msg).__struct_config__.tag
+    event = msg.event()
+    if event in msg.IGNORED:
+        return None  # upstream only logs these
+    if msg.EVENTS and event not in msg.EVENTS:
+        raise Refused("invalid_argument", f"{tag}: hook_event_name {event!r} is not one of "
+                      f"{', '.join(msg.EVENTS + msg.IGNORED)}", msg.session_id)
+    if isinstance(msg, ClaudeSessionStart) and msg.context_label == CODEX_CONTEXT_LABEL:
+        return None
+    payload = {name: value for name, value in msgspec.structs.asdict(msg).items()
+               if value is not None}
+    payload["hook_event_name"] = event
+    # upstream's forwarder adds the terminal's ids; Claude's hook has no such fields
+    payload.pop("terminal_session_id", None)
+    payload.pop("terminal_app", None)
+    return m.ClaudeHook(event=event, payload=msgspec.json.encode(payload).decode())
 
 
 def _nonempty(content: str, session_id: str) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable
 import msgspec
 import zmq
 
+from orbitdock.claude.hooks import BLOCKING_EVENTS
 from orbitdock.client import Client, DaemonNotRunning, Subscription, find_daemon
 from orbitdock.config import Config
 from orbitdock.protocol import codec
@@ -46,6 +47,7 @@ class _Pending:
     sent_at: float
     future: asyncio.Future | None = None  # an HTTP request's (status, body)
     shape: Callable[[m.Wire], tuple[int, Any]] | None = None  # its reply -> (status, body)
+    quiet: bool = False  # no error frame when no reply comes in time
 
 
 class Link:
@@ -213,11 +215,17 @@ class Link:
         try:
             question_ids = (answers.question_ids(self.followers.mirror_state(sid), msg.request_id)
                             if isinstance(msg, inbound.AnswerQuestion) else None)
-            request = inbound.to_request(msg, question_ids=question_ids)
+            request = inbound.to_request(msg, question_ids=question_ids,
+                                         provider=self.followers.known_provider(sid))
         except inbound.Refused as exc:
             self._refuse(conn_id, exc.code, exc.message, exc.session_id or sid)
             return
-        if not self._send(request, _Pending(conn_id, msg, time.monotonic())):
+        if request is None:
+            return  # a hook upstream ignores too
+        # A PermissionRequest hook is answered when a client decides, or after
+        # claude.permission_wait_s: no reply in time is no fault (its sender never waits).
+        quiet = isinstance(request, m.ClaudeHook) and request.event in BLOCKING_EVENTS
+        if not self._send(request, _Pending(conn_id, msg, time.monotonic(), quiet=quiet)):
             self._refuse(conn_id, "timeout", "orbitdockd is not reachable", sid)
 
     def _send(self, request: m.Request, pending: _Pending) -> bool:
@@ -262,7 +270,7 @@ class Link:
             if pending.future is not None and not pending.future.done():
                 pending.future.set_result((503, {"status": "timeout",
                                                  "error": f"no reply within {limit}s"}))
-            elif pending.conn_id is not None:
+            elif pending.conn_id is not None and not pending.quiet:
                 self._refuse(pending.conn_id, "timeout", f"no reply from orbitdockd within "
                              f"{limit}s", getattr(pending.msg, "session_id", None))
 
@@ -274,9 +282,12 @@ class Link:
         conn_id, msg = pending.conn_id, pending.msg
         if conn_id is None or conn_id not in self.followers.conns:
             return
-        if isinstance(msg, (inbound.CreateSession, inbound.ResumeSession)) and not isinstance(
-                reply, m.Error):
+        if isinstance(msg, (inbound.CreateSession, inbound.ResumeSession,
+                            inbound.ForkSession)) and not isinstance(reply, m.Error):
             assert isinstance(reply, m.SessionSnapshot)
+            if isinstance(msg, inbound.ForkSession):
+                self._emit((conn_id,), outbound.session_forked(msg.source_session_id,
+                                                               reply.session))
             self.followers.follow_new(conn_id, reply.session.id)
             return
         sid = getattr(msg, "session_id", None)

@@ -22,6 +22,7 @@ from typing import Any, Iterable
 import msgspec
 from msgspec import UNSET
 
+from orbitdock.claude.stream import permission_mode_for
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import (
     ApprovalRequest,
@@ -94,12 +95,26 @@ def _field(name: str, value: Any, out: dict[str, Any]) -> None:
         out[name] = msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
 
 
+def permission_mode(provider: str, integration_mode: str,
+                    approval_policy: str | None) -> str | None:
+    """Upstream's ``permission_mode`` of a session: a Claude session's Claude permission
+    mode (its approval policy, Codex-style values mapped as the direct connector maps
+    them; a direct one with none runs ``default``); None for Codex, and for a passive
+    Claude session nobody set one for (its terminal's mode is not known)."""
+    if provider != "claude" or (approval_policy is None and integration_mode == "passive"):
+        return None
+    return permission_mode_for(approval_policy)
+
+
 def summary(row: SessionSummary) -> dict[str, Any]:
     """A list row (upstream SessionSummary)."""
     out: dict[str, Any] = {"id": row.id, "provider": upstream_provider(row.provider),
                            "backend": row.provider}
     mode_key = "claude_integration_mode" if row.provider == "claude" else "codex_integration_mode"
     out[mode_key] = row.integration_mode
+    if row.provider == "claude":
+        out["permission_mode"] = permission_mode(row.provider, row.integration_mode,
+                                                 row.approval_policy)
     out["token_usage_snapshot_kind"] = snapshot_kind(row.integration_mode)
     out["is_worktree"] = False
     out["unread_count"] = 0
@@ -226,6 +241,12 @@ def session_created(row: SessionSummary) -> dict[str, Any]:
     return {"type": "session_created", "session": summary(row)}
 
 
+def session_forked(source_session_id: str, new: SessionState) -> dict[str, Any]:
+    """Upstream ``session_forked`` (the snapshot of the new session follows it)."""
+    return {"type": "session_forked", "source_session_id": source_session_id,
+            "new_session_id": new.id, "forked_from_thread_id": new.thread_id}
+
+
 def error(code: str, message_text: str, session_id: str | None = None,
           **extra: Any) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message_text, "session_id": session_id,
@@ -322,6 +343,9 @@ def _delta(event: m.SessionDelta, state: SessionState) -> list[dict[str, Any]]:
                                  event))
         else:
             _field(name, value, changes)
+            if name == "approval_policy" and state.provider == "claude":
+                changes["permission_mode"] = permission_mode(
+                    state.provider, state.integration_mode, value)
     if changes or not frames:
         frames.insert(0, _stamp({"type": "session_delta", "session_id": sid,
                                  "changes": changes}, event))

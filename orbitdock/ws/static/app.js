@@ -269,8 +269,7 @@ function renderHead() {
   $("#tokens").textContent = `${fmt(u.input_tokens)} in · ${fmt(u.output_tokens)} out` +
     (u.cached_tokens ? ` · ${fmt(u.cached_tokens)} cached` : "") +
     (u.context_window ? ` · ${pct.toFixed(0)}% of ${fmt(u.context_window)}` : "");
-  if (s.approval_policy) $("#autonomy").value = s.approval_policy;
-  if (s.sandbox_mode) $("#sandbox").value = s.sandbox_mode;
+  renderControls(s);
   const working = s.work_status === "working";
   $("#send").textContent = working ? "Steer" : "Send";
   document.querySelector('[data-action="resume"]').disabled = s.status !== "ended";
@@ -278,6 +277,38 @@ function renderHead() {
   document.querySelector('[data-action="interrupt"]').disabled = !working;
   const row = state.list.get(s.id);
   if (row) renderList();
+}
+
+// The autonomy control speaks the session's own terms: Codex approval policies, or
+// Claude's permission modes (sent as upstream's permission_mode).
+const AUTONOMY = {
+  codex: [["untrusted", "ask for everything"], ["on-request", "ask when it wants"],
+          ["on-failure", "ask on failure"], ["never", "never ask"]],
+  claude: [["default", "ask (default)"], ["acceptEdits", "accept edits"], ["plan", "plan only"],
+           ["dontAsk", "don't ask (deny)"], ["bypassPermissions", "bypass permissions"],
+           ["manual", "manual"], ["auto", "auto"]],
+};
+
+function isClaude(s) { return s.provider === "claude"; }
+// A Claude session started in a terminal: orbitdock watches it and answers its approvals;
+// prompts, interrupts and its mode belong to the terminal.
+function isPassiveClaude(s) { return isClaude(s) && s.claude_integration_mode === "passive"; }
+
+function renderControls(s) {
+  const kind = isClaude(s) ? "claude" : "codex";
+  const select = $("#autonomy");
+  if (select.dataset.kind !== kind) {
+    select.replaceChildren(...AUTONOMY[kind].map(([value, label]) => el("option", { value }, label)));
+    select.dataset.kind = kind;
+  }
+  const autonomy = kind === "claude" ? s.permission_mode : s.approval_policy;
+  if (autonomy) select.value = autonomy;
+  if (s.sandbox_mode) $("#sandbox").value = s.sandbox_mode;
+  const passive = isPassiveClaude(s);
+  $("#autonomy-control").hidden = passive;
+  $("#sandbox-control").hidden = kind === "claude";  // claude has no sandbox setting
+  $("#composer").hidden = passive;
+  document.querySelector('[data-action="interrupt"]').hidden = passive;
 }
 
 function fmt(n) {
@@ -483,7 +514,8 @@ for (const b of document.querySelectorAll("[data-action]")) {
   };
 }
 $("#autonomy").onchange = (ev) => state.session &&
-  send({ type: "update_session_config", session_id: state.session.id, approval_policy: ev.target.value });
+  send({ type: "update_session_config", session_id: state.session.id,
+         [isClaude(state.session) ? "permission_mode" : "approval_policy"]: ev.target.value });
 $("#sandbox").onchange = (ev) => state.session &&
   send({ type: "update_session_config", session_id: state.session.id, sandbox_mode: ev.target.value });
 $("#back").onclick = () => document.body.classList.remove("in-session");
