@@ -25,7 +25,7 @@ from typing import Any
 import pykka
 
 from actors.claude_hooks import ClaudeHooksActor
-from orbitdock.claude import stream
+from orbitdock.claude import modes
 from orbitdock.claude.connector import ClaudeHookConnector, FlushWaiting, HookArrived
 from orbitdock.claude.direct import ClaudeDirectConnector
 from orbitdock.claude.install import ClaudeBinary, check_claude
@@ -81,11 +81,11 @@ class ClaudeProvider(Provider):
     def check_settings(*, approval_policy: str | None,
                        sandbox_mode: str | None) -> ProtocolError | None:
         """The autonomy values a Claude session takes: a Claude permission mode, or a
-        Codex approval policy (mapped, ``orbitdock.claude.stream.AUTONOMY_TO_MODE``);
+        Codex approval policy (mapped, ``orbitdock.claude.modes.AUTONOMY_TO_MODE``);
         Claude has no sandbox modes."""
-        if approval_policy is not None and stream.permission_mode_for(approval_policy) is None:
-            return invalid("approval_policy", approval_policy, stream.allowed_policies())
-        if stream.permission_mode_for(approval_policy) == "bypassPermissions" and os.geteuid() == 0:
+        if approval_policy is not None and modes.permission_mode_for(approval_policy) is None:
+            return invalid("approval_policy", approval_policy, modes.allowed_policies())
+        if modes.permission_mode_for(approval_policy) == "bypassPermissions" and os.geteuid() == 0:
             return invalid("approval_policy", approval_policy,
                            "a mode other than bypassPermissions (claude refuses it as root)")
         if sandbox_mode is not None:

@@ -264,3 +264,18 @@ def test_slash_command_rows_are_the_command_line_and_its_output_is_left_out():
     assert user("c3", "<local-command-stdout>Compacted (ctrl+o to see full summary)"
                       "</local-command-stdout>") == []
     assert user("c4", "<b>not a command</b>")[0].text == "<b>not a command</b>"
+
+
+def test_the_terminals_permission_mode_is_the_sessions_approval_policy():
+    s = HookSession(SID)
+    base = {"session_id": SID, "cwd": "/p", "transcript_path": "/t.jsonl"}
+
+    def modes(event: str, **extra) -> list:
+        return [e.approval_policy for e in s.events_for(parse_hook(event, json.dumps(
+            dict(base, hook_event_name=event, **extra)))) if isinstance(e, be.ConfigApplied)]
+
+    assert modes("UserPromptSubmit", prompt="go", permission_mode="default") == ["default"]
+    assert modes("Stop", permission_mode="default") == []  # told once, not per hook
+    assert modes("UserPromptSubmit", prompt="again", permission_mode="plan") == ["plan"]
+    assert modes("Stop", permission_mode="no-such-mode") == []  # not a mode: ignored
+    assert modes("Stop") == []

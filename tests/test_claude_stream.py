@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from orbitdock.claude import stream
+from orbitdock.claude import modes, stream
 from orbitdock.connectors import events as be
 
 SID = "0b5c3a52-1111-2222-3333-444455556666"
@@ -147,10 +147,10 @@ def test_edit_tools_are_patch_approvals_with_a_diff():
 
 
 def test_autonomy_maps_to_permission_modes():
-    assert stream.permission_mode_for(None) == "default"
-    assert stream.permission_mode_for("untrusted") == "default"
-    assert stream.permission_mode_for("on-request") == "default"
-    assert stream.permission_mode_for("on-failure") == "acceptEdits"
-    assert stream.permission_mode_for("never") == "bypassPermissions"
-    assert stream.permission_mode_for("plan") == "plan"
-    assert stream.permission_mode_for("sometimes") is None
+    assert modes.permission_mode_for(None) == "default"
+    assert modes.permission_mode_for("untrusted") == "default"
+    assert modes.permission_mode_for("on-request") == "default"
+    assert modes.permission_mode_for("on-failure") == "acceptEdits"
+    assert modes.permission_mode_for("never") == "bypassPermissions"
+    assert modes.permission_mode_for("plan") == "plan"
+    assert modes.permission_mode_for("sometimes") is None

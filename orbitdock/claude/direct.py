@@ -49,7 +49,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from orbitdock.claude import stream
+from orbitdock.claude import modes, stream
 from orbitdock.claude.forward import DIRECT_SESSION_ENV
 from orbitdock.codex.jsonrpc import LineBuffer, raw_preview
 from orbitdock.config import ClaudeConfig
@@ -85,8 +85,8 @@ class ClaudeDirectConnector(Connector):
                  approval_policy: str | None = None, thread_id: str | None = None):
         self._driver = _Driver(session_id=session_id, cwd=cwd, binary=binary, config=config,
                                env=env, model=model,
-                               permission_mode=stream.permission_mode_for(approval_policy)
-                               or stream.DEFAULT_MODE, thread_id=thread_id)
+                               permission_mode=modes.permission_mode_for(approval_policy)
+                               or modes.DEFAULT_MODE, thread_id=thread_id)
         self._started = False
 
     def start(self, emit: Emit, *, resume_thread_id: str | None = None,
@@ -415,11 +415,11 @@ class _Driver:
                          "sandbox_mode: claude sessions have no sandbox modes; use "
                          "approval_policy (a Claude permission mode)")
             return
-        mode = stream.permission_mode_for(fields.get("approval_policy"))
+        mode = modes.permission_mode_for(fields.get("approval_policy"))
         if fields.get("approval_policy") is not None and mode is None:
             self._result(token, ErrorCode.INVALID_ARGUMENT,
                          f"approval_policy: {fields['approval_policy']!r} is not allowed; "
-                         f"expected {', '.join(stream.allowed_policies())}")
+                         f"expected {', '.join(modes.allowed_policies())}")
             return
         if self.thread_id is None:
             self._result(token, ErrorCode.INVALID_STATE, "the session has no claude thread")
@@ -474,14 +474,14 @@ class _Driver:
                                             fields["answers"])
         self._write(stream.control_response(fields["key"], answer))
         for update in answer.get("updatedPermissions") or []:
-            if update.get("type") == "setMode" and update.get("mode") in stream.PERMISSION_MODES:
+            if update.get("type") == "setMode" and update.get("mode") in modes.PERMISSION_MODES:
                 # Claude switches now; its next init would say so only at the next turn
                 self.permission_mode = self.mapper.permission_mode = update["mode"]
                 self.emit(be.ConfigApplied(approval_policy=update["mode"]))
         self._result(token, behavior=answer["behavior"])
 
     def _op_set_config(self, token: Any, fields: dict[str, Any]) -> None:
-        mode = stream.permission_mode_for(fields["approval_policy"]) \
+        mode = modes.permission_mode_for(fields["approval_policy"]) \
             if fields["approval_policy"] is not None else None
         self._apply_config(model=fields["model"], mode=mode)
         self._result(token)

@@ -42,6 +42,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from orbitdock.claude.modes import PERMISSION_MODES
 from orbitdock.claude.order import SUBAGENT_PREFIX
 from orbitdock.connectors import events as be
 from orbitdock.protocol.errors import ErrorCode, ProtocolError
@@ -254,6 +255,7 @@ class HookSession:
         self._closed_early: str | None = None  # ended by a hook before its boundary line
         self._compactions = 0
         self._last_text: str | None = None  # the turn's last assistant text (Stop's fallback)
+        self._mode: str | None = None  # the permission mode claude last reported
 
     # -------------------------------------------------------- de-duplication
     @staticmethod
@@ -353,7 +355,17 @@ class HookSession:
         whose forwarder is waiting (a replayed one opens no approval)."""
         handler = getattr(self, "_on_" + hook.event, None)
         events = handler(hook, answerable) if handler is not None else []
-        return self._end_compaction(hook) + events
+        return self._mode_change(hook) + self._end_compaction(hook) + events
+
+    def _mode_change(self, hook: Hook) -> list[Any]:
+        """The permission mode the terminal's claude runs in (every hook carries it; the
+        person may switch it with shift-tab): the session's approval policy, as a direct
+        Claude session's is."""
+        mode = hook.payload.get("permission_mode")
+        if mode not in PERMISSION_MODES or mode == self._mode:
+            return []
+        self._mode = mode
+        return [be.ConfigApplied(approval_policy=mode)]
 
     def _on_UserPromptSubmit(self, hook: Hook, answerable: bool) -> list[Any]:
         events = self._close_turn("interrupted")  # a new prompt before the last one stopped

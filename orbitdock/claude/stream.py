@@ -14,9 +14,9 @@ A direct Claude session is one ``claude -p --input-format stream-json
 * the lines orbitdock writes: a user turn, control requests (``initialize``,
   ``interrupt``, ``set_model``, ``set_permission_mode``) and control responses;
 * ``can_use_tool_answer``: a client's decision on a ``can_use_tool`` request, shaped
-  with the hooks' approval mapping (``orbitdock.claude.hooks.permission_output``);
-* the autonomy values: Claude's permission modes, and the Codex approval policies
-  mapped onto them (``permission_mode_for``).
+  with the hooks' approval mapping (``orbitdock.claude.hooks.permission_output``).
+The autonomy values (Claude's permission modes, Codex policies mapped onto them) are
+in ``orbitdock.claude.modes``.
 
 Turn ids are orbitdock's (``<thread>-t<n>``): Claude has none of its own in -p mode.
 """
@@ -35,33 +35,6 @@ from orbitdock.connectors import events as be
 logger = logging.getLogger(__name__)
 
 TOOL_OUTPUT_MAX_CHARS = 65_536  # a tool result kept per row (the core keeps its own tail)
-
-# Claude's own permission modes (claude 2.1.332 `--permission-mode` choices, and
-# "default", which -p reports when none is given). "auto" needs Anthropic's classifier.
-PERMISSION_MODES = ("default", "manual", "acceptEdits", "plan", "dontAsk",
-                    "bypassPermissions", "auto")
-# orbitdock's autonomy control speaks Codex approval policies too; for Claude they mean:
-# untrusted / on-request: ask before any tool that needs permission (default);
-# on-failure: edits in the project are accepted, commands still ask (acceptEdits);
-# never: never ask (bypassPermissions: every tool runs).
-AUTONOMY_TO_MODE = {"untrusted": "default", "on-request": "default",
-                    "on-failure": "acceptEdits", "never": "bypassPermissions"}
-DEFAULT_MODE = "default"
-
-
-def permission_mode_for(approval_policy: str | None) -> str | None:
-    """The Claude permission mode an orbitdock approval policy means (None: not a value
-    Claude or orbitdock knows)."""
-    if approval_policy is None:
-        return DEFAULT_MODE
-    if approval_policy in PERMISSION_MODES:
-        return approval_policy
-    return AUTONOMY_TO_MODE.get(approval_policy)
-
-
-def allowed_policies() -> tuple[str, ...]:
-    return PERMISSION_MODES + tuple(AUTONOMY_TO_MODE)
-
 
 # ------------------------------------------------------------ lines orbitdock writes
 def encode(obj: dict[str, Any]) -> bytes:

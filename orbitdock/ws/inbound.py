@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from orbitdock.claude.stream import PERMISSION_MODES
+from orbitdock.claude.modes import PERMISSION_MODES
 from orbitdock.protocol import messages as m
 
 

@@ -22,7 +22,7 @@ from typing import Any, Iterable
 import msgspec
 from msgspec import UNSET
 
-from orbitdock.claude.stream import permission_mode_for
+from orbitdock.claude.modes import permission_mode_for
 from orbitdock.protocol import messages as m
 from orbitdock.protocol.models import (
     ApprovalRequest,
@@ -99,8 +99,8 @@ def permission_mode(provider: str, integration_mode: str,
                     approval_policy: str | None) -> str | None:
     """Upstream's ``permission_mode`` of a session: a Claude session's Claude permission
     mode (its approval policy, Codex-style values mapped as the direct connector maps
-    them; a direct one with none runs ``default``); None for Codex, and for a passive
-    Claude session nobody set one for (its terminal's mode is not known)."""
+    them; a direct one with none runs ``default``; a passive one's is what its hooks
+    report); None for Codex, and for a passive Claude session no hook told yet."""
     if provider != "claude" or (approval_policy is None and integration_mode == "passive"):
         return None
     return permission_mode_for(approval_policy)
