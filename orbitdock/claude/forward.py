@@ -32,24 +32,31 @@ import os
 import sys
 import time
 
-if __name__ == "__main__" and sys.flags.no_site:
-    # Run as ``<venv>/bin/python -S .../forward.py EVENT`` (what ``orbitdockctl hooks
-    # install`` writes): skipping site saves most of the start-up (the editable
-    # install's finder alone imports pathlib, re, importlib.util); only pyzmq and
-    # msgpack are needed from site-packages, so add the venv's and nothing else.
-    _venv = os.path.dirname(os.path.dirname(sys.executable))
-    if os.path.exists(os.path.join(_venv, "pyvenv.cfg")):
-        sys.path.append(os.path.join(_venv, "lib", f"python{sys.version_info[0]}."
-                                                    f"{sys.version_info[1]}", "site-packages"))
-    else:
-        import site
+if __name__ == "__main__":
+    # Run as a script (``<venv>/bin/python -S .../forward.py EVENT``, what ``orbitdockctl
+    # hooks install`` writes): skipping site saves most of the start-up (the editable
+    # install's finder alone imports pathlib, re, importlib.util). The directory that
+    # holds the ``orbitdock`` package (a checkout, or site-packages) is all we import
+    # from besides the standard library and msgpack (beside it, or in the venv).
+    _root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path[0] = _root  # not orbitdock/claude itself, whose module names are generic
+    if sys.flags.no_site:
+        _venv = os.path.dirname(os.path.dirname(sys.executable))
+        if os.path.exists(os.path.join(_venv, "pyvenv.cfg")):
+            sys.path.append(os.path.join(_venv, "lib", f"python{sys.version_info[0]}."
+                                                        f"{sys.version_info[1]}", "site-packages"))
+        else:
+            import site
 
-        site.main()
+            site.main()
+
+from orbitdock.claude import zmtp  # noqa: E402  (after the path is set)
 
 DEFAULT_HOOK_TIMEOUT_S = 2.0  # when the runtime file does not say (an older daemon)
 DEFAULT_PERMISSION_WAIT_S = 60.0
 DEFAULT_MAX_FRAME_BYTES = 1_048_576
 FRAME_OVERHEAD = 512  # envelope bytes around the payload
+REPLY_FRAMES_BOUND = 2  # a reply frame may be this many times the daemon's frame limit
 BLOCKING_EVENTS = ("PermissionRequest",)
 # Errors of a daemon that could not take the event now (stopping, a fault): spool it.
 TRANSIENT_ERRORS = ("internal", "unavailable", "timeout")
@@ -131,30 +138,18 @@ def shrink(payload: str, limit: int) -> str:
     return json.dumps(obj)
 
 
-def ask(endpoint: str, frame: bytes, timeout_s: float) -> dict | None:
-    """Send one request and wait for its reply; None on timeout."""
+def ask(endpoint: str, frame: bytes, timeout_s: float, max_reply_bytes: int) -> dict:
+    """Send one request and wait for its reply (``orbitdock.claude.zmtp``: the daemon's
+    ROUTER sees a DEALER); raises TimeoutError, zmtp.ZmtpError or OSError when none came."""
     import msgpack
-    import zmq
 
-    ctx = zmq.Context(io_threads=1)
-    sock = ctx.socket(zmq.DEALER)
-    try:
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IMMEDIATE, 1)  # queue only to a live connection
-        sock.connect(endpoint)
-        deadline = time.monotonic() + timeout_s
-        if not sock.poll(int(timeout_s * 1000), zmq.POLLOUT):
-            return None
-        sock.send(frame)
-        left = deadline - time.monotonic()
-        if left <= 0 or not sock.poll(int(left * 1000)):
-            return None
-        reply = msgpack.unpackb(sock.recv(), raw=False)
-        return reply if isinstance(reply, dict) else {"type": "error", "code": "bad_frame",
+    reply = zmtp.request(endpoint, [frame], timeout_s, max_reply_bytes)
+    if len(reply) != 1:
+        return {"type": "error", "code": "bad_frame",
+                "message": f"reply of {len(reply)} frames, not 1"}
+    decoded = msgpack.unpackb(reply[0], raw=False)
+    return decoded if isinstance(decoded, dict) else {"type": "error", "code": "bad_frame",
                                                       "message": "reply is not a map"}
-    finally:
-        sock.close(0)
-        ctx.term()
 
 
 def forward(event: str, raw: bytes, home: str) -> str | None:
@@ -177,10 +172,18 @@ def forward(event: str, raw: bytes, home: str) -> str | None:
     frame = msgpack.packb({"v": PROTOCOL_VERSION, "type": "claude_hook", "id": event_id,
                            "event": event, "payload": payload, "event_id": event_id,
                            "spool": spool_waiting(home), "wait_s": wait if blocking else 0.0})
-    reply = ask(info["request_endpoint"], frame, timeout + (wait if blocking else 0.0))
-    if reply is None:
+    try:
+        # The reply carries at most the hook's output, built from this payload and a
+        # client's decision, each refused by the daemon beyond its frame limit.
+        reply = ask(info["request_endpoint"], frame, timeout + (wait if blocking else 0.0),
+                    REPLY_FRAMES_BOUND * limit)
+    except TimeoutError:
         spool(home, event, payload, event_id)
         log(home, f"{event}: no answer from orbitdockd within {timeout:.1f}s; spooled")
+        return None
+    except (zmtp.ZmtpError, OSError) as exc:  # not running, stopping, not a ZMTP ROUTER
+        spool(home, event, payload, event_id)
+        log(home, f"{event}: no answer from orbitdockd ({exc!r}); spooled")
         return None
     if reply.get("type") == "error" and reply.get("code") in TRANSIENT_ERRORS:
         spool(home, event, payload, event_id)
