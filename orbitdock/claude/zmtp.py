@@ -22,9 +22,13 @@ retried: the caller decides what a failed request means).
 
 from __future__ import annotations
 
-import socket
 import struct
 import time
+
+# The C layer of ``socket``: the Python layer's import (enum conversions of every
+# constant, selectors) costs the forwarder as much as its whole bare start-up, and the
+# methods used here (connect, settimeout, sendall, recv, setsockopt) are the C ones anyway.
+import _socket as socket
 
 SIGNATURE_HEAD, SIGNATURE_TAIL = 0xFF, 0x7F
 VERSION = (3, 1)  # what we send; a peer of any 3.x is accepted (37/ZMTP: accept higher)
@@ -80,9 +84,19 @@ def connect(endpoint: str, timeout_s: float) -> socket.socket:
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
         raise ZmtpError(f"tcp endpoint without a port: {endpoint!r}")
-    sock = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small frames, sent now
-    return sock
+    failure: OSError = OSError(f"no address for {endpoint!r}")
+    for family, kind, proto, _name, where in socket.getaddrinfo(
+            host.strip("[]"), int(port), 0, socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout_s)
+            sock.connect(where)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small frames, now
+            return sock
+        except OSError as exc:  # the next address (localhost: ::1, then 127.0.0.1)
+            sock.close()
+            failure = exc
+    raise failure
 
 
 def command(name: bytes, data: bytes = b"") -> bytes:
