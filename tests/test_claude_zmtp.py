@@ -307,3 +307,21 @@ def test_forwarder_reaches_a_daemon_on_loopback_tcp(daemon_factory, tmp_path):
     assert st.id == sid
     assert spool_files(daemon.home) == []
     assert not (daemon.home / "logs" / "hooks.log").exists()
+
+
+@pytest.mark.parametrize("text", [
+    '{"pid": 1, "request_endpoint": "ipc:///x", "claude": {"hook_timeout_s": 2.0,'
+    ' "max_frame_bytes": 1048576, "ok": true, "none": null, "s": "\\u00e9\\n"}}',
+    '  \n{"a": [1, -2.5e3, [], {}]}\n', "[]", '"text"', "3"])
+def test_the_forwarders_json_reader_matches_json(text):
+    from orbitdock.claude.forward import load_json
+
+    assert load_json(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ["", "{", '{"a": 1} trailing', "nope", '{"a": }'])
+def test_the_forwarders_json_reader_refuses_what_json_refuses(text):
+    from orbitdock.claude.forward import load_json
+
+    with pytest.raises(ValueError):
+        load_json(text)

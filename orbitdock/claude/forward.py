@@ -27,7 +27,6 @@ sends ``claude_hook`` to the daemon's request socket and exits 0 whatever happen
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -89,6 +88,8 @@ def log(home: str, text: str) -> None:
 
 def spool(home: str, event: str, payload: str, event_id: str) -> str:
     """Write one event to the spool; returns its path."""
+    import json
+
     directory = os.path.join(home, SPOOL_DIR)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     name = f"{time.time_ns():020d}-{os.getpid():07d}.json"
@@ -110,11 +111,41 @@ def spool_waiting(home: str) -> bool:
         return False
 
 
+class _ScanContext:
+    """What ``json.JSONDecoder`` hands the C scanner: plain values, no hooks."""
+
+    strict = True
+    object_hook = object_pairs_hook = None
+    parse_float, parse_int, parse_constant = float, int, float  # float("NaN"), "Infinity"
+
+
+def load_json(text: str) -> object:
+    """``json.loads`` without importing ``json`` on the hot path: the module compiles
+    regular expressions at import (``re``, ``enum``), as costly as the forwarder's whole
+    bare start. The C scanner ``json`` itself parses with does the work; ``json`` proper
+    when it is missing (not CPython) or for the error of a bad document."""
+    try:
+        from _json import make_scanner
+    except ImportError:
+        make_scanner = None
+    start = len(text) - len(text.lstrip())
+    if make_scanner is not None:
+        try:
+            value, end = make_scanner(_ScanContext())(text, start)
+        except StopIteration:
+            value, end = None, -1
+        if end >= 0 and not text[end:].strip():
+            return value
+    import json
+
+    return json.loads(text)
+
+
 def read_runtime(home: str) -> dict | None:
     """The running daemon's runtime file, or None when there is none or its pid is gone."""
     try:
         with open(os.path.join(home, RUNTIME_FILE)) as f:
-            info = json.load(f)
+            info = load_json(f.read())
         os.kill(int(info.get("pid", 0)), 0)
     except PermissionError:
         return info
@@ -125,6 +156,8 @@ def read_runtime(home: str) -> dict | None:
 
 def shrink(payload: str, limit: int) -> str:
     """Drop the bulky fields of a payload over ``limit`` bytes (see the module doc)."""
+    import json
+
     try:
         obj = json.loads(payload)
     except ValueError:
@@ -194,12 +227,18 @@ def forward(event: str, raw: bytes, home: str) -> str | None:
                   f"{str(reply.get('message'))[:300]}")
         return None
     output = (reply.get("result") or {}).get("output")
-    return json.dumps(output) if output else None
+    if not output:
+        return None
+    import json
+
+    return json.dumps(output)
 
 
 def trace(path: str, event: str, raw: bytes, started: float) -> None:
     """``$ORBITDOCK_HOOK_TRACE``: append when this hook started (bench/bench_hooks.py
     measures hook -> client latency with it)."""
+    import json
+
     try:
         session_id = json.loads(raw).get("session_id")
         with open(path, "a") as out:
