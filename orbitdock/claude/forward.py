@@ -6,7 +6,8 @@ sends ``claude_hook`` to the daemon's request socket and exits 0 whatever happen
 * The daemon is found like ``orbitdockctl`` finds it, through ``<home>/orbitdockd.json``
   (home: ``$ORBITDOCK_HOME`` or ``~/.orbitdock``), which also carries the daemon's
   ``claude.hook_timeout_s`` and ``claude.permission_wait_s``. No config machinery is
-  imported: only the stdlib, pyzmq and msgpack (start-up cost is the point).
+  imported: only the standard library (start-up cost is the point): ZeroMQ's wire
+  protocol is spoken by ``orbitdock.claude.zmtp``, msgpack by ``orbitdock.claude.minipack``.
 * Daemon down, or no answer within the timeout: the event is **spooled**, one 0600 file
   per event under ``<home>/spool/`` named ``<time ns>-<pid>.json`` (so names sort in
   firing order), written under a temporary name and renamed (never read half-written).
@@ -34,22 +35,12 @@ import time
 if __name__ == "__main__":
     # Run as a script (``<venv>/bin/python -S .../forward.py EVENT``, what ``orbitdockctl
     # hooks install`` writes): skipping site saves most of the start-up (the editable
-    # install's finder alone imports pathlib, re, importlib.util). The directory that
-    # holds the ``orbitdock`` package (a checkout, or site-packages) is all we import
-    # from besides the standard library and msgpack (beside it, or in the venv).
-    _root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    sys.path[0] = _root  # not orbitdock/claude itself, whose module names are generic
-    if sys.flags.no_site:
-        _venv = os.path.dirname(os.path.dirname(sys.executable))
-        if os.path.exists(os.path.join(_venv, "pyvenv.cfg")):
-            sys.path.append(os.path.join(_venv, "lib", f"python{sys.version_info[0]}."
-                                                        f"{sys.version_info[1]}", "site-packages"))
-        else:
-            import site
+    # install's finder alone imports pathlib, re, importlib.util). Nothing is imported
+    # but the standard library and the orbitdock package, from the directory that holds
+    # it (a checkout, or site-packages): put that first, not orbitdock/claude itself.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-            site.main()
-
-from orbitdock.claude import zmtp  # noqa: E402  (after the path is set)
+from orbitdock.claude import minipack, zmtp  # noqa: E402  (after the path is set)
 
 DEFAULT_HOOK_TIMEOUT_S = 2.0  # when the runtime file does not say (an older daemon)
 DEFAULT_PERMISSION_WAIT_S = 60.0
@@ -174,21 +165,17 @@ def shrink(payload: str, limit: int) -> str:
 def ask(endpoint: str, frame: bytes, timeout_s: float, max_reply_bytes: int) -> dict:
     """Send one request and wait for its reply (``orbitdock.claude.zmtp``: the daemon's
     ROUTER sees a DEALER); raises TimeoutError, zmtp.ZmtpError or OSError when none came."""
-    import msgpack
-
     reply = zmtp.request(endpoint, [frame], timeout_s, max_reply_bytes)
     if len(reply) != 1:
         return {"type": "error", "code": "bad_frame",
                 "message": f"reply of {len(reply)} frames, not 1"}
-    decoded = msgpack.unpackb(reply[0], raw=False)
+    decoded = minipack.unpackb(reply[0])
     return decoded if isinstance(decoded, dict) else {"type": "error", "code": "bad_frame",
                                                       "message": "reply is not a map"}
 
 
 def forward(event: str, raw: bytes, home: str) -> str | None:
     """Deliver one hook; returns the text to print on stdout (a decision) or None."""
-    import msgpack
-
     payload = raw.decode("utf-8", errors="replace")
     event_id = f"{time.time_ns()}-{os.getpid()}"
     info = read_runtime(home)
@@ -202,7 +189,7 @@ def forward(event: str, raw: bytes, home: str) -> str | None:
     timeout = float(hooks.get("hook_timeout_s", DEFAULT_HOOK_TIMEOUT_S))
     wait = float(hooks.get("permission_wait_s", DEFAULT_PERMISSION_WAIT_S))
     blocking = event in BLOCKING_EVENTS
-    frame = msgpack.packb({"v": PROTOCOL_VERSION, "type": "claude_hook", "id": event_id,
+    frame = minipack.packb({"v": PROTOCOL_VERSION, "type": "claude_hook", "id": event_id,
                            "event": event, "payload": payload, "event_id": event_id,
                            "spool": spool_waiting(home), "wait_s": wait if blocking else 0.0})
     try:
