@@ -42,7 +42,6 @@ MORE, LONG, COMMAND = 0x01, 0x02, 0x04
 RESERVED = 0xF8
 SOCKET_TYPE = b"DEALER"
 PEER_SOCKET_TYPE = b"ROUTER"
-READ_CHUNK = 1 << 20  # read a long frame in pieces this large (memory follows what arrives)
 
 
 class ZmtpError(Exception):
@@ -55,7 +54,7 @@ def request(endpoint: str, frames: list[bytes], timeout_s: float,
     of the first message it sends back, all within ``timeout_s``. A reply frame over
     ``max_frame_bytes`` is refused (``ZmtpError``) before it is read."""
     deadline = time.monotonic() + timeout_s
-    sock = connect(endpoint, timeout_s)
+    sock = connect(endpoint, deadline)
     try:
         link = Link(sock, deadline, max_frame_bytes)
         link.handshake()
@@ -65,8 +64,9 @@ def request(endpoint: str, frames: list[bytes], timeout_s: float,
         sock.close()
 
 
-def connect(endpoint: str, timeout_s: float) -> socket.socket:
-    """A connected stream socket for ``ipc://PATH`` or ``tcp://HOST:PORT``."""
+def connect(endpoint: str, deadline: float) -> socket.socket:
+    """A connected stream socket for ``ipc://PATH`` or ``tcp://HOST:PORT`` (every address
+    tried before ``deadline``, a ``time.monotonic()``)."""
     scheme, sep, address = endpoint.partition("://")
     if not sep or scheme not in ("ipc", "tcp"):
         raise ZmtpError(f"unsupported endpoint {endpoint!r} (ipc:// or tcp:// only)")
@@ -75,7 +75,7 @@ def connect(endpoint: str, timeout_s: float) -> socket.socket:
         path = "\0" + address[1:] if address.startswith("@") else address
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.settimeout(timeout_s)
+            sock.settimeout(_left(deadline))
             sock.connect(path)
         except BaseException:
             sock.close()
@@ -89,14 +89,24 @@ def connect(endpoint: str, timeout_s: float) -> socket.socket:
             host.strip("[]"), int(port), 0, socket.SOCK_STREAM):
         sock = socket.socket(family, kind, proto)
         try:
-            sock.settimeout(timeout_s)
+            sock.settimeout(_left(deadline))
             sock.connect(where)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small frames, now
             return sock
+        except TimeoutError:
+            sock.close()
+            raise
         except OSError as exc:  # the next address (localhost: ::1, then 127.0.0.1)
             sock.close()
             failure = exc
     raise failure
+
+
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("no answer within the deadline")
+    return left
 
 
 def command(name: bytes, data: bytes = b"") -> bytes:
@@ -150,21 +160,15 @@ class Link:
         self.deadline = deadline
         self.max_frame_bytes = max_frame_bytes
 
-    def _left(self) -> float:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("no answer within the deadline")
-        return left
-
     def write(self, data: bytes) -> None:
-        self.sock.settimeout(self._left())
+        self.sock.settimeout(_left(self.deadline))
         self.sock.sendall(data)  # the timeout bounds the whole call (Python >= 3.5)
 
     def read(self, size: int) -> bytes:
         data = bytearray()
         while len(data) < size:
-            self.sock.settimeout(self._left())
-            chunk = self.sock.recv(min(size - len(data), READ_CHUNK))
+            self.sock.settimeout(_left(self.deadline))
+            chunk = self.sock.recv(size - len(data))  # size: checked against the limit
             if not chunk:
                 raise ZmtpError("the peer closed the connection")
             data += chunk
