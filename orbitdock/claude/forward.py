@@ -6,7 +6,8 @@ sends ``claude_hook`` to the daemon's request socket and exits 0 whatever happen
 * The daemon is found like ``orbitdockctl`` finds it, through ``<home>/orbitdockd.json``
   (home: ``$ORBITDOCK_HOME`` or ``~/.orbitdock``), which also carries the daemon's
   ``claude.hook_timeout_s`` and ``claude.permission_wait_s``. No config machinery is
-  imported: only the stdlib, pyzmq and msgpack (start-up cost is the point).
+  imported: only the standard library (start-up cost is the point): ZeroMQ's wire
+  protocol is spoken by ``orbitdock.claude.zmtp``, msgpack by ``orbitdock.claude.minipack``.
 * Daemon down, or no answer within the timeout: the event is **spooled**, one 0600 file
   per event under ``<home>/spool/`` named ``<time ns>-<pid>.json`` (so names sort in
   firing order), written under a temporary name and renamed (never read half-written).
@@ -27,29 +28,25 @@ sends ``claude_hook`` to the daemon's request socket and exits 0 whatever happen
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
-if __name__ == "__main__" and sys.flags.no_site:
-    # Run as ``<venv>/bin/python -S .../forward.py EVENT`` (what ``orbitdockctl hooks
-    # install`` writes): skipping site saves most of the start-up (the editable
-    # install's finder alone imports pathlib, re, importlib.util); only pyzmq and
-    # msgpack are needed from site-packages, so add the venv's and nothing else.
-    _venv = os.path.dirname(os.path.dirname(sys.executable))
-    if os.path.exists(os.path.join(_venv, "pyvenv.cfg")):
-        sys.path.append(os.path.join(_venv, "lib", f"python{sys.version_info[0]}."
-                                                    f"{sys.version_info[1]}", "site-packages"))
-    else:
-        import site
+if __name__ == "__main__":
+    # Run as a script (``<venv>/bin/python -S .../forward.py EVENT``, what ``orbitdockctl
+    # hooks install`` writes): skipping site saves most of the start-up (the editable
+    # install's finder alone imports pathlib, re, importlib.util). Nothing is imported
+    # but the standard library and the orbitdock package, from the directory that holds
+    # it (a checkout, or site-packages): put that first, not orbitdock/claude itself.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-        site.main()
+from orbitdock.claude import minipack, zmtp  # noqa: E402  (after the path is set)
 
 DEFAULT_HOOK_TIMEOUT_S = 2.0  # when the runtime file does not say (an older daemon)
 DEFAULT_PERMISSION_WAIT_S = 60.0
 DEFAULT_MAX_FRAME_BYTES = 1_048_576
 FRAME_OVERHEAD = 512  # envelope bytes around the payload
+REPLY_FRAMES_BOUND = 2  # a reply frame may be this many times the daemon's frame limit
 BLOCKING_EVENTS = ("PermissionRequest",)
 # Errors of a daemon that could not take the event now (stopping, a fault): spool it.
 TRANSIENT_ERRORS = ("internal", "unavailable", "timeout")
@@ -82,6 +79,8 @@ def log(home: str, text: str) -> None:
 
 def spool(home: str, event: str, payload: str, event_id: str) -> str:
     """Write one event to the spool; returns its path."""
+    import json
+
     directory = os.path.join(home, SPOOL_DIR)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     name = f"{time.time_ns():020d}-{os.getpid():07d}.json"
@@ -103,11 +102,41 @@ def spool_waiting(home: str) -> bool:
         return False
 
 
+class _ScanContext:
+    """What ``json.JSONDecoder`` hands the C scanner: plain values, no hooks."""
+
+    strict = True
+    object_hook = object_pairs_hook = None
+    parse_float, parse_int, parse_constant = float, int, float  # float("NaN"), "Infinity"
+
+
+def load_json(text: str) -> object:
+    """``json.loads`` without importing ``json`` on the hot path: the module compiles
+    regular expressions at import (``re``, ``enum``), as costly as the forwarder's whole
+    bare start. The C scanner ``json`` itself parses with does the work; ``json`` proper
+    when it is missing (not CPython) or for the error of a bad document."""
+    try:
+        from _json import make_scanner
+    except ImportError:
+        make_scanner = None
+    start = len(text) - len(text.lstrip())
+    if make_scanner is not None:
+        try:
+            value, end = make_scanner(_ScanContext())(text, start)
+        except StopIteration:
+            value, end = None, -1
+        if end >= 0 and not text[end:].strip():
+            return value
+    import json
+
+    return json.loads(text)
+
+
 def read_runtime(home: str) -> dict | None:
     """The running daemon's runtime file, or None when there is none or its pid is gone."""
     try:
         with open(os.path.join(home, RUNTIME_FILE)) as f:
-            info = json.load(f)
+            info = load_json(f.read())
         os.kill(int(info.get("pid", 0)), 0)
     except PermissionError:
         return info
@@ -118,6 +147,8 @@ def read_runtime(home: str) -> dict | None:
 
 def shrink(payload: str, limit: int) -> str:
     """Drop the bulky fields of a payload over ``limit`` bytes (see the module doc)."""
+    import json
+
     try:
         obj = json.loads(payload)
     except ValueError:
@@ -131,36 +162,20 @@ def shrink(payload: str, limit: int) -> str:
     return json.dumps(obj)
 
 
-def ask(endpoint: str, frame: bytes, timeout_s: float) -> dict | None:
-    """Send one request and wait for its reply; None on timeout."""
-    import msgpack
-    import zmq
-
-    ctx = zmq.Context(io_threads=1)
-    sock = ctx.socket(zmq.DEALER)
-    try:
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IMMEDIATE, 1)  # queue only to a live connection
-        sock.connect(endpoint)
-        deadline = time.monotonic() + timeout_s
-        if not sock.poll(int(timeout_s * 1000), zmq.POLLOUT):
-            return None
-        sock.send(frame)
-        left = deadline - time.monotonic()
-        if left <= 0 or not sock.poll(int(left * 1000)):
-            return None
-        reply = msgpack.unpackb(sock.recv(), raw=False)
-        return reply if isinstance(reply, dict) else {"type": "error", "code": "bad_frame",
+def ask(endpoint: str, frame: bytes, timeout_s: float, max_reply_bytes: int) -> dict:
+    """Send one request and wait for its reply (``orbitdock.claude.zmtp``: the daemon's
+    ROUTER sees a DEALER); raises TimeoutError, zmtp.ZmtpError or OSError when none came."""
+    reply = zmtp.request(endpoint, [frame], timeout_s, max_reply_bytes)
+    if len(reply) != 1:
+        return {"type": "error", "code": "bad_frame",
+                "message": f"reply of {len(reply)} frames, not 1"}
+    decoded = minipack.unpackb(reply[0])
+    return decoded if isinstance(decoded, dict) else {"type": "error", "code": "bad_frame",
                                                       "message": "reply is not a map"}
-    finally:
-        sock.close(0)
-        ctx.term()
 
 
 def forward(event: str, raw: bytes, home: str) -> str | None:
     """Deliver one hook; returns the text to print on stdout (a decision) or None."""
-    import msgpack
-
     payload = raw.decode("utf-8", errors="replace")
     event_id = f"{time.time_ns()}-{os.getpid()}"
     info = read_runtime(home)
@@ -174,13 +189,21 @@ def forward(event: str, raw: bytes, home: str) -> str | None:
     timeout = float(hooks.get("hook_timeout_s", DEFAULT_HOOK_TIMEOUT_S))
     wait = float(hooks.get("permission_wait_s", DEFAULT_PERMISSION_WAIT_S))
     blocking = event in BLOCKING_EVENTS
-    frame = msgpack.packb({"v": PROTOCOL_VERSION, "type": "claude_hook", "id": event_id,
+    frame = minipack.packb({"v": PROTOCOL_VERSION, "type": "claude_hook", "id": event_id,
                            "event": event, "payload": payload, "event_id": event_id,
                            "spool": spool_waiting(home), "wait_s": wait if blocking else 0.0})
-    reply = ask(info["request_endpoint"], frame, timeout + (wait if blocking else 0.0))
-    if reply is None:
+    try:
+        # The reply carries at most the hook's output, built from this payload and a
+        # client's decision, each refused by the daemon beyond its frame limit.
+        reply = ask(info["request_endpoint"], frame, timeout + (wait if blocking else 0.0),
+                    REPLY_FRAMES_BOUND * limit)
+    except TimeoutError:
         spool(home, event, payload, event_id)
         log(home, f"{event}: no answer from orbitdockd within {timeout:.1f}s; spooled")
+        return None
+    except (zmtp.ZmtpError, OSError) as exc:  # not running, stopping, not a ZMTP ROUTER
+        spool(home, event, payload, event_id)
+        log(home, f"{event}: no answer from orbitdockd ({exc!r}); spooled")
         return None
     if reply.get("type") == "error" and reply.get("code") in TRANSIENT_ERRORS:
         spool(home, event, payload, event_id)
@@ -191,12 +214,18 @@ def forward(event: str, raw: bytes, home: str) -> str | None:
                   f"{str(reply.get('message'))[:300]}")
         return None
     output = (reply.get("result") or {}).get("output")
-    return json.dumps(output) if output else None
+    if not output:
+        return None
+    import json
+
+    return json.dumps(output)
 
 
 def trace(path: str, event: str, raw: bytes, started: float) -> None:
     """``$ORBITDOCK_HOOK_TRACE``: append when this hook started (bench/bench_hooks.py
     measures hook -> client latency with it)."""
+    import json
+
     try:
         session_id = json.loads(raw).get("session_id")
         with open(path, "a") as out:
