@@ -86,6 +86,16 @@ def claude_env(box: Box, sim, orbitdock_home: Path) -> dict[str, str]:
     }
 
 
+def daemon_env(box: Box, sim) -> dict[str, str]:
+    """The environment of a daemon whose direct claude sessions run offline against
+    ``sim`` (children inherit it); its own home, runtime dir and PATH stay the test's."""
+    env = claude_env(box, sim, box.root / "unused")
+    env.pop("ORBITDOCK_HOME")
+    env.pop("XDG_RUNTIME_DIR")  # the daemon's sockets go there: keep its own (short) one
+    env["PATH"] = os.environ["PATH"]
+    return env
+
+
 def run_claude(box: Box, sim, orbitdock_home: Path, prompt: str, *args: str,
                timeout: float = CLAUDE_TIMEOUT_S) -> subprocess.CompletedProcess:
     """``claude -p PROMPT --output-format json`` in the box's project; needs approval

@@ -7,7 +7,6 @@ bounded; each test has its own claude sandbox and daemon home.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import time
@@ -19,7 +18,7 @@ import pytest
 from claude_env import (
     CLAUDE,
     EventTap,
-    claude_env,
+    daemon_env,
     make_box,
     needs_claude,
     wait_session,
@@ -43,10 +42,7 @@ def direct(daemon_factory, sim, tmp_path):
     def start(*args: str, home: Path | None = None, hooks: bool = False, **config: str):
         if hooks:
             box.settings.write_text(plain)  # orbitdock's hooks, as `hooks install` writes them
-        env = claude_env(box, sim, tmp_path / "unused")
-        env.pop("ORBITDOCK_HOME")
-        env.pop("XDG_RUNTIME_DIR")  # the daemon's sockets go there: keep its own (short) one
-        env["PATH"] = os.environ["PATH"]
+        env = daemon_env(box, sim)
         d = daemon_factory(*args, home=home, **env, **config)
         return d, d.client(), box
 

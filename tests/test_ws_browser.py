@@ -42,6 +42,19 @@ def browser():
         browser.close()
 
 
+def load_dashboard(context, url: str):
+    """A page of ``context`` on the dashboard at ``url``, connected; and the list its
+    console errors and page errors go to."""
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    page.goto(url + "/")
+    page.wait_for_selector('#conn[data-state="open"]')
+    return page, errors
+
+
 @pytest.fixture
 def dashboard(daemon_factory, browser):
     daemon = daemon_factory()
@@ -52,14 +65,7 @@ def dashboard(daemon_factory, browser):
         context = browser.new_context(**context_args)
         context.grant_permissions(["notifications"], origin=bridge.http)
         contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        errors: list[str] = []
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-        page.goto(bridge.http + "/")
-        page.wait_for_selector('#conn[data-state="open"]')
-        return page, errors
+        return load_dashboard(context, bridge.http)
 
     yield daemon, bridge, open_page
     for context in contexts:
@@ -177,16 +183,13 @@ def test_dashboard_controls_for_claude_sessions(daemon_factory, browser, sim, tm
     control, but its approvals are shown."""
     import json
 
-    from claude_env import CLAUDE, claude_env, make_box
+    from claude_env import CLAUDE, daemon_env, make_box
 
     if not CLAUDE.exists():
         pytest.skip(f"claude not installed at {CLAUDE} (run bin/setup)")
     box = make_box(tmp_path / "claude")
     box.settings.write_text("{}")
-    env = claude_env(box, sim, tmp_path / "unused")
-    env.pop("ORBITDOCK_HOME")
-    env.pop("XDG_RUNTIME_DIR")
-    env["PATH"] = os.environ["PATH"]
+    env = daemon_env(box, sim)
     daemon = daemon_factory(**env)
     bridge = BridgeProcess(daemon.home).start()
     context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -207,13 +210,7 @@ def test_dashboard_controls_for_claude_sessions(daemon_factory, browser, sim, tm
                 client.send(request)  # answered when someone decides: not waited for
             else:
                 client.request(request)
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        errors: list[str] = []
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-        page.goto(bridge.http + "/")
-        page.wait_for_selector('#conn[data-state="open"]')
+        page, errors = load_dashboard(context, bridge.http)
 
         page.click(_row(direct))
         page.wait_for_selector('#autonomy[data-kind="claude"]')

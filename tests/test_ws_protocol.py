@@ -533,16 +533,13 @@ def test_permission_mode_is_refused_for_a_codex_style_session(env):
 @pytest.fixture
 def claude_bridge(daemon_factory, sim, tmp_path):
     """A daemon that runs the real claude offline against ``sim``, and its bridge."""
-    from claude_env import CLAUDE, claude_env, make_box
+    from claude_env import CLAUDE, daemon_env, make_box
 
     if not CLAUDE.exists():
         pytest.skip(f"claude not installed at {CLAUDE} (run bin/setup)")
     box = make_box(tmp_path / "claude")
     box.settings.write_text("{}")  # no hooks: a direct session
-    env = claude_env(box, sim, tmp_path / "unused")
-    env.pop("ORBITDOCK_HOME")
-    env.pop("XDG_RUNTIME_DIR")
-    env["PATH"] = os.environ["PATH"]
+    env = daemon_env(box, sim)
     daemon = daemon_factory(**env)
     bridge = BridgeProcess(daemon.home).start()
     c = UpstreamClient(bridge.ws_url)
