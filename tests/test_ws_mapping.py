@@ -376,3 +376,68 @@ def test_daemon_replies_are_told_in_upstream_terms():
     assert answers.reply_frame(send, m.Ack(session_id=SID), state, "codex") is None
     assert answers.question_ids(state, f"{SID}:a1") == ["q1"]
     assert answers.question_ids(None, f"{SID}:a1") == []
+
+
+def test_session_operations_map_to_the_daemons_requests():
+    """compact / rollback / undo (upstream's) and archive / unarchive / review (ours) are
+    the daemon's own session requests, with their fields."""
+    def request(frame):
+        return inbound.to_request(inbound.parse(json.dumps(frame)))
+
+    assert request({"type": "compact_context", "session_id": SID}) == \
+        m.CompactSession(session_id=SID)
+    assert request({"type": "rollback_turns", "session_id": SID, "num_turns": 3}) == \
+        m.RollbackSession(session_id=SID, turns=3)
+    assert request({"type": "undo_last_turn", "session_id": SID}) == \
+        m.RollbackSession(session_id=SID, turns=1)
+    assert request({"type": "archive_session", "session_id": SID}) == \
+        m.ArchiveSession(session_id=SID)
+    assert request({"type": "unarchive_session", "session_id": SID}) == \
+        m.UnarchiveSession(session_id=SID)
+    assert request({"type": "review_session", "session_id": SID}) == \
+        m.ReviewSession(session_id=SID, target="uncommitted")
+    assert request({"type": "review_session", "session_id": SID, "target": "commit",
+                    "value": "abc123"}) == \
+        m.ReviewSession(session_id=SID, target="commit", value="abc123")
+
+
+@pytest.mark.parametrize("frame,code", [
+    ({"type": "rollback_turns", "session_id": SID, "num_turns": 0}, "invalid_argument"),
+    ({"type": "rollback_turns", "session_id": SID, "num_turns": -2}, "invalid_argument"),
+    ({"type": "rollback_turns", "session_id": SID, "num_turns": "2"}, "parse_error"),
+    ({"type": "rollback_turns", "session_id": SID, "num_turns": 1.5}, "parse_error"),
+    ({"type": "rollback_turns", "session_id": SID}, "parse_error"),
+    ({"type": "compact_context"}, "parse_error"),
+    ({"type": "review_session", "session_id": SID, "target": "everything"}, "invalid_argument"),
+])
+def test_bad_session_operations_are_refused_before_anything_is_sent(frame, code):
+    with pytest.raises(inbound.Refused) as info:
+        inbound.to_request(inbound.parse(json.dumps(frame)))
+    assert info.value.code == code
+    if "session_id" in frame:
+        assert info.value.session_id == SID
+
+
+def test_rollback_replies_are_told_as_upstream_tells_them():
+    from orbitdock.protocol.errors import ErrorCode
+    from orbitdock.ws import answers
+
+    rollback = inbound.RollbackTurns(session_id=SID, num_turns=2)
+    undo = inbound.UndoLastTurn(session_id=SID)
+    for msg in (rollback, undo):
+        assert answers.upstream_error(ErrorCode.BACKEND_ERROR.value, msg) == "rollback_failed"
+        assert answers.upstream_error(ErrorCode.INVALID_STATE.value, msg) == "rollback_failed"
+        assert answers.upstream_error(ErrorCode.NOT_FOUND.value, msg) == "not_found"
+    claude = answers.reply_frame(inbound.CompactContext(session_id=SID), m.Error(
+        code=ErrorCode.UNSUPPORTED.value, message="claude sessions do not support compact",
+        session_id=SID), None, "claude")
+    assert claude["code"] == "unsupported" and claude["session_id"] == SID
+    compact = answers.reply_frame(inbound.CompactContext(session_id=SID), m.Error(
+        code=ErrorCode.INVALID_STATE.value, message="a turn is running"), None, "codex")
+    assert compact["code"] == "codex_error" and compact["orbitdock_code"] == "invalid_state"
+    done = answers.reply_frame(rollback, m.Ack(session_id=SID, result={
+        "turns_dropped": 2, "messages_dropped": 5, "files_reverted": False}), None, "codex")
+    assert done == {"type": "thread_rolled_back", "session_id": SID, "num_turns": 2,
+                    "messages_dropped": 5, "files_reverted": False}
+    assert answers.reply_frame(inbound.ArchiveSession(session_id=SID), m.Ack(session_id=SID),
+                               None, "codex") is None

@@ -14,6 +14,12 @@ from websockets.sync.client import connect
 
 from orbitdock.protocol import messages as m
 from orbitdock.ws import outbound
+from codex_daemon_env import (  # noqa: F401  (codex_daemon: a fixture, found by name)
+    CODEX_MARKS,
+    TURN_TIMEOUT_S,
+    codex_daemon,
+    create,
+)
 from conftest import wait_until
 from ws_env import BridgeProcess, UpstreamClient, free_port
 
@@ -583,4 +589,117 @@ def test_a_direct_claude_session_takes_permission_mode_over_websocket(claude_bri
                         and f["session"]["id"] == forked["new_session_id"])["session"]
     assert fork["provider"] == "claude" and fork["permission_mode"] == "default"
     assert "Hello from claude." in [x["content"] for x in fork["messages"]]
+    _settled_equal(c, daemon, sid)
+
+
+# ------------------------------------------------ thread operations on the real codex
+def _codex(test):
+    """The codex tests' marks (a skip when bin/setup did not install codex)."""
+    for mark in CODEX_MARKS if isinstance(CODEX_MARKS, list) else [CODEX_MARKS]:
+        test = mark(test)
+    return test
+
+
+@pytest.fixture
+def codex_bridge(codex_daemon, sim):
+    daemon = codex_daemon()
+    bridge = BridgeProcess(daemon.home).start()
+    c = UpstreamClient(bridge.ws_url)
+    sid = create(daemon.client(timeout=10), codex_daemon.workspace, policy="never")
+    c.send(type="subscribe_session", session_id=sid)
+    c.recv_until(lambda f: f["type"] == "session_snapshot")
+    yield daemon, c, sid
+    c.close()
+    bridge.stop()
+
+
+def _turn(c: UpstreamClient, sim, sid: str, prompt: str, answer: str) -> None:
+    turns = c.sessions[sid]["turn_count"]
+    sim.set_script([{"text": answer}])
+    c.send(type="send_message", session_id=sid, content=prompt)
+    _wait_turn(c, sid, turns + 1, timeout=TURN_TIMEOUT_S)
+
+
+def _contents(c: UpstreamClient, sid: str) -> list[str]:
+    return [x["content"] or "" for x in c.sessions[sid]["messages"]]
+
+
+@_codex
+def test_rollback_and_undo_over_websocket_on_the_real_codex(codex_bridge, sim):
+    daemon, c, sid = codex_bridge
+    for word in ("ALPHA", "BETA", "GAMMA"):
+        _turn(c, sim, sid, f"remember {word}", f"ok {word}")
+
+    # bad num_turns: refused by the bridge (0) or by the daemon (more turns than there are)
+    c.send(type="rollback_turns", session_id=sid, num_turns=0)
+    err = c.recv_until(lambda f: f["type"] == "error")
+    assert err["code"] == "invalid_argument" and err["session_id"] == sid
+    assert "orbitdock_code" not in err  # nothing was sent
+    c.send(type="rollback_turns", session_id=sid, num_turns=4)
+    err = c.recv_until(lambda f: f["type"] == "error", timeout=TURN_TIMEOUT_S)
+    assert err["code"] == "invalid_argument" and err["orbitdock_code"] == "invalid_argument"
+    assert c.sessions[sid]["turn_count"] == 3
+
+    c.send(type="undo_last_turn", session_id=sid)
+    done = c.recv_until(lambda f: f["type"] in ("thread_rolled_back", "error"),
+                        timeout=TURN_TIMEOUT_S)
+    assert done == {"type": "thread_rolled_back", "session_id": sid, "num_turns": 1,
+                    "messages_dropped": 2, "files_reverted": False}, done
+    _settled_equal(c, daemon, sid)
+    assert not any("GAMMA" in x for x in _contents(c, sid)) and "ok BETA" in _contents(c, sid)
+
+    c.send(type="rollback_turns", session_id=sid, num_turns=1)
+    done = c.recv_until(lambda f: f["type"] in ("thread_rolled_back", "error"),
+                        timeout=TURN_TIMEOUT_S)
+    assert done["type"] == "thread_rolled_back" and done["num_turns"] == 1, done
+    _settled_equal(c, daemon, sid)  # the client's copy took the fresh snapshot: no drift
+    assert c.sessions[sid]["turn_count"] == 1
+    assert "ok ALPHA" in _contents(c, sid)
+    assert not any("BETA" in x or "GAMMA" in x for x in _contents(c, sid))
+
+    # the model no longer sees the dropped turns
+    _turn(c, sim, sid, "what do you remember?", "only ALPHA")
+    sent = str(sim.requests()[-1]["input"])
+    assert "ALPHA" in sent and "BETA" not in sent and "GAMMA" not in sent
+
+
+@_codex
+def test_compact_and_archive_over_websocket_on_the_real_codex(codex_bridge, sim):
+    daemon, c, sid = codex_bridge
+    _turn(c, sim, sid, "remember FIG", "noted FIG")
+
+    # while a turn runs, compaction is refused (the backend's state: codex_error)
+    sim.set_script([{"text": "busy", "hold": 60}])
+    c.send(type="send_message", session_id=sid, content="long one")
+    assert wait_until(lambda: sim.state()["held"] >= 1, TURN_TIMEOUT_S)
+    c.send(type="compact_context", session_id=sid)
+    err = c.recv_until(lambda f: f["type"] == "error", timeout=TURN_TIMEOUT_S)
+    assert err["code"] == "codex_error" and err["orbitdock_code"] == "invalid_state"
+    sim.release()
+    _wait_turn(c, sid, 2, timeout=TURN_TIMEOUT_S)
+
+    sim.set_script([{"text": "SUMMARY: the user likes FIG", "hold": 60}])
+    c.send(type="compact_context", session_id=sid)
+    c.recv_until(lambda f: f["type"] == "session_delta" and f["session_id"] == sid
+                 and f["changes"].get("is_compacting") is True, timeout=TURN_TIMEOUT_S)
+    assert wait_until(lambda: sim.state()["held"] >= 1 and "CONTEXT CHECKPOINT COMPACTION"
+                      in str(sim.requests()[-1]["input"]), TURN_TIMEOUT_S)
+    sim.release()
+    _wait_turn(c, sid, 3, timeout=TURN_TIMEOUT_S)
+    if c.sessions[sid]["is_compacting"]:
+        c.recv_until(lambda f: not c.sessions[sid]["is_compacting"], timeout=TURN_TIMEOUT_S)
+    _settled_equal(c, daemon, sid)
+    last = c.sessions[sid]["messages"][-1]  # our compaction row (an assistant one upstream)
+    assert "is_in_progress" not in last and "SUMMARY" not in (last["content"] or "")
+
+    # ours: archive and unarchive, shown by is_archived
+    c.send(type="archive_session", session_id=sid)
+    c.recv_until(lambda f: f["type"] == "session_delta"
+                 and f["changes"].get("is_archived") is True, timeout=TURN_TIMEOUT_S)
+    c.send(type="archive_session", session_id=sid)
+    err = c.recv_until(lambda f: f["type"] == "error", timeout=TURN_TIMEOUT_S)
+    assert err["orbitdock_code"] == "invalid_state" and err["session_id"] == sid
+    c.send(type="unarchive_session", session_id=sid)
+    c.recv_until(lambda f: f["type"] == "session_delta"
+                 and f["changes"].get("is_archived") is False, timeout=TURN_TIMEOUT_S)
     _settled_equal(c, daemon, sid)

@@ -23,7 +23,8 @@ _ERRORS = {"not_found": "not_found", "invalid_field": "invalid_argument",
            "timeout": "timeout", "wrong_verb": "invalid_argument", "too_large": "too_large",
            "bad_frame": "parse_error", "unknown_type": "parse_error", "internal": "internal"}
 _FAILED = {inbound.InterruptSession: "interrupt_failed", inbound.ResumeSession: "resume_failed",
-           inbound.ForkSession: "fork_failed"}
+           inbound.ForkSession: "fork_failed", inbound.RollbackTurns: "rollback_failed",
+           inbound.UndoLastTurn: "rollback_failed"}
 _HTTP_STATUS = {"not_found": 404, "invalid_field": 400, "invalid_argument": 400}
 
 
@@ -76,6 +77,14 @@ def reply_frame(msg: inbound.Upstream, reply: m.Wire, state: Any,
                               orbitdock_code=reply.code)
     if isinstance(msg, (inbound.ApproveTool, inbound.AnswerQuestion)):
         return decision_result(msg, state, "applied")
+    if isinstance(msg, (inbound.RollbackTurns, inbound.UndoLastTurn)):
+        # upstream's word that the turns went; the session's reset (a fresh snapshot)
+        # reaches every follower on its own
+        result = getattr(reply, "result", None) or {}
+        turns = result.get("turns_dropped", getattr(msg, "num_turns", 1))
+        return {"type": "thread_rolled_back", "session_id": sid, "num_turns": turns,
+                "messages_dropped": result.get("messages_dropped"),
+                "files_reverted": result.get("files_reverted", False)}
     if isinstance(reply, m.ModelsList):
         models = [dict(msgspec.to_builtins(o), supports_reasoning_summaries=False)
                   for o in reply.models]

@@ -144,6 +144,34 @@ class ListModels(Upstream, tag="list_models", kw_only=True):
     pass
 
 
+class CompactContext(Upstream, tag="compact_context", kw_only=True):
+    session_id: str
+
+
+class RollbackTurns(Upstream, tag="rollback_turns", kw_only=True):
+    session_id: str
+    num_turns: int  # >= 1, checked by to_request (invalid_argument, as the daemon's)
+
+
+class UndoLastTurn(Upstream, tag="undo_last_turn", kw_only=True):
+    session_id: str  # upstream's undo of the last turn: a rollback of one
+
+
+# Ours (upstream has no such messages): the daemon's own session operations.
+class ArchiveSession(Upstream, tag="archive_session", kw_only=True):
+    session_id: str
+
+
+class UnarchiveSession(Upstream, tag="unarchive_session", kw_only=True):
+    session_id: str
+
+
+class ReviewSession(Upstream, tag="review_session", kw_only=True):
+    session_id: str
+    target: str = "uncommitted"  # checked by the daemon's message (invalid_argument)
+    value: str | None = None
+
+
 # ------------------------------------------------------------ Claude hook messages
 # What upstream's hook forwarder sends (its ``hook-forward <type>``: Claude's hook JSON
 # with ``type`` injected). Field names are Claude's own, so the payload orbitdock's
@@ -246,7 +274,9 @@ SERVED: dict[str, type[Upstream]] = {
     cls.__struct_config__.tag: cls for cls in (
         SubscribeList, SubscribeSession, UnsubscribeSession, CreateSession, SendMessage,
         SteerTurn, ApproveTool, AnswerQuestion, InterruptSession, EndSession, ResumeSession,
-        RenameSession, UpdateSessionConfig, ForkSession, ListModels, *HOOK_MESSAGES)}
+        RenameSession, UpdateSessionConfig, ForkSession, ListModels, CompactContext,
+        RollbackTurns, UndoLastTurn, ArchiveSession, UnarchiveSession, ReviewSession,
+        *HOOK_MESSAGES)}
 
 # Every other ClientMessage upstream defines (HEAD 0075373): answered ``unsupported``.
 NOT_SERVED = frozenset((
@@ -256,7 +286,7 @@ NOT_SERVED = frozenset((
     "codex_login_chatgpt_cancel", "codex_account_logout", "list_skills", "list_remote_skills",
     "download_remote_skill", "list_mcp_tools", "refresh_mcp_servers", "set_open_ai_key",
     "set_server_role", "set_client_primary_claim", "check_open_ai_key", "fetch_codex_usage",
-    "fetch_claude_usage", "compact_context", "undo_last_turn", "rollback_turns", "stop_task",
+    "fetch_claude_usage", "stop_task",
     "rewind_files", "create_review_comment", "update_review_comment", "delete_review_comment",
     "list_review_comments", "get_subagent_tools", "execute_shell", "cancel_shell",
     "browse_directory", "list_recent_projects", "list_worktrees", "create_worktree", "remove_worktree",
@@ -365,6 +395,21 @@ def to_request(msg: Upstream, *, question_ids: list[str] | None = None,
         return claude_hook(msg)
     if isinstance(msg, ListModels):
         return m.ListModels(provider="codex")
+    if isinstance(msg, CompactContext):
+        return m.CompactSession(session_id=msg.session_id)
+    if isinstance(msg, RollbackTurns):
+        if msg.num_turns < 1:
+            raise Refused("invalid_argument", f"rollback_turns: num_turns must be at least 1, "
+                          f"not {msg.num_turns}", msg.session_id)
+        return m.RollbackSession(session_id=msg.session_id, turns=msg.num_turns)
+    if isinstance(msg, UndoLastTurn):
+        return m.RollbackSession(session_id=msg.session_id, turns=1)
+    if isinstance(msg, ArchiveSession):
+        return m.ArchiveSession(session_id=msg.session_id)
+    if isinstance(msg, UnarchiveSession):
+        return m.UnarchiveSession(session_id=msg.session_id)
+    if isinstance(msg, ReviewSession):
+        return _review(msg)
     raise Refused("unsupported", f"{type(msg).__struct_config__.tag} is not a daemon request")
 
 
@@ -412,6 +457,15 @@ def claude_hook(msg: ClaudeHookMessage) -> m.ClaudeHook | None:
     payload.pop("terminal_session_id", None)
     payload.pop("terminal_app", None)
     return m.ClaudeHook(event=event, payload=msgspec.json.encode(payload).decode())
+
+
+def _review(msg: ReviewSession) -> m.ReviewSession:
+    """The daemon's review request; a target it does not know is refused here, unsent."""
+    try:
+        return msgspec.convert({"session_id": msg.session_id, "target": msg.target,
+                                "value": msg.value}, m.ReviewSession)
+    except msgspec.ValidationError as exc:
+        raise Refused("invalid_argument", f"review_session: {exc}", msg.session_id) from None
 
 
 def _nonempty(content: str, session_id: str) -> None:
