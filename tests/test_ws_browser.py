@@ -8,11 +8,13 @@ to ``.test-artifacts/`` (gitignored).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
 import pytest
 
+from codex_daemon_env import codex_daemon  # noqa: F401  (a fixture, found by name)
 from conftest import wait_until
 from orbitdock.protocol import messages as m
 from ws_env import REPO, BridgeProcess
@@ -42,14 +44,17 @@ def browser():
         browser.close()
 
 
-def load_dashboard(context, url: str):
+def load_dashboard(context, url: str, sent: list[dict] | None = None):
     """A page of ``context`` on the dashboard at ``url``, connected; and the list its
-    console errors and page errors go to."""
+    console errors and page errors go to. ``sent``: gets every frame the page sends."""
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    if sent is not None:
+        page.on("websocket", lambda ws: ws.on(
+            "framesent", lambda payload: sent.append(json.loads(payload))))
     page.goto(url + "/")
     page.wait_for_selector('#conn[data-state="open"]')
     return page, errors
@@ -179,10 +184,9 @@ def test_dashboard_on_a_phone(dashboard):
 
 def test_dashboard_controls_for_claude_sessions(daemon_factory, browser, sim, tmp_path):
     """A direct Claude session's autonomy control offers Claude's permission modes (and
-    changes the mode); a passive one (from hooks) has no composer, interrupt or mode
-    control, but its approvals are shown."""
-    import json
-
+    changes the mode), and of the thread operations only fork; a passive one (from hooks)
+    has no composer, interrupt, mode control or thread operation, but its approvals are
+    shown."""
     from claude_env import CLAUDE, daemon_env, make_box
 
     if not CLAUDE.exists():
@@ -218,6 +222,9 @@ def test_dashboard_controls_for_claude_sessions(daemon_factory, browser, sim, tm
         assert options[:5] == ["default", "acceptEdits", "plan", "dontAsk", "bypassPermissions"]
         assert page.input_value("#autonomy") == "plan"
         assert page.is_visible("#composer") and not page.is_visible("#sandbox")
+        assert page.is_visible('[data-op="fork"]')
+        for op in ("compact", "rollback", "review", "archive"):
+            assert not page.is_visible(f'[data-op="{op}"]'), op
         page.select_option("#autonomy", "acceptEdits")
         assert wait_until(lambda: client.request(m.SubscribeSession(
             session_id=direct)).session.approval_policy == "acceptEdits", 30)
@@ -227,7 +234,72 @@ def test_dashboard_controls_for_claude_sessions(daemon_factory, browser, sim, tm
         page.wait_for_selector("#composer", state="hidden")
         assert not page.is_visible('[data-action="interrupt"]')
         assert not page.is_visible("#autonomy")
+        assert not page.is_visible("#session-ops")
         page.screenshot(path=str(ARTIFACTS / "dashboard-claude-passive.png"))
+        assert not errors, errors
+    finally:
+        context.close()
+        bridge.stop()
+
+
+def test_dashboard_thread_operations_on_a_codex_session(codex_daemon, sim, browser):
+    """A direct Codex session offers fork, compact, rollback, review and archive; compact
+    sends compact_context and the real codex compacts; rollback asks how many turns and
+    for a confirmation; archive asks too, and the button turns into unarchive."""
+    from codex_daemon_env import TURN_TIMEOUT_S, create, state, wait_turn_done
+
+    daemon = codex_daemon()
+    bridge = BridgeProcess(daemon.home).start()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        client = daemon.client(timeout=10)
+        sid = create(client, codex_daemon.workspace, policy="never", name="ops")
+        for word in ("ALPHA", "BETA"):
+            sim.set_script([{"text": f"ok {word}"}])
+            before = state(client, sid).turn_count
+            client.request(m.SendMessage(session_id=sid, content=f"remember {word}"))
+            wait_turn_done(client, sid, before)
+        sent: list[dict] = []
+        page, errors = load_dashboard(context, bridge.http, sent)
+        dialogs: list[str] = []
+
+        def answer(dialog):
+            dialogs.append(dialog.type)
+            dialog.accept("1" if dialog.type == "prompt" else None)
+        page.on("dialog", answer)
+
+        page.click(_row(sid))
+        page.wait_for_selector('#detail-title:has-text("ops")')
+        for op in ("fork", "compact", "rollback", "review", "archive"):
+            page.wait_for_selector(f'[data-op="{op}"]:not([disabled])', state="visible")
+
+        sim.set_script([{"text": "SUMMARY: ALPHA and BETA"}])
+        turns = state(client, sid).turn_count
+        page.click('[data-op="compact"]')
+        assert wait_until(lambda: {"type": "compact_context", "session_id": sid} in sent, 10)
+        st = wait_turn_done(client, sid, turns, timeout=TURN_TIMEOUT_S)
+        assert st.messages[-1].type == "compaction"
+
+        page.wait_for_selector('[data-op="rollback"]:not([disabled])')
+        page.click('[data-op="rollback"]')
+        assert wait_until(lambda: {"type": "rollback_turns", "session_id": sid,
+                                   "num_turns": 1} in sent, 10)
+        assert dialogs[-2:] == ["prompt", "confirm"]
+        assert wait_until(lambda: state(client, sid).turn_count == st.turn_count - 1,
+                          TURN_TIMEOUT_S)
+        page.wait_for_selector("#toast:has-text(\"rolled back 1 turn\")")
+
+        page.wait_for_selector('[data-op="archive"]:not([disabled])')
+        page.click('[data-op="archive"]')
+        assert dialogs[-1] == "confirm"
+        label = "t => document.querySelector('[data-op=archive]').textContent === t"
+        page.wait_for_function(label, arg="Unarchive")
+        assert state(client, sid).is_archived
+        assert page.is_disabled('[data-op="compact"]')  # an archived thread takes no turn
+        page.click('[data-op="archive"]')
+        page.wait_for_function(label, arg="Archive")
+        assert wait_until(lambda: not state(client, sid).is_archived, 10)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-codex-ops.png"))
         assert not errors, errors
     finally:
         context.close()

@@ -84,6 +84,13 @@ function onFrame(f) {
       if (f.outcome === "stale") toast("that approval was already decided");
       return;
     case "models_list": return;
+    case "session_forked":
+      toast("forked: now showing the new session");
+      select(f.new_session_id);
+      return;
+    case "thread_rolled_back":
+      toast(`rolled back ${f.num_turns} turn(s); files on disk were not reverted`);
+      return;
   }
   const s = state.session;
   if (!s || f.session_id !== s.id || f.revision === undefined) return;
@@ -275,6 +282,7 @@ function renderHead() {
   document.querySelector('[data-action="resume"]').disabled = s.status !== "ended";
   document.querySelector('[data-action="end"]').disabled = s.status === "ended";
   document.querySelector('[data-action="interrupt"]').disabled = !working;
+  renderOps(s);
   const row = state.list.get(s.id);
   if (row) renderList();
 }
@@ -309,6 +317,67 @@ function renderControls(s) {
   $("#sandbox-control").hidden = kind === "claude";  // claude has no sandbox setting
   $("#composer").hidden = passive;
   document.querySelector('[data-action="interrupt"]').hidden = passive;
+}
+
+// The thread operations each kind of session takes, as the daemon answers them: a direct
+// Codex session takes all; a direct Claude session only fork; a passive Codex session (its
+// terminal owns the thread) forks into a direct one; the rest take none.
+const OPS = {
+  codex: { direct: ["fork", "compact", "rollback", "review", "archive"], passive: ["fork"] },
+  claude: { direct: ["fork"], passive: [] },
+};
+
+function opsFor(s) {
+  const mode = s.codex_integration_mode || s.claude_integration_mode || "direct";
+  return new Set((OPS[s.backend || s.provider] || {})[mode] || []);
+}
+
+function renderOps(s) {
+  const ops = opsFor(s);
+  // refused by the daemon while a turn (or a review, a compaction) runs, or once ended
+  const busy = s.status === "ended" || s.current_turn_id || s.is_compacting ||
+    s.work_status === "working" || s.work_status === "reviewing";
+  for (const b of document.querySelectorAll("[data-op]")) {
+    const op = b.dataset.op;
+    b.hidden = !ops.has(op);
+    if (op === "fork") b.disabled = !s.thread_id;  // nothing to fork before a turn ran
+    else if (op === "archive") b.disabled = !!busy;
+    else b.disabled = !!busy || !!s.is_archived || (op === "rollback" && !(s.turn_count > 0));
+  }
+  $('[data-op="archive"]').textContent = s.is_archived ? "Unarchive" : "Archive";
+  $("#session-ops").hidden = ops.size === 0;
+}
+
+function runOp(op, s) {
+  const name = nameOf(s);
+  if (op === "fork") {
+    send({ type: "fork_session", source_session_id: s.id });
+  } else if (op === "compact") {
+    send({ type: "compact_context", session_id: s.id });
+  } else if (op === "rollback") {
+    const given = prompt(`Roll back how many turns? (1 to ${s.turn_count})`, "1");
+    if (given === null) return;
+    const turns = Number(given.trim());
+    if (!Number.isInteger(turns) || turns < 1 || turns > s.turn_count) {
+      toast(`give a whole number of turns from 1 to ${s.turn_count}`);
+      return;
+    }
+    if (confirm(`Drop the last ${turns} turn(s) of "${name}"? Their messages go; ` +
+                "files on disk are NOT reverted.")) {
+      send({ type: "rollback_turns", session_id: s.id, num_turns: turns });
+    }
+  } else if (op === "review") {
+    const what = prompt("Review: leave empty for the uncommitted changes, " +
+                        "or write instructions for a custom review", "");
+    if (what === null) return;
+    send(what.trim() ? { type: "review_session", session_id: s.id, target: "custom", value: what.trim() }
+                     : { type: "review_session", session_id: s.id, target: "uncommitted" });
+  } else if (op === "archive") {
+    if (s.is_archived) send({ type: "unarchive_session", session_id: s.id });
+    else if (confirm(`Archive "${name}"? It takes no prompt until it is unarchived.`)) {
+      send({ type: "archive_session", session_id: s.id });
+    }
+  }
 }
 
 function fmt(n) {
@@ -512,6 +581,9 @@ for (const b of document.querySelectorAll("[data-action]")) {
       send({ type: `${action}_session`, session_id: s.id });
     }
   };
+}
+for (const b of document.querySelectorAll("[data-op]")) {
+  b.onclick = () => state.session && runOp(b.dataset.op, state.session);
 }
 $("#autonomy").onchange = (ev) => state.session &&
   send({ type: "update_session_config", session_id: state.session.id,
