@@ -300,6 +300,15 @@ def test_dashboard_thread_operations_on_a_codex_session(codex_daemon, sim, brows
         page.wait_for_function(label, arg="Archive")
         assert wait_until(lambda: not state(client, sid).is_archived, 10)
         page.screenshot(path=str(ARTIFACTS / "dashboard-codex-ops.png"))
+
+        # fork: the page follows the new session
+        page.click('[data-op="fork"]')
+        assert wait_until(lambda: {"type": "fork_session", "source_session_id": sid} in sent, 10)
+        assert wait_until(lambda: len(client.request(m.SubscribeList()).sessions) == 2,
+                          TURN_TIMEOUT_S)
+        fork = next(x.id for x in client.request(m.SubscribeList()).sessions if x.id != sid)
+        page.wait_for_selector(f"{_row(fork)}.selected")
+        page.wait_for_selector('#conversation .msg:has-text("ok ALPHA")')
         assert not errors, errors
     finally:
         context.close()

@@ -6,7 +6,9 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -590,6 +592,12 @@ def test_a_direct_claude_session_takes_permission_mode_over_websocket(claude_bri
     assert fork["provider"] == "claude" and fork["permission_mode"] == "default"
     assert "Hello from claude." in [x["content"] for x in fork["messages"]]
     _settled_equal(c, daemon, sid)
+    # the thread operations a direct Claude session does not take: the daemon's unsupported
+    for frame in ({"type": "compact_context"}, {"type": "undo_last_turn"},
+                  {"type": "archive_session"}, {"type": "review_session"}):
+        c.send(**frame, session_id=sid)
+        err = c.recv_until(lambda f: f["type"] == "error", timeout=30)
+        assert err["code"] == "unsupported" and err["session_id"] == sid, (frame, err)
 
 
 # ------------------------------------------------ thread operations on the real codex
@@ -703,3 +711,37 @@ def test_compact_and_archive_over_websocket_on_the_real_codex(codex_bridge, sim)
     c.recv_until(lambda f: f["type"] == "session_delta"
                  and f["changes"].get("is_archived") is False, timeout=TURN_TIMEOUT_S)
     _settled_equal(c, daemon, sid)
+
+
+@_codex
+def test_review_over_websocket_on_the_real_codex(codex_bridge, sim):
+    daemon, c, sid = codex_bridge
+    ws = Path(c.sessions[sid]["project_path"])
+    subprocess.run(["git", "init", "-q", str(ws)], check=True, timeout=30)
+    (ws / "hello.py").write_text("print('hi')\nx = 1\n")
+
+    c.send(type="review_session", session_id=sid, target="everything")
+    err = c.recv_until(lambda f: f["type"] == "error")
+    assert err["code"] == "invalid_argument" and "orbitdock_code" not in err
+    c.send(type="review_session", session_id=sid, target="commit")  # the sha is missing
+    err = c.recv_until(lambda f: f["type"] == "error", timeout=TURN_TIMEOUT_S)
+    assert err["code"] == "invalid_argument" and err["orbitdock_code"] == "invalid_argument"
+
+    review = {"findings": [{"title": "Magic number", "body": "x = 1 is unexplained.",
+                            "confidence_score": 0.8, "priority": 2, "code_location": {
+                                "absolute_file_path": str(ws / "hello.py"),
+                                "line_range": {"start": 2, "end": 3}}}],
+              "overall_correctness": "patch is correct", "overall_explanation": "Fine.",
+              "overall_confidence_score": 0.7}
+    sim.set_script([{"text": json.dumps(review), "hold": 60}])
+    c.send(type="review_session", session_id=sid)  # target: the uncommitted changes
+    c.recv_until(lambda f: f["type"] == "session_delta"
+                 and f["changes"].get("work_status") == "reviewing", timeout=TURN_TIMEOUT_S)
+    c.send(type="steer_turn", session_id=sid, content="faster please")
+    err = c.recv_until(lambda f: f["type"] == "error", timeout=TURN_TIMEOUT_S)
+    assert err["orbitdock_code"] == "invalid_state"
+    assert wait_until(lambda: sim.state()["held"] >= 1, TURN_TIMEOUT_S)
+    sim.release()
+    _wait_turn(c, sid, 1, timeout=TURN_TIMEOUT_S)
+    _settled_equal(c, daemon, sid)
+    assert any("Magic number" in x for x in _contents(c, sid))
