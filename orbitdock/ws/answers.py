@@ -3,7 +3,7 @@
 A connection's request goes to the daemon as its ZeroMQ request (``orbitdock.ws.inbound``);
 what comes back is told to that connection as upstream tells it: an ``error`` with
 upstream's code (the daemon's rides along as ``orbitdock_code``), an
-``approval_decision_result``, a ``models_list``. ``/health`` and the messages page are
+``approval_decision_result``, a ``models_list``, a ``thread_rolled_back``. ``/health`` and the messages page are
 the HTTP side of the same replies.
 """
 

@@ -7,7 +7,9 @@ ignored, as upstream does. ``to_request`` then turns the message into the daemon
 that serves it, or raises ``Refused`` (e.g. an option the daemon cannot honour) before
 anything is sent. Upstream's ``permission_mode`` is a Claude session's ``approval_policy``;
 upstream's Claude hook messages (``claude_*``) become the daemon's ``claude_hook`` with
-Claude's own hook payload rebuilt.
+Claude's own hook payload rebuilt. Upstream's ``undo_last_turn`` is a rollback of one turn;
+``archive_session``, ``unarchive_session`` and ``review_session`` are ours (upstream has
+no such messages): the daemon's requests of those names, with their fields.
 """
 
 from __future__ import annotations
