@@ -1,7 +1,7 @@
 """A ZeroMQ DEALER peer in the standard library: one request, one reply, one connection.
 
 ``orbitdock-hook`` starts once per Claude hook and claude waits for it, so its start-up
-is the cost that matters (issue 21: p99 <= 100 ms and <= 3x a bare ``python -c pass``).
+is the cost that matters (the target: p99 <= 100 ms and <= 3x a bare ``python -c pass``).
 Importing pyzmq alone (its sugar layer, ``platform``, ``re``) took 100-220 ms on the
 measuring host, more than the whole budget, and a ZeroMQ context starts I/O threads the
 forwarder never needs. One request-reply on one fresh connection uses very little of
