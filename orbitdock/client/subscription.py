@@ -280,10 +280,13 @@ class Subscription:
                 self.list_rev = reply.revision
                 self.list_epoch = reply.epoch
                 self.list_synced = True
+                # The list first, then the events newer than it: a consumer that sends
+                # the list's rows and then each event (the WebSocket bridge) misses
+                # nothing created while the list was asked for.
+                applied.append(reply)
                 buffered, self.list_buffer = self.list_buffer, []
                 for event in buffered:
                     self._on_list_event(event, applied)
-                applied.append(reply)
             return
         mirror = self.sessions.get(sid)
         if mirror is None:
