@@ -43,6 +43,7 @@ import zmq  # noqa: E402
 from common import (bench_daemon, command_line, fmt_ms, machine_line,  # noqa: E402
                     markdown_table, median)
 
+from orbitdock.harness import child_pids  # noqa: E402
 from orbitdock.protocol import messages as m  # noqa: E402
 from orbitdock.sim.server import SimServer  # noqa: E402
 
@@ -113,25 +114,8 @@ def claude_box(root: Path, project: Path) -> dict[str, str]:
     return {"CLAUDE_CONFIG_DIR": str(config), "HOME": str(home)}
 
 
-def claude_pids(daemon_pid: int) -> list[int]:
-    """The daemon's live ``claude`` stream-json processes (any depth: node may wrap)."""
-    try:
-        children = psutil.Process(daemon_pid).children(recursive=True)
-    except psutil.Error:
-        return []
-    pids = []
-    for proc in children:
-        try:
-            cmd = " ".join(proc.cmdline())
-            if "stream-json" in cmd and proc.status() != psutil.STATUS_ZOMBIE:
-                pids.append(proc.pid)
-        except psutil.Error:
-            pass
-    return pids
-
-
 def memory(daemon_pid: int) -> dict[str, float]:
-    pids = claude_pids(daemon_pid)
+    pids = child_pids(daemon_pid, "stream-json")  # the claude processes
     claude_rss = 0
     for pid in pids:
         try:

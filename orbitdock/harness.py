@@ -287,8 +287,8 @@ class DaemonProcess:
         return ProcSample(time.time(), cpu.user + cpu.system, rss, len(pids), codex_rss)
 
 
-def app_server_pids(daemon_pid: int) -> list[int]:
-    """Live ``codex app-server`` children of the daemon.
+def child_pids(daemon_pid: int, marker: str) -> list[int]:
+    """Live children of the daemon with ``marker`` among their arguments.
 
     Direct children only: a sandboxed command is forked by an app-server and, until
     it execs, carries the app-server's command line, which would count it twice.
@@ -300,11 +300,16 @@ def app_server_pids(daemon_pid: int) -> list[int]:
         return pids
     for proc in children:
         try:
-            if proc.status() != psutil.STATUS_ZOMBIE and "app-server" in proc.cmdline():
+            if proc.status() != psutil.STATUS_ZOMBIE and marker in proc.cmdline():
                 pids.append(proc.pid)
         except psutil.Error:  # exited while we looked
             pass
     return pids
+
+
+def app_server_pids(daemon_pid: int) -> list[int]:
+    """Live ``codex app-server`` children of the daemon."""
+    return child_pids(daemon_pid, "app-server")
 
 
 def reap_orphans(pids: list[int]) -> None:
